@@ -1,0 +1,14 @@
+"""autorl-gym: can an AI agent post-train a language model?
+
+``import autorl_gym`` registers every scenario in ``scenarios/`` with Gymnasium::
+
+    import gymnasium as gym
+    env = gym.make("autorl_gym:AutoRL-Micro-Arith-v0")
+"""
+
+from autorl_gym.scenario import Scenario, ScenarioError, get_scenario, register_all
+
+__version__ = "0.1.0"
+__all__ = ["Scenario", "ScenarioError", "get_scenario", "register_all", "__version__"]
+
+register_all()

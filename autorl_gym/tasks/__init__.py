@@ -1,0 +1,1 @@
+"""Task families: how a split is loaded, prompted and scored."""

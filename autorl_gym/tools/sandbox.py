@@ -1,0 +1,86 @@
+"""One sandbox interface; every backend (local bubblewrap, none, docker) implements it.
+
+The env and the tool calls only talk to :class:`Sandbox`. Every backend must pass the shared
+conformance suite in ``tests/sandbox_conformance.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Mount(BaseModel):
+    """A host path made visible inside the sandbox, at the same absolute path."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: Path
+    read_only: bool = True
+
+
+class SandboxLimits(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    memory_mb: int = Field(8192, gt=0, description="resident memory of a command's process tree")
+    max_processes: int = Field(256, gt=0, description="processes alive at once in a command's tree")
+    default_timeout_s: float = Field(600.0, gt=0)
+    max_timeout_s: float = Field(3600.0, gt=0)
+    output_limit_chars: int = Field(
+        20_000, gt=100, description="kept of stdout+stderr, head and tail"
+    )
+    max_file_bytes: int = Field(10_000_000, gt=0, description="largest write_file / read_file")
+
+
+class SandboxSpec(BaseModel):
+    """Everything a backend needs to build one episode's sandbox."""
+
+    workspace: Path
+    mounts: list[Mount] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    limits: SandboxLimits = Field(default_factory=SandboxLimits)
+    network: bool = False
+
+
+class ExecResult(BaseModel):
+    exit_code: int | None = Field(description="None when the command was killed")
+    output: str = Field(description="stdout and stderr interleaved, head and tail kept")
+    truncated: bool = False
+    omitted_chars: int = 0
+    duration_s: float
+    timed_out: bool = False
+    killed_reason: str | None = None
+
+
+class SandboxError(RuntimeError):
+    """A sandbox operation was refused or failed; the message is shown to the agent."""
+
+
+class SandboxUnavailable(RuntimeError):
+    """The backend cannot run on this machine (for example, bwrap cannot create namespaces)."""
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    name: str
+    spec: SandboxSpec
+
+    def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
+        """Run ``bash -c command`` with cwd = workspace. Never raises for a failing command."""
+
+    def write_file(self, path: str, content: str) -> int:
+        """Write text relative to the workspace; returns bytes written. SandboxError if refused."""
+
+    def read_file(self, path: str, offset: int = 0, limit: int | None = None) -> str:
+        """Read text (characters offset..offset+limit). SandboxError if refused or missing."""
+
+    def list_files(self, path: str = ".") -> str:
+        """A tree of the directory, as text. SandboxError if refused or missing."""
+
+    def resolve(self, path: str) -> Path:
+        """Host path of a workspace path, symlinks resolved; SandboxError if it leaves the
+        workspace and the read-only mounts."""
+
+    def close(self) -> None: ...
