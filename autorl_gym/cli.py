@@ -1,0 +1,211 @@
+"""``autorl-gym list | run | eval | baseline``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="autorl-gym: can an AI agent post-train a language model?",
+                  no_args_is_help=True, add_completion=False)
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command("list")
+def list_scenarios(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """The registered scenarios with the four API fields."""
+    from autorl_gym.scenario import catalog
+    from autorl_gym.status import cached_baseline
+
+    cat = catalog(refresh=True)
+    rows = []
+    for sc in cat.scenarios.values():
+        fields = cached_baseline(sc)
+        rows.append({"id": sc.id, "level": sc.level, "title": sc.title, **fields})
+    if as_json:
+        console.print_json(json.dumps({"scenarios": rows, "errors": cat.errors}))
+    else:
+        table = Table(title="autorl-gym scenarios")
+        for col in ("id", "level", "base_model_path", "train_data_path", "baseline_score",
+                    "metric"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            score = r["baseline_score"]
+            table.add_row(r["id"], str(r["level"]), str(r["base_model_path"]),
+                          str(r["train_data_path"]),
+                          f"{score:.2f}" if score is not None else "not measured yet",
+                          r["metric"])
+        console.print(table)
+        for e in cat.errors:
+            err.print(f"[bold red]broken scenario:[/] {e}")
+    if cat.errors:
+        raise typer.Exit(1)
+
+
+def _short(obs: str, n: int = 100) -> str:
+    line = obs.strip().splitlines()[0] if obs.strip() else ""
+    return line[:n]
+
+
+@app.command()
+def run(
+    env_id: Annotated[str, typer.Option("--env", help="scenario id")] = "AutoRL-Micro-Arith-v0",
+    agent: Annotated[str, typer.Option(help="agent name (agents/<name>/agent.yaml)")] = "scripted",
+    sandbox: Annotated[str, typer.Option(help="local (bubblewrap) or none")] = "local",
+    results_dir: Annotated[Path, typer.Option(help="where results go")] = Path("results"),
+    workspace_root: Annotated[Path, typer.Option(help="where workspaces go")] = Path("workspace"),
+    base_model: Annotated[str | None, typer.Option(help="override the base model")] = None,
+    budget_seconds: Annotated[float | None, typer.Option(help="override the time budget")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="override the step limit")] = None,
+    seed: Annotated[int | None, typer.Option(help="reset seed")] = None,
+) -> None:
+    """Run one episode of an agent on a scenario and print baseline, score and improvement."""
+    import gymnasium as gym
+
+    import autorl_gym  # noqa: F401 - registers the scenarios
+    from autorl_gym.agents import AgentError, make_agent, run_episode
+    from autorl_gym.scenario import ScenarioError
+    from autorl_gym.tools.sandbox import SandboxUnavailable
+
+    try:
+        the_agent = make_agent(agent)
+        env = gym.make(env_id, sandbox=sandbox, results_dir=results_dir,
+                       workspace_root=workspace_root, base_model=base_model,
+                       budget_seconds=budget_seconds, max_steps=max_steps, agent_name=agent,
+                       progress=True)
+    except (AgentError, ScenarioError, ValueError, gym.error.Error) as e:
+        _fail(str(e))
+    t0 = time.monotonic()
+    console.rule(f"[bold]{env_id}[/] with agent [bold]{agent}[/]")
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
+                  console=console) as prog:
+        task = prog.add_task("preparing (base model, baseline)", total=None, status="")
+
+        def on_step(step: int, action: Any, obs: str, info: dict[str, Any]) -> None:
+            b = info["budget"]
+            tool = info.get("tool") or "invalid call"
+            prog.console.print(f"[dim]step {step:>3}[/] [cyan]{tool:<10}[/] {_short(obs)}")
+            total = env.unwrapped.budget_seconds
+            prog.update(task, description=f"step {step}: {tool}", total=total,
+                        completed=b["elapsed_s"],
+                        status=f"{b['seconds_left']:.0f}s / {b['steps_left']} steps left")
+
+        try:
+            info = run_episode(env, _Announcing(the_agent, prog, task), seed=seed,
+                               on_step=on_step)
+        except SandboxUnavailable as e:
+            _fail(str(e))
+        except ScenarioError as e:
+            _fail(str(e))
+        finally:
+            env.close()
+    fb = info.get("feedback") or {}
+    table = Table(title="episode result", show_header=False)
+    table.add_row("status", f"{fb.get('status')} ({fb.get('reason')})")
+    table.add_row("baseline (test)", f"{fb.get('baseline', float('nan')):.2f}")
+    table.add_row("score (test)", f"{fb.get('score', float('nan')):.2f}")
+    imp = fb.get("improvement", 0.0)
+    table.add_row("improvement", f"[bold {'green' if imp > 0 else 'red'}]{imp:+.2f}[/]")
+    table.add_row("submissions", f"{fb.get('valid_submissions')} valid of {fb.get('submissions')}")
+    table.add_row("wall time", f"{time.monotonic() - t0:.1f} s")
+    table.add_row("results", str(info.get("results_dir")))
+    console.print(table)
+
+
+class _Announcing:
+    """Wraps an agent to show which tool call is under way."""
+
+    def __init__(self, agent: Any, prog: Progress, task: Any):
+        self.agent, self.prog, self.task = agent, prog, task
+
+    def reset(self, obs: str, info: dict[str, Any]) -> None:
+        self.prog.console.print(f"[dim]workspace[/] {info['workspace']}")
+        self.prog.console.print(f"[dim]baseline on {info['scenario']['feedback_split']}[/] "
+                                f"{info['baseline']:.2f}")
+        self.agent.reset(obs, info)
+
+    def act(self, obs: str) -> Any:
+        action = self.agent.act(obs)
+        tool = action.get("tool") if isinstance(action, dict) else getattr(action, "tool", "?")
+        self.prog.update(self.task, description=f"running {tool}")
+        return action
+
+
+def _grader_for(env_id: str, base_model: str | None):
+    from autorl_gym.assets import resolve_assets
+    from autorl_gym.grading.grader import Grader
+    from autorl_gym.scenario import get_scenario
+
+    scenario = get_scenario(env_id)
+    return Grader(scenario, resolve_assets(scenario, base_model))
+
+
+@app.command("eval")
+def eval_model(
+    model_path: Annotated[Path, typer.Argument(help="a full model or LoRA adapter folder")],
+    env_id: Annotated[str, typer.Option("--env")] = "AutoRL-Micro-Arith-v0",
+    split: Annotated[str, typer.Option(help="dev or test")] = "dev",
+    limit: Annotated[int | None, typer.Option(help="grade only the first N problems")] = None,
+    backend: Annotated[str, typer.Option(help="grader backend")] = "hf",
+    base_model: Annotated[str | None, typer.Option(help="base model for adapters")] = None,
+) -> None:
+    """Grade a model on a scenario split and print the score as JSON."""
+    from autorl_gym.grading.submission import SubmissionError, inspect_submission
+    from autorl_gym.progress import progress_bar
+    from autorl_gym.scenario import ScenarioError
+
+    if split not in ("dev", "test"):
+        _fail(f"--split must be dev or test, not {split!r}")
+    if backend != "hf":
+        _fail(f"unknown backend {backend!r}; available: hf")
+    try:
+        grader = _grader_for(env_id, base_model)
+        info = inspect_submission(model_path.resolve())
+        base = grader.baseline(split, limit)
+        with progress_bar(f"grading {model_path.name} on {split}") as update:
+            res = grader.evaluate(model_path.resolve(), split, limit, update, info)
+    except (ScenarioError, SubmissionError, FileNotFoundError) as e:
+        _fail(str(e))
+    out = res.summary() | {"baseline": base.score, "improvement": res.score - base.score}
+    sys.stdout.write(json.dumps(out, indent=2) + "\n")
+
+
+@app.command()
+def baseline(
+    env_id: Annotated[str, typer.Option("--env")] = "AutoRL-Micro-Arith-v0",
+    split: Annotated[str, typer.Option(help="dev or test")] = "test",
+    base_model: Annotated[str | None, typer.Option(help="override the base model")] = None,
+) -> None:
+    """Measure (once; cached by model hash) the base model's score on a split."""
+    from autorl_gym.progress import progress_bar
+    from autorl_gym.scenario import ScenarioError
+
+    if split not in ("dev", "test"):
+        _fail(f"--split must be dev or test, not {split!r}")
+    try:
+        grader = _grader_for(env_id, base_model)
+        with progress_bar(f"baseline on {split}") as update:
+            res = grader.baseline(split, progress=update)
+    except ScenarioError as e:
+        _fail(str(e))
+    sys.stdout.write(json.dumps(res.summary(), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    app()

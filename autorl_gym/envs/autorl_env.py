@@ -1,0 +1,448 @@
+"""The Gymnasium environment: one episode = one agent post-training one base model.
+
+Actions are tool calls (dict, JSON string or pydantic model); observations are text. Reward is
+0 on every step but the last, where it is the final test score minus the baseline.
+This module knows nothing of bwrap or of how generation runs: it talks to the ``Sandbox``
+protocol and the ``Grader``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from autorl_gym.assets import ScenarioAssets, resolve_assets
+from autorl_gym.envs.spaces import action_space, observation_space, to_observation
+from autorl_gym.grading.grader import Grader
+from autorl_gym.grading.results import EvalResult
+from autorl_gym.grading.submission import (
+    SubmissionError,
+    inspect_submission,
+    resolve_in_workspace,
+    weights_hash,
+)
+from autorl_gym.progress import progress_bar
+from autorl_gym.recording import EpisodeRecorder, Feedback, SubmissionRecord
+from autorl_gym.scenario import Scenario, get_scenario
+from autorl_gym.tools import make_sandbox
+from autorl_gym.tools.calls import (
+    Finish,
+    ListFiles,
+    ReadFile,
+    Run,
+    Submit,
+    ToolCallError,
+    WriteFile,
+    parse_tool_call,
+    tool_schemas,
+)
+from autorl_gym.tools.sandbox import ExecResult, Mount, Sandbox, SandboxError, SandboxSpec
+from autorl_gym.workspace import WorkspaceInfo, create_workspace, task_text, timestamp
+
+log = logging.getLogger(__name__)
+
+
+class AutoRLEnv(gym.Env[str, str]):
+    """A post-training episode on one scenario.
+
+    Args:
+        scenario: a registered scenario id, a YAML path, or a :class:`Scenario`.
+        sandbox: ``"local"`` (bubblewrap, the default) or ``"none"`` (no isolation; warns).
+        base_model: overrides the scenario's base model (hub id or local path).
+        workspace_root / results_dir: where workspaces and results go.
+        budget_seconds / max_steps / max_submissions: override the scenario's budgets.
+        progress: draw rich progress bars while grading.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, scenario: str | Scenario = "AutoRL-Micro-Arith-v0", sandbox: str = "local",
+                 base_model: str | None = None, workspace_root: str | Path = "workspace",
+                 results_dir: str | Path = "results", budget_seconds: float | None = None,
+                 max_steps: int | None = None, max_submissions: int | None = None,
+                 agent_name: str | None = None, progress: bool = False,
+                 render_mode: str | None = None):
+        self.scenario = scenario if isinstance(scenario, Scenario) else get_scenario(scenario)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        self.sandbox_kind = sandbox
+        self.base_model = base_model
+        self.workspace_root = Path(workspace_root)
+        self.results_root = Path(results_dir)
+        self.budget_seconds = budget_seconds or self.scenario.budget.seconds
+        self.max_steps = max_steps or self.scenario.budget.max_steps
+        self.max_submissions = max_submissions or self.scenario.budget.max_submissions
+        self.agent_name = agent_name
+        self.progress = progress
+        self.observation_space = observation_space()
+        self.action_space = action_space()
+
+        self._assets: ScenarioAssets | None = None
+        self._grader: Grader | None = None
+        self._baselines: dict[str, EvalResult] = {}
+        self._sandbox: Sandbox | None = None
+        self._ws: WorkspaceInfo | None = None
+        self._recorder: EpisodeRecorder | None = None
+        self._active = False
+        self._last_obs = ""
+        self._submissions: list[SubmissionRecord] = []
+        self._models: dict[int, Path] = {}
+        self._steps = 0
+        self._t0 = 0.0
+        self.final_feedback: Feedback | None = None
+        # Fail early, before any workspace is made, if the sandbox cannot run here.
+        if sandbox not in ("local", "none"):
+            raise ValueError(f"unknown sandbox {sandbox!r}; choose 'local' (bubblewrap) or 'none'")
+
+    # ------------------------------------------------------------------ setup
+    def _prepare(self) -> None:
+        if self._grader is not None:
+            return
+        self._assets = resolve_assets(self.scenario, self.base_model, progress=self.progress)
+        self._grader = Grader(self.scenario, self._assets)
+        for split in dict.fromkeys([self.scenario.feedback_split, "test"]):
+            with progress_bar(f"baseline on {split}", self.progress) as update:
+                self._baselines[split] = self._grader.baseline(split, progress=update)
+
+    @property
+    def grader(self) -> Grader:
+        self._prepare()
+        assert self._grader is not None
+        return self._grader
+
+    def baseline(self, split: str) -> float:
+        self._prepare()
+        return self._baselines[split].score
+
+    def _budget(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self._t0 if self._active else 0.0
+        used = sum(1 for s in self._submissions if s.valid)
+        return {
+            "seconds_left": round(max(0.0, self.budget_seconds - elapsed), 1),
+            "elapsed_s": round(elapsed, 1),
+            "steps_left": self.max_steps - self._steps,
+            "submissions_left": self.max_submissions - used,
+        }
+
+    def _scenario_info(self) -> dict[str, Any]:
+        assert self._assets is not None
+        fields = self.scenario.api_fields(
+            base_model_path=str(self._assets.base_model_dir),
+            train_data_path=str(self._assets.train_dir / "train.jsonl"),
+            baseline_score=self._baselines[self.scenario.feedback_split].score,
+        )
+        return {"id": self.scenario.id, "title": self.scenario.title, "level": self.scenario.level,
+                "task_family": self.scenario.task_family,
+                "feedback_split": self.scenario.feedback_split, **fields}
+
+    def _info(self, **extra: Any) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "workspace": str(self._ws.root) if self._ws else None,
+            "results_dir": str(self._recorder.root) if self._recorder else None,
+            "budget": self._budget(),
+            "step": self._steps,
+        }
+        info.update(extra)
+        return info
+
+    def _close_episode(self, reason: str) -> None:
+        if self._active and self._recorder is not None:
+            self._finalize(None, "abandoned", reason, grade=False)
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+        self._active = False
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._close_episode("reset() called before the episode ended")
+        self._prepare()
+        assert self._assets is not None
+        now = datetime.now(UTC)
+        self._ws = create_workspace(self.workspace_root, self.scenario, self._assets, now,
+                                    self.budget_seconds, self.max_steps, self.max_submissions)
+        ws = self._ws.root
+        spec = SandboxSpec(
+            workspace=ws,
+            mounts=[Mount(source=self._assets.train_dir), Mount(source=self._assets.base_model_dir)],
+            env={
+                "TASK": self.scenario.id,
+                "BASE_MODEL": self.base_model or self.scenario.base_model,
+                "MODEL_PATH": str(ws / "model"),
+                "DATA_PATH": str(ws / "data"),
+                "OUTPUT_DIR": str(ws / "output"),
+                "WORKSPACE": str(ws),
+            },
+            limits=self.scenario.sandbox,
+        )
+        self._sandbox = make_sandbox(self.sandbox_kind, spec)
+        self._recorder = EpisodeRecorder(self.results_root / f"{self.scenario.id}_{timestamp(now)}")
+        self._submissions, self._models, self._steps = [], {}, 0
+        self.final_feedback = None
+        self._t0 = time.monotonic()
+        self._active = True
+        self._recorder.run_info({
+            "scenario": self.scenario.id, "agent": self.agent_name, "started_at": now.isoformat(),
+            "workspace": str(ws), "sandbox": self.sandbox_kind,
+            "base_model": self.base_model or self.scenario.base_model,
+            "base_model_path": str(self._assets.base_model_dir),
+            "base_model_hash": self.grader.base_hash,
+            "budget": {"seconds": self.budget_seconds, "max_steps": self.max_steps,
+                       "max_submissions": self.max_submissions},
+            "baselines": {k: v.summary() for k, v in self._baselines.items()},
+        })
+        obs = to_observation(task_text(self.scenario) + "\n" + (ws / "instructions.md").read_text())
+        self._last_obs = obs
+        info = self._info(
+            scenario=self._scenario_info(),
+            baseline=self._baselines[self.scenario.feedback_split].score,
+            tools=tool_schemas(),
+            sandbox=self.sandbox_kind,
+        )
+        return obs, info
+
+    def step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if not self._active:
+            obs = to_observation("error: the episode is over; call reset() to start a new one")
+            return obs, 0.0, True, False, self._info(error="episode_over")
+        t_start = time.monotonic()
+        self._steps += 1
+        exit_code: int | None = None
+        extra: dict[str, Any] = {}
+        terminated = False
+        try:
+            call = parse_tool_call(action)
+        except ToolCallError as e:
+            call = None
+            text = f"error: {e}"
+            extra["error"] = "invalid_call"
+        if call is not None:
+            extra["tool"] = call.tool
+            try:
+                if isinstance(call, WriteFile):
+                    n = self._sb.write_file(call.path, call.content)
+                    text = f"wrote {n} bytes to {call.path}"
+                elif isinstance(call, ReadFile):
+                    text = self._sb.read_file(call.path, call.offset, call.limit)
+                elif isinstance(call, ListFiles):
+                    text = self._sb.list_files(call.path)
+                elif isinstance(call, Run):
+                    res = self._run(call)
+                    exit_code = res.exit_code
+                    extra["exit_code"] = exit_code
+                    text = format_exec(res)
+                elif isinstance(call, Submit):
+                    rec = self._submit(call.model_path)
+                    extra["submission"] = rec.model_dump(mode="json")
+                    text = self._submission_text(rec)
+                elif isinstance(call, Finish):
+                    terminated = True
+                    text = "finishing the episode"
+            except SandboxError as e:
+                text = f"error: {e}"
+                extra["error"] = "refused"
+        reward = 0.0
+        truncated = False
+        end_reason = None
+        budget = self._budget()
+        if terminated:
+            end_reason = "the agent called finish"
+        elif budget["seconds_left"] <= 0:
+            truncated, end_reason = True, "wall-clock budget spent"
+        elif budget["steps_left"] <= 0:
+            truncated, end_reason = True, "step limit reached"
+        elif budget["submissions_left"] <= 0:
+            truncated, end_reason = True, "submission limit reached"
+        if end_reason is not None:
+            named = call.model_path if isinstance(call, Finish) else None
+            fb = self._finalize(named, "finished" if terminated else "truncated", end_reason)
+            reward = fb.improvement
+            text = (text + "\n\n" if not terminated else "") + self._final_text(fb)
+            extra["feedback"] = fb.model_dump(mode="json")
+        obs = to_observation(text)
+        self._last_obs = obs
+        if self._recorder is not None:
+            self._recorder.step(self._steps, time.monotonic() - self._t0,
+                                _clip(call.model_dump()) if call is not None else _describe_raw(action),
+                                obs, time.monotonic() - t_start, reward, exit_code, budget)
+        return obs, reward, terminated, truncated, self._info(**extra)
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi":
+            return self._last_obs
+        return None
+
+    def close(self) -> None:
+        self._close_episode("close() called before the episode ended")
+        super().close()
+
+    # ------------------------------------------------------------------ tools
+    @property
+    def _sb(self) -> Sandbox:
+        assert self._sandbox is not None
+        return self._sandbox
+
+    def _run(self, call: Run) -> ExecResult:
+        limits = self.scenario.sandbox
+        timeout = min(call.timeout_s or limits.default_timeout_s, limits.max_timeout_s)
+        left = self._budget()["seconds_left"]
+        timeout = max(1.0, min(timeout, left))
+        return self._sb.exec(call.command, timeout_s=timeout)
+
+    def _submit(self, model_path: str) -> SubmissionRecord:
+        assert self._ws is not None and self._recorder is not None
+        split = self.scenario.feedback_split
+        baseline = self._baselines[split].score
+        rec = SubmissionRecord(id=len(self._submissions) + 1, time=datetime.now(UTC),
+                               elapsed_s=time.monotonic() - self._t0, model_path=model_path,
+                               split=split, baseline=baseline)
+        t0 = time.monotonic()
+        if self._budget()["submissions_left"] <= 0:
+            rec.error = f"submission limit reached ({self.max_submissions})"
+        else:
+            try:
+                path = resolve_in_workspace(model_path, self._ws.root)
+                info = inspect_submission(path)
+                result = self._grade(path, split, info)
+                rec.kind, rec.weights_hash = result.kind, result.model_hash
+                rec.score, rec.flexible_score = result.score, result.flexible_score
+                rec.flagged_base_copy = result.kind == "base"
+                rec.improvement = rec.score - baseline
+                self._models[rec.id] = path
+            except SubmissionError as e:
+                rec.error = str(e)
+        rec.grading_s = time.monotonic() - t0
+        self._submissions.append(rec)
+        self._recorder.submission(rec)
+        return rec
+
+    def _grade(self, path: Path, split: str, info: Any) -> EvalResult:
+        """Score a model; an exact copy of the base model scores as the baseline."""
+        grader = self.grader
+        if weights_hash(info.weight_files) == grader.base_hash:
+            base = self._baselines[split]
+            return base.model_copy(update={"kind": "base",
+                                           "notes": ["weights equal the base model's"]})
+        with progress_bar(f"grading {path.name} on {split}", self.progress) as update:
+            return grader.evaluate(path, split, progress=update, info=info)
+
+    def _best(self) -> SubmissionRecord | None:
+        valid = [s for s in self._submissions if s.valid]
+        return max(valid, key=lambda s: (s.score, -s.id)) if valid else None
+
+    def _submission_text(self, rec: SubmissionRecord) -> str:
+        best = self._best()
+        if rec.error:
+            return f"submission {rec.id} refused: {rec.error}"
+        body = {
+            "submission_id": rec.id, "split": rec.split, "score": round(rec.score or 0.0, 2),
+            "baseline": round(rec.baseline, 2), "improvement": round(rec.improvement or 0.0, 2),
+            "best_so_far": round(best.score, 2) if best and best.score is not None else None,
+            "best_submission_id": best.id if best else None,
+            "submissions_left": self._budget()["submissions_left"],
+        }
+        if rec.flagged_base_copy:
+            body["flag"] = "weights equal the base model's: scored as the baseline"
+        return "submission graded\n" + json.dumps(body, indent=2)
+
+    # ------------------------------------------------------------------ the end
+    def _finalize(self, named: str | None, status: str, reason: str,
+                  grade: bool = True) -> Feedback:
+        assert self._recorder is not None and self._ws is not None
+        notes: list[str] = []
+        test_base = self._baselines["test"]
+        chosen: SubmissionRecord | None = None
+        if named:
+            chosen = next((s for s in self._submissions
+                           if s.valid and s.model_path.rstrip("/") == named.rstrip("/")), None)
+            if chosen is None and grade:
+                rec = self._submit(named)
+                if rec.valid:
+                    chosen = rec
+                else:
+                    notes.append(f"finish named {named!r}, which was refused: {rec.error}")
+        if chosen is None:
+            chosen = self._best()
+        test_result: EvalResult | None = None
+        score = test_base.score
+        if chosen is not None and grade:
+            path = self._models[chosen.id]
+            try:
+                test_result = self._grade(path, "test", inspect_submission(path))
+                score = test_result.score
+            except SubmissionError as e:
+                notes.append(f"submission {chosen.id} could not be graded on test: {e}")
+        elif chosen is None:
+            notes.append("no valid submission: the final score is the baseline")
+        valid = [s for s in self._submissions if s.valid]
+        best = self._best()
+        fb = Feedback(
+            scenario=self.scenario.id, status=status, reason=reason, baseline=test_base.score,
+            score=score, improvement=score - test_base.score, metric=self.scenario.metric,
+            submission_id=chosen.id if chosen and grade else None,
+            model_path=chosen.model_path if chosen and grade else None,
+            flagged_base_copy=bool(chosen and grade and chosen.flagged_base_copy),
+            feedback_split=self.scenario.feedback_split,
+            feedback_baseline=self._baselines[self.scenario.feedback_split].score,
+            best_feedback_score=best.score if best else None,
+            submissions=len(self._submissions), valid_submissions=len(valid), steps=self._steps,
+            elapsed_s=time.monotonic() - self._t0, protocol=self.scenario.protocol.model_dump(),
+            notes=notes,
+        )
+        self._recorder.final(fb, test_result)
+        self.final_feedback = fb
+        self._active = False
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+        return fb
+
+    def _final_text(self, fb: Feedback) -> str:
+        return "episode over: " + fb.reason + "\n" + json.dumps({
+            "test_baseline": round(fb.baseline, 2), "test_score": round(fb.score, 2),
+            "improvement": round(fb.improvement, 2), "submission_id": fb.submission_id,
+            "results": str(self._recorder.root) if self._recorder else None,
+        }, indent=2)
+
+
+def format_exec(res: ExecResult) -> str:
+    head = f"exit code: {res.exit_code if res.exit_code is not None else 'killed'}"
+    head += f" ({res.duration_s:.2f} s)"
+    if res.timed_out:
+        head += "\ntimed out: the command and all its processes were killed"
+    if res.killed_reason and not res.timed_out:
+        head += f"\nkilled: {res.killed_reason}"
+    if res.truncated:
+        head += f"\noutput truncated: {res.omitted_chars} characters omitted in the middle"
+    return head + "\n--- output ---\n" + (res.output if res.output else "(no output)")
+
+
+_MAX_RECORDED = 100_000
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _MAX_RECORDED:
+        return value[:_MAX_RECORDED] + f"[... {len(value) - _MAX_RECORDED} characters not recorded]"
+    if isinstance(value, dict):
+        return {k: _clip(v) for k, v in value.items()}
+    return value
+
+
+def _describe_raw(action: Any) -> Any:
+    if isinstance(action, str | bytes):
+        text = action if isinstance(action, str) else action.decode("utf-8", "replace")
+        return {"raw": text[:2000], "raw_chars": len(text)}
+    try:
+        text = json.dumps(action)
+    except (TypeError, ValueError):
+        text = repr(action)
+    return {"raw": text[:2000], "raw_chars": len(text)}
