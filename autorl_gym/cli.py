@@ -36,25 +36,32 @@ def list_scenarios(
     rows = []
     for sc in cat.scenarios.values():
         fields = cached_baseline(sc)
-        rows.append({"id": sc.id, "level": sc.level, "title": sc.title, **fields})
+        rows.append({"id": sc.id, "level": sc.level, "title": sc.title,
+                     "feedback_split": sc.feedback_split, **fields})
     if as_json:
         console.print_json(json.dumps({"scenarios": rows, "errors": cat.errors}))
     else:
-        table = Table(title="autorl-gym scenarios")
-        for col in ("id", "level", "base_model_path", "train_data_path", "baseline_score",
-                    "metric"):
-            table.add_column(col, overflow="fold")
         for r in rows:
             score = r["baseline_score"]
-            table.add_row(r["id"], str(r["level"]), str(r["base_model_path"]),
-                          str(r["train_data_path"]),
-                          f"{score:.2f}" if score is not None else "not measured yet",
-                          r["metric"])
-        console.print(table)
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(style="dim", no_wrap=True)
+            grid.add_column(overflow="fold")
+            grid.add_row("base_model_path", _home(r["base_model_path"]))
+            grid.add_row("train_data_path", _home(r["train_data_path"]))
+            grid.add_row("baseline_score", f"{score:.2f} ({r['feedback_split']} split)"
+                         if score is not None else "not measured yet (autorl-gym baseline)")
+            grid.add_row("metric", r["metric"])
+            console.print(f"[bold]{r['id']}[/]  level {r['level']}  {r['title']}")
+            console.print(grid, "")
         for e in cat.errors:
             err.print(f"[bold red]broken scenario:[/] {e}")
     if cat.errors:
         raise typer.Exit(1)
+
+
+def _home(path: object) -> str:
+    text, home = str(path), str(Path.home())
+    return "~" + text[len(home):] if text.startswith(home + "/") else text
 
 
 def _short(obs: str, n: int = 100) -> str:
@@ -79,10 +86,11 @@ def run(
 
     import autorl_gym  # noqa: F401 - registers the scenarios
     from autorl_gym.agents import AgentError, make_agent, run_episode
-    from autorl_gym.scenario import ScenarioError
+    from autorl_gym.scenario import ScenarioError, get_scenario
     from autorl_gym.tools.sandbox import SandboxUnavailable
 
     try:
+        get_scenario(env_id)
         the_agent = make_agent(agent)
         env = gym.make(env_id, sandbox=sandbox, results_dir=results_dir,
                        workspace_root=workspace_root, base_model=base_model,
@@ -100,7 +108,13 @@ def run(
         def on_step(step: int, action: Any, obs: str, info: dict[str, Any]) -> None:
             b = info["budget"]
             tool = info.get("tool") or "invalid call"
-            prog.console.print(f"[dim]step {step:>3}[/] [cyan]{tool:<10}[/] {_short(obs)}")
+            sub = info.get("submission")
+            if sub and sub.get("error") is None:
+                line = (f"submission {sub['id']}: {sub['score']:.2f} on {sub['split']} "
+                        f"(baseline {sub['baseline']:.2f}, {sub['improvement']:+.2f})")
+            else:
+                line = _short(obs)
+            prog.console.print(f"[dim]step {step:>3}[/] [cyan]{tool:<10}[/] {line}")
             total = env.unwrapped.budget_seconds
             prog.update(task, description=f"step {step}: {tool}", total=total,
                         completed=b["elapsed_s"],

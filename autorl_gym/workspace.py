@@ -28,7 +28,9 @@ network access. Paths and environment variables available to your code:
 |  | `WORKSPACE` | this folder |
 
 The Python environment has torch, transformers, peft, trl, datasets and accelerate.
-`BASE_MODEL` names the base model's source, `TASK` the scenario.
+`BASE_MODEL` names the base model's source, `TASK` the scenario. `/tmp` (and `HOME`, which is
+inside it) is private to each command and emptied after it: keep what must last in the
+workspace. Background processes do not outlive the command that started them.
 
 Tools: `write_file`, `read_file`, `list_files`, `run` (a shell command, with a timeout),
 `submit` (a model folder: a full model with config.json and model.safetensors, or a LoRA

@@ -43,7 +43,7 @@ def test_every_tool_and_env_vars(make_env):
     ws = info["workspace"]
     obs, r, term, trunc, info = env.step({"tool": "write_file", "path": "code/a.py",
                                           "content": "print('hi there')\n"})
-    assert obs.startswith("wrote 17 bytes") and r == 0 and not term and not trunc
+    assert obs.startswith("wrote 18 bytes") and r == 0 and not term and not trunc
     obs, *_ = env.step('{"tool": "read_file", "path": "code/a.py"}')
     assert obs == "print('hi there')\n"
     obs, *_ = env.step({"tool": "read_file", "path": "code/a.py", "offset": 7, "limit": 2})
@@ -103,6 +103,12 @@ def test_oversized_calls_are_observations(make_env):
     ("mkdir -p output/cfg && echo {} > output/cfg/config.json", "output/cfg", "no weights"),
     ("mkdir -p output/lora && echo {} > output/lora/adapter_config.json", "output/lora",
      "no weights"),
+    ("mkdir -p output/junk && cp model/config.json output/junk && "
+     "echo junk > output/junk/model.safetensors", "output/junk", "cannot read the weights"),
+    ("cp -rL model output/shape && python -c \"import torch; from safetensors.torch import "
+     "load_file, save_file; f='output/shape/model.safetensors'; sd=load_file(f); "
+     "sd['model.norm.weight']=torch.ones(7); save_file(sd, f, metadata={'format': 'pt'})\"",
+     "output/shape", "does not load"),
 ])
 def test_refused_submissions(make_env, setup, path, message):
     env = make_env()

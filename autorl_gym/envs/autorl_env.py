@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,6 +97,7 @@ class AutoRLEnv(gym.Env[str, str]):
         self._models: dict[int, Path] = {}
         self._steps = 0
         self._t0 = 0.0
+        self._t_end: float | None = None
         self.final_feedback: Feedback | None = None
         # Fail early, before any workspace is made, if the sandbox cannot run here.
         if sandbox not in ("local", "none"):
@@ -122,7 +124,10 @@ class AutoRLEnv(gym.Env[str, str]):
         return self._baselines[split].score
 
     def _budget(self) -> dict[str, Any]:
-        elapsed = time.monotonic() - self._t0 if self._active else 0.0
+        if self._t_end is not None:
+            elapsed = self._t_end - self._t0
+        else:
+            elapsed = time.monotonic() - self._t0 if self._active else 0.0
         used = sum(1 for s in self._submissions if s.valid)
         return {
             "seconds_left": round(max(0.0, self.budget_seconds - elapsed), 1),
@@ -184,11 +189,17 @@ class AutoRLEnv(gym.Env[str, str]):
             },
             limits=self.scenario.sandbox,
         )
-        self._sandbox = make_sandbox(self.sandbox_kind, spec)
+        try:
+            self._sandbox = make_sandbox(self.sandbox_kind, spec)
+        except Exception:
+            shutil.rmtree(ws, ignore_errors=True)
+            self._ws = None
+            raise
         self._recorder = EpisodeRecorder(self.results_root / f"{self.scenario.id}_{timestamp(now)}")
         self._submissions, self._models, self._steps = [], {}, 0
         self.final_feedback = None
         self._t0 = time.monotonic()
+        self._t_end = None
         self._active = True
         self._recorder.run_info({
             "scenario": self.scenario.id, "agent": self.agent_name, "started_at": now.isoformat(),
@@ -320,6 +331,9 @@ class AutoRLEnv(gym.Env[str, str]):
                 self._models[rec.id] = path
             except SubmissionError as e:
                 rec.error = str(e)
+            except Exception as e:  # noqa: BLE001 - a submission must never crash step()
+                log.exception("grading submission %s failed", model_path)
+                rec.error = f"grading failed: {e.__class__.__name__}: {str(e)[:300]}"
         rec.grading_s = time.monotonic() - t0
         self._submissions.append(rec)
         self._recorder.submission(rec)
@@ -379,7 +393,8 @@ class AutoRLEnv(gym.Env[str, str]):
             try:
                 test_result = self._grade(path, "test", inspect_submission(path))
                 score = test_result.score
-            except SubmissionError as e:
+            except Exception as e:  # noqa: BLE001 - the episode must still end with results
+                log.exception("grading submission %s on test failed", chosen.id)
                 notes.append(f"submission {chosen.id} could not be graded on test: {e}")
         elif chosen is None:
             notes.append("no valid submission: the final score is the baseline")
@@ -400,6 +415,7 @@ class AutoRLEnv(gym.Env[str, str]):
         )
         self._recorder.final(fb, test_result)
         self.final_feedback = fb
+        self._t_end = time.monotonic()
         self._active = False
         if self._sandbox is not None:
             self._sandbox.close()

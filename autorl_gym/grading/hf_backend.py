@@ -48,7 +48,10 @@ def load_tokenizer(primary: Path, fallback: Path):
 def load_model(sub: SubmissionInfo, base_model_dir: Path, grader: GraderSpec):
     """The model and tokenizer of a submission (an adapter is merged into the base)."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     device = pick_device(grader.device)
     dtype = pick_dtype(grader.dtype, device)
     tok_src = sub.path if sub.has_tokenizer else base_model_dir
@@ -64,9 +67,12 @@ def load_model(sub: SubmissionInfo, base_model_dir: Path, grader: GraderSpec):
                 base = AutoModelForCausalLM.from_pretrained(str(base_model_dir), dtype=dtype)
                 model = PeftModel.from_pretrained(base, str(sub.path)).merge_and_unload()
         except (OSError, ValueError, RuntimeError, KeyError) as e:
+            what = "model" if sub.kind == "full" else "adapter"
+            hint = ("; a weight's shape does not match config.json" if "mismatch" in str(e)
+                    else "")
             raise SubmissionError(
-                f"{sub.path.name}: the {'model' if sub.kind == 'full' else 'adapter'} does not load "
-                f"({e.__class__.__name__}: {str(e).splitlines()[0][:300]})"
+                f"{sub.path.name}: the {what} does not load "
+                f"({e.__class__.__name__}: {str(e).splitlines()[0][:300]}){hint}"
             ) from e
     model.to(device).eval()
     return model, tokenizer

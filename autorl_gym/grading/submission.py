@@ -113,19 +113,33 @@ def _hash_cached(files: tuple[tuple[str, int, int], ...]) -> str:
 
     digests: list[tuple[str, str]] = []
     for name, _size, _mtime in files:
-        for key, t in _tensor_items(Path(name)):
-            h = hashlib.sha256(f"{t.dtype}|{tuple(t.shape)}|".encode())
-            h.update(t.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-            digests.append((key, h.hexdigest()))
+        try:
+            for key, t in _tensor_items(Path(name)):
+                h = hashlib.sha256(f"{t.dtype}|{tuple(t.shape)}|".encode())
+                h.update(t.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+                digests.append((key, h.hexdigest()))
+        except Exception as e:  # noqa: BLE001 - any unreadable weight file is the submitter's
+            raise SubmissionError(
+                f"{Path(name).name}: cannot read the weights ({e.__class__.__name__}: "
+                f"{str(e)[:200]}); save them with save_pretrained"
+            ) from e
+    # A tensor stored twice (tied embeddings: lm_head.weight written out by one saver, dropped
+    # by another) counts once, under the last key in name order that holds those contents.
     total = hashlib.sha256()
-    for key, digest in sorted(digests):
-        total.update(f"{key}={digest}\n".encode())
+    seen: set[str] = set()
+    for key, digest in sorted(digests, reverse=True):
+        if digest not in seen:
+            seen.add(digest)
+            total.update(f"{key}={digest}\n".encode())
     return total.hexdigest()
 
 
 def weights_hash(files: list[Path]) -> str:
     """Hash of the tensors (names, dtypes, shapes, bytes), independent of file layout."""
-    stat_key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    try:
+        stat_key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    except OSError as e:
+        raise SubmissionError(f"cannot read the weights: {e}") from e
     return _hash_cached(stat_key)
 
 
