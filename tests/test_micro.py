@@ -98,12 +98,16 @@ def test_build_deterministic(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cached_build_baseline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cached_build_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, micro_assets
+) -> None:
     monkeypatch.setenv("AUTORL_GYM_CACHE", str(tmp_path))
     assets = ensure_micro_assets(progress=False)
     assert assets.root == tmp_path / "micro" / f"arith-v{MICRO_VERSION}"
     manifest = MicroManifest.model_validate_json((assets.root / "manifest.json").read_text())
     assert manifest.version == MICRO_VERSION
+    # a full rebuild in a fresh cache gives the very weights of the shared cached build
+    assert manifest.weights_sha256 == micro_assets.manifest().weights_sha256
     assert manifest.sizes == SPLIT_SIZES
     assert 0.05 <= manifest.baseline["test_strict"] <= 0.30
     assert 0.0 < manifest.baseline["dev_strict"] <= 0.40

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import random
 import re
 import shutil
@@ -54,6 +53,7 @@ from autorl_gym.micro.model import (
 from autorl_gym.micro.tokenizer import train_tokenizer
 from autorl_gym.paths import cache_dir as default_cache_dir
 from autorl_gym.tasks.answers import extract_strict, reference_answer
+from autorl_gym.tasks.qa import file_digest
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
 STOP_STRINGS: tuple[str, ...] = ("\n\n", "Question:")
@@ -189,14 +189,6 @@ def evaluate(
 # --------------------------------------------------------------------------- build
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def build_micro_assets(
     dest: Path,
     pretrain_steps: int | None = None,
@@ -253,8 +245,8 @@ def build_micro_assets(
     manifest = MicroManifest(
         name=name,
         version=MICRO_VERSION,
-        weights_sha256=_sha256(model_dir / "model.safetensors"),
-        tokenizer_sha256=_sha256(model_dir / "tokenizer.json"),
+        weights_sha256=file_digest(model_dir / "model.safetensors"),
+        tokenizer_sha256=file_digest(model_dir / "tokenizer.json"),
         sizes={k: len(v) for k, v in splits.items()},
         num_parameters=sum(p.numel() for p in model.parameters()),
         pretrain=cfg,
