@@ -193,3 +193,21 @@ def test_hidden_splits_unreachable_from_inside(make_env, micro_assets):
     assert obs.startswith("error:")
     obs, *_ = env.step({"tool": "run", "command": "python -c 'import autorl_gym'"})
     assert "ModuleNotFoundError" in obs
+
+
+def test_env_refuses_to_start_without_bwrap(make_env, tmp_path, monkeypatch):
+    from autorl_gym.tools.sandbox import SandboxUnavailable
+
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr("autorl_gym.tools.local.bwrap_binary", lambda: str(fake))
+    env = make_env(workspace_root=tmp_path / "ws")
+    with pytest.raises(SandboxUnavailable, match='sandbox="none"'):
+        env.reset()
+    assert not any((tmp_path / "ws").iterdir())
+    loud = make_env(sandbox="none", workspace_root=tmp_path / "ws2")
+    with pytest.warns(RuntimeWarning, match="NO isolation"):
+        loud.reset()
+    obs, *_ = loud.step({"tool": "run", "command": "echo unsandboxed"})
+    assert "unsandboxed" in obs

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail_without_bwrap
 
 from autorl_gym.paths import REPO_DIR
 from autorl_gym.tools import BwrapSandbox, Mount, SandboxSpec, SandboxUnavailable
@@ -38,7 +39,7 @@ def sandbox(layout: dict[str, Path]) -> Iterator[BwrapSandbox]:
     try:
         sb = BwrapSandbox(spec)
     except SandboxUnavailable as e:
-        pytest.skip(f"bubblewrap unavailable here: {e}")
+        skip_or_fail_without_bwrap(str(e))
     yield sb
     sb.close()
 
