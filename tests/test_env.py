@@ -211,3 +211,20 @@ def test_env_refuses_to_start_without_bwrap(make_env, tmp_path, monkeypatch):
         loud.reset()
     obs, *_ = loud.step({"tool": "run", "command": "echo unsandboxed"})
     assert "unsandboxed" in obs
+
+
+def test_parallel_episodes_as_a_vector_env(tmp_path, micro_assets):
+    import gymnasium as gym
+
+    envs = gym.make_vec("AutoRL-Micro-Arith-v0", num_envs=2, vectorization_mode="sync",
+                        workspace_root=tmp_path / "w", results_dir=tmp_path / "r")
+    try:
+        obs, info = envs.reset(seed=0)
+        assert len(obs) == 2 and len(set(info["workspace"])) == 2
+        obs, reward, term, trunc, info = envs.step(
+            ('{"tool": "run", "command": "echo one"}', '{"tool": "finish"}'))
+        assert "one" in obs[0] and "episode over" in obs[1]
+        assert list(term) == [False, True] and list(reward) == [0.0, 0.0]
+    finally:
+        envs.close()
+    assert len(list((tmp_path / "r").iterdir())) == 2
