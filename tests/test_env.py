@@ -228,3 +228,15 @@ def test_parallel_episodes_as_a_vector_env(tmp_path, micro_assets):
     finally:
         envs.close()
     assert len(list((tmp_path / "r").iterdir())) == 2
+
+
+def test_actions_after_the_deadline_are_not_run(make_env):
+    import time
+
+    env = make_env(budget_seconds=1)
+    _, info = env.reset()
+    time.sleep(1.2)  # the agent "thinks" past the deadline
+    obs, _, term, trunc, info = env.step({"tool": "run", "command": "touch code/late"})
+    assert obs.startswith("not run: the wall-clock budget") and trunc and not term
+    assert not (Path(info["workspace"]) / "code" / "late").exists()
+    assert info["feedback"]["reason"] == "wall-clock budget spent"

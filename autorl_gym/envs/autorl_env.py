@@ -236,7 +236,11 @@ class AutoRLEnv(gym.Env[str, str]):
             call = None
             text = f"error: {e}"
             extra["error"] = "invalid_call"
-        if call is not None:
+        if call is not None and self._budget()["seconds_left"] <= 0 and not isinstance(call, Finish):
+            extra["tool"] = call.tool
+            text = f"not run: the wall-clock budget ({self.budget_seconds:.0f} s) was already spent"
+            extra["error"] = "budget_spent"
+        elif call is not None:
             extra["tool"] = call.tool
             try:
                 if isinstance(call, WriteFile):
@@ -261,6 +265,10 @@ class AutoRLEnv(gym.Env[str, str]):
             except SandboxError as e:
                 text = f"error: {e}"
                 extra["error"] = "refused"
+            except Exception as e:  # noqa: BLE001 - a tool failure is an observation, not a crash
+                log.exception("tool %s failed", call.tool)
+                text = f"error: {call.tool} failed: {e.__class__.__name__}: {e}"
+                extra["error"] = "tool_failed"
         reward = 0.0
         truncated = False
         end_reason = None
