@@ -14,10 +14,18 @@ class ScenarioAssets(BaseModel):
     base_model_dir: Path
     train_dir: Path                  # mounted read-only as data/ in the workspace
     hidden_splits: dict[str, Path]   # dev, test: never mounted
+    # interactive scenarios: what data/ holds, more read-only mounts, and sandbox variables
+    train_data: Path | None = None
+    extra_mounts: list[Path] = []
+    sandbox_env: dict[str, str] = {}
 
 
 def resolve_base_model(spec: str, progress: bool = True) -> Path:
     """A local path, ``micro:<name>``, or a Hugging Face hub id (downloaded to the HF cache)."""
+    if spec == "micro:textworld":
+        from autorl_gym.micro.textworld import ensure_textworld_assets
+
+        return ensure_textworld_assets(progress=progress).model_dir
     if spec.startswith("micro:"):
         from autorl_gym.micro.build import ensure_micro_assets
 
@@ -43,6 +51,10 @@ def resolve_base_model(spec: str, progress: bool = True) -> Path:
 
 def resolve_assets(scenario: Scenario, base_model: str | None = None,
                    progress: bool = True) -> ScenarioAssets:
+    if scenario.interactive is not None:
+        from autorl_gym.tasks.interactive import resolve_interactive_assets
+
+        return resolve_interactive_assets(scenario, base_model, progress)
     data = scenario.data
     if data.source == "micro":
         from autorl_gym.micro.build import ensure_micro_assets
@@ -66,6 +78,10 @@ def resolve_assets(scenario: Scenario, base_model: str | None = None,
 
 def present_assets(scenario: Scenario) -> ScenarioAssets | None:
     """The assets if they are already on disk (nothing is built or downloaded), else None."""
+    if scenario.interactive is not None:
+        from autorl_gym.tasks.interactive import interactive_assets_if_present
+
+        return interactive_assets_if_present(scenario)
     if scenario.data.source == "micro" or scenario.base_model.startswith("micro:"):
         from autorl_gym.micro.build import micro_assets_if_built
 

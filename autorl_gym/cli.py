@@ -163,11 +163,11 @@ class _Announcing:
 
 def _grader_for(env_id: str, base_model: str | None):
     from autorl_gym.assets import resolve_assets
-    from autorl_gym.grading.grader import Grader
+    from autorl_gym.grading.interactive import make_grader
     from autorl_gym.scenario import get_scenario
 
     scenario = get_scenario(env_id)
-    return Grader(scenario, resolve_assets(scenario, base_model))
+    return make_grader(scenario, resolve_assets(scenario, base_model))
 
 
 @app.command("eval")

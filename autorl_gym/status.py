@@ -13,11 +13,11 @@ def cached_baseline(scenario: Scenario) -> dict[str, Any]:
     assets = present_assets(scenario)
     if assets is None:
         return scenario.api_fields()
-    from autorl_gym.grading.grader import Grader
+    from autorl_gym.grading.interactive import make_grader
 
-    cached = Grader(scenario, assets).cached_baseline(scenario.feedback_split)
+    cached = make_grader(scenario, assets).cached_baseline(scenario.feedback_split)
     return scenario.api_fields(
         base_model_path=str(assets.base_model_dir),
-        train_data_path=str(assets.train_dir / "train.jsonl"),
+        train_data_path=str(assets.train_data or assets.train_dir / "train.jsonl"),
         baseline_score=cached.score if cached else None,
     )

@@ -42,3 +42,10 @@ def make_env(tmp_path: Path, micro_assets) -> Iterator[Callable[..., gym.Env]]:
     yield factory
     for env in envs:
         env.close()
+
+
+@pytest.fixture(scope="session")
+def textworld_assets():
+    from autorl_gym.micro.textworld import ensure_textworld_assets
+
+    return ensure_textworld_assets(progress=False)

@@ -1,23 +1,32 @@
-"""The scripted agent: a fixed SFT pipeline, the smoke baseline every scenario is checked with."""
+"""The scripted agent: a fixed SFT pipeline, the smoke baseline every scenario is checked with.
+
+QA scenarios: ``train_sft.py`` (SFT on the train split). Interactive scenarios (task families
+``textworld`` and ``alfworld``): ``train_interactive.py`` (collects expert demonstrations with the
+rollout API, then SFT).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-TRAIN_SCRIPT = Path(__file__).with_name("train_sft.py")
+HERE = Path(__file__).parent
+TRAIN_SCRIPT = HERE / "train_sft.py"
+SCRIPTS = {"textworld": HERE / "train_interactive.py", "alfworld": HERE / "train_interactive.py"}
 
 
 class ScriptedAgent:
     def __init__(self, train_timeout_s: float = 900, script: str | Path | None = None):
         self.train_timeout_s = train_timeout_s
-        self.script = Path(script) if script else TRAIN_SCRIPT
+        self.script = Path(script) if script else None
         self._plan: list[dict[str, Any]] = []
 
     def reset(self, obs: str, info: dict[str, Any]) -> None:
+        family = (info.get("scenario") or {}).get("task_family", "")
+        script = self.script or SCRIPTS.get(family, TRAIN_SCRIPT)
         self._plan = [
             {"tool": "list_files", "path": "."},
-            {"tool": "write_file", "path": "code/train.py", "content": self.script.read_text()},
+            {"tool": "write_file", "path": "code/train.py", "content": script.read_text()},
             {"tool": "run", "command": "python code/train.py", "timeout_s": self.train_timeout_s},
             {"tool": "submit", "model_path": "output/v1"},
             {"tool": "finish", "model_path": "output/v1"},

@@ -21,6 +21,7 @@ import gymnasium as gym
 from autorl_gym.assets import ScenarioAssets, resolve_assets
 from autorl_gym.envs.spaces import action_space, observation_space, to_observation
 from autorl_gym.grading.grader import Grader
+from autorl_gym.grading.interactive import InteractiveGrader, make_grader
 from autorl_gym.grading.results import EvalResult
 from autorl_gym.grading.submission import (
     SubmissionError,
@@ -86,7 +87,7 @@ class AutoRLEnv(gym.Env[str, str]):
         self.action_space = action_space()
 
         self._assets: ScenarioAssets | None = None
-        self._grader: Grader | None = None
+        self._grader: Grader | InteractiveGrader | None = None
         self._baselines: dict[str, EvalResult] = {}
         self._sandbox: Sandbox | None = None
         self._ws: WorkspaceInfo | None = None
@@ -108,13 +109,13 @@ class AutoRLEnv(gym.Env[str, str]):
         if self._grader is not None:
             return
         self._assets = resolve_assets(self.scenario, self.base_model, progress=self.progress)
-        self._grader = Grader(self.scenario, self._assets)
+        self._grader = make_grader(self.scenario, self._assets)
         for split in dict.fromkeys([self.scenario.feedback_split, "test"]):
             with progress_bar(f"baseline on {split}", self.progress) as update:
                 self._baselines[split] = self._grader.baseline(split, progress=update)
 
     @property
-    def grader(self) -> Grader:
+    def grader(self) -> Grader | InteractiveGrader:
         self._prepare()
         assert self._grader is not None
         return self._grader
@@ -140,7 +141,7 @@ class AutoRLEnv(gym.Env[str, str]):
         assert self._assets is not None
         fields = self.scenario.api_fields(
             base_model_path=str(self._assets.base_model_dir),
-            train_data_path=str(self._assets.train_dir / "train.jsonl"),
+            train_data_path=str(self._assets.train_data or self._assets.train_dir / "train.jsonl"),
             baseline_score=self._baselines[self.scenario.feedback_split].score,
         )
         return {"id": self.scenario.id, "title": self.scenario.title, "level": self.scenario.level,
@@ -178,7 +179,8 @@ class AutoRLEnv(gym.Env[str, str]):
         ws = self._ws.root
         spec = SandboxSpec(
             workspace=ws,
-            mounts=[Mount(source=self._assets.train_dir), Mount(source=self._assets.base_model_dir)],
+            mounts=[Mount(source=self._assets.train_dir), Mount(source=self._assets.base_model_dir),
+                    *(Mount(source=p) for p in self._assets.extra_mounts)],
             env={
                 "TASK": self.scenario.id,
                 "BASE_MODEL": self.base_model or self.scenario.base_model,
@@ -186,6 +188,7 @@ class AutoRLEnv(gym.Env[str, str]):
                 "DATA_PATH": str(ws / "data"),
                 "OUTPUT_DIR": str(ws / "output"),
                 "WORKSPACE": str(ws),
+                **self._assets.sandbox_env,
             },
             limits=self.scenario.sandbox,
         )

@@ -1,0 +1,120 @@
+"""Policies: anything that maps a batch of prompts (with their game states) to answers.
+
+A policy is a callable ``policy(batch: list[PolicyInput]) -> list[str]``. :class:`HFPolicy` is
+the one the evaluator uses: greedy (or sampled) generation with transformers, batched.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from autorl_gym.interactive.env import GameState
+
+
+class PolicyInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    prompt: str
+    state: GameState
+
+
+Policy = Callable[[list[PolicyInput]], list[str]]
+
+
+def expert_policy(batch: list[PolicyInput]) -> list[str]:
+    """The game's expert (needs ``expert=True``); ``look`` where it has no advice."""
+    return [b.state.expert_actions[0] if b.state.expert_actions else "look" for b in batch]
+
+
+def random_policy(seed: int = 0) -> Policy:
+    """Uniformly random admissible commands (seeded)."""
+    rng = random.Random(seed)
+
+    def act(batch: list[PolicyInput]) -> list[str]:
+        return [rng.choice(b.state.admissible_commands or ["look"]) for b in batch]
+
+    return act
+
+
+class HFPolicy:
+    """A causal LM from a folder (full model, or a LoRA adapter over ``base_model``).
+
+    Generates up to ``max_new_tokens`` after each prompt, stopping at a newline or end of text;
+    greedy unless ``temperature > 0``. Longest prompts are batched together.
+    """
+
+    def __init__(self, model_path: str | Path, base_model: str | Path | None = None,
+                 device: str = "auto", dtype: str = "auto", batch_size: int = 32,
+                 max_new_tokens: int = 32, temperature: float = 0.0, stop: tuple[str, ...] = ("\n",),
+                 chat_template: bool = False):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        if dtype == "auto":
+            torch_dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        else:
+            torch_dtype = getattr(torch, dtype)
+        path = Path(model_path)
+        tok_src = path if (path / "tokenizer_config.json").is_file() else Path(base_model or path)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(tok_src))
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if (path / "adapter_config.json").is_file():
+            from peft import PeftModel
+
+            if base_model is None:
+                raise ValueError(f"{path} is a LoRA adapter: pass base_model=")
+            base = AutoModelForCausalLM.from_pretrained(str(base_model), dtype=torch_dtype)
+            self.model = PeftModel.from_pretrained(base, str(path)).merge_and_unload()
+        else:
+            self.model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
+        self.model.to(self.device).eval()
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.stop = stop
+        self.chat_template = chat_template
+
+    def format(self, prompt: str) -> str:
+        if not self.chat_template:
+            return prompt
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                                  add_generation_prompt=True, tokenize=False)
+
+    def generate(self, prompts: list[str]) -> list[str]:
+        import torch
+
+        tok = self.tokenizer
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+        out = [""] * len(prompts)
+        sample = self.temperature > 0
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            enc = tok([self.format(prompts[i]) for i in idx], return_tensors="pt", padding=True,
+                      add_special_tokens=False).to(self.device)
+            plen = enc["input_ids"].shape[1]
+            kwargs: dict[str, Any] = {"do_sample": sample, "max_new_tokens": self.max_new_tokens,
+                                      "pad_token_id": tok.pad_token_id, "tokenizer": tok,
+                                      "stop_strings": list(self.stop) or None}
+            if sample:
+                kwargs["temperature"] = self.temperature
+            else:
+                kwargs.update(temperature=None, top_p=None, top_k=None)
+            with torch.inference_mode():
+                gen = self.model.generate(**enc, **kwargs)
+            for i, row in zip(idx, gen[:, plen:].tolist(), strict=True):
+                text = tok.decode(row, skip_special_tokens=True)
+                for s in self.stop:
+                    text = text.split(s, 1)[0] if s in text and text.split(s, 1)[0].strip() else text
+                out[i] = text.strip()
+        return out
+
+    def __call__(self, batch: list[PolicyInput]) -> list[str]:
+        return self.generate([b.prompt for b in batch])

@@ -1,0 +1,287 @@
+"""The micro TextWorld scenario: small TextWorld games and a micro policy model, built offline.
+
+Layout of ``$AUTORL_GYM_CACHE/micro/textworld-v{TEXTWORLD_VERSION}/``::
+
+    model/          the micro policy (Qwen2 architecture) and its tokenizer
+    train/games/    the training games (``*.z8`` + ``*.json``): the only games an agent sees
+    hidden/dev/     dev games (grader only)
+    hidden/test/    test games (grader only)
+    manifest.json   version, seeds, sizes, weights sha256, build seconds
+
+Games are made with TextWorld's generator (what ``tw-make custom`` runs) from fixed seeds; train,
+dev and test use disjoint seed ranges. The policy is pre-trained on prompts of the evaluator
+(:func:`autorl_gym.interactive.make_prompt`) from random walks in the training games, labelled
+with the expert's command on a game's first step only and with a random admissible command
+after: it opens games well and then wanders, so its success rate is low but not zero, and
+fine-tuning on expert walkthroughs lifts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from autorl_gym.interactive import GameEnv, PromptSpec, Turn, find_games, make_prompt
+from autorl_gym.paths import cache_dir as default_cache_dir
+
+# Bump whenever the games, prompt, tokenizer, model or pre-training change: it names the cache.
+TEXTWORLD_VERSION = 1
+NAME = "textworld"
+SEEDS = {"train": 10_000, "dev": 20_000, "test": 30_000}
+SIZES = {"train": 48, "dev": 16, "test": 32}
+QUEST_LENGTHS = (1, 2, 2, 3)     # cycled over a split's games
+NB_ROOMS = 2
+NB_OBJECTS = 5
+MAX_STEPS = 20
+PROMPT = PromptSpec(history=2, max_obs_chars=160, max_goal_chars=320, intro=False)
+
+
+class TextWorldBuild(BaseModel):
+    steps: int = 500
+    batch_size: int = 16
+    lr: float = 2e-3
+    walks_per_game: int = 4
+    walk_steps: int = 8
+    seed: int = 1234
+    threads: int = 2
+
+
+class TextWorldManifest(BaseModel):
+    version: int
+    seeds: dict[str, int]
+    sizes: dict[str, int]
+    quest_lengths: list[int]
+    max_steps: int
+    weights_sha256: str
+    num_parameters: int
+    pretrain_examples: int
+    final_loss: float
+    build: TextWorldBuild
+    build_seconds: float
+
+
+class TextWorldAssets(BaseModel):
+    root: Path
+    model_dir: Path
+    train_dir: Path
+    hidden_dir: Path
+
+    def split_dir(self, split: str) -> Path:
+        if split == "train":
+            return self.train_dir / "games"
+        return self.hidden_dir / split
+
+
+# --------------------------------------------------------------------------- games
+
+
+def _options(out_dir: Path, seed: int, quest_length: int):  # noqa: ANN202
+    from textworld import GameOptions
+
+    opts = GameOptions()
+    opts.seeds = seed
+    opts.nb_rooms = NB_ROOMS
+    opts.nb_objects = NB_OBJECTS
+    opts.quest_length = quest_length
+    opts.path = str(out_dir / f"game_{seed}.z8")
+    opts.force_recompile = True
+    opts.file_ext = ".z8"
+    return opts
+
+
+def _compile(game, opts) -> Path:  # noqa: ANN001
+    from textworld.generator import compile_game
+
+    path = Path(compile_game(game, opts))
+    path.with_suffix(".ni").unlink(missing_ok=True)
+    return path
+
+
+def generate_games(out_dir: Path, split: str, n: int | None = None,
+                   on_game: Callable[[], None] | None = None, workers: int = 2) -> list[Path]:
+    """Make a split's games (seeded, deterministic): ``game_<seed>.z8`` and ``.json``."""
+    from textworld.generator import make_game
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = SEEDS[split]
+    n = SIZES[split] if n is None else n
+    # make_game (pure Python, not thread-safe) runs here; compile_game runs the Inform 7
+    # compiler in a subprocess, two at a time.
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = []
+        for i in range(n):
+            opts = _options(out_dir, base + i, QUEST_LENGTHS[i % len(QUEST_LENGTHS)])
+            futures.append(pool.submit(_compile, make_game(opts), opts))
+        paths = []
+        for f in futures:
+            paths.append(f.result())
+            if on_game:
+                on_game()
+    return paths
+
+
+# --------------------------------------------------------------------------- policy corpus
+
+
+def pretrain_examples(games_dir: Path, cfg: TextWorldBuild) -> list[tuple[str, str]]:
+    """(prompt, command) pairs from random walks: the expert's command at the first step only."""
+    rng = random.Random(f"autorl-gym/textworld/pretrain/{cfg.seed}")
+    examples: list[tuple[str, str]] = []
+    for ref in find_games(games_dir):
+        with GameEnv(ref, max_steps=cfg.walk_steps, expert=True) as env:
+            for _ in range(cfg.walks_per_game):
+                st = env.reset()
+                turns: list[Turn] = []
+                while not st.done:
+                    prompt = make_prompt(st, turns, PROMPT)
+                    if not turns and st.expert_actions:
+                        label = st.expert_actions[0]
+                    else:
+                        label = rng.choice(st.admissible_commands)
+                    examples.append((prompt, label))
+                    act = rng.choice(st.admissible_commands)
+                    nxt = env.step(act)
+                    turns.append(Turn(prompt=prompt, completion=act, action=act,
+                                      observation=nxt.observation, admissible=True, won=nxt.won))
+                    st = nxt
+    return examples
+
+
+def _documents(tokenizer, examples: list[tuple[str, str]]) -> list[list[int]]:  # noqa: ANN001
+    return [tokenizer(f"{p} {c}\n" + tokenizer.eos_token)["input_ids"] for p, c in examples]
+
+
+def _batches(docs: list[list[int]], batch_size: int, seed: int) -> Iterator[list[list[int]]]:
+    rng = random.Random(f"autorl-gym/textworld/batches/{seed}")
+    order = list(range(len(docs)))
+    while True:
+        rng.shuffle(order)
+        for i in range(0, len(order) - batch_size + 1, batch_size):
+            yield [docs[j] for j in order[i:i + batch_size]]
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build_textworld_assets(dest: Path, cfg: TextWorldBuild | None = None,
+                           progress: bool = False) -> TextWorldManifest:
+    """Build games and the micro policy into ``dest``; deterministic for a given config."""
+    from autorl_gym.micro.model import (
+        MicroModelSpec,
+        PretrainConfig,
+        create_model,
+        deterministic_torch,
+        make_config,
+        pretrain,
+    )
+    from autorl_gym.micro.tokenizer import train_tokenizer
+    from autorl_gym.tasks.qa import file_digest
+
+    t0 = time.monotonic()
+    cfg = cfg or TextWorldBuild()
+    dest.mkdir(parents=True, exist_ok=True)
+    dirs = {"train": dest / "train" / "games", "dev": dest / "hidden" / "dev",
+            "test": dest / "hidden" / "test"}
+    total_games = sum(SIZES.values())
+    with _progress(progress, "generating TextWorld games", total_games) as tick:
+        for split, d in dirs.items():
+            generate_games(d, split, on_game=(lambda: tick(1)) if tick else None)
+
+    examples = pretrain_examples(dirs["train"], cfg)
+    tokenizer = train_tokenizer([f"{p} {c}" for p, c in examples], vocab_size=1024)
+    docs = _documents(tokenizer, examples)
+    spec = MicroModelSpec(max_position_embeddings=512)
+    pcfg = PretrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                          threads=cfg.threads, warmup_steps=20)
+    with deterministic_torch(cfg.threads, cfg.seed), \
+            _progress(progress, "pre-training the micro policy", cfg.steps) as tick:
+        model = create_model(make_config(spec, tokenizer), cfg.seed)
+        losses = pretrain(model, _batches(docs, cfg.batch_size, cfg.seed), pcfg,
+                          pad_id=tokenizer.pad_token_id,
+                          on_step=(lambda s, loss: tick(1)) if tick else None)
+    model_dir = dest / "model"
+    model.save_pretrained(model_dir, safe_serialization=True)
+    tokenizer.save_pretrained(model_dir)
+    manifest = TextWorldManifest(
+        version=TEXTWORLD_VERSION, seeds=SEEDS, sizes=SIZES, quest_lengths=list(QUEST_LENGTHS),
+        max_steps=MAX_STEPS, weights_sha256=file_digest(model_dir / "model.safetensors"),
+        num_parameters=sum(p.numel() for p in model.parameters()),
+        pretrain_examples=len(examples), final_loss=sum(losses[-20:]) / max(1, len(losses[-20:])),
+        build=cfg, build_seconds=round(time.monotonic() - t0, 2),
+    )
+    (dest / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
+    return manifest
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, what: str, total: int) -> Iterator[Callable[[int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _assets(root: Path) -> TextWorldAssets:
+    return TextWorldAssets(root=root, model_dir=root / "model", train_dir=root / "train",
+                           hidden_dir=root / "hidden")
+
+
+def _complete(root: Path) -> bool:
+    return (root / "manifest.json").is_file() and (root / "model" / "model.safetensors").is_file()
+
+
+def _root(cache_dir: Path | None) -> Path:
+    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return base / "micro" / f"{NAME}-v{TEXTWORLD_VERSION}"
+
+
+def textworld_assets_if_built(cache_dir: Path | None = None) -> TextWorldAssets | None:
+    root = _root(cache_dir)
+    return _assets(root) if _complete(root) else None
+
+
+def ensure_textworld_assets(cache_dir: Path | None = None, progress: bool = True) -> TextWorldAssets:
+    """The cached games and micro policy, built on first use (file-locked, atomic)."""
+    root = _root(cache_dir)
+    if _complete(root):
+        return _assets(root)
+    parent = root.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with (parent / f".{root.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if _complete(root):
+                return _assets(root)
+            prefix = f".{root.name}."
+            for stale in parent.glob(prefix + "*"):
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+            tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+            try:
+                build_textworld_assets(tmp, progress=progress)
+                tmp.chmod(0o755)
+                for p in tmp.rglob("*"):
+                    p.chmod(0o755 if p.is_dir() else 0o644)
+                if root.exists():
+                    shutil.rmtree(root)
+                tmp.rename(root)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return _assets(root)
