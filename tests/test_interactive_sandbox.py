@@ -15,7 +15,8 @@ from test_interactive_alfworld import shared_alfworld
 from autorl_gym.scenario import get_scenario
 from autorl_gym.tools import SandboxUnavailable
 
-SECRET = "eval-game-secret-5150"
+SECRET = "eval-game-secret-5150"          # a file name in each evaluation game's folder
+CONTENT = "the evaluation games must not be readable 8086"
 
 PLAY = """python - <<'PY'
 from autorl_gym.interactive import GameEnv, find_games, rollout, expert_policy, scenario_settings
@@ -37,10 +38,14 @@ def check_isolation(env: gym.Env, hidden: list[Path]) -> None:
     out = run(env, "python -c 'import autorl_gym.micro, autorl_gym.scenario'")
     assert "ModuleNotFoundError" in out, out
     for h in hidden:
-        out = run(env, f"ls {h}; ls {h.parent}; cat {h}/*/*/{SECRET} {h}/{SECRET}")
-        assert "exit code: 0" not in out and SECRET not in out.split("--- output ---")[1], out
-    out = run(env, f"find / -path /proc -prune -o -name '{SECRET}*' -print 2>/dev/null; echo done")
-    assert out.rstrip().endswith("done") and SECRET not in out.split("--- output ---")[1], out
+        for cmd in (f"ls {h}", f"cat {h}/*/*/{SECRET}", f"cat {h}/*.json"):
+            out = run(env, cmd)
+            assert out.startswith("exit code: ") and not out.startswith("exit code: 0"), (cmd, out)
+            assert CONTENT not in out and "game_" not in out.split("--- output ---")[1], (cmd, out)
+        out = run(env, f"ls {h.parent}")  # at most the visible train folder next to it
+        assert h.name not in out.split("--- output ---")[1], out
+    out = run(env, f"find / -path /proc -prune -o -name '{SECRET}' -print 2>/dev/null; echo done")
+    assert out.split("--- output ---\n")[1] == "done\n", out
 
 
 def make(scenario, tmp_path: Path, **kw) -> gym.Env:  # noqa: ANN001
@@ -61,7 +66,7 @@ def test_alfworld_sandbox_plays_train_games_and_not_eval_games(tmp_path, monkeyp
         dest = data / "json_2.1.1" / split / trial.parent.name / trial.name
         shutil.copytree(trial, dest)
         if split != "train":
-            (dest / SECRET).write_text("the evaluation games must not be readable")
+            (dest / SECRET).write_text(CONTENT)
     shutil.copytree(real / "logic", data / "logic")
     monkeypatch.setenv("ALFWORLD_DATA", str(data))
     sc = get_scenario("AutoRL-ALFWorld-v0")
@@ -90,7 +95,5 @@ def test_micro_textworld_sandbox(tmp_path, textworld_assets) -> None:  # noqa: A
         out = run(env, PLAY)
         assert "GAMES 48 WON 2 OF 2" in out, out
         check_isolation(env, [textworld_assets.split_dir("dev"), textworld_assets.split_dir("test")])
-        out = run(env, f"ls {textworld_assets.split_dir('test')}")
-        assert "game_" not in out.split("--- output ---")[1], out
     finally:
         env.close()

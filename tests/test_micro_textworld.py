@@ -1,0 +1,75 @@
+"""The micro TextWorld scenario: offline, seeded game generation, disjoint splits, the micro
+policy's baseline, and the scripted agent's episode."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autorl_gym.interactive import GameEnv, expert_policy, find_games, rollout
+from autorl_gym.micro.textworld import (
+    MAX_STEPS,
+    PROMPT,
+    SEEDS,
+    SIZES,
+    TextWorldManifest,
+    generate_games,
+)
+from autorl_gym.scenario import get_scenario
+
+
+def test_games_generate_offline_and_deterministically(tmp_path: Path) -> None:
+    a = generate_games(tmp_path / "a", "test", n=2)
+    b = generate_games(tmp_path / "b", "test", n=2)
+    assert [p.name for p in a] == [p.name for p in b] == ["game_30000.z8", "game_30001.z8"]
+    for pa, pb in zip(a, b, strict=True):
+        ja = json.loads(pa.with_suffix(".json").read_text())
+        assert ja == json.loads(pb.with_suffix(".json").read_text())  # the same world, quest, text
+    # and they play: the same goal, admissible commands and walkthrough, which wins
+    for pa, pb in zip(a, b, strict=True):
+        with GameEnv(pa, expert=True) as ea, GameEnv(pb, expert=True) as eb:
+            sa, sb = ea.reset(), eb.reset()
+            assert (sa.goal, sa.admissible_commands, sa.expert_actions) == \
+                (sb.goal, sb.admissible_commands, sb.expert_actions)
+    assert all(e.won for e in rollout(a, expert_policy, expert=True, prompt=PROMPT))
+
+
+def test_cached_build_has_disjoint_splits_and_a_weak_policy(textworld_assets) -> None:  # noqa: ANN001
+    man = TextWorldManifest.model_validate_json((textworld_assets.root / "manifest.json").read_text())
+    assert man.sizes == SIZES and man.seeds == SEEDS
+    names = {s: {g.name for g in find_games(textworld_assets.split_dir(s))} for s in SIZES}
+    assert {s: len(v) for s, v in names.items()} == SIZES
+    assert not (names["train"] & names["dev"] or names["train"] & names["test"]
+                or names["dev"] & names["test"])
+    goals = {s: set() for s in SIZES}
+    for s in ("dev", "test"):
+        for g in find_games(textworld_assets.split_dir(s))[:8]:
+            with GameEnv(g) as env:
+                goals[s].add(env.reset().goal)
+    assert not goals["dev"] & goals["test"]
+    # the hidden splits live outside the folder the sandbox mounts
+    assert not textworld_assets.split_dir("test").is_relative_to(textworld_assets.train_dir)
+    sc = get_scenario("AutoRL-Micro-TextWorld-v0")
+    assert sc.interactive.max_steps == MAX_STEPS and sc.interactive.prompt == PROMPT
+
+
+@pytest.mark.slow
+def test_scripted_micro_textworld_episode_improves(tmp_path, textworld_assets) -> None:  # noqa: ANN001
+    cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-TextWorld-v0",
+           "--agent", "scripted", "--results-dir", str(tmp_path / "results"),
+           "--workspace-root", str(tmp_path / "workspace")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500,
+                          env={**os.environ, "COLUMNS": "160"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = next((tmp_path / "results").iterdir())
+    fb = json.loads((run / "feedback.json").read_text())
+    assert fb["status"] == "finished" and fb["submission_id"] == 1 and fb["metric"] == "success_rate"
+    assert 0 < fb["baseline"] < 50, fb  # low but not zero
+    assert fb["improvement"] > 0, fb
+    print(f"\nmicro TextWorld episode: success {fb['baseline']:.2f} -> {fb['score']:.2f} "
+          f"({fb['improvement']:+.2f}) in {fb['elapsed_s']:.0f} s")
