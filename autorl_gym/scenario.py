@@ -74,6 +74,8 @@ class InteractiveSpec(_Strict):
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     max_new_tokens: int = Field(32, gt=0)
     stop: list[str] = Field(default_factory=lambda: ["\n"])
+    choose: Literal["generate", "admissible"] = Field(
+        "generate", description="generate the command, or pick the most likely admissible one")
     train_split: str = "train"
     dev_split: str = "valid_seen"
     test_split: str = "valid_unseen"

@@ -69,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     assets = ensure_textworld_assets()
     games = find_games(assets.split_dir("test"))
-    policy = HFPolicy(assets.model_dir, batch_size=64, max_new_tokens=24)
+    policy = HFPolicy(assets.model_dir, batch_size=64, max_new_tokens=24, choose="admissible")
     table = Table(title=f"micro TextWorld, {len(games)} test games, {os.cpu_count()} CPUs")
     for col in ("round", "bare TextWorld steps/s (look)", "evaluator steps/s (micro policy)",
                 "ratio", "evaluator success %"):

@@ -61,8 +61,7 @@ def test_cached_build_has_disjoint_splits_and_a_weak_policy(textworld_assets) ->
 @pytest.mark.slow
 def test_scripted_micro_textworld_episode_runs_end_to_end(tmp_path, textworld_assets) -> None:  # noqa: ANN001
     """The scripted agent collects demonstrations with the rollout API inside the sandbox, trains,
-    submits and finishes; the episode is graded by rollouts. (The issue's "positive improvement"
-    is NOT reached by micro policy v1: its baseline is 0 and the scripted SFT leaves it at 0.)"""
+    submits and finishes; the episode is graded by rollouts and improves the test success."""
     cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-TextWorld-v0",
            "--agent", "scripted", "--results-dir", str(tmp_path / "results"),
            "--workspace-root", str(tmp_path / "workspace")]
@@ -74,9 +73,33 @@ def test_scripted_micro_textworld_episode_runs_end_to_end(tmp_path, textworld_as
     assert fb["status"] == "finished" and fb["submission_id"] == 1 and fb["metric"] == "success_rate"
     assert fb["improvement"] == pytest.approx(fb["score"] - fb["baseline"])
     assert 0 <= fb["baseline"] < 50 and 0 <= fb["score"] <= 100, fb
+    assert fb["improvement"] > 0, fb
     subs = [json.loads(x) for x in (run / "submissions.jsonl").read_text().splitlines()]
     assert len(subs) == 1 and subs[0]["error"] is None, subs
     traj = (run / "trajectory.jsonl").read_text()
     assert "(prompt, expert command) pairs" in traj and "saved model and tokenizer" in traj
     print(f"\nmicro TextWorld episode: success {fb['baseline']:.2f} -> {fb['score']:.2f} "
           f"({fb['improvement']:+.2f}) in {fb['elapsed_s']:.0f} s")
+
+
+def test_admissible_choice_picks_the_most_likely_admissible_command(textworld_assets) -> None:  # noqa: ANN001
+    from autorl_gym.interactive import HFPolicy, PolicyInput, make_prompt
+
+    policy = HFPolicy(textworld_assets.model_dir, choose="admissible", batch_size=16)
+    batch = []
+    for g in find_games(textworld_assets.split_dir("test"))[:3]:
+        with GameEnv(g) as env:
+            st = env.reset()
+            batch.append(PolicyInput(prompt=make_prompt(st, [], PROMPT), state=st))
+    picks = policy(batch)
+    for b, pick in zip(batch, picks, strict=True):
+        cands = b.state.admissible_commands
+        scores = policy.score([(b.prompt, c) for c in cands])
+        assert pick in cands and pick == cands[scores.index(max(scores))]
+        assert all(s < 0 for s in scores)
+    # scoring one pair alone or in a padded batch gives the same log-probability
+    alone = policy.score([(batch[0].prompt, batch[0].state.admissible_commands[0])])[0]
+    assert alone == pytest.approx(policy.score([(batch[0].prompt, batch[0].state.admissible_commands[0]),
+                                                (batch[1].prompt, "x " * 30)])[0], abs=1e-4)
+    with pytest.raises(ValueError, match="choose"):
+        HFPolicy(textworld_assets.model_dir, choose="sample")  # type: ignore[arg-type]

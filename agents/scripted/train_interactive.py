@@ -7,8 +7,8 @@ takes a random admissible command now and then (DAgger-style), labelling every s
 with the expert's command from there. Then it fine-tunes ``$MODEL_PATH`` on those
 (prompt, command) pairs, in the evaluator's exact prompt format, and saves ``$OUTPUT_DIR/v1``.
 
-Optional: ``SFT_EPOCHS`` (default 3), ``SFT_LR`` (default 1e-3), ``SFT_BATCH`` (default 16),
-``NOISY_ROLLOUTS`` (default 4 per game), ``NOISE`` (default 0.3), ``SFT_THREADS``.
+Optional: ``SFT_EPOCHS`` (default 15), ``SFT_LR`` (default 1e-3), ``SFT_BATCH`` (default 16),
+``NOISY_ROLLOUTS`` (default 12 per game), ``NOISE`` (default 0.5), ``SFT_THREADS``.
 """
 
 from __future__ import annotations
@@ -82,11 +82,11 @@ class PrintProgress(TrainerCallback):
 def main() -> None:
     model_path = env_path("MODEL_PATH")
     out_dir = env_path("OUTPUT_DIR") / "v1"
-    epochs = float(os.environ.get("SFT_EPOCHS", "3"))
+    epochs = float(os.environ.get("SFT_EPOCHS", "15"))
     lr = float(os.environ.get("SFT_LR", "1e-3"))
     batch = int(os.environ.get("SFT_BATCH", "16"))
-    rollouts = int(os.environ.get("NOISY_ROLLOUTS", "4"))
-    noise = float(os.environ.get("NOISE", "0.3"))
+    rollouts = int(os.environ.get("NOISY_ROLLOUTS", "12"))
+    noise = float(os.environ.get("NOISE", "0.5"))
     threads = int(os.environ.get("SFT_THREADS", "0")) or os.cpu_count() or 1
     random.seed(SEED)
     torch.manual_seed(SEED)

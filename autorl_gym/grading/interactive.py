@@ -66,7 +66,8 @@ class InteractiveGrader:
         g = self.scenario.grader
         policy = HFPolicy(info.path, base_model=self.assets.base_model_dir, device=g.device,
                           dtype=g.dtype, batch_size=g.batch_size,
-                          max_new_tokens=self.spec.max_new_tokens, stop=tuple(self.spec.stop))
+                          max_new_tokens=self.spec.max_new_tokens, stop=tuple(self.spec.stop),
+                          choose=self.spec.choose)
         episodes = rollout(games, policy, max_steps=self.spec.max_steps, prompt=self.spec.prompt,
                            on_step=progress)
         del policy

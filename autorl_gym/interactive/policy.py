@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -44,14 +44,17 @@ def random_policy(seed: int = 0) -> Policy:
 class HFPolicy:
     """A causal LM from a folder (full model, or a LoRA adapter over ``base_model``).
 
-    Generates up to ``max_new_tokens`` after each prompt, stopping at a newline or end of text;
-    greedy unless ``temperature > 0``. Longest prompts are batched together.
+    ``choose="generate"``: generates up to ``max_new_tokens`` after each prompt, stopping at a
+    newline or end of text; greedy unless ``temperature > 0``. Longest prompts are batched together.
+    ``choose="admissible"``: scores every admissible command as the completion ``" <command>\n"``
+    of the prompt (sum of its tokens' log-probabilities) and answers the most likely one, so the
+    answer is always a command the game accepts.
     """
 
     def __init__(self, model_path: str | Path, base_model: str | Path | None = None,
                  device: str = "auto", dtype: str = "auto", batch_size: int = 32,
                  max_new_tokens: int = 32, temperature: float = 0.0, stop: tuple[str, ...] = ("\n",),
-                 chat_template: bool = False):
+                 chat_template: bool = False, choose: Literal["generate", "admissible"] = "generate"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -81,6 +84,9 @@ class HFPolicy:
         self.temperature = temperature
         self.stop = stop
         self.chat_template = chat_template
+        if choose not in ("generate", "admissible"):
+            raise ValueError(f"choose must be 'generate' or 'admissible', not {choose!r}")
+        self.choose = choose
 
     def format(self, prompt: str) -> str:
         if not self.chat_template:
@@ -116,5 +122,55 @@ class HFPolicy:
                 out[i] = text.strip()
         return out
 
+    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        """Log-probability of each ``(prompt, command)``: of ``" <command>\n"`` after the prompt."""
+        import torch
+
+        tok = self.tokenizer
+        seqs = []
+        for prompt, command in pairs:
+            p_ids = tok(self.format(prompt), add_special_tokens=False)["input_ids"]
+            c_ids = tok(f" {command}\n", add_special_tokens=False)["input_ids"]
+            seqs.append((p_ids, c_ids))
+        order = sorted(range(len(seqs)), key=lambda i: -sum(map(len, seqs[i])))
+        out = [0.0] * len(seqs)
+        pad = tok.pad_token_id
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            width = max(len(seqs[i][0]) + len(seqs[i][1]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            target = torch.zeros((len(idx), width), dtype=torch.bool)
+            for r, i in enumerate(idx):
+                p_ids, c_ids = seqs[i]
+                n = len(p_ids) + len(c_ids)
+                ids[r, :n] = torch.tensor(p_ids + c_ids)
+                mask[r, :n] = 1
+                target[r, len(p_ids):n] = True
+            ids, mask, target = ids.to(self.device), mask.to(self.device), target.to(self.device)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
+            sums = (logp * target[:, 1:]).sum(-1).tolist()
+            for i, v in zip(idx, sums, strict=True):
+                out[i] = v
+        return out
+
+    def pick(self, batch: list[PolicyInput]) -> list[str]:
+        """The most likely admissible command for each input (``look`` where there are none)."""
+        pairs = [(b.prompt, c) for b in batch for c in b.state.admissible_commands]
+        scores = iter(self.score(pairs))
+        out = []
+        for b in batch:
+            cands = b.state.admissible_commands
+            if not cands:
+                out.append("look")
+                continue
+            s = [next(scores) for _ in cands]
+            out.append(cands[max(range(len(cands)), key=s.__getitem__)])
+        return out
+
     def __call__(self, batch: list[PolicyInput]) -> list[str]:
+        if self.choose == "admissible":
+            return self.pick(batch)
         return self.generate([b.prompt for b in batch])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -18,6 +19,8 @@ class Settings(BaseModel):
     prompt: PromptSpec = Field(default_factory=PromptSpec)
     max_new_tokens: int = 32
     stop: list[str] = Field(default_factory=lambda: ["\n"])
+    choose: Literal["generate", "admissible"] = Field(
+        "generate", description="how the evaluator's policy answers: HFPolicy(choose=...)")
 
 
 def scenario_settings() -> Settings:

@@ -12,9 +12,11 @@ Games are made with TextWorld's generator (what ``tw-make custom`` runs) from fi
 dev and test use disjoint seed ranges. The policy is pre-trained on prompts of the evaluator
 (:func:`autorl_gym.interactive.make_prompt`) from random walks in the training games, labelled
 with the expert's command on a game's first step (and on a fraction ``expert_fraction`` of the
-later steps, 0 by default), and with a random admissible command otherwise: a weak imitation of
-the expert that fine-tuning on expert walkthroughs is meant to lift. As built (version 1) its
-success rate on the dev and test games is 0: the "low but not zero" calibration is not reached.
+later steps), and with a random admissible command otherwise; then briefly trained on the expert's
+walkthroughs of a few training games (``warmup_games``): a weak imitation of the expert that
+fine-tuning on more walkthroughs lifts. The evaluator makes it pick among the admissible commands
+(``choose: admissible`` in the scenario), so it never loses a game to a misspelt command.
+Version 1 generated commands freely and won no dev or test game.
 """
 
 from __future__ import annotations
@@ -31,11 +33,19 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from autorl_gym.interactive import GameEnv, PromptSpec, Turn, find_games, make_prompt
+from autorl_gym.interactive import (
+    GameEnv,
+    PromptSpec,
+    Turn,
+    expert_policy,
+    find_games,
+    make_prompt,
+    rollout,
+)
 from autorl_gym.paths import cache_dir as default_cache_dir
 
 # Bump whenever the games, prompt, tokenizer, model or pre-training change: it names the cache.
-TEXTWORLD_VERSION = 1
+TEXTWORLD_VERSION = 2
 NAME = "textworld"
 SEEDS = {"train": 10_000, "dev": 20_000, "test": 30_000}
 SIZES = {"train": 48, "dev": 16, "test": 32}
@@ -53,7 +63,11 @@ class TextWorldBuild(BaseModel):
     lr: float = 2e-3
     walks_per_game: int = 4
     walk_steps: int = 8
-    expert_fraction: float = 0.0
+    expert_fraction: float = 0.1
+    warmup_games: int = 8         # expert walkthroughs of the first N training games ...
+    warmup_steps: int = 30        # ... the pre-trained policy is then trained on, briefly
+    warmup_batch_size: int = 8
+    warmup_lr: float = 1e-3
     seed: int = 1234
     threads: int = 2
 
@@ -160,6 +174,14 @@ def pretrain_examples(games_dir: Path, cfg: TextWorldBuild) -> list[tuple[str, s
     return examples
 
 
+def warmup_examples(games_dir: Path, cfg: TextWorldBuild) -> list[tuple[str, str]]:
+    """(prompt, expert command) pairs of the expert's walkthroughs of the first ``warmup_games``
+    training games, in the evaluator's prompt format."""
+    games = find_games(games_dir)[:cfg.warmup_games]
+    episodes = rollout(games, expert_policy, max_steps=MAX_STEPS, prompt=PROMPT, expert=True)
+    return [(t.prompt, t.action) for e in episodes for t in e.turns]
+
+
 def _documents(tokenizer, examples: list[tuple[str, str]]) -> list[list[int]]:  # noqa: ANN001
     return [tokenizer(f"{p} {c}\n" + tokenizer.eos_token)["input_ids"] for p, c in examples]
 
@@ -218,6 +240,12 @@ def build_policy(dest: Path, cfg: TextWorldBuild, progress: bool = False,
         losses = pretrain(model, _batches(docs, cfg.batch_size, cfg.seed), pcfg,
                           pad_id=tokenizer.pad_token_id,
                           on_step=(lambda s, loss: tick(1)) if tick else None)
+        warm = warmup_examples(dest / "train" / "games", cfg)
+        if warm and cfg.warmup_steps:
+            wcfg = PretrainConfig(steps=cfg.warmup_steps, batch_size=cfg.warmup_batch_size,
+                                  lr=cfg.warmup_lr, seed=cfg.seed, threads=cfg.threads, warmup_steps=5)
+            pretrain(model, _batches(_documents(tokenizer, warm), cfg.warmup_batch_size, cfg.seed),
+                     wcfg, pad_id=tokenizer.pad_token_id)
     model_dir = dest / "model"
     model.save_pretrained(model_dir, safe_serialization=True)
     tokenizer.save_pretrained(model_dir)

@@ -53,7 +53,8 @@ def settings_json(scenario: Scenario, games_dir: str) -> str:
     spec = scenario.interactive
     assert spec is not None
     return Settings(games=games_dir, max_steps=spec.max_steps, prompt=spec.prompt,
-                    max_new_tokens=spec.max_new_tokens, stop=spec.stop).model_dump_json()
+                    max_new_tokens=spec.max_new_tokens, stop=spec.stop,
+                    choose=spec.choose).model_dump_json()
 
 
 def resolve_interactive_assets(scenario: Scenario, base_model: str | None = None,
