@@ -7,14 +7,16 @@ from ``reset()``.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from autorl_gym.paths import agent_dirs
 
@@ -31,8 +33,18 @@ class AgentSpec(BaseModel):
 
     name: str
     description: str = ""
-    entry: str  # "module_file:ClassName", module_file relative to the agent folder
+    entry: str | None = None  # "module_file:ClassName", module_file relative to the agent folder
+    # An external agent instead: a shell command started inside the sandbox, which talks to the
+    # grading server (GRADING_SERVER_URL) over HTTP; see autorl_gym.external.
+    start: str | None = None
     options: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _entry_or_start(self) -> AgentSpec:
+        if (self.entry is None) == (self.start is None):
+            raise ValueError("give exactly one of 'entry' (a Python agent class) and 'start' "
+                             "(a command started in the sandbox)")
+        return self
 
 
 class AgentError(ValueError):
@@ -63,21 +75,67 @@ def load_agent_spec(name: str) -> tuple[AgentSpec, Path]:
 
 def make_agent(name: str, **options: Any) -> Agent:
     spec, folder = load_agent_spec(name)
+    if spec.entry is None:
+        raise AgentError(f"agent {name!r} is an external agent (a 'start' command): run it with "
+                         f"autorl-gym run --agent {name}")
     module_file, _, cls_name = spec.entry.partition(":")
     file = folder / f"{module_file}.py"
     if not file.is_file() or not cls_name:
         raise AgentError(f"{folder / 'agent.yaml'}: entry {spec.entry!r} must be 'file:Class' "
                          f"with {file} present")
-    mod_name = f"autorl_gym_agent_{name}"
-    module_spec = importlib.util.spec_from_file_location(mod_name, file)
-    assert module_spec and module_spec.loader
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[mod_name] = module
-    module_spec.loader.exec_module(module)
+    module = _load_module(name, folder, module_file)
     cls = getattr(module, cls_name, None)
     if cls is None:
         raise AgentError(f"{file} has no class {cls_name}")
-    return cls(**{**spec.options, **options})
+    try:
+        return cls(**{**spec.options, **options})
+    except TypeError as e:
+        raise AgentError(f"agent {name!r} does not take these options "
+                         f"({', '.join(sorted({**spec.options, **options})) or 'none'}): {e}") from e
+
+
+def _load_module(name: str, folder: Path, module_file: str) -> Any:
+    """Import an agent's entry module. A folder with ``__init__.py`` is imported as a package
+    (``autorl_gym_agent_<name>``), so its modules can import each other relatively."""
+    pkg_name = f"autorl_gym_agent_{name}"
+    if (folder / "__init__.py").is_file():
+        if pkg_name not in sys.modules:
+            pkg_spec = importlib.util.spec_from_file_location(
+                pkg_name, folder / "__init__.py", submodule_search_locations=[str(folder)])
+            assert pkg_spec and pkg_spec.loader
+            pkg = importlib.util.module_from_spec(pkg_spec)
+            sys.modules[pkg_name] = pkg
+            pkg_spec.loader.exec_module(pkg)
+        return importlib.import_module(f"{pkg_name}.{module_file}")
+    module_spec = importlib.util.spec_from_file_location(pkg_name, folder / f"{module_file}.py")
+    assert module_spec and module_spec.loader
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[pkg_name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def import_agent_module(name: str, module_file: str) -> Any:
+    """A module of a registered agent, e.g. ``import_agent_module("rdagent", "records")``."""
+    _spec, folder = load_agent_spec(name)
+    if not (folder / f"{module_file}.py").is_file():
+        raise AgentError(f"agent {name!r} has no module {module_file}.py in {folder}")
+    return _load_module(name, folder, module_file)
+
+
+def agent_options(pairs: list[str] | None = None, **named: Any) -> dict[str, Any]:
+    """Agent options from ``KEY=VALUE`` strings (values read as YAML) and named ones (None = unset)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise AgentError(f"agent option {pair!r} must look like KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise AgentError(f"agent option {pair!r}: value is not valid YAML ({e})") from e
+    out.update({k: v for k, v in named.items() if v is not None})
+    return out
 
 
 StepCallback = Callable[[int, Any, str, dict[str, Any]], None]
@@ -85,15 +143,21 @@ StepCallback = Callable[[int, Any, str, dict[str, Any]], None]
 
 def run_episode(env: Any, agent: Agent, seed: int | None = None,
                 on_step: StepCallback | None = None) -> dict[str, Any]:
-    """Run one episode to its end; returns the last info (with ``feedback``)."""
+    """Run one episode to its end; returns the last info (with ``feedback``), plus
+    ``agent_time_s``: the seconds each ``act()`` took (the agent's own time, which the
+    wall-clock budget counts since it runs from ``reset()``)."""
     obs, info = env.reset(seed=seed)
     agent.reset(obs, info)
     step = 0
+    agent_time: list[float] = []
     while True:
+        t0 = time.perf_counter()
         action = agent.act(obs)
+        agent_time.append(time.perf_counter() - t0)
         obs, _reward, terminated, truncated, info = env.step(action)
         step += 1
         if on_step:
             on_step(step, action, obs, info)
         if terminated or truncated:
+            info["agent_time_s"] = agent_time
             return info

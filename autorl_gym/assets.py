@@ -61,6 +61,15 @@ def resolve_assets(scenario: Scenario, base_model: str | None = None,
 
         micro = ensure_micro_assets(data.name or "arith", progress=progress)
         root_train, hidden = micro.train_dir, micro.hidden_dir
+    elif data.source == "gsm8k":
+        from autorl_gym.tasks.gsm8k import ensure_gsm8k
+        from autorl_gym.tasks.qa import SplitLoadError
+
+        try:
+            gsm = ensure_gsm8k(data)
+        except (SplitLoadError, ValueError) as e:
+            raise ScenarioError(f"{scenario.id}: {e}") from e
+        root_train, hidden = gsm.train_dir, gsm.hidden_dir
     else:
         if data.path is None:
             raise ScenarioError(f"{scenario.id}: field 'data.path' is required for source jsonl")
@@ -87,6 +96,11 @@ def present_assets(scenario: Scenario) -> ScenarioAssets | None:
 
         name = scenario.data.name or scenario.base_model.split(":", 1)[-1]
         if micro_assets_if_built(name) is None:
+            return None
+    if scenario.data.source == "gsm8k":
+        from autorl_gym.tasks.gsm8k import gsm8k_if_materialized
+
+        if gsm8k_if_materialized(scenario.data) is None:
             return None
     if not scenario.base_model.startswith("micro:") and not Path(scenario.base_model).exists():
         return None

@@ -1,4 +1,4 @@
-"""``autorl-gym list | run | eval | baseline``."""
+"""``autorl-gym list | run | eval | baseline | serve | report | leaderboard``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from rich.table import Table
 app = typer.Typer(help="autorl-gym: can an AI agent post-train a language model?",
                   no_args_is_help=True, add_completion=False)
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error messages are never broken mid-path
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -80,22 +80,39 @@ def run(
     budget_seconds: Annotated[float | None, typer.Option(help="override the time budget")] = None,
     max_steps: Annotated[int | None, typer.Option(help="override the step limit")] = None,
     seed: Annotated[int | None, typer.Option(help="reset seed")] = None,
+    llm_base_url: Annotated[str | None, typer.Option(
+        help="OpenAI-compatible endpoint for LLM agents (rdagent); key from OPENAI_API_KEY")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="chat model name for LLM agents")] = None,
+    agent_option: Annotated[list[str] | None, typer.Option(
+        "--agent-option", help="KEY=VALUE passed to the agent (YAML value); repeatable")] = None,
 ) -> None:
     """Run one episode of an agent on a scenario and print baseline, score and improvement."""
     import gymnasium as gym
 
     import autorl_gym  # noqa: F401 - registers the scenarios
-    from autorl_gym.agents import AgentError, make_agent, run_episode
+    from autorl_gym.agents import AgentError, agent_options, load_agent_spec, make_agent, run_episode
     from autorl_gym.scenario import ScenarioError, get_scenario
     from autorl_gym.tools.sandbox import SandboxUnavailable
 
     try:
         get_scenario(env_id)
-        the_agent = make_agent(agent)
+        spec, folder = load_agent_spec(agent)
+        if spec.start is not None:  # an external agent: a command talking to the grading server
+            from autorl_gym.external import run_external_command
+
+            results = run_external_command(spec, folder, env_id, console, sandbox=sandbox,
+                                           results_dir=results_dir, workspace_root=workspace_root,
+                                           budget_seconds=budget_seconds)
+            from autorl_gym.report.commands import report_after_episode
+
+            report_after_episode(results, console, err)
+            return
+        the_agent = make_agent(agent, **agent_options(agent_option, llm_base_url=llm_base_url,
+                                                      llm_model=llm_model))
         env = gym.make(env_id, sandbox=sandbox, results_dir=results_dir,
                        workspace_root=workspace_root, base_model=base_model,
                        budget_seconds=budget_seconds, max_steps=max_steps, agent_name=agent,
-                       progress=True)
+                       driver_model=getattr(the_agent, "driver_model", None), progress=True)
     except (AgentError, ScenarioError, ValueError, gym.error.Error) as e:
         _fail(str(e))
     t0 = time.monotonic()
@@ -129,17 +146,13 @@ def run(
             _fail(str(e))
         finally:
             env.close()
-    fb = info.get("feedback") or {}
-    table = Table(title="episode result", show_header=False)
-    table.add_row("status", f"{fb.get('status')} ({fb.get('reason')})")
-    table.add_row("baseline (test)", f"{fb.get('baseline', float('nan')):.2f}")
-    table.add_row("score (test)", f"{fb.get('score', float('nan')):.2f}")
-    imp = fb.get("improvement", 0.0)
-    table.add_row("improvement", f"[bold {'green' if imp > 0 else 'red'}]{imp:+.2f}[/]")
-    table.add_row("submissions", f"{fb.get('valid_submissions')} valid of {fb.get('submissions')}")
-    table.add_row("wall time", f"{time.monotonic() - t0:.1f} s")
-    table.add_row("results", str(info.get("results_dir")))
-    console.print(table)
+    from autorl_gym.progress import episode_table
+
+    console.print(episode_table(info.get("feedback") or {}, time.monotonic() - t0,
+                                info.get("results_dir")))
+    from autorl_gym.report.commands import report_after_episode
+
+    report_after_episode(info.get("results_dir"), console, err)
 
 
 class _Announcing:
@@ -161,13 +174,25 @@ class _Announcing:
         return action
 
 
-def _grader_for(env_id: str, base_model: str | None):
+def _grader_for(env_id: str, base_model: str | None, backend: str | None = None):
     from autorl_gym.assets import resolve_assets
+    from autorl_gym.grading.grader import BACKENDS
     from autorl_gym.grading.interactive import make_grader
     from autorl_gym.scenario import get_scenario
 
+    if backend is not None and backend not in BACKENDS:
+        _fail(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
     scenario = get_scenario(env_id)
-    return make_grader(scenario, resolve_assets(scenario, base_model))
+    return make_grader(scenario, resolve_assets(scenario, base_model), backend=backend)
+
+
+def _grading_errors() -> tuple[type[Exception], ...]:
+    from autorl_gym.grading.lm_eval_backend import LmEvalUnavailable
+    from autorl_gym.grading.submission import SubmissionError
+    from autorl_gym.grading.vllm_backend import VllmUnavailable
+    from autorl_gym.scenario import ScenarioError
+
+    return (ScenarioError, SubmissionError, FileNotFoundError, LmEvalUnavailable, VllmUnavailable)
 
 
 @app.command("eval")
@@ -176,25 +201,24 @@ def eval_model(
     env_id: Annotated[str, typer.Option("--env")] = "AutoRL-Micro-Arith-v0",
     split: Annotated[str, typer.Option(help="dev or test")] = "dev",
     limit: Annotated[int | None, typer.Option(help="grade only the first N problems")] = None,
-    backend: Annotated[str, typer.Option(help="grader backend")] = "hf",
+    backend: Annotated[str | None, typer.Option(
+        help="grader backend: hf, lm_eval or vllm (default: the scenario's)")] = None,
     base_model: Annotated[str | None, typer.Option(help="base model for adapters")] = None,
 ) -> None:
     """Grade a model on a scenario split and print the score as JSON."""
-    from autorl_gym.grading.submission import SubmissionError, inspect_submission
+    from autorl_gym.grading.submission import inspect_submission
     from autorl_gym.progress import progress_bar
-    from autorl_gym.scenario import ScenarioError
 
     if split not in ("dev", "test"):
         _fail(f"--split must be dev or test, not {split!r}")
-    if backend != "hf":
-        _fail(f"unknown backend {backend!r}; available: hf")
     try:
-        grader = _grader_for(env_id, base_model)
+        grader = _grader_for(env_id, base_model, backend)
         info = inspect_submission(model_path.resolve())
-        base = grader.baseline(split, limit)
+        with progress_bar(f"baseline on {split}") as update:
+            base = grader.baseline(split, limit, progress=update)
         with progress_bar(f"grading {model_path.name} on {split}") as update:
             res = grader.evaluate(model_path.resolve(), split, limit, update, info)
-    except (ScenarioError, SubmissionError, FileNotFoundError) as e:
+    except _grading_errors() as e:
         _fail(str(e))
     out = res.summary() | {"baseline": base.score, "improvement": res.score - base.score}
     sys.stdout.write(json.dumps(out, indent=2) + "\n")
@@ -205,20 +229,91 @@ def baseline(
     env_id: Annotated[str, typer.Option("--env")] = "AutoRL-Micro-Arith-v0",
     split: Annotated[str, typer.Option(help="dev or test")] = "test",
     base_model: Annotated[str | None, typer.Option(help="override the base model")] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="grader backend: hf, lm_eval or vllm (default: the scenario's)")] = None,
+    limit: Annotated[int | None, typer.Option(help="measure on the first N problems only")] = None,
 ) -> None:
     """Measure (once; cached by model hash) the base model's score on a split."""
     from autorl_gym.progress import progress_bar
-    from autorl_gym.scenario import ScenarioError
 
     if split not in ("dev", "test"):
         _fail(f"--split must be dev or test, not {split!r}")
     try:
-        grader = _grader_for(env_id, base_model)
+        grader = _grader_for(env_id, base_model, backend)
         with progress_bar(f"baseline on {split}") as update:
-            res = grader.baseline(split, progress=update)
-    except ScenarioError as e:
+            res = grader.baseline(split, limit, progress=update)
+    except _grading_errors() as e:
         _fail(str(e))
     sys.stdout.write(json.dumps(res.summary(), indent=2) + "\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    env_id: Annotated[str, typer.Option("--env", help="default scenario")] = "AutoRL-Micro-Arith-v0",
+    sandbox: Annotated[str, typer.Option(help="local (bubblewrap) or none")] = "local",
+    ledger: Annotated[Path, typer.Option(help="SQLite ledger")] = Path("results/ledger.sqlite"),
+    results_dir: Annotated[Path, typer.Option(help="where results go")] = Path("results"),
+    workspace_root: Annotated[Path, typer.Option(help="where workspaces go")] = Path("workspace"),
+) -> None:
+    """The grading HTTP API (OpenAPI document at /docs and /openapi.json)."""
+    from autorl_gym.server import ServerSettings
+    from autorl_gym.server import serve as run_server
+
+    if sandbox not in ("local", "none"):
+        _fail(f"--sandbox must be local or none, not {sandbox!r}")
+    settings = ServerSettings(ledger=ledger, results_dir=results_dir, workspace_root=workspace_root,
+                              sandbox=sandbox, default_scenario=env_id)
+    try:
+        run_server(settings, host, port,
+                   on_ready=lambda url: err.print(f"grading API on {url} (docs: {url}/docs)"))
+    except OSError as e:
+        _fail(f"cannot listen on {host}:{port}: {e}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a results folder (results/{scenario}_{timestamp})")],
+    out: Annotated[Path | None, typer.Option(help="write the report here (default: RUN_DIR)")] = None,
+) -> None:
+    """Write metrics.json, report.md and report.html for one recorded run."""
+    from autorl_gym.report.commands import report_command
+
+    raise typer.Exit(report_command(run_dir, out, console, err))
+
+
+@app.command()
+def leaderboard(
+    results_dir: Annotated[Path, typer.Argument(help="a folder holding results folders")] = Path("results"),
+    out: Annotated[Path | None, typer.Option(help="write CSV and HTML here (default: RESULTS_DIR)")] = None,
+    fresh: Annotated[bool, typer.Option(help="recompute every run, ignoring metrics.json")] = False,
+) -> None:
+    """One row per (scenario, agent, driver model, base model) over every recorded run."""
+    from autorl_gym.report.commands import leaderboard_command
+
+    raise typer.Exit(leaderboard_command(results_dir, out, fresh, console, err))
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="a results/<run> folder, or a folder of runs")],
+    fmt: Annotated[str, typer.Option("--format", help="output format")] = "openai-chat",
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="JSONL file to write (default: stdout)")] = None,
+) -> None:
+    """Write recorded episodes as chat-format JSONL (one line per episode) for agent SFT or RL."""
+    from autorl_gym.export import ExportError, export_jsonl, iter_export
+
+    try:
+        if output is None:
+            lines = [ep.model_dump_json() for ep in iter_export(run_dir, fmt)]  # type: ignore[arg-type]
+            sys.stdout.write("".join(line + "\n" for line in lines))
+        else:
+            n = export_jsonl(run_dir, output, fmt)  # type: ignore[arg-type]
+            err.print(f"wrote {n} episode{'s' if n != 1 else ''} to {output}")
+    except ExportError as e:
+        _fail(str(e))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,27 @@
 """What an episode leaves behind in ``results/{scenario}_{timestamp}/``, written outside the
-sandbox and atomically: run.json, trajectory.jsonl, submissions.jsonl, feedback.json and the
-final test items."""
+sandbox and atomically: run.json, trajectory.jsonl, submissions.jsonl, feedback.json, the
+final test items of the chosen submission (test_items.json) and of the base model
+(baseline_test_items.json), and the agent's code history (code_history.git, one commit per
+step that changed ``code/``)."""
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from autorl_gym.code_history import GIT_DIR_NAME, CodeHistory, CodeHistoryError
 from autorl_gym.grading.results import EvalResult
 from autorl_gym.io import append_jsonl, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+#: the tools after which ``code/`` is snapshotted into the code history
+SNAPSHOT_TOOLS = ("write_file", "run", "submit")
 
 
 class SubmissionRecord(BaseModel):
@@ -65,14 +74,59 @@ class EpisodeRecorder:
     def __init__(self, root: Path):
         self.root = root
         root.mkdir(parents=True, exist_ok=False)
+        self._history: CodeHistory | None = None
+        self.history_error: str | None = None
+
+    def track_code(self, code_dir: Path, *, resumed_at_step: int | None = None) -> None:
+        """Start the code history of ``code_dir`` (with a first commit of what it holds), or take
+        it up again after a restart (a commit only if ``code/`` changed meanwhile)."""
+        try:
+            self._history = CodeHistory(self.root / GIT_DIR_NAME, code_dir)
+            if resumed_at_step is None:
+                self._history.snapshot(0, "episode start", allow_empty=True)
+            else:
+                self._history.snapshot(resumed_at_step, "episode resumed after a restart")
+        except (CodeHistoryError, OSError, ValueError) as e:
+            self._code_history_failed(e)
+
+    def snapshot_code(self, step: int, message: str) -> str | None:
+        """Commit ``code/`` if it changed; returns the commit id, or None (unchanged or failed)."""
+        if self._history is None:
+            return None
+        try:
+            rev = self._history.snapshot(step, message)
+        except (CodeHistoryError, OSError, ValueError) as e:
+            self._code_history_failed(e)
+            return None
+        return rev.commit if rev else None
+
+    def _code_history_failed(self, e: Exception) -> None:
+        log.warning("code history disabled: %s", e)
+        self.history_error = str(e)
+        self._history = None
+        append_jsonl(self.root / "recording_errors.jsonl",
+                     {"time": datetime.now(UTC).isoformat(), "what": "code_history", "error": str(e)})
+
+    @classmethod
+    def reopen(cls, root: Path) -> EpisodeRecorder:
+        """Append to an existing results folder (an episode taken up after a restart)."""
+        if not root.is_dir():
+            raise FileNotFoundError(f"results folder {root} does not exist")
+        rec = cls.__new__(cls)
+        rec.root = root
+        rec._history = None
+        rec.history_error = None
+        return rec
 
     def run_info(self, info: dict[str, Any]) -> None:
         atomic_write_json(self.root / "run.json", info)
 
     def step(self, index: int, elapsed_s: float, call: Any, observation: str, duration_s: float,
-             reward: float, exit_code: int | None, budget: dict[str, Any]) -> None:
+             reward: float, exit_code: int | None, budget: dict[str, Any],
+             code_commit: str | None = None) -> None:
         append_jsonl(self.root / "trajectory.jsonl", {
             "step": index,
+            "time": datetime.now(UTC).isoformat(),
             "elapsed_s": round(elapsed_s, 3),
             "call": call,
             "observation": observation,
@@ -82,12 +136,17 @@ class EpisodeRecorder:
             "duration_s": round(duration_s, 3),
             "reward": reward,
             "budget": budget,
+            "code_commit": code_commit,
         })
 
     def submission(self, record: SubmissionRecord) -> None:
         append_jsonl(self.root / "submissions.jsonl", record.model_dump(mode="json"))
 
-    def final(self, feedback: Feedback, test_result: EvalResult | None) -> None:
+    def final(self, feedback: Feedback, test_result: EvalResult | None,
+              baseline_test: EvalResult | None = None) -> None:
+        if baseline_test is not None and baseline_test.items:
+            atomic_write_json(self.root / "baseline_test_items.json",
+                              [i.model_dump() for i in baseline_test.items])
         if test_result is not None:
             atomic_write_json(self.root / "test_items.json",
                               [i.model_dump() for i in test_result.items])

@@ -30,7 +30,7 @@ from autorl_gym.grading.submission import (
     weights_hash,
 )
 from autorl_gym.progress import progress_bar
-from autorl_gym.recording import EpisodeRecorder, Feedback, SubmissionRecord
+from autorl_gym.recording import SNAPSHOT_TOOLS, EpisodeRecorder, Feedback, SubmissionRecord
 from autorl_gym.scenario import Scenario, get_scenario
 from autorl_gym.tools import make_sandbox
 from autorl_gym.tools.calls import (
@@ -44,7 +44,14 @@ from autorl_gym.tools.calls import (
     parse_tool_call,
     tool_schemas,
 )
-from autorl_gym.tools.sandbox import ExecResult, Mount, Sandbox, SandboxError, SandboxSpec
+from autorl_gym.tools.sandbox import (
+    ExecResult,
+    Mount,
+    Sandbox,
+    SandboxError,
+    SandboxSpec,
+    UnixBridge,
+)
 from autorl_gym.workspace import WorkspaceInfo, create_workspace, task_text, timestamp
 
 log = logging.getLogger(__name__)
@@ -59,7 +66,9 @@ class AutoRLEnv(gym.Env[str, str]):
         base_model: overrides the scenario's base model (hub id or local path).
         workspace_root / results_dir: where workspaces and results go.
         budget_seconds / max_steps / max_submissions: override the scenario's budgets.
+        agent_name / driver_model: recorded in run.json (the agent, and the LLM driving it).
         progress: draw rich progress bars while grading.
+        grader_backend: overrides the scenario's grader backend (``hf``, ``lm_eval``, ``vllm``).
     """
 
     metadata = {"render_modes": ["ansi"]}
@@ -68,8 +77,10 @@ class AutoRLEnv(gym.Env[str, str]):
                  base_model: str | None = None, workspace_root: str | Path = "workspace",
                  results_dir: str | Path = "results", budget_seconds: float | None = None,
                  max_steps: int | None = None, max_submissions: int | None = None,
-                 agent_name: str | None = None, progress: bool = False,
-                 render_mode: str | None = None):
+                 agent_name: str | None = None, driver_model: str | None = None,
+                 progress: bool = False, render_mode: str | None = None,
+                 grader_backend: str | None = None,
+                 sandbox_env: dict[str, str] | None = None, bridges: list[UnixBridge] | None = None):
         self.scenario = scenario if isinstance(scenario, Scenario) else get_scenario(scenario)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
@@ -82,7 +93,13 @@ class AutoRLEnv(gym.Env[str, str]):
         self.max_steps = max_steps or self.scenario.budget.max_steps
         self.max_submissions = max_submissions or self.scenario.budget.max_submissions
         self.agent_name = agent_name
+        self.driver_model = driver_model
         self.progress = progress
+        self.grader_backend = grader_backend
+        # Extra environment variables and unix-socket bridges for the sandbox (the grading
+        # server uses them to make itself reachable from inside; see autorl_gym.server).
+        self.sandbox_env = dict(sandbox_env or {})
+        self.bridges = list(bridges or [])
         self.observation_space = observation_space()
         self.action_space = action_space()
 
@@ -109,7 +126,7 @@ class AutoRLEnv(gym.Env[str, str]):
         if self._grader is not None:
             return
         self._assets = resolve_assets(self.scenario, self.base_model, progress=self.progress)
-        self._grader = make_grader(self.scenario, self._assets)
+        self._grader = make_grader(self.scenario, self._assets, backend=self.grader_backend)
         for split in dict.fromkeys([self.scenario.feedback_split, "test"]):
             with progress_bar(f"baseline on {split}", self.progress) as update:
                 self._baselines[split] = self._grader.baseline(split, progress=update)
@@ -177,35 +194,24 @@ class AutoRLEnv(gym.Env[str, str]):
         self._ws = create_workspace(self.workspace_root, self.scenario, self._assets, now,
                                     self.budget_seconds, self.max_steps, self.max_submissions)
         ws = self._ws.root
-        spec = SandboxSpec(
-            workspace=ws,
-            mounts=[Mount(source=self._assets.train_dir), Mount(source=self._assets.base_model_dir),
-                    *(Mount(source=p) for p in self._assets.extra_mounts)],
-            env={
-                "TASK": self.scenario.id,
-                "BASE_MODEL": self.base_model or self.scenario.base_model,
-                "MODEL_PATH": str(ws / "model"),
-                "DATA_PATH": str(ws / "data"),
-                "OUTPUT_DIR": str(ws / "output"),
-                "WORKSPACE": str(ws),
-                **self._assets.sandbox_env,
-            },
-            limits=self.scenario.sandbox,
-        )
         try:
-            self._sandbox = make_sandbox(self.sandbox_kind, spec)
+            self._sandbox = make_sandbox(self.sandbox_kind, self.sandbox_spec(ws))
         except Exception:
             shutil.rmtree(ws, ignore_errors=True)
             self._ws = None
             raise
         self._recorder = EpisodeRecorder(self.results_root / f"{self.scenario.id}_{timestamp(now)}")
+        self.grader.log_root = self._recorder.root  # lm_eval samples go into the results folder
+        self._recorder.track_code(ws / "code")
         self._submissions, self._models, self._steps = [], {}, 0
         self.final_feedback = None
         self._t0 = time.monotonic()
         self._t_end = None
         self._active = True
+        obs = to_observation(task_text(self.scenario) + "\n" + (ws / "instructions.md").read_text())
         self._recorder.run_info({
-            "scenario": self.scenario.id, "agent": self.agent_name, "started_at": now.isoformat(),
+            "scenario": self.scenario.id, "agent": self.agent_name,
+            "driver_model": self.driver_model, "started_at": now.isoformat(),
             "workspace": str(ws), "sandbox": self.sandbox_kind,
             "base_model": self.base_model or self.scenario.base_model,
             "base_model_path": str(self._assets.base_model_dir),
@@ -213,8 +219,10 @@ class AutoRLEnv(gym.Env[str, str]):
             "budget": {"seconds": self.budget_seconds, "max_steps": self.max_steps,
                        "max_submissions": self.max_submissions},
             "baselines": {k: v.summary() for k, v in self._baselines.items()},
+            # what the agent saw at reset, so a run can be exported as a chat (autorl_gym.export)
+            "reset_observation": obs,
+            "tool_schemas": tool_schemas(),
         })
-        obs = to_observation(task_text(self.scenario) + "\n" + (ws / "instructions.md").read_text())
         self._last_obs = obs
         info = self._info(
             scenario=self._scenario_info(),
@@ -223,6 +231,58 @@ class AutoRLEnv(gym.Env[str, str]):
             sandbox=self.sandbox_kind,
         )
         return obs, info
+
+    def sandbox_spec(self, ws: Path) -> SandboxSpec:
+        assert self._assets is not None
+        return SandboxSpec(
+            workspace=ws,
+            mounts=[Mount(source=self._assets.train_dir), Mount(source=self._assets.base_model_dir),
+                    *(Mount(source=p) for p in self._assets.extra_mounts)],
+            env={
+                **self.sandbox_env,  # extras never replace the episode's own variables
+                **self._assets.sandbox_env,
+                "TASK": self.scenario.id,
+                "BASE_MODEL": self.base_model or self.scenario.base_model,
+                "MODEL_PATH": str(ws / "model"),
+                "DATA_PATH": str(ws / "data"),
+                "OUTPUT_DIR": str(ws / "output"),
+                "WORKSPACE": str(ws),
+            },
+            limits=self.scenario.sandbox,
+            bridges=self.bridges,
+        )
+
+    def resume(self, workspace: Path, results_dir: Path, started_at: datetime, steps: int,
+               submissions: list[SubmissionRecord]) -> dict[str, Any]:
+        """Take up an episode that a stopped process left (the grading server after a restart).
+
+        The workspace and results folder are reused as they are; the wall-clock budget keeps
+        counting from ``started_at``; ``submissions`` are the ones already graded, in order.
+        """
+        self._close_episode("resume() called before the episode ended")
+        self._prepare()
+        ws = Path(workspace)
+        self._ws = WorkspaceInfo(root=ws, code=ws / "code", output=ws / "output", data=ws / "data",
+                                 model=ws / "model", started_at=started_at)
+        self._sandbox = make_sandbox(self.sandbox_kind, self.sandbox_spec(ws))
+        self._recorder = EpisodeRecorder.reopen(Path(results_dir))
+        self.grader.log_root = self._recorder.root
+        self._recorder.track_code(ws / "code", resumed_at_step=steps)
+        self._submissions = list(submissions)
+        self._models = {}
+        for rec in self._submissions:
+            if rec.valid:
+                try:
+                    self._models[rec.id] = resolve_in_workspace(rec.model_path, ws)
+                except SubmissionError:  # graded on test it will say what is wrong
+                    self._models[rec.id] = ws / rec.model_path
+        self._steps = steps
+        self.final_feedback = None
+        self._t0 = time.monotonic() - (datetime.now(UTC) - started_at).total_seconds()
+        self._t_end = None
+        self._active = True
+        return self._info(scenario=self._scenario_info(),
+                          baseline=self._baselines[self.scenario.feedback_split].score)
 
     def step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if not self._active:
@@ -293,9 +353,13 @@ class AutoRLEnv(gym.Env[str, str]):
         obs = to_observation(text)
         self._last_obs = obs
         if self._recorder is not None:
+            commit = None
+            if call is not None and call.tool in SNAPSHOT_TOOLS and extra.get("error") != "budget_spent":
+                commit = self._recorder.snapshot_code(self._steps, _describe_call(call))
             self._recorder.step(self._steps, time.monotonic() - self._t0,
                                 _clip(call.model_dump()) if call is not None else _describe_raw(action),
-                                obs, time.monotonic() - t_start, reward, exit_code, budget)
+                                obs, time.monotonic() - t_start, reward, exit_code, budget,
+                                code_commit=commit)
         return obs, reward, terminated, truncated, self._info(**extra)
 
     def render(self) -> str | None:
@@ -421,10 +485,10 @@ class AutoRLEnv(gym.Env[str, str]):
             feedback_baseline=self._baselines[self.scenario.feedback_split].score,
             best_feedback_score=best.score if best else None,
             submissions=len(self._submissions), valid_submissions=len(valid), steps=self._steps,
-            elapsed_s=time.monotonic() - self._t0, protocol=self.scenario.protocol.model_dump(),
+            elapsed_s=time.monotonic() - self._t0, protocol=self.grader.protocol_record(),
             notes=notes,
         )
-        self._recorder.final(fb, test_result)
+        self._recorder.final(fb, test_result, test_base)
         self.final_feedback = fb
         self._t_end = time.monotonic()
         self._active = False
@@ -462,6 +526,17 @@ def _clip(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _clip(v) for k, v in value.items()}
     return value
+
+
+def _describe_call(call: Any) -> str:
+    """A one-line commit message for the code history."""
+    if isinstance(call, WriteFile):
+        return f"write_file {call.path}"
+    if isinstance(call, Run):
+        return "run " + call.command.replace("\n", " ")[:200]
+    if isinstance(call, Submit):
+        return f"submit {call.model_path}"
+    return call.tool
 
 
 def _describe_raw(action: Any) -> Any:

@@ -31,18 +31,22 @@ def pick_dtype(spec: str, device: str):
 
 
 def load_tokenizer(primary: Path, fallback: Path):
+    """The tokenizer in ``primary`` (the submission's, or the base's when it has none)."""
     from transformers import AutoTokenizer
 
-    for src in (primary, fallback):
-        try:
-            tok = AutoTokenizer.from_pretrained(str(src))
-        except (OSError, ValueError):
-            continue
-        tok.padding_side = "left"
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
-        return tok, src
-    raise SubmissionError(f"no loadable tokenizer in {primary} or the base model {fallback}")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(primary))
+    except Exception as e:  # noqa: BLE001 - any tokenizer failure is reported to the submitter
+        what = "the base model's tokenizer" if primary == fallback else f"{primary.name}: the tokenizer"
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        raise SubmissionError(
+            f"{what} does not load ({e.__class__.__name__}: {first}); "
+            "save it with tokenizer.save_pretrained(dir) from a tokenizer loaded from model/, or "
+            "remove the tokenizer files to grade with the base model's tokenizer") from e
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok, primary
 
 
 def load_model(sub: SubmissionInfo, base_model_dir: Path, grader: GraderSpec):
@@ -78,7 +82,7 @@ def load_model(sub: SubmissionInfo, base_model_dir: Path, grader: GraderSpec):
     return model, tokenizer
 
 
-def _truncate_at_stop(text: str, stops: list[str]) -> str:
+def truncate_at_stop(text: str, stops: list[str]) -> str:
     cut = len(text)
     for s in stops:
         i = text.find(s)
@@ -101,20 +105,30 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], protocol: Protocol,
         ge = model.generation_config.eos_token_id
         eos_ids |= set(ge if isinstance(ge, list) else [ge])
 
+    # a stop string of n characters lies within the last n + slack tokens (no token is empty
+    # but skipped special tokens, and those end the row anyway)
+    window = max((len(x) for x in protocol.stop), default=0) + 8
+
     class StopOnStrings(StoppingCriteria):
-        def __init__(self, prompt_len: int):
+        """Per row: done at an end-of-text token or a stop string. Only the newest token and a
+        short tail are looked at, and a finished row is never decoded again."""
+
+        def __init__(self, prompt_len: int, rows: int):
             self.prompt_len = prompt_len
+            self.done = [False] * rows
 
         def __call__(self, input_ids, scores, **kwargs):  # noqa: ANN001
             new = input_ids[:, self.prompt_len:]
-            done = []
-            for row in new.tolist():
-                if eos_ids and any(t in eos_ids for t in row):
-                    done.append(True)
+            tails = new[:, -window:].tolist()
+            for r, tail in enumerate(tails):
+                if self.done[r] or not tail:
                     continue
-                text = tokenizer.decode(row, skip_special_tokens=True)
-                done.append(any(s in text for s in protocol.stop))
-            return torch.tensor(done, device=input_ids.device)
+                if tail[-1] in eos_ids:
+                    self.done[r] = True
+                    continue
+                text = tokenizer.decode(tail, skip_special_tokens=True)
+                self.done[r] = any(s in text for s in protocol.stop)
+            return torch.tensor(self.done, device=input_ids.device)
 
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
@@ -127,12 +141,12 @@ def generate(model: Any, tokenizer: Any, prompts: list[str], protocol: Protocol,
                 **enc, do_sample=False, max_new_tokens=protocol.max_new_tokens,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=sorted(eos_ids) or None,
-                stopping_criteria=StoppingCriteriaList([StopOnStrings(plen)]),
+                stopping_criteria=StoppingCriteriaList([StopOnStrings(plen, len(batch))]),
                 temperature=None, top_p=None, top_k=None,
             )
         for i, row in zip(idx, gen[:, plen:].tolist(), strict=True):
             text = tokenizer.decode(row, skip_special_tokens=True)
-            out[i] = _truncate_at_stop(text, protocol.stop)
+            out[i] = truncate_at_stop(text, protocol.stop)
         if on_batch:
             on_batch(len(idx))
     return out

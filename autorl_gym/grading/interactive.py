@@ -121,10 +121,15 @@ class InteractiveGrader:
         return result
 
 
-def make_grader(scenario: Scenario, assets: ScenarioAssets):  # noqa: ANN201 - Grader or InteractiveGrader
-    """The grader a scenario needs: rollouts for interactive scenarios, else the QA grader."""
+def make_grader(scenario: Scenario, assets: ScenarioAssets,  # noqa: ANN201 - Grader or InteractiveGrader
+                backend: str | None = None):
+    """The grader a scenario needs: rollouts for interactive scenarios, else the QA grader
+    (``backend`` overrides the scenario's QA grader backend: hf, lm_eval or vllm)."""
     if scenario.interactive is not None:
+        if backend not in (None, "hf"):
+            raise ValueError(f"{scenario.id} is interactive: its rollouts run on the hf backend only, "
+                             f"not {backend!r}")
         return InteractiveGrader(scenario, assets)
     from autorl_gym.grading.grader import Grader
 
-    return Grader(scenario, assets)
+    return Grader(scenario, assets, backend=backend)

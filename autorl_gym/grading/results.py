@@ -30,6 +30,8 @@ class EvalResult(BaseModel):
     seconds: float
     items: list[ItemResult] = Field(default_factory=list, repr=False)
     notes: list[str] = Field(default_factory=list)
+    lm_eval_scores: dict[str, float] | None = Field(
+        None, description="lm_eval backend: lm-eval's own exact_match per filter, in percent")
 
     def summary(self) -> dict:
         return self.model_dump(exclude={"items"})

@@ -145,3 +145,111 @@ def weights_hash(files: list[Path]) -> str:
 
 def model_dir_hash(model_dir: Path) -> str:
     return weights_hash(inspect_submission(model_dir).weight_files)
+
+
+# --------------------------------------------------------------------------- compatibility
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise SubmissionError(f"{path.parent.name}/{path.name} is not readable JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise SubmissionError(f"{path.parent.name}/{path.name} must hold a JSON object")
+    return data
+
+
+def _base_shapes(base_dir: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of the base model's weights, read from file headers only."""
+    from safetensors import safe_open
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in inspect_submission(base_dir).weight_files:
+        if f.suffix != ".safetensors":
+            return {}
+        with safe_open(str(f), framework="pt") as fh:
+            for key in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
+                shapes[key] = tuple(fh.get_slice(key).get_shape())
+    return shapes
+
+
+def _adapter_shapes(info: SubmissionInfo) -> dict[str, tuple[int, ...]]:
+    f = info.weight_files[0]
+    try:
+        if f.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(f), framework="pt") as fh:
+                return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
+        import torch
+
+        state = torch.load(str(f), map_location="cpu", weights_only=True)
+        return {k: tuple(v.shape) for k, v in state.items()}
+    except Exception as e:  # noqa: BLE001 - an unreadable adapter is the submitter's
+        raise SubmissionError(
+            f"{info.path.name}/{f.name}: cannot read the adapter weights ({e.__class__.__name__}: "
+            f"{str(e)[:200]}); save them with save_pretrained on the PeftModel") from e
+
+
+def check_adapter_matches_base(info: SubmissionInfo, base_dir: Path) -> None:
+    """Refuse an adapter trained on another base model: every LoRA module must exist in the
+    base with matching input and output sizes."""
+    cfg = _read_json(info.path / "adapter_config.json")
+    named = cfg.get("base_model_name_or_path")
+    base = _base_shapes(base_dir)
+    if not base:
+        return
+    mismatches: list[str] = []
+    for key, shape in sorted(_adapter_shapes(info).items()):
+        for part, dim in ((".lora_A.", 1), (".lora_B.", 0)):
+            if part not in key:
+                continue
+            module = key.split(part)[0].removeprefix("base_model.model.")
+            target = base.get(f"{module}.weight")
+            if target is None:
+                mismatches.append(f"{module} is not a module of the base model")
+            elif len(target) != 2 or target[dim] != shape[dim]:
+                mismatches.append(f"{module}: adapter {part.strip('.')} has shape {list(shape)}, "
+                                  f"the base weight {list(target)}")
+        if len(mismatches) >= 3:
+            break
+    if mismatches:
+        raise SubmissionError(
+            f"{info.path.name}: this LoRA adapter was trained for another base model"
+            f"{f' ({named})' if named else ''}: " + "; ".join(mismatches)
+            + ". Train the adapter on the scenario's base model (the folder model/ in the "
+            "workspace, $MODEL_PATH) and submit that.")
+
+
+def check_tokenizer(info: SubmissionInfo, base_dir: Path) -> None:
+    """Refuse a tokenizer that cannot load, and a full model without one whose vocabulary
+    differs from the base model's."""
+    cfg_path = info.path / "tokenizer_config.json"
+    if cfg_path.is_file():
+        cfg = _read_json(cfg_path)
+        extra = cfg.get("extra_special_tokens")
+        if isinstance(extra, list):
+            raise SubmissionError(
+                f"{info.path.name}/tokenizer_config.json stores 'extra_special_tokens' as a list "
+                f"({len(extra)} entries; some TRL versions save it so): vLLM and transformers 4 "
+                "cannot load it, and transformers 5 adds its tokens again as new ids past the "
+                "model's vocabulary. It must be a mapping of name to token. Delete the key (or set it to {}) "
+                "and keep the tokens in 'additional_special_tokens', or save the tokenizer again "
+                "with tokenizer.save_pretrained(dir) from a tokenizer loaded from model/.")
+    if info.kind == "full" and not info.has_tokenizer:
+        vocab = _read_json(info.path / "config.json").get("vocab_size")
+        base_vocab = _read_json(base_dir / "config.json").get("vocab_size")
+        if vocab is not None and base_vocab is not None and vocab != base_vocab:
+            raise SubmissionError(
+                f"{info.path.name}: tokenizer missing: the model's vocabulary ({vocab} tokens) "
+                f"differs from the base model's ({base_vocab}), so the base tokenizer cannot stand "
+                "in for it. Save the tokenizer next to the weights: tokenizer.save_pretrained(dir) "
+                "(tokenizer.json and tokenizer_config.json).")
+
+
+def check_submission(info: SubmissionInfo, base_dir: Path) -> None:
+    """Every refusal that can be decided before loading the model."""
+    if info.kind == "lora":
+        check_adapter_matches_base(info, base_dir)
+    check_tokenizer(info, base_dir)

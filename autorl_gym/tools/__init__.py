@@ -14,6 +14,7 @@ from autorl_gym.tools.sandbox import (
     SandboxLimits,
     SandboxSpec,
     SandboxUnavailable,
+    UnixBridge,
 )
 from autorl_gym.tools.unsandboxed import UnsandboxedSandbox
 
@@ -27,6 +28,7 @@ __all__ = [
     "SandboxLimits",
     "SandboxSpec",
     "SandboxUnavailable",
+    "UnixBridge",
     "UnsandboxedSandbox",
     "make_sandbox",
 ]

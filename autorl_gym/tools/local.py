@@ -16,7 +16,10 @@ What a command sees (nothing else from the host is visible):
   each ``spec.mounts`` entry at its own absolute path, read-only or read-write as it says.
 
 Namespaces: all unshared (user, pid, ipc, uts, cgroup, net), so without ``spec.network`` there is
-only a private loopback. Capabilities are dropped; the process dies with its parent.
+only a private loopback. ``spec.bridges`` (optional) binds host unix sockets read-only under
+``/run/autorl-bridge`` and starts a stdlib forwarder in front of each command that serves them
+as ``127.0.0.1:PORT`` on that private loopback (how the grading server is reached).
+Capabilities are dropped; the process dies with its parent.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ SANDBOX_HOME = "/tmp/home"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../autorl_gym
 _PROBE_TIMEOUT_S = 20.0
+_FORWARDER = Path(__file__).resolve().parent / "bridge_forward.py"
+_BRIDGE_DIR = "/run/autorl-bridge"  # inside the sandbox: bridge sockets and the forwarder
 # bwrap (outside) and bwrap (PID 1 inside) are part of every command's process tree.
 _WRAPPER_PROCESSES = 2
 
@@ -176,8 +181,19 @@ class BwrapSandbox(SandboxFiles):
         for h in sorted(hidden):
             if any(h.is_relative_to(v) for v in visible):
                 a += ["--perms", "0555", "--tmpfs", str(h), "--remount-ro", str(h)]
+        for i, bridge in enumerate(spec.bridges):  # see UnixBridge; the net stays unshared
+            a += ["--ro-bind", os.path.realpath(bridge.socket), f"{_BRIDGE_DIR}/{i}.sock"]
+        if spec.bridges:
+            a += ["--ro-bind", str(_FORWARDER), f"{_BRIDGE_DIR}/forward.py"]
         a += ["--chdir", str(spec.workspace)]
         return a
+
+    def _forwarder_argv(self) -> list[str]:
+        """The forwarder in front of the command when the spec has bridges (else nothing)."""
+        if not self.spec.bridges:
+            return []
+        specs = [f"127.0.0.1:{b.port}={_BRIDGE_DIR}/{i}.sock" for i, b in enumerate(self.spec.bridges)]
+        return [sys.executable, "-I", "-S", f"{_BRIDGE_DIR}/forward.py", *specs, "--"]
 
     @staticmethod
     def _bind(source: Path, *, read_only: bool) -> list[str]:
@@ -190,7 +206,7 @@ class BwrapSandbox(SandboxFiles):
 
     def argv(self, command: str) -> list[str]:
         """The full bwrap command line for ``command``."""
-        return [*self._prefix_args, self._bash, "-c", command]
+        return [*self._prefix_args, *self._forwarder_argv(), self._bash, "-c", command]
 
     def _probe(self) -> None:
         res = run_command(

@@ -34,6 +34,18 @@ class SandboxLimits(BaseModel):
     max_file_bytes: int = Field(10_000_000, gt=0, description="largest write_file / read_file")
 
 
+class UnixBridge(BaseModel):
+    """A host unix socket reachable inside the sandbox as ``127.0.0.1:port`` on the sandbox's own
+    loopback. The socket is bound in read-only and a small forwarder (stdlib only, started in
+    front of every command) relays TCP connections to it; the network namespace stays unshared,
+    so nothing else on the host network is reachable."""
+
+    model_config = ConfigDict(frozen=True)
+
+    socket: Path = Field(description="host path of the unix socket")
+    port: int = Field(gt=0, lt=65536, description="TCP port on the sandbox's loopback")
+
+
 class SandboxSpec(BaseModel):
     """Everything a backend needs to build one episode's sandbox."""
 
@@ -42,6 +54,7 @@ class SandboxSpec(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
     network: bool = False
+    bridges: list[UnixBridge] = Field(default_factory=list)
 
 
 class ExecResult(BaseModel):

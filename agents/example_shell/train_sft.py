@@ -1,0 +1,1 @@
+../scripted/train_sft.py

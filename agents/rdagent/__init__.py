@@ -1,0 +1,1 @@
+"""rdagent: the reference R&D loop (hypothesis -> implement -> run -> submit -> feedback)."""

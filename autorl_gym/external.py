@@ -1,0 +1,151 @@
+"""External agents: ``agents/<name>/agent.yaml`` with a ``start`` command instead of a class.
+
+``autorl-gym run --agent <name>`` starts a grading server in this process (on a private unix
+socket, bridged into the sandbox as ``GRADING_SERVER_URL=http://127.0.0.1:8765``), creates a run
+through it, copies the agent's folder into the workspace's ``code/`` and runs the start command
+inside the run's sandbox with ``TASK``, ``BASE_MODEL``, ``MODEL_PATH``, ``DATA_PATH``,
+``OUTPUT_DIR``, ``WORKSPACE``, ``GRADING_SERVER_URL``, ``RUN_ID`` and ``RUN_TOKEN`` set. The agent
+submits and finishes over HTTP; if it has not finished when its command ends (or the budget is
+spent), the run is finished for it. The results folder is the same as a Python agent's, plus
+``agent_output.txt`` (the command's output).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from autorl_gym.agents import AgentSpec
+from autorl_gym.server import SANDBOX_PORT, ServerSettings, ServerThread, bind_tcp, bind_unix, create_app
+
+
+def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandbox: str = "local",
+                       results_dir: Path = Path("results"), workspace_root: Path = Path("workspace"),
+                       budget_seconds: float | None = None, console: Console | None = None,
+                       progress: bool = True, agent_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one episode of an external agent; returns the run as ``GET /runs/{id}`` shows it.
+
+    The agent's ``options`` (agent.yaml), then ``agent_env``, are exported to its start command
+    as environment variables.
+    """
+    assert spec.start is not None
+    exports = {str(k): str(v) for k, v in {**spec.options, **(agent_env or {})}.items()}
+    bad = [k for k in exports if not k.isidentifier()]
+    if bad:
+        raise ValueError(f"agent {spec.name}: option names must be environment variable names: {bad}")
+    command = "".join(f"export {k}={shlex.quote(v)}; " for k, v in exports.items()) + spec.start
+    console = console or Console()
+    tmp = Path(tempfile.mkdtemp(prefix="autorl-grading-"))
+    sock_path = tmp / "grading.sock"  # bridged into the sandbox: the agent's side
+    host_sock = tmp / "host.sock"  # this process's side (it creates the run)
+    sockets = [bind_unix(sock_path), bind_unix(host_sock)]
+    if sandbox == "local":
+        url, bridge = f"http://127.0.0.1:{SANDBOX_PORT}", sock_path
+    else:  # no sandbox: the agent runs on the host and reaches a loopback port directly
+        sockets.append(bind_tcp("127.0.0.1", 0))
+        url, bridge = f"http://127.0.0.1:{sockets[-1].getsockname()[1]}", None
+    settings = ServerSettings(ledger=Path(results_dir) / "ledger.sqlite",
+                              workspace_root=Path(workspace_root), results_dir=Path(results_dir),
+                              sandbox=sandbox, default_scenario=scenario_id, bridge_socket=bridge,
+                              sandbox_url=url, progress=progress)
+    app = create_app(settings)
+    server = ServerThread(app, sockets)
+    server.start()
+    client = httpx.Client(transport=httpx.HTTPTransport(uds=str(host_sock)), base_url="http://grading",
+                          timeout=None)
+    try:
+        with console.status("preparing the run (base model, baseline)"):
+            r = client.post("/runs", json={"scenario": scenario_id, "agent": spec.name,
+                                           "budget_seconds": budget_seconds})
+        if r.status_code != 201:
+            raise RuntimeError(f"could not create the run: {r.status_code} {r.text}")
+        created = r.json()
+        run_id, ws = created["run_id"], Path(created["workspace"])
+        auth = {"Authorization": f"Bearer {created['token']}"}
+        console.print(f"[dim]workspace[/] {ws}")
+        console.print(f"[dim]run[/] {run_id}  [dim]grading server in the sandbox[/] {url}")
+        shutil.copytree(folder, ws / "code", dirs_exist_ok=True)  # links followed: real files
+
+        service = app.state.service
+        env = service.env_for(service.run_row(run_id))
+        box = _make_sandbox(sandbox, env.sandbox_spec(ws))
+        result: dict[str, Any] = {}
+
+        def agent() -> None:
+            timeout = max(1.0, created["time"]["remaining_s"])
+            result["exec"] = box.exec(command, timeout_s=timeout)
+
+        t = threading.Thread(target=agent, name=f"agent-{spec.name}", daemon=True)
+        t0 = time.monotonic()
+        t.start()
+        shown: set[int] = set()
+        with console.status(f"agent {spec.name} running: {spec.start}") as status:
+            while t.is_alive():
+                t.join(timeout=1.0)
+                run = client.get(f"/runs/{run_id}", headers=auth).json()
+                for sub in run["submissions"]:
+                    if sub["status"] in ("done", "failed") and sub["submission_id"] not in shown:
+                        shown.add(sub["submission_id"])
+                        console.print(_describe(sub))
+                status.update(f"agent {spec.name} running ({time.monotonic() - t0:.0f} s, "
+                              f"{run['time']['remaining_s']:.0f} s left): {spec.start}")
+        res = result.get("exec")
+        box.close()
+        run = client.get(f"/runs/{run_id}", headers=auth).json()
+        for sub in run["submissions"]:
+            if sub["submission_id"] not in shown:
+                console.print(_describe(sub))
+        if res is not None:
+            (Path(run["results_dir"]) / "agent_output.txt").write_text(res.output, encoding="utf-8")
+            console.print(f"[dim]agent command ended[/] exit code {res.exit_code}"
+                          + (" (timed out)" if res.timed_out else "") + f" after {res.duration_s:.1f} s")
+        if run["status"] == "active":
+            with console.status("the agent did not finish: finishing the run (test grading)"):
+                run = client.post(f"/runs/{run_id}/finish", headers=auth, json={}).json()
+        run["agent_exit_code"] = res.exit_code if res is not None else None
+        return run
+    finally:
+        client.close()
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _make_sandbox(kind: str, spec: Any) -> Any:
+    from autorl_gym.tools import make_sandbox
+
+    return make_sandbox(kind, spec)
+
+
+def _describe(sub: dict[str, Any]) -> str:
+    if sub["status"] == "done":
+        return (f"submission {sub['submission_id']} ({sub['model_path']}): {sub['score']:.2f} "
+                f"(baseline {sub['baseline']:.2f}, {sub['improvement']:+.2f})")
+    return f"submission {sub['submission_id']} ({sub['model_path']}) {sub['status']}: {sub['error']}"
+
+
+def run_external_command(spec: AgentSpec, folder: Path, scenario_id: str, console: Console,
+                         **kwargs: Any) -> str | None:
+    """``autorl-gym run --agent <external agent>``: the episode, then a table of its result;
+    returns the results folder."""
+    import typer
+
+    from autorl_gym.progress import episode_table
+
+    t0 = time.monotonic()
+    console.rule(f"[bold]{scenario_id}[/] with external agent [bold]{spec.name}[/]")
+    try:
+        run = run_external_agent(spec, folder, scenario_id, console=console, **kwargs)
+    except (RuntimeError, ValueError, OSError) as e:
+        console.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from e
+    console.print(episode_table(run.get("feedback") or {}, time.monotonic() - t0, run.get("results_dir"),
+                                extra={"agent exit code": str(run.get("agent_exit_code"))}))
+    return run.get("results_dir")

@@ -1,0 +1,144 @@
+"""``autorl-gym leaderboard RESULTS_DIR``: one row per (scenario, agent, driver model, base
+model) over every results folder found below RESULTS_DIR."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+from pydantic import BaseModel, ValidationError
+
+from autorl_gym.code_history import GIT_DIR_NAME
+from autorl_gym.io import atomic_write_text
+from autorl_gym.report.build import REPORT_VERSION, RunReport, analyse
+from autorl_gym.report.run_folder import ReportError, is_run_folder, load_run
+
+GROUP = ["scenario", "agent", "driver_model", "base_model"]
+INPUTS = ("run.json", "trajectory.jsonl", "submissions.jsonl", "feedback.json", "test_items.json",
+          "baseline_test_items.json")
+
+
+class Row(BaseModel):
+    scenario: str
+    agent: str
+    driver_model: str
+    base_model: str
+    runs: int
+    """finished or truncated runs, the ones with a final test result"""
+    incomplete: int
+    mean_improvement: float | None
+    stderr: float | None
+    best: float | None
+    significant_gain_rate: float | None
+    median_time_to_first_improvement_s: float | None
+    runs_that_improved_on_feedback: int
+
+
+class Leaderboard(BaseModel):
+    results_dir: Path
+    rows: list[Row]
+    runs_found: int
+    skipped: list[str]
+    """folders that could not be read at all, with the reason"""
+    warnings: list[str]
+    """damaged parts of folders that were still counted"""
+
+
+def find_runs(results_dir: Path) -> list[Path]:
+    found = []
+    for root, dirs, _files in os.walk(results_dir):
+        p = Path(root)
+        if is_run_folder(p):
+            found.append(p)
+            dirs[:] = []
+        else:
+            dirs[:] = sorted(d for d in dirs if d != GIT_DIR_NAME and not d.startswith("."))
+    return sorted(found)
+
+
+def _cached(run_dir: Path) -> RunReport | None:
+    """metrics.json when it is newer than every input it was computed from."""
+    metrics = run_dir / "metrics.json"
+    try:
+        mtime = metrics.stat().st_mtime
+        if any((run_dir / f).exists() and (run_dir / f).stat().st_mtime > mtime for f in INPUTS):
+            return None
+        report = RunReport.model_validate_json(metrics.read_bytes())
+    except (OSError, ValidationError, ValueError):
+        return None
+    return report if report.version == REPORT_VERSION else None
+
+
+def run_report(run_dir: Path, reuse: bool = True) -> RunReport:
+    return (_cached(run_dir) if reuse else None) or analyse(load_run(run_dir))
+
+
+def build_leaderboard(results_dir: Path, reuse: bool = True,
+                      progress: Callable[[int, int], None] | None = None) -> Leaderboard:
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ReportError(f"{results_dir}: no such folder")
+    runs = find_runs(results_dir)
+    records, skipped, warnings = [], [], []
+    for n, run_dir in enumerate(runs, 1):
+        name = run_dir.relative_to(results_dir).as_posix() if run_dir != results_dir else run_dir.name
+        try:
+            rep = run_report(run_dir, reuse)
+        except ReportError as e:
+            skipped.append(f"{name}: {e}")
+            continue
+        except Exception as e:  # noqa: BLE001 - one unreadable run never stops the board
+            skipped.append(f"{name}: could not be analysed ({e.__class__.__name__}: {e})")
+            continue
+        finally:
+            if progress:
+                progress(n, len(runs))
+        warnings += [f"{name}: {p}" for p in rep.problems]
+        iv = rep.noise.interval
+        records.append({
+            "scenario": rep.run.scenario or "?", "agent": rep.run.agent or "?",
+            "driver_model": rep.run.driver_model or "-", "base_model": rep.run.base_model or "?",
+            "complete": rep.result.improvement is not None,
+            "improvement": rep.result.improvement,
+            # a run with no graded submission has an improvement of exactly 0: not significant
+            "significant": bool(iv and iv.significant),
+            "t_first": rep.process.time_to_first_improvement_s,
+        })
+    rows: list[Row] = []
+    if records:
+        df = pd.DataFrame.from_records(records)
+        for key, g in df.groupby(GROUP, sort=True, dropna=False):
+            done = g[g["complete"]]
+            imp = done["improvement"].astype(float)
+            t = g["t_first"].dropna().astype(float)
+            n = len(done)
+            rows.append(Row(
+                **dict(zip(GROUP, key, strict=True)), runs=n, incomplete=len(g) - n,
+                mean_improvement=float(imp.mean()) if n else None,
+                stderr=float(imp.std(ddof=1) / math.sqrt(n)) if n >= 2 else None,
+                best=float(imp.max()) if n else None,
+                significant_gain_rate=float(done["significant"].mean()) if n else None,
+                median_time_to_first_improvement_s=float(t.median()) if len(t) else None,
+                runs_that_improved_on_feedback=len(t)))
+        rows.sort(key=lambda r: (r.scenario, -(r.mean_improvement if r.mean_improvement is not None
+                                               else -math.inf)))
+    return Leaderboard(results_dir=results_dir, rows=rows, runs_found=len(runs), skipped=skipped,
+                       warnings=warnings)
+
+
+def to_frame(board: Leaderboard) -> pd.DataFrame:
+    return pd.DataFrame([r.model_dump() for r in board.rows], columns=list(Row.model_fields))
+
+
+def write_leaderboard(board: Leaderboard, out_dir: Path | None = None) -> dict[str, Path]:
+    from autorl_gym.report.render import render_leaderboard_html
+
+    out = Path(out_dir) if out_dir else board.results_dir
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"csv": out / "leaderboard.csv", "html": out / "leaderboard.html"}
+    atomic_write_text(files["csv"], to_frame(board).to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(files["html"], render_leaderboard_html(board))
+    return files

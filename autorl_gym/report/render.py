@@ -1,0 +1,57 @@
+"""Render a run report (Markdown, and self-contained HTML with the PNGs embedded) and the
+leaderboard's HTML page, from the Jinja2 templates in ``templates/``."""
+
+from __future__ import annotations
+
+import base64
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from autorl_gym.report.diagnosis import FAILURE_MEANING
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def _num(value: Any, fmt: str = ".2f", unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float | int):
+        return f"{value:{fmt}}{unit}"
+    return str(value)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.0f}%"
+
+
+@cache
+def _env(autoescape: bool) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=autoescape,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True)
+    env.filters["num"] = _num
+    env.filters["pct"] = _pct
+    env.globals["FAILURE_MEANING"] = FAILURE_MEANING
+    return env
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: Any, images: dict[str, str]) -> str:
+    env = _env(False)
+    env.filters["cell"] = _md_cell
+    return env.get_template("report.md.j2").render(r=report, images=images)
+
+
+def render_html(report: Any, plots: dict[str, bytes], history: list[dict[str, Any]]) -> str:
+    images = {k: "data:image/png;base64," + base64.b64encode(v).decode() for k, v in plots.items()}
+    return _env(True).get_template("report.html.j2").render(r=report, images=images, history=history)
+
+
+def render_leaderboard_html(board: Any) -> str:
+    return _env(True).get_template("leaderboard.html.j2").render(b=board)

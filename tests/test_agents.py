@@ -1,0 +1,98 @@
+"""The agent interface: registry, options, package agents; rdagent's pure helpers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autorl_gym.agents import AgentError, agent_options, find_agents, import_agent_module, make_agent
+
+records = import_agent_module("rdagent", "records")
+
+
+def test_registry_finds_both_agents_and_passes_options(monkeypatch):
+    assert {"scripted", "rdagent"} <= set(find_agents())
+    a = make_agent("scripted", train_timeout_s=5)
+    assert a.train_timeout_s == 5
+    with pytest.raises(AgentError, match="does not take these options"):
+        make_agent("scripted", llm_model="x")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ValueError, match="OPENAI_API_KEY"):
+        make_agent("rdagent")
+    rd = make_agent("rdagent", llm_base_url="http://127.0.0.1:9/v1", llm_model="m", max_iterations=2)
+    assert rd.max_iterations == 2 and rd.llm.model == "m"
+
+
+def test_agent_options_parse_yaml_values():
+    opts = agent_options(["max_iterations=3", "temperature=0.5", "name=abc", "flag=true"],
+                         llm_model="m", llm_base_url=None)
+    assert opts == {"max_iterations": 3, "temperature": 0.5, "name": "abc", "flag": True, "llm_model": "m"}
+    with pytest.raises(AgentError, match="KEY=VALUE"):
+        agent_options(["novalue"])
+
+
+def test_head_tail_keeps_both_ends_within_the_limit():
+    text = "HEAD" + "x" * 10_000 + "TAIL"
+    out = records.head_tail(text, 500)
+    assert len(out) <= 500 and out.startswith("HEAD") and out.endswith("TAIL")
+    assert "characters omitted" in out
+    assert records.head_tail("short", 500) == "short"
+
+
+def test_submission_and_exit_code_are_read_from_observations():
+    graded = "submission graded\n" + json.dumps({"submission_id": 2, "split": "dev", "score": 61.5,
+                                                 "baseline": 21.0, "improvement": 40.5, "best_so_far": 61.5,
+                                                 "best_submission_id": 2, "submissions_left": 8})
+    s = records.read_submission(graded, "output/v2")
+    assert s.valid and s.score == 61.5 and s.submissions_left == 8
+    last = records.read_submission(graded + '\n\nepisode over: submission limit reached\n{"test_score": 60}',
+                                   "output/v2")
+    assert last.valid and last.score == 61.5
+    assert not records.read_submission("submission graded\n{broken", "output/v2").valid
+    refused = records.read_submission("submission 3 refused: output/v9 does not exist", "output/v9")
+    assert not refused.valid and refused.submission_id == 3 and "does not exist" in refused.error
+    assert records.read_exit_code("exit code: 1 (0.20 s)\n--- output ---\n") == 1
+    assert records.read_exit_code("exit code: killed (3.00 s)") is None
+
+
+def test_trace_best_is_the_highest_score_earliest_on_ties():
+    hyp = records.Hypothesis(hypothesis="h", method="SFT", plan="p", reason="r")
+
+    def exp(i, score):
+        sub = records.SubmissionResult(submission_id=i, model_path=f"output/v{i}", score=score,
+                                       baseline=20.0, improvement=None if score is None else score - 20)
+        if score is None:
+            sub.error = "refused"
+        return records.Experiment(index=i, hypothesis=hyp, submission=sub)
+
+    trace = records.Trace(experiments=[exp(1, 40.0), exp(2, 55.0), exp(3, None), exp(4, 55.0)])
+    assert trace.best().index == 2 and trace.best_score() == 55.0
+    text = trace.summary()
+    assert "Experiment 2  <== best so far" in text and "refused" in text
+
+
+def test_fit_context_shrinks_old_tool_results_first():
+    agent_mod = import_agent_module("rdagent", "agent")
+    rd = make_agent("rdagent", llm_base_url="http://127.0.0.1:9/v1", llm_api_key="k", max_context_chars=5000)
+    big = "y" * 20_000
+    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+    for i in range(4):
+        msgs.append({"role": "assistant", "content": None, "tool_calls": [
+            {"id": f"c{i}", "type": "function",
+             "function": {"name": "write_file", "arguments": json.dumps({"path": "a", "content": big})}}]})
+        msgs.append({"role": "tool", "tool_call_id": f"c{i}", "content": big})
+    rd._fit_context(msgs)
+    assert len(msgs[3]["content"]) <= 600 and len(msgs[-1]["content"]) == 20_000  # the latest stay whole
+    assert json.loads(msgs[2]["tool_calls"][0]["function"]["arguments"])["path"] == "a"
+    assert isinstance(agent_mod.PROPOSE_TOOL["function"]["parameters"]["properties"], dict)
+
+
+def test_llm_retries_are_cut_to_fit_the_deadline():
+    llm = import_agent_module("rdagent", "llm")
+    # the openai client's backoff: 0.5, 1, 2, 4, 8, 8 s
+    assert llm.retries_within(0.0, 6) == 0
+    assert llm.retries_within(3.5, 6) == 3
+    assert llm.retries_within(23.5, 6) == 6
+    assert llm.retries_within(1000.0, 2) == 2

@@ -1,0 +1,75 @@
+"""The code history: one commit per change of code/, large files left out, readable back."""
+
+from __future__ import annotations
+
+import subprocess
+
+from autorl_gym.code_history import MAX_FILE_BYTES, CodeHistory, read_history
+from autorl_gym.recording import EpisodeRecorder
+
+
+def test_commits_only_changes_and_leaves_large_files_out(tmp_path):
+    code = tmp_path / "ws" / "code"
+    code.mkdir(parents=True)
+    h = CodeHistory(tmp_path / "results" / "code_history.git", code)
+    first = h.snapshot(0, "episode start", allow_empty=True)
+    assert first is not None
+    (code / "train.py").write_text("print('v1')\n")
+    r1 = h.snapshot(1, "write_file code/train.py")
+    assert r1 is not None and r1.commit != first.commit
+    assert h.snapshot(2, "run python code/train.py") is None  # nothing changed: no commit
+    (code / "train.py").write_text("print('v2')\n")
+    (code / "sub").mkdir()
+    (code / "sub" / "weights.bin").write_bytes(b"\0" * (MAX_FILE_BYTES + 1))
+    r3 = h.snapshot(3, "run python make.py")
+    assert r3 is not None and r3.skipped_large == ["sub/weights.bin"]
+    (code / "train.py").unlink()
+    r4 = h.snapshot(4, "run rm code/train.py")
+    assert r4 is not None
+    history = read_history(tmp_path / "results" / "code_history.git")
+    assert [c["message"].splitlines()[0] for c in history] == [
+        "step 0: episode start", "step 1: write_file code/train.py", "step 3: run python make.py",
+        "step 4: run rm code/train.py"]
+    assert "+print('v1')" in history[1]["patch"]
+    assert "-print('v1')" in history[2]["patch"] and "+print('v2')" in history[2]["patch"]
+    assert "weights.bin" not in history[2]["patch"]
+    assert "left out (over 1 MiB): sub/weights.bin" in history[2]["message"]
+    assert "deleted file mode" in history[3]["patch"]
+    # nothing is written into the workspace
+    assert sorted(p.name for p in code.rglob("*")) == ["sub", "weights.bin"]
+
+
+def test_the_recorder_survives_a_broken_history(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    rec = EpisodeRecorder(tmp_path / "results")
+    rec.run_info({"scenario": "S"})
+    rec.track_code(code)
+    (code / "a.py").write_text("x = 1\n")
+    assert rec.snapshot_code(1, "write_file code/a.py")
+    # the repository disappears mid-episode: the step is still recorded, without a commit
+    subprocess.run(["rm", "-rf", str(tmp_path / "results" / "code_history.git")], check=True)
+    (code / "a.py").write_text("x = 2\n")
+    assert rec.snapshot_code(2, "write_file code/a.py") is None
+    assert rec.history_error
+    assert "code_history" in (tmp_path / "results" / "recording_errors.jsonl").read_text()
+    assert rec.snapshot_code(3, "run") is None  # disabled from then on, quietly
+    from autorl_gym.report import load_run
+
+    assert any("while recording: code_history failed" in p for p in load_run(rec.root).problems)
+
+
+def test_unchanged_code_skips_git_and_a_same_size_rewrite_is_still_seen(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    h = CodeHistory(tmp_path / "h.git", code)
+    h.snapshot(0, "start", allow_empty=True)
+    (code / "a.py").write_text("x = 1\n")
+    assert h.snapshot(1, "write") is not None
+    calls = []
+    real = h._run
+    h._run = lambda *a, **k: calls.append(a) or real(*a, **k)  # count git invocations
+    assert h.snapshot(2, "run") is None and calls == []  # nothing touched: git is not asked
+    (code / "a.py").write_text("x = 2\n")  # same size, new content, likely the same mtime tick
+    assert h.snapshot(3, "write") is not None
+    assert "+x = 2" in read_history(tmp_path / "h.git")[-1]["patch"]
