@@ -347,9 +347,9 @@ class GradingService:
         """The scenario's grader and its feedback-split baseline (built and measured once)."""
         if scenario.id not in self._graders:
             from autorl_gym.assets import resolve_assets
-            from autorl_gym.grading.grader import Grader
+            from autorl_gym.grading.interactive import make_grader
 
-            grader = Grader(scenario, resolve_assets(scenario, progress=self.settings.progress))
+            grader = make_grader(scenario, resolve_assets(scenario, progress=self.settings.progress))
             self._graders[scenario.id] = (grader, grader.baseline(scenario.feedback_split))
         return self._graders[scenario.id]
 
@@ -361,7 +361,8 @@ class GradingService:
             grader, base = self._grader(scenario)
             fields = scenario.api_fields(
                 base_model_path=str(grader.assets.base_model_dir),
-                train_data_path=str(grader.assets.train_dir / "train.jsonl"),
+                train_data_path=str(grader.assets.train_data
+                                    or grader.assets.train_dir / "train.jsonl"),
                 baseline_score=base.score)
         else:
             fields = cached_baseline(scenario)

@@ -40,6 +40,9 @@ def test_prompt_layout_and_history_window() -> None:
     assert p_full.startswith("You are playing a text game.") and "Welcome" in p_full
     long_goal = make_prompt(state(goal="x" * 50), [], PromptSpec(max_goal_chars=10))
     assert "Goal: xxxxxxxxxx\n" in long_goal
+    bare = make_prompt(state(), [turn("look", "A room.")], PromptSpec(history=1, intro=False,
+                                                                      admissible=False))
+    assert bare.endswith("> look\nA room.\n>") and "Admissible" not in bare
 
 
 def test_parse_action() -> None:

@@ -72,7 +72,7 @@ def test_scripted_micro_textworld_episode_runs_end_to_end(tmp_path, textworld_as
     fb = json.loads((run / "feedback.json").read_text())
     assert fb["status"] == "finished" and fb["submission_id"] == 1 and fb["metric"] == "success_rate"
     assert fb["improvement"] == pytest.approx(fb["score"] - fb["baseline"])
-    assert 0 <= fb["baseline"] < 50 and 0 <= fb["score"] <= 100, fb
+    assert 0 < fb["baseline"] < 25 and 0 <= fb["score"] <= 100, fb  # low, but not zero
     assert fb["improvement"] > 0, fb
     subs = [json.loads(x) for x in (run / "submissions.jsonl").read_text().splitlines()]
     assert len(subs) == 1 and subs[0]["error"] is None, subs

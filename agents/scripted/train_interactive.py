@@ -7,8 +7,8 @@ takes a random admissible command now and then (DAgger-style), labelling every s
 with the expert's command from there. Then it fine-tunes ``$MODEL_PATH`` on those
 (prompt, command) pairs, in the evaluator's exact prompt format, and saves ``$OUTPUT_DIR/v1``.
 
-Optional: ``SFT_EPOCHS`` (default 15), ``SFT_LR`` (default 1e-3), ``SFT_BATCH`` (default 16),
-``NOISY_ROLLOUTS`` (default 12 per game), ``NOISE`` (default 0.5), ``SFT_THREADS``.
+Optional: ``SFT_EPOCHS`` (default 5), ``SFT_LR`` (default 2e-3), ``SFT_BATCH`` (default 16),
+``NOISY_ROLLOUTS`` (default 4 per game), ``NOISE`` (default 0.5), ``SFT_THREADS``.
 """
 
 from __future__ import annotations
@@ -82,10 +82,10 @@ class PrintProgress(TrainerCallback):
 def main() -> None:
     model_path = env_path("MODEL_PATH")
     out_dir = env_path("OUTPUT_DIR") / "v1"
-    epochs = float(os.environ.get("SFT_EPOCHS", "15"))
-    lr = float(os.environ.get("SFT_LR", "1e-3"))
+    epochs = float(os.environ.get("SFT_EPOCHS", "5"))
+    lr = float(os.environ.get("SFT_LR", "2e-3"))
     batch = int(os.environ.get("SFT_BATCH", "16"))
-    rollouts = int(os.environ.get("NOISY_ROLLOUTS", "12"))
+    rollouts = int(os.environ.get("NOISY_ROLLOUTS", "4"))
     noise = float(os.environ.get("NOISE", "0.5"))
     threads = int(os.environ.get("SFT_THREADS", "0")) or os.cpu_count() or 1
     random.seed(SEED)
@@ -107,7 +107,7 @@ def main() -> None:
     config = SFTConfig(
         output_dir=str(env_path("OUTPUT_DIR") / "trainer_state"), num_train_epochs=epochs,
         per_device_train_batch_size=batch, learning_rate=lr, lr_scheduler_type="cosine",
-        warmup_steps=10, weight_decay=0.0, max_grad_norm=1.0, max_length=512, packing=False,
+        warmup_steps=20, weight_decay=0.0, max_grad_norm=1.0, max_length=512, packing=False,
         completion_only_loss=True, bf16=False, fp16=False, use_cpu=True, report_to="none",
         save_strategy="no", logging_steps=10, disable_tqdm=True, dataloader_num_workers=0,
         seed=SEED, data_seed=SEED,

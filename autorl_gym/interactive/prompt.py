@@ -20,6 +20,8 @@ class PromptSpec(BaseModel):
     max_obs_chars: int = Field(600, gt=0, description="each observation is cut to its last N chars")
     max_goal_chars: int = Field(1000, gt=0, description="the goal is cut to its first N chars")
     intro: bool = Field(True, description="start with the one-line instructions (INTRO)")
+    admissible: bool = Field(True, description="list the admissible commands before the answer "
+                             "(leave out when the evaluator scores them itself: choose admissible)")
 
 
 class Turn(BaseModel):
@@ -50,7 +52,7 @@ def make_prompt(state: GameState, turns: list[Turn], spec: PromptSpec | None = N
         Observation: <the game's first text>   (while every turn so far is shown)
         > <action>                             (the last ``history`` turns)
         <observation>
-        Admissible commands: a | b | c
+        Admissible commands: a | b | c        (unless ``spec.admissible`` is false)
         >
     """
     spec = spec or PromptSpec()
@@ -64,7 +66,8 @@ def make_prompt(state: GameState, turns: list[Turn], spec: PromptSpec | None = N
         lines.append(_clip(t.observation, spec.max_obs_chars))
     if turns and not shown:
         lines.append(f"Observation: {_clip(state.observation, spec.max_obs_chars)}")
-    lines.append("Admissible commands: " + " | ".join(state.admissible_commands))
+    if spec.admissible:
+        lines.append("Admissible commands: " + " | ".join(state.admissible_commands))
     lines.append(">")
     return "\n".join(lines)
 
