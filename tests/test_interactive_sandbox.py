@@ -12,6 +12,7 @@ import gymnasium as gym
 from conftest import skip_or_fail_without_bwrap
 from test_interactive_alfworld import shared_alfworld
 
+from autorl_gym.micro.textworld import SIZES
 from autorl_gym.scenario import get_scenario
 from autorl_gym.tools import SandboxUnavailable
 
@@ -93,7 +94,7 @@ def test_micro_textworld_sandbox(tmp_path, textworld_assets) -> None:  # noqa: A
         obs, info = env.reset()
         assert "autorl_gym.interactive" in obs
         out = run(env, PLAY)
-        assert "GAMES 48 WON 2 OF 2" in out, out
+        assert f"GAMES {SIZES['train']} WON 2 OF 2" in out, out
         check_isolation(env, [textworld_assets.split_dir("dev"), textworld_assets.split_dir("test")])
     finally:
         env.close()

@@ -18,6 +18,7 @@ import pytest
 from conftest import skip_or_fail_without_bwrap
 from server_helpers import QUICK_ID, ServerProcess, model_copy
 
+from autorl_gym.micro.textworld import SIZES
 from autorl_gym.tools import BwrapSandbox, SandboxSpec, SandboxUnavailable
 
 FOUR = ("base_model_path", "train_data_path", "baseline_score", "metric")
@@ -67,6 +68,18 @@ def test_scenarios_four_fields(server: ServerProcess, micro_assets) -> None:
             for op in ops.values():
                 body = json.dumps(op.get("requestBody", {}))
                 assert "baseline" not in body
+
+
+def test_interactive_scenario_fields(server: ServerProcess, textworld_assets) -> None:  # noqa: ANN001
+    """An interactive scenario's four fields: its base policy, the visible training games (a
+    folder, not a jsonl) and its rollout baseline (success rate on the feedback split)."""
+    with server.client() as c:
+        sc = c.get("/scenarios/AutoRL-Micro-TextWorld-v0").json()
+    assert sc["metric"] == "success_rate" and sc["level"] == 3 and 0 <= sc["baseline_score"] < 50
+    assert Path(sc["base_model_path"]) == textworld_assets.model_dir
+    games = Path(sc["train_data_path"])
+    assert games.is_dir() and len(list(games.rglob("*.z8"))) == SIZES["train"]  # data/games/
+    assert games.is_relative_to(textworld_assets.train_dir)
 
 
 def test_evaluate_returns_baseline_and_score(server: ServerProcess, micro_assets) -> None:

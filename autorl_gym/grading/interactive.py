@@ -13,7 +13,12 @@ from pathlib import Path
 
 from autorl_gym.assets import ScenarioAssets
 from autorl_gym.grading.results import EvalResult, ItemResult
-from autorl_gym.grading.submission import SubmissionInfo, inspect_submission, weights_hash
+from autorl_gym.grading.submission import (
+    SubmissionInfo,
+    check_submission,
+    inspect_submission,
+    weights_hash,
+)
 from autorl_gym.interactive import GameRef, HFPolicy, find_games, rollout
 from autorl_gym.io import atomic_write_text
 from autorl_gym.paths import cache_dir
@@ -44,6 +49,12 @@ class InteractiveGrader:
             self._base_hash = weights_hash(self._base_info.weight_files)
         return self._base_hash
 
+    def protocol_record(self) -> dict:
+        """The protocol as graded (feedback.json): the rollout settings, plus backend and metric."""
+        return {"metric": self.scenario.metric, "backend": self.backend,
+                "evaluator": "autorl_gym.interactive.rollout (ReAct-style loop, batched across games)",
+                **self.spec.model_dump()}
+
     def split_path(self, split: str) -> Path:
         if split not in self.assets.hidden_splits:
             raise ValueError(f"unknown split {split!r}; hidden splits: dev, test")
@@ -60,6 +71,7 @@ class InteractiveGrader:
     def evaluate(self, model_dir: Path, split: str, limit: int | None = None,
                  progress: Progress | None = None, info: SubmissionInfo | None = None) -> EvalResult:
         info = info or inspect_submission(model_dir)
+        check_submission(info, self.assets.base_model_dir)
         mhash = weights_hash(info.weight_files)
         games = self.games(split, limit)
         t0 = time.perf_counter()
@@ -81,7 +93,7 @@ class InteractiveGrader:
             split=split, n=n, score=100.0 * won / n, flexible_score=100.0 * won / n, correct=won,
             flexible_correct=won, model_hash=mhash,
             kind="base" if mhash == self.base_hash else info.kind, backend=self.backend,
-            protocol=self.spec.model_dump(), seconds=time.perf_counter() - t0, items=items,
+            protocol=self.protocol_record(), seconds=time.perf_counter() - t0, items=items,
             notes=errors[:20],
         )
 
