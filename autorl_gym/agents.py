@@ -92,6 +92,8 @@ def make_agent(name: str, **options: Any) -> Agent:
     except TypeError as e:
         raise AgentError(f"agent {name!r} does not take these options "
                          f"({', '.join(sorted({**spec.options, **options})) or 'none'}): {e}") from e
+    except ValueError as e:
+        raise AgentError(f"agent {name!r}: bad option: {e}") from e
 
 
 def _load_module(name: str, folder: Path, module_file: str) -> Any:

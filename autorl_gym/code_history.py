@@ -47,7 +47,8 @@ class CodeHistory:
     """``git_dir`` holds the history; ``code_dir`` is the tree it records."""
 
     def __init__(self, git_dir: Path, code_dir: Path):
-        self.git_dir, self.code_dir = git_dir, code_dir
+        # absolute: git runs with code/ as its working directory (relative --results-dir paths)
+        self.git_dir, self.code_dir = Path(git_dir).absolute(), Path(code_dir).absolute()
         self._seen: tuple[tuple, int] | None = None  # (fingerprint, its racy threshold) at the last snapshot
         if shutil.which("git") is None:
             raise CodeHistoryError("git is not installed: the code history is not recorded")

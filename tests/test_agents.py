@@ -21,6 +21,14 @@ def test_registry_finds_both_agents_and_passes_options(monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):
         make_agent("rdagent")
+    scripted = make_agent("scripted", train_env={"SFT_EPOCHS": 1, "NOISE": "0.5 x"})
+    scripted.reset("", {"scenario": {"task_family": "textworld"}})
+    run = [a for a in scripted._plan if a["tool"] == "run"][0]
+    assert run["command"] == "SFT_EPOCHS=1 NOISE='0.5 x' python code/train.py"
+    with pytest.raises(AgentError, match="not environment variable names: 'A B'"):
+        make_agent("scripted", train_env={"A B": 1})
+    with pytest.raises(AgentError, match="train_env must be a mapping"):
+        make_agent("scripted", train_env="SFT_EPOCHS=1")
     rd = make_agent("rdagent", llm_base_url="http://127.0.0.1:9/v1", llm_model="m", max_iterations=2)
     assert rd.max_iterations == 2 and rd.llm.model == "m"
 

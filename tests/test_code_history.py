@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from autorl_gym.code_history import MAX_FILE_BYTES, CodeHistory, read_history
 from autorl_gym.recording import EpisodeRecorder
@@ -73,3 +74,15 @@ def test_unchanged_code_skips_git_and_a_same_size_rewrite_is_still_seen(tmp_path
     (code / "a.py").write_text("x = 2\n")  # same size, new content, likely the same mtime tick
     assert h.snapshot(3, "write") is not None
     assert "+x = 2" in read_history(tmp_path / "h.git")[-1]["patch"]
+
+
+def test_relative_paths_work(tmp_path, monkeypatch):
+    """`autorl-gym run --results-dir res --workspace-root ws` hands the recorder relative paths."""
+    monkeypatch.chdir(tmp_path)
+    code = tmp_path / "ws" / "code"
+    code.mkdir(parents=True)
+    h = CodeHistory(Path("res") / "code_history.git", Path("ws") / "code")
+    (code / "train.py").write_text("print('v1')\n")
+    assert h.snapshot(1, "write_file code/train.py", allow_empty=True) is not None
+    history = read_history(tmp_path / "res" / "code_history.git")
+    assert [c["message"].splitlines()[0] for c in history] == ["step 1: write_file code/train.py"]

@@ -5,10 +5,15 @@ package is importable there; tests/test_sandbox_isolation.py still holds for the
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
+import pytest
 from conftest import skip_or_fail_without_bwrap
 from test_interactive_alfworld import shared_alfworld
 
@@ -58,8 +63,9 @@ def make(scenario, tmp_path: Path, **kw) -> gym.Env:  # noqa: ANN001
         raise
 
 
-def test_alfworld_sandbox_plays_train_games_and_not_eval_games(tmp_path, monkeypatch,
-                                                               textworld_assets) -> None:  # noqa: ANN001
+def one_game_alfworld(tmp_path: Path) -> tuple[Path, Path]:
+    """ALFWorld's layout with the one real game as train, valid_seen and valid_unseen split (the
+    evaluation copies hold a secret file)."""
     real = shared_alfworld()
     trial = next((real / "json_2.1.1").glob("*/*/*/game.tw-pddl")).parent
     data = tmp_path / "alfworld"
@@ -69,6 +75,12 @@ def test_alfworld_sandbox_plays_train_games_and_not_eval_games(tmp_path, monkeyp
         if split != "train":
             (dest / SECRET).write_text(CONTENT)
     shutil.copytree(real / "logic", data / "logic")
+    return data, trial
+
+
+def test_alfworld_sandbox_plays_train_games_and_not_eval_games(tmp_path, monkeypatch,
+                                                               textworld_assets) -> None:  # noqa: ANN001
+    data, trial = one_game_alfworld(tmp_path)
     monkeypatch.setenv("ALFWORLD_DATA", str(data))
     sc = get_scenario("AutoRL-ALFWorld-v0")
     # a micro policy stands in for Qwen2.5-1.5B here (no hub); few steps keep the baselines short
@@ -98,3 +110,26 @@ def test_micro_textworld_sandbox(tmp_path, textworld_assets) -> None:  # noqa: A
         check_isolation(env, [textworld_assets.split_dir("dev"), textworld_assets.split_dir("test")])
     finally:
         env.close()
+
+
+@pytest.mark.slow
+def test_alfworld_runs_with_the_cli(tmp_path, textworld_assets) -> None:  # noqa: ANN001
+    """`autorl-gym run --env AutoRL-ALFWorld-v0`: the scripted agent collects the expert's
+    demonstrations of the training game in the sandbox, trains, submits and finishes; the episode
+    is graded by rollouts (a micro policy stands in for Qwen2.5-1.5B: no hub here)."""
+    data, _ = one_game_alfworld(tmp_path)
+    cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-ALFWorld-v0",
+           "--agent", "scripted", "--base-model", str(textworld_assets.model_dir),
+           "--agent-option", "train_env={SFT_EPOCHS: 1, NOISY_ROLLOUTS: 1}",
+           "--results-dir", "results", "--workspace-root", "ws"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path,
+                          env={**os.environ, "ALFWORLD_DATA": str(data), "COLUMNS": "160"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "code history disabled" not in proc.stdout + proc.stderr  # relative results dir
+    run_dir = next((tmp_path / "results").iterdir())
+    fb = json.loads((run_dir / "feedback.json").read_text())
+    assert fb["status"] == "finished" and fb["metric"] == "success_rate" and fb["split"] == "test"
+    assert fb["submission_id"] == 1 and fb["protocol"]["max_steps"] == 50, fb
+    assert fb["baseline"] in (0.0, 100.0) and fb["score"] in (0.0, 100.0)  # one test game
+    traj = (run_dir / "trajectory.jsonl").read_text()
+    assert "rollout 0: noise 0.0, won 1/1" in traj and "saved model and tokenizer" in traj

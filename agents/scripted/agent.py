@@ -7,6 +7,8 @@ rollout API, then SFT).
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +18,28 @@ SCRIPTS = {"textworld": HERE / "train_interactive.py", "alfworld": HERE / "train
 
 
 class ScriptedAgent:
-    def __init__(self, train_timeout_s: float = 900, script: str | Path | None = None):
+    def __init__(self, train_timeout_s: float = 900, script: str | Path | None = None,
+                 train_env: dict[str, Any] | None = None):
+        """``train_env``: environment variables for the training script (its documented knobs,
+        e.g. ``{"SFT_EPOCHS": 1}``), set on its command line in the sandbox."""
         self.train_timeout_s = train_timeout_s
         self.script = Path(script) if script else None
+        if not isinstance(train_env, dict | None):
+            raise ValueError(f"train_env must be a mapping of NAME: value, not {train_env!r}")
+        self.train_env = {str(k): str(v) for k, v in (train_env or {}).items()}
+        bad = [k for k in self.train_env if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)]
+        if bad:
+            raise ValueError(f"train_env: not environment variable names: {', '.join(map(repr, bad))}")
         self._plan: list[dict[str, Any]] = []
 
     def reset(self, obs: str, info: dict[str, Any]) -> None:
         family = (info.get("scenario") or {}).get("task_family", "")
         script = self.script or SCRIPTS.get(family, TRAIN_SCRIPT)
+        prefix = "".join(f"{k}={shlex.quote(v)} " for k, v in self.train_env.items())
         self._plan = [
             {"tool": "list_files", "path": "."},
             {"tool": "write_file", "path": "code/train.py", "content": script.read_text()},
-            {"tool": "run", "command": "python code/train.py", "timeout_s": self.train_timeout_s},
+            {"tool": "run", "command": f"{prefix}python code/train.py", "timeout_s": self.train_timeout_s},
             {"tool": "submit", "model_path": "output/v1"},
             {"tool": "finish", "model_path": "output/v1"},
         ]

@@ -8,7 +8,8 @@ with the expert's command from there. Then it fine-tunes ``$MODEL_PATH`` on thos
 (prompt, command) pairs, in the evaluator's exact prompt format, and saves ``$OUTPUT_DIR/v1``.
 
 Optional: ``SFT_EPOCHS`` (default 5), ``SFT_LR`` (default 2e-3), ``SFT_BATCH`` (default 16),
-``NOISY_ROLLOUTS`` (default 4 per game), ``NOISE`` (default 0.5), ``SFT_THREADS``.
+``NOISY_ROLLOUTS`` (default 4 per game), ``NOISE`` (default 0.5), ``SFT_THREADS``,
+``SFT_MAX_LENGTH`` (tokens; default: no truncation, since the evaluator sends whole prompts too).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ def main() -> None:
     batch = int(os.environ.get("SFT_BATCH", "16"))
     rollouts = int(os.environ.get("NOISY_ROLLOUTS", "4"))
     noise = float(os.environ.get("NOISE", "0.5"))
+    max_length = int(os.environ["SFT_MAX_LENGTH"]) if os.environ.get("SFT_MAX_LENGTH") else None
     threads = int(os.environ.get("SFT_THREADS", "0")) or os.cpu_count() or 1
     random.seed(SEED)
     torch.manual_seed(SEED)
@@ -98,6 +100,8 @@ def main() -> None:
     print(f"{len(games)} training games in {cfg.games}", flush=True)
     records = collect(games, cfg, rollouts, noise)
     print(f"{len(records)} (prompt, expert command) pairs in {time.monotonic() - t0:.0f}s", flush=True)
+    if not records:
+        sys.exit("train_interactive.py: the expert labelled no state (do the games have walkthroughs?)")
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     if tokenizer.pad_token is None:
@@ -107,7 +111,7 @@ def main() -> None:
     config = SFTConfig(
         output_dir=str(env_path("OUTPUT_DIR") / "trainer_state"), num_train_epochs=epochs,
         per_device_train_batch_size=batch, learning_rate=lr, lr_scheduler_type="cosine",
-        warmup_steps=20, weight_decay=0.0, max_grad_norm=1.0, max_length=512, packing=False,
+        warmup_steps=20, weight_decay=0.0, max_grad_norm=1.0, max_length=max_length, packing=False,
         completion_only_loss=True, bf16=False, fp16=False, use_cpu=True, report_to="none",
         save_strategy="no", logging_steps=10, disable_tqdm=True, dataloader_num_workers=0,
         seed=SEED, data_seed=SEED,
