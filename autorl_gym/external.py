@@ -12,7 +12,6 @@ spent), the run is finished for it. The results folder is the same as a Python a
 
 from __future__ import annotations
 
-import shlex
 import shutil
 import tempfile
 import threading
@@ -25,6 +24,7 @@ from rich.console import Console
 
 from autorl_gym.agents import AgentSpec
 from autorl_gym.server import SANDBOX_PORT, ServerSettings, ServerThread, bind_tcp, bind_unix, create_app
+from autorl_gym.tools.process import shell_exports
 
 
 def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandbox: str = "local",
@@ -38,10 +38,7 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
     """
     assert spec.start is not None
     exports = {str(k): str(v) for k, v in {**spec.options, **(agent_env or {})}.items()}
-    bad = [k for k in exports if not k.isidentifier()]
-    if bad:
-        raise ValueError(f"agent {spec.name}: option names must be environment variable names: {bad}")
-    command = "".join(f"export {k}={shlex.quote(v)}; " for k, v in exports.items()) + spec.start
+    command = shell_exports(exports, f"agent {spec.name} options") + spec.start
     console = console or Console()
     tmp = Path(tempfile.mkdtemp(prefix="autorl-grading-"))
     sock_path = tmp / "grading.sock"  # bridged into the sandbox: the agent's side

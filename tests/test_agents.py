@@ -24,7 +24,7 @@ def test_registry_finds_both_agents_and_passes_options(monkeypatch):
     scripted = make_agent("scripted", train_env={"SFT_EPOCHS": 1, "NOISE": "0.5 x"})
     scripted.reset("", {"scenario": {"task_family": "textworld"}})
     run = [a for a in scripted._plan if a["tool"] == "run"][0]
-    assert run["command"] == "SFT_EPOCHS=1 NOISE='0.5 x' python code/train.py"
+    assert run["command"] == "export SFT_EPOCHS=1; export NOISE='0.5 x'; python code/train.py"
     with pytest.raises(AgentError, match="not environment variable names: 'A B'"):
         make_agent("scripted", train_env={"A B": 1})
     with pytest.raises(AgentError, match="train_env must be a mapping"):

@@ -7,10 +7,10 @@ rollout API, then SFT).
 
 from __future__ import annotations
 
-import re
-import shlex
 from pathlib import Path
 from typing import Any
+
+from autorl_gym.tools.process import shell_exports
 
 HERE = Path(__file__).parent
 TRAIN_SCRIPT = HERE / "train_sft.py"
@@ -26,20 +26,17 @@ class ScriptedAgent:
         self.script = Path(script) if script else None
         if not isinstance(train_env, dict | None):
             raise ValueError(f"train_env must be a mapping of NAME: value, not {train_env!r}")
-        self.train_env = {str(k): str(v) for k, v in (train_env or {}).items()}
-        bad = [k for k in self.train_env if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k)]
-        if bad:
-            raise ValueError(f"train_env: not environment variable names: {', '.join(map(repr, bad))}")
+        self.exports = shell_exports(train_env or {}, "train_env")
         self._plan: list[dict[str, Any]] = []
 
     def reset(self, obs: str, info: dict[str, Any]) -> None:
         family = (info.get("scenario") or {}).get("task_family", "")
         script = self.script or SCRIPTS.get(family, TRAIN_SCRIPT)
-        prefix = "".join(f"{k}={shlex.quote(v)} " for k, v in self.train_env.items())
         self._plan = [
             {"tool": "list_files", "path": "."},
             {"tool": "write_file", "path": "code/train.py", "content": script.read_text()},
-            {"tool": "run", "command": f"{prefix}python code/train.py", "timeout_s": self.train_timeout_s},
+            {"tool": "run", "command": f"{self.exports}python code/train.py",
+             "timeout_s": self.train_timeout_s},
             {"tool": "submit", "model_path": "output/v1"},
             {"tool": "finish", "model_path": "output/v1"},
         ]

@@ -19,7 +19,9 @@ from __future__ import annotations
 import codecs
 import contextlib
 import os
+import re
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -49,6 +51,18 @@ EXEC_MARKER_VAR = "AUTORL_GYM_EXEC_ID"
 WATCHDOG_INTERVAL_S = 0.25
 _READ_CHUNK = 65536
 _MARKER_RESERVE = 64  # characters reserved for the "[... N characters omitted ...]" line
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def shell_exports(env: Mapping[str, object], what: str = "environment") -> str:
+    """``export NAME=value; `` for each item (values shell-quoted), to put before a command line;
+    :class:`ValueError` names the keys that are not environment variable names."""
+    bad = [str(k) for k in env if not _ENV_NAME.fullmatch(str(k))]
+    if bad:
+        raise ValueError(f"{what}: not environment variable names: {', '.join(map(repr, bad))}")
+    return "".join(f"export {k}={shlex.quote(str(v))}; " for k, v in env.items())
 
 
 def python_bin_dir() -> Path:
