@@ -19,6 +19,11 @@ class ScenarioAssets(BaseModel):
     extra_mounts: list[Path] = []
     sandbox_env: dict[str, str] = {}
 
+    @property
+    def train_data_path(self) -> Path:
+        """What the API's ``train_data_path`` names: the visible training file, or folder of games."""
+        return self.train_data or self.train_dir / "train.jsonl"
+
 
 def resolve_base_model(spec: str, progress: bool = True) -> Path:
     """A local path, ``micro:<name>``, or a Hugging Face hub id (downloaded to the HF cache)."""

@@ -361,8 +361,7 @@ class GradingService:
             grader, base = self._grader(scenario)
             fields = scenario.api_fields(
                 base_model_path=str(grader.assets.base_model_dir),
-                train_data_path=str(grader.assets.train_data
-                                    or grader.assets.train_dir / "train.jsonl"),
+                train_data_path=str(grader.assets.train_data_path),
                 baseline_score=base.score)
         else:
             fields = cached_baseline(scenario)

@@ -18,6 +18,6 @@ def cached_baseline(scenario: Scenario) -> dict[str, Any]:
     cached = make_grader(scenario, assets).cached_baseline(scenario.feedback_split)
     return scenario.api_fields(
         base_model_path=str(assets.base_model_dir),
-        train_data_path=str(assets.train_data or assets.train_dir / "train.jsonl"),
+        train_data_path=str(assets.train_data_path),
         baseline_score=cached.score if cached else None,
     )

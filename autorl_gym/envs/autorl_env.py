@@ -158,7 +158,7 @@ class AutoRLEnv(gym.Env[str, str]):
         assert self._assets is not None
         fields = self.scenario.api_fields(
             base_model_path=str(self._assets.base_model_dir),
-            train_data_path=str(self._assets.train_data or self._assets.train_dir / "train.jsonl"),
+            train_data_path=str(self._assets.train_data_path),
             baseline_score=self._baselines[self.scenario.feedback_split].score,
         )
         return {"id": self.scenario.id, "title": self.scenario.title, "level": self.scenario.level,
