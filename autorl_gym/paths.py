@@ -16,17 +16,19 @@ def cache_dir() -> Path:
 
 
 def scenario_dirs() -> list[Path]:
-    """The built-in ``scenarios/`` folder plus any in ``AUTORL_GYM_SCENARIOS`` (os.pathsep list)."""
-    dirs = [REPO_DIR / "scenarios"]
+    """The built-in ``autorl_gym/scenarios/`` folder (package data) plus any in
+    ``AUTORL_GYM_SCENARIOS`` (os.pathsep list)."""
+    dirs = [PACKAGE_DIR / "scenarios"]
     extra = os.environ.get("AUTORL_GYM_SCENARIOS", "")
     dirs += [Path(p).expanduser() for p in extra.split(os.pathsep) if p]
     return dirs
 
 
 def agent_dirs() -> list[Path]:
-    """Folders holding ``<name>/agent.yaml``: ``AUTORL_GYM_AGENTS``, ./agents, the repo's agents/."""
+    """Folders holding ``<name>/agent.yaml``: ``AUTORL_GYM_AGENTS``, ./agents, and the shipped
+    agents (``autorl_gym/agents/``, package data)."""
     dirs = [Path(p).expanduser() for p in os.environ.get("AUTORL_GYM_AGENTS", "").split(os.pathsep) if p]
-    dirs += [Path.cwd() / "agents", REPO_DIR / "agents"]
+    dirs += [Path.cwd() / "agents", PACKAGE_DIR / "agents"]
     seen: list[Path] = []
     for d in dirs:
         if d.resolve() not in [s.resolve() for s in seen]:

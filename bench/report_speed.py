@@ -34,7 +34,7 @@ from autorl_gym.report.leaderboard import find_runs
 
 AGENTS = ["scripted", "rdagent", "rdagent", "other"]
 DRIVERS = [None, "qwen2.5-72b", "gpt-4o", "qwen2.5-72b"]
-SCRIPT = (Path(__file__).parents[1] / "agents" / "scripted" / "train_sft.py").read_text()
+SCRIPT = (Path(__file__).parents[1] / "autorl_gym" / "agents" / "scripted" / "train_sft.py").read_text()
 
 
 def _items(rng: random.Random, p: float, n: int = 400) -> list[ItemResult]:

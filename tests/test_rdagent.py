@@ -21,7 +21,7 @@ from autorl_gym.tools.calls import tool_schemas
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-TRAIN_SCRIPT = (Path(__file__).parents[1] / "agents" / "scripted" / "train_sft.py").read_text()
+TRAIN_SCRIPT = (Path(__file__).parents[1] / "autorl_gym" / "agents" / "scripted" / "train_sft.py").read_text()
 COPY_BASE = "mkdir -p output && cp -rL model output/{v} && ls output/{v}"
 # a worse model in seconds: the base model with its final norm zeroed (every logit equal)
 BREAK_MODEL = ("python -c \"from safetensors.numpy import load_file, save_file; "

@@ -40,7 +40,7 @@ import os, shutil
 shutil.copytree(os.environ["MODEL_PATH"], os.path.join(os.environ["OUTPUT_DIR"], "base"))
 print("copied the base model")
 """
-SFT_SCRIPT = (Path(__file__).parents[1] / "agents" / "scripted" / "train_sft.py").read_text()
+SFT_SCRIPT = (Path(__file__).parents[1] / "autorl_gym" / "agents" / "scripted" / "train_sft.py").read_text()
 SFT_STEPS = 80  # the scripted agent trains 250 steps; 80 already lift the micro model well
 
 
