@@ -23,6 +23,7 @@ from autorl_gym.tasks.registry import get_family
 HE_ID = "AutoRL-HumanEval-v0"
 SCENARIO_FILE = Path(__file__).resolve().parents[1] / "autorl_gym" / "scenarios" / "humaneval.yaml"
 SFT_SCRIPT = Path(__file__).resolve().parent / "agents" / "humaneval_sft.py"
+QUICK_ID = "AutoRL-HumanEval-Quick-v0"
 QUICK_TOKENS = 16  # the micro model never stops by itself; 1024 tokens per problem is CPU-hours
 
 
@@ -47,7 +48,7 @@ def scenario() -> Scenario:
 def quick_yaml(tmp: Path, **grader) -> Path:
     """humaneval.yaml as shipped, with a short generation (and grader settings) for a CPU."""
     raw = yaml.safe_load(SCENARIO_FILE.read_text())
-    raw["id"] = "AutoRL-HumanEval-Quick-v0"
+    raw["id"] = QUICK_ID
     raw["protocol"]["max_new_tokens"] = QUICK_TOKENS
     raw["grader"].update(grader)
     path = tmp / "humaneval_quick.yaml"
@@ -145,18 +146,40 @@ def test_cli_episode_with_the_micro_model(micro_assets, he_env, tmp_path: Path) 
     """``autorl-gym run`` on HumanEval with the micro model as base and the scripted agent
     running a HumanEval SFT script: baseline, one submission graded on dev, the final test
     grading, every completion through the sandboxed executor."""
-    from autorl_gym.cli import app
+    import gymnasium as gym
 
-    path = quick_yaml(tmp_path)
-    res = CliRunner().invoke(app, [
-        "run", "--env", str(path), "--agent", "scripted", "--base-model", "micro:arith",
-        "--results-dir", str(tmp_path / "results"), "--workspace-root", str(tmp_path / "ws"),
-        "--agent-option", f"script={SFT_SCRIPT}", "--agent-option", "train_env={HE_SFT_STEPS: 4}",
-        "--agent-option", "train_timeout_s=600"])
+    from autorl_gym.cli import app
+    from autorl_gym.scenario import catalog, register_all
+
+    quick_yaml(tmp_path)  # registered as a scenario folder: gym.make needs an id
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUTORL_GYM_SCENARIOS", str(tmp_path))
+        register_all()
+    try:
+        res = CliRunner().invoke(app, [
+            "run", "--env", QUICK_ID, "--agent", "scripted", "--base-model", "micro:arith",
+            "--results-dir", str(tmp_path / "results"), "--workspace-root", str(tmp_path / "ws"),
+            "--agent-option", f"script={SFT_SCRIPT}",
+            "--agent-option", "train_env={HE_SFT_STEPS: 4}",
+            "--agent-option", "train_timeout_s=600"])
+    finally:
+        gym.registry.pop(QUICK_ID, None)
+        catalog(refresh=True)
     assert res.exit_code == 0, res.output
-    runs = list((tmp_path / "results").glob("AutoRL-HumanEval-Quick-v0_*"))
+    runs = list((tmp_path / "results").glob(f"{QUICK_ID}_*"))
     assert len(runs) == 1
     fb = json.loads((runs[0] / "feedback.json").read_text())
     assert fb["status"] == "finished", fb
     assert fb["valid_submissions"] == 1 and fb["submissions"] == 1
-    assert fb["baseline"] == 0.0 and fb["score"] >= 0.0
+    assert fb["baseline"] == 0.0 and fb["score"] >= 0.0 and fb["metric"] == "pass@1"
+    assert fb["protocol"]["executor"]["sandbox"] == "local"
+    sub = json.loads((runs[0] / "submissions.jsonl").read_text().splitlines()[0])
+    assert sub["error"] is None and sub["kind"] == "full" and sub["split"] == "dev"
+    for name in ("test_items.json", "baseline_test_items.json"):  # graded by the executor
+        items = json.loads((runs[0] / name).read_text())
+        assert len(items) == 82 and {i["details"]["task_id"] for i in items} == \
+            {f"HumanEval/{n}" for n in range(82, 164)}
+        assert all(i["details"]["status"] and i["details"]["reason"] for i in items)
+    steps = [json.loads(line) for line in (runs[0] / "trajectory.jsonl").read_text().splitlines()]
+    train = next(s for s in steps if s.get("call", {}).get("tool") == "run")
+    assert "50 visible problems" in train["observation"]  # data/ is the visible split only

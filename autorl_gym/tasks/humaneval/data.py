@@ -35,9 +35,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from autorl_gym.io import atomic_write_json, atomic_write_text
+from autorl_gym.io import atomic_write_json, atomic_write_text, file_digest
 from autorl_gym.paths import cache_dir
-from autorl_gym.tasks.qa import SplitLoadError, file_digest
+from autorl_gym.tasks.qa import SplitLoadError
 
 DATA_DIR_ENV = "AUTORL_GYM_DATA_DIR"
 LOCAL_FILE = "humaneval/HumanEval.jsonl.gz"
