@@ -72,7 +72,11 @@ def test_scenario_is_registered_with_its_family(scenario: Scenario) -> None:
     ({"data": {"source": "gsm8k", "dev_size": 32}}, "field 'data.source'"),
     ({"data": {"source": "humaneval", "dev_size": 82}}, "field 'data.dev_size'"),
     ({"protocol": {"prompt_template": "Question: {question}"}}, "must contain '{prompt}'"),
-    ({"protocol": {"prompt_template": "{prompt}", "few_shot": 3}}, "field 'protocol.few_shot'"),
+    ({"protocol": {"prompt_template": "{prompt}", "few_shot": 3, "filter": "execution"}},
+     "field 'protocol.few_shot'"),
+    ({"protocol": {"prompt_template": "{prompt}", "chat_template": True, "filter": "execution"}},
+     "field 'protocol.chat_template'"),
+    ({"protocol": {"prompt_template": "{prompt}"}}, "field 'protocol.filter'"),
 ])
 def test_bad_combinations_name_the_field(tmp_path: Path, change: dict, message: str) -> None:
     raw = yaml.safe_load(SCENARIO_FILE.read_text()) | change

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 SANDBOX_ENV = "AUTORL_GYM_HUMANEVAL_SANDBOX"
 WORKERS_ENV = "AUTORL_GYM_HUMANEVAL_WORKERS"
 PROMPT_FIELD = "{prompt}"
+FILTER = "execution"
 
 
 class HumanEvalItem(TaskItem):
@@ -85,6 +86,13 @@ class HumanEvalTask(StaticTask):
             raise ValueError("field 'protocol.prompt_template': must contain '{prompt}' once")
         if proto.few_shot:
             raise ValueError("field 'protocol.few_shot': HumanEval is graded zero-shot (0)")
+        if proto.chat_template:
+            raise ValueError("field 'protocol.chat_template': HumanEval completes the raw prompt "
+                             "(an instruct variant, which reads code out of a chat answer, is not "
+                             "implemented)")
+        if proto.filter != FILTER:
+            raise ValueError(f"field 'protocol.filter': {FILTER!r} (completions are run, not "
+                             f"read), got {proto.filter!r}")
         if not 0 < scenario.data.dev_size < 82:
             raise ValueError("field 'data.dev_size': between 1 and 81 (the dev slice is drawn "
                              "from the first 82 problems)")
