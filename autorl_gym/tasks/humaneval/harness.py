@@ -36,12 +36,13 @@ PROCESS_EVENTS = frozenset({"os.fork", "os.forkpty", "os.posix_spawn", "os.spawn
 PROCESS_MODULES = frozenset({"ctypes", "_ctypes", "_posixsubprocess"})
 
 
-def _make_guard(stdlib: str):
+def _make_guard(stdlib: tuple[str, ...]):
     """The audit hook. Builtins it uses are bound now, so a program that rebinds them later
     cannot change what the hook does."""
 
     def guard(event, args, _str=str, _perm=PermissionError, _mark=DENIED_MARK,
-              _stdlib=stdlib + os.sep, _proc=PROCESS_EVENTS, _mods=PROCESS_MODULES):
+              _stdlib=tuple(d + os.sep for d in stdlib), _proc=PROCESS_EVENTS,
+              _mods=PROCESS_MODULES):
         if event in _proc:
             raise _perm(_mark + ": process creation is not allowed (" + event + ")")
         if event == "import":
@@ -82,8 +83,8 @@ def main():
     os.remove(TOKEN_FILE)
     with open(PROGRAM_FILE, encoding="utf-8") as fh:
         source = fh.read()
-    stdlib = os.path.dirname(os.path.realpath(os.__file__))
-    sys.addaudithook(_make_guard(stdlib))
+    stdlib = os.path.dirname(os.__file__)  # as imports name it, and with links resolved
+    sys.addaudithook(_make_guard((stdlib, os.path.realpath(stdlib))))
     try:
         code = compile(source, PROGRAM_FILE, "exec")
     except (SyntaxError, ValueError) as e:
