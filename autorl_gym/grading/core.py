@@ -109,6 +109,7 @@ class Grader:
         family = self.family
         if isinstance(family, InteractiveTask):
             results = family.play(self.ctx, info, split, limit, progress)
+            metrics = family.summary_metrics(results)
             notes += [f"item {r.index}: {r.details['error']}" for r in results if r.details.get("error")][:20]
         else:
             assert isinstance(family, StaticTask)

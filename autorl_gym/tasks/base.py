@@ -116,6 +116,10 @@ class TaskFamily:
         """The protocol as graded (feedback.json)."""
         return ctx.scenario.protocol.model_dump() | {"backend": backend, "task_family": self.name}
 
+    def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
+        """Secondary figures beside the score (GSM8K's flexible accuracy, a mean reward...)."""
+        return {}
+
     def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
         """Settings that change a score, for the baseline cache key."""
         return {"protocol": ctx.scenario.protocol.model_dump()}
@@ -133,10 +137,6 @@ class StaticTask(TaskFamily):
     def score(self, ctx: GradeContext, items: Sequence[Any], completions: list[str],
               progress: Progress | None = None) -> list[ItemResult]:
         raise NotImplementedError
-
-    def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
-        """Secondary metrics beside the score (GSM8K's flexible accuracy, for example)."""
-        return {}
 
     def lm_eval_task(self, ctx: GradeContext, items: Sequence[Any], run_dir: Path) -> dict[str, Any]:
         """An lm-evaluation-harness task config for these items (the ``lm_eval`` backend)."""

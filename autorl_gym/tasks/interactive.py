@@ -136,5 +136,11 @@ class GamesTask(InteractiveTask):
                            prompt=spec.prompt, on_step=progress)
         return [ItemResult(index=i, gold="won", answer="won" if e.won else "lost", correct=e.won,
                            completion=(f"[{e.game}] {e.goal}\n" + e.transcript())[:8000],
-                           details={"error": e.error} if e.error else {})
+                           details={"reward": e.reward, "steps": e.steps}
+                           | ({"error": e.error} if e.error else {}))
                 for i, e in enumerate(episodes)]
+
+    def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
+        """The mean episode reward, in percent (equal to the success rate for text games)."""
+        n = len(results) or 1
+        return {"mean_reward": 100.0 * sum(float(r.details.get("reward", 0.0)) for r in results) / n}
