@@ -22,7 +22,6 @@ from autorl_gym.tasks.registry import get_family
 
 HE_ID = "AutoRL-HumanEval-v0"
 SCENARIO_FILE = Path(__file__).resolve().parents[1] / "autorl_gym" / "scenarios" / "humaneval.yaml"
-SFT_SCRIPT = Path(__file__).resolve().parent / "agents" / "humaneval_sft.py"
 QUICK_ID = "AutoRL-HumanEval-Quick-v0"
 QUICK_TOKENS = 16  # the micro model never stops by itself; 1024 tokens per problem is CPU-hours
 
@@ -147,9 +146,10 @@ def test_hf_and_lm_eval_agree_item_by_item(quick: Scenario, assets, micro_assets
 
 @pytest.mark.slow
 def test_cli_episode_with_the_micro_model(micro_assets, he_env, tmp_path: Path) -> None:
-    """``autorl-gym run`` on HumanEval with the micro model as base and the scripted agent
-    running a HumanEval SFT script: baseline, one submission graded on dev, the final test
-    grading, every completion through the sandboxed executor."""
+    """``autorl-gym run`` on HumanEval with the micro model as base and the stock scripted agent
+    (its SFT script trains on the visible prompts and canonical solutions): baseline, one
+    submission graded on dev, the final test grading, every completion through the sandboxed
+    executor."""
     import gymnasium as gym
 
     from autorl_gym.cli import app
@@ -163,8 +163,7 @@ def test_cli_episode_with_the_micro_model(micro_assets, he_env, tmp_path: Path) 
         res = CliRunner().invoke(app, [
             "run", "--env", QUICK_ID, "--agent", "scripted", "--base-model", "micro:arith",
             "--results-dir", str(tmp_path / "results"), "--workspace-root", str(tmp_path / "ws"),
-            "--agent-option", f"script={SFT_SCRIPT}",
-            "--agent-option", "train_env={HE_SFT_STEPS: 4}",
+            "--agent-option", "train_env={SFT_MAX_STEPS: 4, SFT_BATCH: 4, SFT_MAX_LENGTH: 512}",
             "--agent-option", "train_timeout_s=600"])
     finally:
         gym.registry.pop(QUICK_ID, None)
@@ -186,4 +185,4 @@ def test_cli_episode_with_the_micro_model(micro_assets, he_env, tmp_path: Path) 
         assert all(i["details"]["status"] and i["details"]["reason"] for i in items)
     steps = [json.loads(line) for line in (runs[0] / "trajectory.jsonl").read_text().splitlines()]
     train = next(s for s in steps if s.get("call", {}).get("tool") == "run")
-    assert "50 visible problems" in train["observation"]  # data/ is the visible split only
+    assert "50 training examples" in train["observation"]  # data/ is the visible split only

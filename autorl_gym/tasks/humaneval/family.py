@@ -8,10 +8,10 @@ running ``prompt + completion + test + check(entry_point)`` in a fresh sandbox
 (:mod:`autorl_gym.tasks.humaneval.executor`); pass@1 is the percentage that pass (greedy, one
 sample per problem).
 
-Where the executor runs: ``AUTORL_GYM_HUMANEVAL_SANDBOX`` (``local``, bubblewrap, by default;
-``none`` only when set so, with no isolation) and ``AUTORL_GYM_HUMANEVAL_WORKERS`` (parallel
-problems, default up to 4), read on the grader's side; the per-problem limits are
-:class:`~autorl_gym.tasks.humaneval.executor.ExecLimits`' defaults.
+Where the executor runs, from the scenario's ``task_options`` (:class:`ExecutorSettings`):
+``sandbox`` (``local``, bubblewrap, by default; ``none`` runs programs with no isolation),
+``workers`` (parallel problems, default up to 4) and ``limits`` (per-problem
+:class:`~autorl_gym.tasks.humaneval.executor.ExecLimits`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from autorl_gym.tasks.base import GradeContext, Progress, StaticTask, TaskItem
 from autorl_gym.tasks.humaneval import data as he_data
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     from autorl_gym.grading.results import ItemResult
     from autorl_gym.scenario import Scenario
 
-SANDBOX_ENV = "AUTORL_GYM_HUMANEVAL_SANDBOX"
-WORKERS_ENV = "AUTORL_GYM_HUMANEVAL_WORKERS"
 PROMPT_FIELD = "{prompt}"
 FILTER = "execution"
 
@@ -50,19 +48,14 @@ class HumanEvalItem(TaskItem):
 
 
 class ExecutorSettings(BaseModel):
+    """``task_options`` of a HumanEval scenario: where and how the programs run."""
+
+    model_config = ConfigDict(extra="forbid")
+
     sandbox: str = Field("local", description="sandbox kind of every program's run")
-    workers: int = Field(gt=0, description="programs run at once")
+    workers: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), gt=0,
+                         description="programs run at once")
     limits: ExecLimits = Field(default_factory=ExecLimits)
-
-
-def executor_settings() -> ExecutorSettings:
-    """The executor's settings on this grader (see the module docstring)."""
-    raw = os.environ.get(WORKERS_ENV, "")
-    try:
-        workers = int(raw) if raw else min(4, os.cpu_count() or 1)
-    except ValueError:
-        raise ValueError(f"{WORKERS_ENV} must be a whole number, got {raw!r}") from None
-    return ExecutorSettings(sandbox=os.environ.get(SANDBOX_ENV) or "local", workers=workers)
 
 
 def jinja_prompt(template: str) -> str:
@@ -77,6 +70,7 @@ class HumanEvalTask(StaticTask):
     metrics: ClassVar[tuple[str, ...]] = ("pass@1",)
     data_sources: ClassVar[tuple[str, ...]] = ("humaneval",)
     description: ClassVar[str] = "HumanEval Python function completion, pass@1 by sandboxed execution"
+    options_model: ClassVar[type[BaseModel]] = ExecutorSettings
 
     # -- the scenario ------------------------------------------------------------------------
     def check_scenario(self, scenario: Scenario) -> None:
@@ -147,7 +141,7 @@ class HumanEvalTask(StaticTask):
               progress: Progress | None = None) -> list[ItemResult]:
         from autorl_gym.grading.results import ItemResult
 
-        settings = executor_settings()
+        settings = self.options(ctx.scenario)
         executor = Executor(settings.limits, sandbox=settings.sandbox, workers=settings.workers)
         programs = [Program(task_id=it.task_id, prompt=it.prompt, completion=c, test=it.test,
                             entry_point=it.entry_point)
@@ -170,14 +164,14 @@ class HumanEvalTask(StaticTask):
         return {k: 100.0 * v / n for k, v in sorted(counts.items())}
 
     def protocol_record(self, ctx: GradeContext, backend: str) -> dict[str, Any]:
-        s = executor_settings()
+        s = self.options(ctx.scenario)
         return super().protocol_record(ctx, backend) | {
             "stop_source": "the Codex paper's stop sequences, as lm-eval's humaneval.yaml",
             "program": "prompt + completion + '\\n' + test + '\\n' + f'check({entry_point})'",
             "executor": {"sandbox": s.sandbox, "workers": s.workers, **s.limits.model_dump()}}
 
     def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
-        s = executor_settings()
+        s = self.options(ctx.scenario)
         return super().baseline_settings(ctx) | {"executor": s.limits.model_dump(),
                                                  "sandbox": s.sandbox}
 
