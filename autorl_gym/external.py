@@ -25,6 +25,7 @@ from rich.console import Console
 from autorl_gym.agents import AgentSpec
 from autorl_gym.server import SANDBOX_PORT, ServerSettings, ServerThread, bind_tcp, bind_unix, create_app
 from autorl_gym.tools.process import shell_exports
+from autorl_gym.tools.registry import make_sandbox, sandbox_isolated
 
 
 def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandbox: str = "local",
@@ -44,7 +45,7 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
     sock_path = tmp / "grading.sock"  # bridged into the sandbox: the agent's side
     host_sock = tmp / "host.sock"  # this process's side (it creates the run)
     sockets = [bind_unix(sock_path), bind_unix(host_sock)]
-    if sandbox == "local":
+    if sandbox_isolated(sandbox):  # a private network: the server is bridged in
         url, bridge = f"http://127.0.0.1:{SANDBOX_PORT}", sock_path
     else:  # no sandbox: the agent runs on the host and reaches a loopback port directly
         sockets.append(bind_tcp("127.0.0.1", 0))
@@ -73,7 +74,7 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
 
         service = app.state.service
         env = service.env_for(service.run_row(run_id))
-        box = _make_sandbox(sandbox, env.sandbox_spec(ws))
+        box = make_sandbox(sandbox, env.sandbox_spec(ws))
         result: dict[str, Any] = {}
 
         def agent() -> None:
@@ -113,12 +114,6 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
         client.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _make_sandbox(kind: str, spec: Any) -> Any:
-    from autorl_gym.tools import make_sandbox
-
-    return make_sandbox(kind, spec)
 
 
 def _describe(sub: dict[str, Any]) -> str:

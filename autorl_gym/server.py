@@ -29,7 +29,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -41,6 +41,7 @@ from autorl_gym.grading.submission import (
 )
 from autorl_gym.ledger import EvaluationRow, Ledger, RunRow, SubmissionRow
 from autorl_gym.scenario import Scenario, catalog
+from autorl_gym.tools.registry import check_sandbox_kind, sandbox_isolated
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,13 +57,18 @@ class ServerSettings(BaseModel):
     ledger: Path = Field(Path("results/ledger.sqlite"), description="SQLite ledger file")
     workspace_root: Path = Path("workspace")
     results_dir: Path = Path("results")
-    sandbox: Literal["local", "none"] = "local"
+    sandbox: str = Field("local", description="a registered sandbox kind (autorl-gym sandbox list)")
     default_scenario: str = "AutoRL-Micro-Arith-v0"
     bridge_socket: Path | None = Field(
         None, description="a unix socket this server also listens on, bridged into sandboxes")
     sandbox_url: str | None = Field(None, description="GRADING_SERVER_URL as seen from a sandbox")
     max_body_bytes: int = Field(64 * 1024, gt=0)
     progress: bool = False
+
+    @field_validator("sandbox")
+    @classmethod
+    def _registered_kind(cls, v: str) -> str:
+        return check_sandbox_kind(v)
 
 
 class _Strict(BaseModel):
@@ -436,7 +442,7 @@ class GradingService:
         bridges = []
         if self.settings.sandbox_url:
             env["GRADING_SERVER_URL"] = self.settings.sandbox_url
-        if self.settings.bridge_socket is not None and self.settings.sandbox == "local":
+        if self.settings.bridge_socket is not None and sandbox_isolated(self.settings.sandbox):
             bridges = [UnixBridge(socket=self.settings.bridge_socket, port=SANDBOX_PORT)]
         return {"sandbox_env": env, "bridges": bridges}
 
@@ -863,7 +869,7 @@ class ServerThread:
 
 def serve(settings: ServerSettings, host: str, port: int,
           on_ready: Callable[[str], Awaitable[None] | None] | None = None) -> None:
-    """Serve on ``host:port`` and, with the local sandbox, on a private unix socket bridged into
+    """Serve on ``host:port`` and, with an isolated sandbox, on a private unix socket bridged into
     every run's sandbox. Blocks until interrupted."""
     import tempfile
 
@@ -872,7 +878,7 @@ def serve(settings: ServerSettings, host: str, port: int,
     sockets = [bind_tcp(host, port)]
     actual_port = sockets[0].getsockname()[1]
     bridge_dir = None
-    if settings.sandbox == "local" and settings.bridge_socket is None:
+    if sandbox_isolated(settings.sandbox) and settings.bridge_socket is None:
         bridge_dir = Path(tempfile.mkdtemp(prefix="autorl-grading-"))
         settings = settings.model_copy(update={"bridge_socket": bridge_dir / "grading.sock"})
     if settings.bridge_socket is not None:

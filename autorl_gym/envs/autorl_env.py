@@ -30,7 +30,7 @@ from autorl_gym.grading.submission import (
 from autorl_gym.progress import progress_bar
 from autorl_gym.recording import SNAPSHOT_TOOLS, EpisodeRecorder, Feedback, SubmissionRecord
 from autorl_gym.scenario import Scenario, get_scenario
-from autorl_gym.tools import make_sandbox
+from autorl_gym.tools import check_sandbox_kind, make_sandbox
 from autorl_gym.tools.calls import (
     Finish,
     ListFiles,
@@ -60,7 +60,8 @@ class AutoRLEnv(gym.Env[str, str]):
 
     Args:
         scenario: a registered scenario id, a YAML path, or a :class:`Scenario`.
-        sandbox: ``"local"`` (bubblewrap, the default) or ``"none"`` (no isolation; warns).
+        sandbox: a registered sandbox kind: ``"local"`` (bubblewrap, the default), ``"none"``
+            (no isolation; warns), or one added with ``@sandbox_backend``.
         base_model: overrides the scenario's base model (hub id or local path).
         workspace_root / results_dir: where workspaces and results go.
         budget_seconds / max_steps / max_submissions: override the scenario's budgets.
@@ -115,9 +116,8 @@ class AutoRLEnv(gym.Env[str, str]):
         self._t0 = 0.0
         self._t_end: float | None = None
         self.final_feedback: Feedback | None = None
-        # Fail early, before any workspace is made, if the sandbox cannot run here.
-        if sandbox not in ("local", "none"):
-            raise ValueError(f"unknown sandbox {sandbox!r}; choose 'local' (bubblewrap) or 'none'")
+        # Fail early, before any workspace is made, on a kind nobody registered.
+        check_sandbox_kind(sandbox)
 
     # ------------------------------------------------------------------ setup
     def _prepare(self) -> None:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from autorl_gym.tools.files import SandboxFiles
 from autorl_gym.tools.process import command_env, run_command
+from autorl_gym.tools.registry import sandbox_backend
 from autorl_gym.tools.sandbox import (
     ExecResult,
     SandboxError,
@@ -110,6 +111,7 @@ def _site_packages(prefixes: list[Path]) -> list[Path]:
     return dirs
 
 
+@sandbox_backend("local", description="bubblewrap: each command in a fresh unprivileged sandbox")
 class BwrapSandbox(SandboxFiles):
     """Runs each command as ``bwrap ... bash -c COMMAND`` (see the module docstring)."""
 
