@@ -1,6 +1,6 @@
-"""AutoRL-GSM8K-v0: real GSM8K items (``AUTORL_GYM_DATA_DIR=../shared/data``), the micro model as
-base, the hf and lm_eval backends compared item by item, a real peft LoRA adapter graded through
-both, and every refused submission."""
+"""AutoRL-GSM8K-v0: real GSM8K items (``$AUTORL_GYM_DATA_DIR/gsm8k``, see conftest.shared_data),
+the micro model as base, the hf and lm_eval backends compared item by item, a real peft LoRA
+adapter graded through both, and every refused submission."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import shared_data
 
 from autorl_gym.assets import resolve_assets
 from autorl_gym.grading.core import Grader
@@ -20,16 +21,19 @@ from autorl_gym.tasks.gsm8k import ensure_gsm8k, load_local, question_key
 from autorl_gym.tasks.qa import SplitLoadError
 
 GSM8K_ID = "AutoRL-GSM8K-v0"
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
-def gsm8k_env(tmp_path_factory):
+def gsm8k_dir() -> Path:
+    """The real GSM8K files (skipped without them, failed under CI)."""
+    return shared_data("gsm8k", "train.jsonl", "test.jsonl")
+
+
+@pytest.fixture(scope="module")
+def gsm8k_env(gsm8k_dir, tmp_path_factory):
     """AUTORL_GYM_DATA_DIR pointed at the real data, and a private cache, for this module."""
-    if not (DATA_DIR / "gsm8k" / "train.jsonl").is_file():
-        pytest.fail(f"the GSM8K test data is missing: {DATA_DIR}/gsm8k (see shared/data/README.md)")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AUTORL_GYM_DATA_DIR", str(DATA_DIR))
+        mp.setenv("AUTORL_GYM_DATA_DIR", str(gsm8k_dir.parent))
         mp.setenv("AUTORL_GYM_CACHE", str(tmp_path_factory.mktemp("gsm8k_cache")))
         yield
 
@@ -108,13 +112,13 @@ def test_scenario_is_registered_with_its_reference_baseline(scenario):
     assert scenario.protocol.few_shot == 5 and scenario.protocol.max_new_tokens == 256
 
 
-def test_visible_train_holds_no_dev_or_test_problem(assets, scenario):
+def test_visible_train_holds_no_dev_or_test_problem(assets, scenario, gsm8k_dir):
     from autorl_gym.tasks.qa import load_jsonl_split
 
     train = load_jsonl_split(assets.train_dir / "train.jsonl")
     dev = load_jsonl_split(assets.hidden_splits["dev"])
     test = load_jsonl_split(assets.hidden_splits["test"])
-    original = load_local(DATA_DIR / "gsm8k")
+    original = load_local(gsm8k_dir)
     assert len(dev) == 500 and len(test) == len(original["test"]) == 1319
     hidden = {question_key(p.question) for p in dev + test}
     assert not hidden & {question_key(p.question) for p in train}
@@ -136,12 +140,12 @@ def test_materialization_is_deterministic_and_cached(assets, scenario):
     assert again.manifest.sizes["train"] + 500 + len(again.manifest.dropped_from_train) == 7473
 
 
-def test_malformed_local_files_name_the_path_and_line(tmp_path):
+def test_malformed_local_files_name_the_path_and_line(tmp_path, gsm8k_dir):
     folder = tmp_path / "gsm8k"
     with pytest.raises(SplitLoadError, match="GSM8K folder not found"):
         load_local(folder)
     folder.mkdir()
-    lines = (DATA_DIR / "gsm8k" / "train.jsonl").read_text().splitlines()[:3]
+    lines = (gsm8k_dir / "train.jsonl").read_text().splitlines()[:3]
     (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(SplitLoadError, match="test.jsonl: split file not found"):
         load_local(folder)
