@@ -36,6 +36,11 @@ def shared_data(name: str, *required: str) -> Path:
     what = f"{folder} lacks {', '.join(missing)}" if missing else f"no folder {folder}"
     message = (f"real {name} data not found ({what}): set {DATA_DIR_ENV} to a folder holding "
                f"{name}/ (this project's machines: ../shared/data, see its README.md)")
+    skip_or_fail(message)
+
+
+def skip_or_fail(message: str) -> None:
+    """Skip with ``message``, or fail with it under ``CI`` (which has every input a test needs)."""
     if os.environ.get("CI"):
         pytest.fail(f"{message}; CI must have it")
     pytest.skip(message)
