@@ -1,11 +1,12 @@
 """Gymnasium's ``check_env`` on every registered scenario whose assets can be built here.
 
-Offline, a scenario gets: its real data where this machine has it (``conftest.shared_data``:
-the first GSM8K items, ALFWorld's one shared game laid out as every split), and the micro model
-as base model when its own is a hub id (Qwen cannot be downloaded here). A scenario whose base
-model is replaced is graded with short generations and rollouts: its scores mean nothing with
-the micro model, and the env's API is what is checked. A scenario whose assets still cannot be
-built is skipped with the reason, and fails under CI, which has the shared data.
+Offline, a scenario gets: its real data where this machine has it (``conftest.shared_data``: the
+first GSM8K items, HumanEval, ALFWorld's one shared game laid out as every split; never the
+hub), and the micro model as base model when its own is a hub id (Qwen cannot be downloaded
+here). A scenario whose base model is replaced is graded with short generations and rollouts:
+its scores mean nothing with the micro model, and the env's API is what is checked. A scenario
+whose assets still cannot be built is skipped with the reason, and fails under CI, which has the
+shared data.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ def _gsm8k(sc: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sce
     return sc.model_copy(update={"data": sc.data.model_copy(update={"dev_size": 8})})
 
 
+def _humaneval(sc: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Scenario:
+    """The real file ($AUTORL_GYM_DATA_DIR is already its root), never the hub."""
+    shared_data("humaneval", "HumanEval.jsonl.gz")
+    return sc
+
+
 def _alfworld(sc: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Scenario:
     from test_interactive_sandbox import one_game_alfworld
 
@@ -49,7 +56,7 @@ def _alfworld(sc: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 # How a family's assets are built here from the shared data (skipped without it, failed in CI).
 OFFLINE_DATA: dict[str, Callable[[Scenario, Path, pytest.MonkeyPatch], Scenario]] = {
-    "gsm8k": _gsm8k, "alfworld": _alfworld}
+    "gsm8k": _gsm8k, "humaneval": _humaneval, "alfworld": _alfworld}
 
 
 def _on_the_hub(base_model: str) -> bool:
@@ -71,6 +78,8 @@ def _shortened(sc: Scenario) -> Scenario:
 def test_check_env(scenario_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                    micro_assets) -> None:
     sc = catalog().scenarios[scenario_id]
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):  # a hub fallback fails at once
+        monkeypatch.setenv(var, "1")
     if shared_data_root().is_dir():
         monkeypatch.setenv("AUTORL_GYM_DATA_DIR", str(shared_data_root()))
     if sc.task_family in OFFLINE_DATA:
