@@ -20,9 +20,9 @@ from autorl_gym.envs.spaces import to_observation
 from autorl_gym.episode import texts
 from autorl_gym.episode.budget import Budget, BudgetState
 from autorl_gym.episode.config import EpisodeConfig
-from autorl_gym.episode.grading import ScenarioGrading, check_model
+from autorl_gym.episode.grading import ScenarioGrading
 from autorl_gym.grading.results import EvalResult
-from autorl_gym.grading.submission import SubmissionError
+from autorl_gym.grading.submission import SubmissionError, check_model
 from autorl_gym.recording import SNAPSHOT_TOOLS, EpisodeRecorder, Feedback, SubmissionRecord
 from autorl_gym.tools import make_sandbox
 from autorl_gym.tools.calls import (
@@ -304,7 +304,7 @@ class Episode:
             try:
                 result = self.grading.grade(check_model(model_path, self._ws.root), split)
                 rec.kind, rec.weights_hash = result.kind, result.model_hash
-                rec.score, rec.flexible_score = result.score, result.flexible_score
+                rec.score, rec.metrics = result.score, result.metrics
                 rec.flagged_base_copy = result.kind == "base"
                 rec.improvement = rec.score - rec.baseline
             except SubmissionError as e:
@@ -398,7 +398,8 @@ class Episode:
     def scenario_info(self) -> dict[str, Any]:
         sc = self.scenario
         return {"id": sc.id, "title": sc.title, "level": sc.level, "task_family": sc.task_family,
-                "feedback_split": sc.feedback_split, **self.grading.api_fields()}
+                "task_kind": sc.family.kind, "feedback_split": sc.feedback_split,
+                **self.grading.api_fields()}
 
     @property
     def _feedback_baseline(self) -> float:

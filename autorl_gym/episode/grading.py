@@ -1,43 +1,19 @@
 """A scenario's grading as an episode (or the server's ``/evaluate``) uses it: the assets, the
-grader, and the baselines, resolved and measured once; every submission checked and graded
-through the grading core."""
+grader and the baselines, resolved and measured once; every checked submission graded through
+the grading core's :meth:`~autorl_gym.grading.core.Grader.grade` (base-copy short-circuit
+included)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from autorl_gym.assets import ScenarioAssets, resolve_assets
-from autorl_gym.grading.interactive import make_grader
+from autorl_gym.grading.core import Grader, make_grader
 from autorl_gym.grading.results import EvalResult
-from autorl_gym.grading.submission import (
-    SubmissionInfo,
-    inspect_submission,
-    resolve_in_workspace,
-    weights_hash,
-)
+from autorl_gym.grading.submission import CheckedModel
 from autorl_gym.progress import progress_bar
 from autorl_gym.scenario import Scenario
-
-
-class CheckedModel(BaseModel):
-    """A submission that passed the checks: its real path, what it is, its weights' hash."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    path: Path
-    info: SubmissionInfo
-    weights_hash: str
-
-
-# TODO(lead-seam): replaced by autorl_gym.grading.submission.check_model when it lands on main.
-def check_model(model_path: str, workspace: Path) -> CheckedModel:
-    """The checks every submission passes before it is accepted; SubmissionError says why not."""
-    path = resolve_in_workspace(model_path, workspace)
-    info = inspect_submission(path)
-    return CheckedModel(path=path, info=info, weights_hash=weights_hash(info.weight_files))
 
 
 class ScenarioGrading:
@@ -48,35 +24,27 @@ class ScenarioGrading:
         self.scenario, self.base_model, self.backend = scenario, base_model, backend
         self.progress = progress
         self._assets: ScenarioAssets | None = None
-        self._grader: Any = None
+        self._grader: Grader | None = None
         self.baselines: dict[str, EvalResult] = {}
 
     def prepare(self, splits: Iterable[str]) -> None:
         """Resolve the assets, build the grader and measure the baseline on each split."""
-        if self._grader is None:
-            self._assets = resolve_assets(self.scenario, self.base_model, progress=self.progress)
-            self._grader = make_grader(self.scenario, self._assets, backend=self.backend)
+        grader = self.grader
         for split in dict.fromkeys(splits):
             if split not in self.baselines:
                 with progress_bar(f"baseline on {split}", self.progress) as update:
-                    self.baselines[split] = self._grader.baseline(split, progress=update)
+                    self.baselines[split] = grader.baseline(split, progress=update)
 
     @property
-    def ready(self) -> bool:
-        return self._grader is not None
-
-    @property
-    def grader(self) -> Any:
-        """The scenario's ``Grader`` (or ``InteractiveGrader``)."""
+    def grader(self) -> Grader:
         if self._grader is None:
-            self.prepare([])
+            self._assets = resolve_assets(self.scenario, self.base_model, progress=self.progress)
+            self._grader = make_grader(self.scenario, self._assets, backend=self.backend)
         return self._grader
 
     @property
     def assets(self) -> ScenarioAssets:
-        self.grader  # noqa: B018 - builds the assets on first use
-        assert self._assets is not None
-        return self._assets
+        return self.grader.assets
 
     def baseline(self, split: str) -> EvalResult:
         self.prepare([split])
@@ -91,11 +59,7 @@ class ScenarioGrading:
 
     def grade(self, checked: CheckedModel, split: str) -> EvalResult:
         """Score a checked submission on ``split``; an exact copy of the base model scores as
-        the baseline (flagged: kind "base")."""
+        the baseline and is flagged (kind "base")."""
         baseline = self.baseline(split)
-        # TODO(lead-seam): the short-circuit moves into Grader.grade(path, split, info, baseline).
-        if checked.weights_hash == self.grader.base_hash:
-            return baseline.model_copy(update={"kind": "base",
-                                               "notes": ["weights equal the base model's"]})
         with progress_bar(f"grading {checked.path.name} on {split}", self.progress) as update:
-            return self.grader.evaluate(checked.path, split, progress=update, info=checked.info)
+            return self.grader.grade(checked.path, split, checked.info, baseline, progress=update)

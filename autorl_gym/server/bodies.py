@@ -66,7 +66,7 @@ class EvaluateOut(BaseModel):
     baseline: float
     score: float
     improvement: float
-    flexible_score: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
     n: int | None = None
     kind: str | None = None
     weights_hash: str | None = None
@@ -97,7 +97,7 @@ class SubmissionOut(BaseModel):
     status: Literal["queued", "running", "done", "failed"]
     model_path: str
     score: float | None = None
-    flexible_score: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
     baseline: float | None = None
     improvement: float | None = None
     flagged_base_copy: bool = False

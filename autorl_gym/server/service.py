@@ -16,8 +16,7 @@ from fastapi import HTTPException
 from fastapi.security import HTTPAuthorizationCredentials
 
 from autorl_gym.episode import Episode, EpisodeConfig, ScenarioGrading
-from autorl_gym.episode.grading import CheckedModel, check_model
-from autorl_gym.grading.submission import SubmissionError
+from autorl_gym.grading.submission import CheckedModel, SubmissionError, check_model
 from autorl_gym.ledger import EvaluationRow, Ledger, RunRow, SubmissionRow
 from autorl_gym.recording import Feedback, SubmissionRecord
 from autorl_gym.scenario import Scenario, catalog
@@ -351,8 +350,6 @@ def _checked(model_path: str, root: Path) -> CheckedModel:
         return check_model(model_path, root)
     except SubmissionError as e:
         raise HTTPException(400, f"submission refused: {e}") from e
-    except (OSError, ValueError) as e:
-        raise HTTPException(400, f"submission refused: model_path {model_path!r}: {e}") from e
 
 
 def _ts(value: float | None) -> datetime | None:
@@ -363,7 +360,7 @@ def _submission_out(row: SubmissionRow) -> SubmissionOut:
     rec = row.record or {}
     return SubmissionOut(
         submission_id=row.id, run_id=row.run_id, seq=rec.get("id"), status=row.status,
-        model_path=row.model_path, score=rec.get("score"), flexible_score=rec.get("flexible_score"),
+        model_path=row.model_path, score=rec.get("score"), metrics=rec.get("metrics") or {},
         baseline=rec.get("baseline"), improvement=rec.get("improvement"),
         flagged_base_copy=bool(rec.get("flagged_base_copy")), weights_hash=row.weights_hash,
         error=row.error, accepted_at=_ts(row.accepted_at), graded_at=_ts(row.graded_at))
@@ -377,6 +374,6 @@ def _evaluation_out(row: EvaluationRow, cached: bool) -> EvaluateOut:
     return EvaluateOut(
         evaluation_id=row.id, scenario=row.scenario, split=row.split, model_path=row.model_path,
         baseline=r["baseline"], score=r["score"], improvement=r["score"] - r["baseline"],
-        flexible_score=r.get("flexible_score"), n=r.get("n"), kind=r.get("kind"),
+        metrics=r.get("metrics") or {}, n=r.get("n"), kind=r.get("kind"),
         weights_hash=row.weights_hash, flagged_base_copy=r.get("kind") == "base", cached=cached,
         seconds=r.get("seconds"))
