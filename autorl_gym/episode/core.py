@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from autorl_gym.envs.spaces import to_observation
-from autorl_gym.episode import texts
+from autorl_gym.episode import records, texts
 from autorl_gym.episode.budget import Budget, BudgetState
 from autorl_gym.episode.config import EpisodeConfig
 from autorl_gym.episode.grading import ScenarioGrading
@@ -157,27 +157,10 @@ class Episode:
         self.active = True
         ws = self.workspace.root
         obs = to_observation(task_text(self.scenario) + "\n" + (ws / "instructions.md").read_text())
-        self.recorder.run_info(self._run_record(now, obs))
+        self.recorder.run_info(records.run_record(self, now, obs))
         self.last_observation = obs
         return obs, self.info(scenario=self.scenario_info(), baseline=self._feedback_baseline,
                               tools=tool_schemas(), sandbox=cfg.sandbox)
-
-    def _run_record(self, now: datetime, obs: str) -> dict[str, Any]:
-        cfg = self.config
-        return {
-            "scenario": self.scenario.id, "agent": cfg.agent_name,
-            "driver_model": cfg.driver_model, "started_at": now.isoformat(),
-            "workspace": str(self._ws.root), "sandbox": cfg.sandbox,
-            "base_model": cfg.base_model_name,
-            "base_model_path": str(self.grading.assets.base_model_dir),
-            "base_model_hash": self.grader.base_hash,
-            "budget": {"seconds": cfg.budget_seconds, "max_steps": cfg.max_steps,
-                       "max_submissions": cfg.max_submissions},
-            "baselines": {k: v.summary() for k, v in self.grading.baselines.items()},
-            # what the agent saw at reset, so a run can be exported as a chat (autorl_gym.export)
-            "reset_observation": obs,
-            "tool_schemas": tool_schemas(),
-        }
 
     def resume(self, workspace: Path, results_dir: Path,
                submissions: list[SubmissionRecord] | None = None) -> dict[str, Any]:
@@ -365,18 +348,8 @@ class Episode:
                 notes.append(f"submission {chosen.id} could not be graded on test: {e}")
         elif chosen is None:
             notes.append("no valid submission: the final score is the baseline")
-        graded = chosen if grade else None
-        best = self.best()
-        fb = Feedback(
-            scenario=self.scenario.id, status=status, reason=reason, baseline=test_base.score,
-            score=score, improvement=score - test_base.score, metric=self.scenario.metric,
-            submission_id=graded.id if graded else None,
-            model_path=graded.model_path if graded else None,
-            flagged_base_copy=bool(graded and graded.flagged_base_copy),
-            feedback_split=self.scenario.feedback_split, feedback_baseline=self._feedback_baseline,
-            best_feedback_score=best.score if best else None, submissions=len(self.submissions),
-            valid_submissions=sum(s.valid for s in self.submissions), steps=self.budget.steps,
-            elapsed_s=self.budget.elapsed, protocol=self.grader.protocol_record(), notes=notes)
+        fb = records.feedback(self, status, reason, test_base.score, score,
+                              chosen if grade else None, notes)
         self.recorder.final(fb, test_result, test_base)
         self.final_feedback = fb
         self.budget.stop()
