@@ -40,7 +40,7 @@ def main() -> None:
                        max_steps=10 * args.n + 10, workspace_root=Path(tmp) / "ws",
                        results_dir=Path(tmp) / "results")
         env.reset()
-        sandbox = env.unwrapped._sandbox
+        sandbox = env.unwrapped.episode.sandbox
         bare, exec_only, step = [], [], []
         for _ in range(5):  # warm-up
             subprocess.run(["true"], check=True)
