@@ -74,13 +74,7 @@ class Episode:
     """A post-training episode on one scenario (see :class:`EpisodeConfig` for its settings)."""
 
     def __init__(self, config: EpisodeConfig):
-        from autorl_gym.tools import SANDBOX_KINDS
-
-        # Fail early, before any workspace is made, if the sandbox kind is unknown.
-        if config.sandbox not in SANDBOX_KINDS:
-            valid = ", ".join(repr(k) for k in SANDBOX_KINDS)
-            raise ValueError(f"unknown sandbox kind {config.sandbox!r}; valid kinds: {valid}")
-        self.config = config
+        self.config = config  # its sandbox kind is a registered one (EpisodeConfig checks)
         self.scenario = config.scenario
         self.grading = ScenarioGrading(config.scenario, config.base_model, config.grader_backend,
                                        config.progress)
