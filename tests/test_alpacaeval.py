@@ -165,3 +165,7 @@ def test_micro_episode_with_the_scripted_judge(tmp_path, micro_assets, monkeypat
     feedback = json.loads((runs[0] / "feedback.json").read_text())
     assert sc.judge.model in json.dumps(feedback)
     assert len(list(runs[0].rglob("judgements.jsonl"))) >= 2     # the dev submission and the test
+    from autorl_gym.report.build import build_report
+
+    written = build_report(runs[0])
+    assert f"judge openai:{sc.judge.model} (prompt alpaca_eval_clf" in written.files["markdown"].read_text()
