@@ -91,11 +91,11 @@ def run(
 
     import autorl_gym  # noqa: F401 - registers the scenarios
     from autorl_gym.agents import AgentError, agent_options, load_agent_spec, make_agent, run_episode
-    from autorl_gym.scenario import ScenarioError, get_scenario
+    from autorl_gym.scenario import ScenarioError, get_scenario, register
     from autorl_gym.tools.sandbox import SandboxUnavailable
 
     try:
-        get_scenario(env_id)
+        env_id = register(get_scenario(env_id))  # a YAML path runs too
         spec, folder = load_agent_spec(agent)
         if spec.start is not None:  # an external agent: a command talking to the grading server
             from autorl_gym.external import run_external_command

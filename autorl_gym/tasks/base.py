@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from autorl_gym.io import file_digest
 
@@ -77,9 +77,16 @@ class GradeContext:
         return items[:limit] if limit else items
 
 
+class NoOptions(BaseModel):
+    """A family without options of its own: ``task_options`` must be empty."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class TaskFamily:
     """Base of every family. Class attributes describe it; methods have working defaults where
-    one makes sense for every family."""
+    one makes sense for every family. ``options_model`` validates the scenario's
+    ``task_options`` (the family's own settings)."""
 
     name: ClassVar[str]
     kind: ClassVar[Literal["static", "interactive"]]
@@ -88,6 +95,16 @@ class TaskFamily:
     description: ClassVar[str] = ""
     # the family writes records of each grading into ctx.run_dir (a judge's verdicts)
     run_records: ClassVar[bool] = False
+    options_model: ClassVar[type[BaseModel]] = NoOptions
+
+    def options(self, scenario: Scenario) -> Any:
+        """The scenario's ``task_options`` as the family's options model."""
+        try:
+            return self.options_model.model_validate(scenario.task_options)
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"field 'task_options{'.' + loc if loc else ''}': {first['msg']}") from None
 
     # -- the scenario ------------------------------------------------------------------------
     def check_scenario(self, scenario: Scenario) -> None:
@@ -98,6 +115,7 @@ class TaskFamily:
         if scenario.data.source not in self.data_sources:
             raise ValueError(f"field 'data.source': {scenario.data.source!r} is not a data source of "
                              f"task family {self.name!r} (choose from {', '.join(self.data_sources)})")
+        self.options(scenario)
 
     def describe_train_data(self, scenario: Scenario) -> str:
         """The API's ``train_data_path`` before the assets exist."""

@@ -215,6 +215,7 @@ class BwrapSandbox(SandboxFiles):
             timeout_s=_PROBE_TIMEOUT_S,
             env={"PATH": "/usr/bin:/bin"},
             wrapper_processes=_WRAPPER_PROCESSES,
+            pid_namespace=True,
         )
         why = res.output.strip() or res.killed_reason or f"exit code {res.exit_code}"
         if res.exit_code != 0:
@@ -234,6 +235,7 @@ class BwrapSandbox(SandboxFiles):
             timeout_s=timeout_s,
             env={"PATH": "/usr/bin:/bin"},
             wrapper_processes=_WRAPPER_PROCESSES,
+            pid_namespace=True,
         )
 
     def close(self) -> None:
