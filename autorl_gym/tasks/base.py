@@ -37,8 +37,19 @@ class TaskItem(BaseModel):
     gold: str
 
 
+class SplitSummary(BaseModel):
+    """A split's score (the scenario's metric, in percent), secondary figures and notes."""
+
+    score: float
+    metrics: dict[str, float] = {}
+    notes: list[str] = []
+
+
 class GradeContext:
-    """A scenario with its resolved assets, and the splits loaded once (grader side only)."""
+    """A scenario with its resolved assets, and the splits loaded once (grader side only).
+
+    ``run_dir`` is the folder of the grading in progress (under the results folder during an
+    episode), where a family that keeps records of its scoring (judge verdicts) writes them."""
 
     def __init__(self, scenario: Scenario, assets: ScenarioAssets):
         from autorl_gym.tasks.registry import get_family
@@ -47,6 +58,7 @@ class GradeContext:
         self.assets = assets
         self.family = get_family(scenario.task_family)
         self._splits: dict[str, Sequence[Any]] = {}
+        self.run_dir: Path | None = None
 
     def split_path(self, split: str) -> Path:
         if split == "train":
@@ -81,6 +93,8 @@ class TaskFamily:
     metrics: ClassVar[tuple[str, ...]]
     data_sources: ClassVar[tuple[str, ...]]
     description: ClassVar[str] = ""
+    # the family writes records of each grading into ctx.run_dir (a judge's verdicts)
+    run_records: ClassVar[bool] = False
     options_model: ClassVar[type[BaseModel]] = NoOptions
 
     def options(self, scenario: Scenario) -> Any:
@@ -137,6 +151,14 @@ class TaskFamily:
     def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
         """Secondary figures beside the score (GSM8K's flexible accuracy, a mean reward...)."""
         return {}
+
+    def summarize(self, ctx: GradeContext, items: Sequence[Any],
+                  results: list[ItemResult]) -> SplitSummary:
+        """A split's score: the share of items right by default (a judged family computes its
+        win rate here), with :meth:`summary_metrics` beside it."""
+        n = len(results)
+        return SplitSummary(score=100.0 * sum(r.correct for r in results) / n if n else 0.0,
+                            metrics=self.summary_metrics(results))
 
     def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
         """Settings that change a score, for the baseline cache key."""
