@@ -54,9 +54,31 @@ def _alfworld(sc: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return sc
 
 
+def _alpacaeval(sc: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Scenario:
+    """The fixture data in the datasets' own formats, judged by the scripted judge (no judge
+    endpoint can be reached from here)."""
+    from alpaca_helpers import micro_alpaca_scenario
+    from judge_server import ScriptedJudge
+
+    judge = ScriptedJudge().start()
+    _JUDGES.append(judge)
+    shortened = micro_alpaca_scenario(tmp_path, judge.base_url)
+    return sc.model_copy(update={k: getattr(shortened, k) for k in ("data", "judge", "protocol")})
+
+
+_JUDGES: list[Any] = []  # stopped after each test
+
+
+@pytest.fixture(autouse=True)
+def _stop_judges():
+    yield
+    while _JUDGES:
+        _JUDGES.pop().stop()
+
+
 # How a family's assets are built here from the shared data (skipped without it, failed in CI).
 OFFLINE_DATA: dict[str, Callable[[Scenario, Path, pytest.MonkeyPatch], Scenario]] = {
-    "gsm8k": _gsm8k, "humaneval": _humaneval, "alfworld": _alfworld}
+    "gsm8k": _gsm8k, "humaneval": _humaneval, "alfworld": _alfworld, "alpacaeval": _alpacaeval}
 
 
 def _on_the_hub(base_model: str) -> bool:
