@@ -24,7 +24,6 @@ seed, and the format version)::
 from __future__ import annotations
 
 import fcntl
-import gzip
 import hashlib
 import json
 import os
@@ -37,7 +36,7 @@ from pydantic import BaseModel, ValidationError
 
 from autorl_gym.io import atomic_write_json, atomic_write_text, file_digest
 from autorl_gym.paths import cache_dir
-from autorl_gym.tasks.qa import SplitLoadError
+from autorl_gym.tasks.qa import SplitLoadError, jsonl_records
 
 DATA_DIR_ENV = "AUTORL_GYM_DATA_DIR"
 LOCAL_FILE = "humaneval/HumanEval.jsonl.gz"
@@ -113,20 +112,7 @@ def read_jsonl(path: Path) -> list[HumanEvalProblem]:
     """Problems from a ``.jsonl`` or ``.jsonl.gz`` file; errors name the path and the line."""
     if not path.is_file():
         raise SplitLoadError(f"{path}: HumanEval file not found")
-    opener = gzip.open if path.suffix == ".gz" else open
-    problems = []
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise SplitLoadError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-                problems.append(_problem(rec, f"{path}:{lineno}"))
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise SplitLoadError(f"{path}: cannot be read ({e.__class__.__name__}: {e})") from None
+    problems = [_problem(rec, where) for where, rec in jsonl_records(path)]
     _check_unique(problems, str(path))
     return problems
 
