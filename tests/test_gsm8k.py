@@ -13,6 +13,7 @@ import pytest
 from conftest import shared_data
 
 from autorl_gym.assets import resolve_assets
+from autorl_gym.grading.backends import build_prompts
 from autorl_gym.grading.core import Grader
 from autorl_gym.grading.submission import SubmissionError, check_submission, inspect_submission
 from autorl_gym.scenario import Scenario, get_scenario
@@ -178,12 +179,12 @@ def _compare(a, b, lm_run: Path, prompts: list[str]) -> None:
     for k, (x, y) in enumerate(zip(a.items, b.items, strict=True)):
         assert contexts[k] == prompts[k]
         assert x.completion == y.completion, f"item {k} differs"
-        assert (x.strict, x.flexible) == (y.strict, y.flexible)
+        assert (x.answer, x.details["flexible"]) == (y.answer, y.details["flexible"])
         # lm-eval's own filters read the same answers as the project's extraction
         lm_strict = filtered[(k, "strict-match")]
         lm_flex = filtered[(k, "flexible-extract")]
-        assert (None if lm_strict == "[invalid]" else normalize_number(lm_strict)) == x.strict
-        assert (None if lm_flex == "[invalid]" else normalize_number(lm_flex)) == x.flexible
+        assert (None if lm_strict == "[invalid]" else normalize_number(lm_strict)) == x.answer
+        assert (None if lm_flex == "[invalid]" else normalize_number(lm_flex)) == x.details["flexible"]
     assert "lm_eval_strict-match" in b.metrics
     assert b.metrics["lm_eval_strict-match"] == pytest.approx(a.score)
 
@@ -201,7 +202,8 @@ def test_hf_and_lm_eval_agree_on_the_scenario_prompts(assets, scenario, tmp_path
     b = lm.evaluate(assets.base_model_dir, "dev", limit=3)
     from transformers import AutoTokenizer
 
-    prompts = hf.prompts(hf.problems("dev", 3), AutoTokenizer.from_pretrained(assets.base_model_dir))
+    tok = AutoTokenizer.from_pretrained(assets.base_model_dir)
+    prompts = build_prompts(hf.ctx, hf.ctx.items("dev", 3), tok)
     assert prompts[0].count("Question:") == 6 and prompts[0].endswith("\nAnswer:")
     _compare(a, b, _lm_run_dir(b), prompts)
     run = _lm_run_dir(b)
@@ -218,12 +220,13 @@ def test_hf_and_lm_eval_agree_item_by_item_on_real_answers(micro_grading_assets,
     lm = _grader(micro_scenario, assets, "lm_eval", tmp_path)
     a = hf.evaluate(assets.base_model_dir, "dev", limit=12)
     b = lm.evaluate(assets.base_model_dir, "dev", limit=12)
-    assert sum(i.flexible is not None for i in a.items) >= 10  # numeric answers ...
-    assert any(i.strict is not None for i in a.items)          # ... some in the #### format
+    assert sum(i.details["flexible"] is not None for i in a.items) >= 10  # numeric answers ...
+    assert any(i.answer is not None for i in a.items)                    # ... some in the #### format
     assert len({i.completion for i in a.items}) >= 10
     from transformers import AutoTokenizer
 
-    prompts = hf.prompts(hf.problems("dev", 12), AutoTokenizer.from_pretrained(assets.base_model_dir))
+    tok = AutoTokenizer.from_pretrained(assets.base_model_dir)
+    prompts = build_prompts(hf.ctx, hf.ctx.items("dev", 12), tok)
     _compare(a, b, _lm_run_dir(b), prompts)
 
 
@@ -242,14 +245,14 @@ def test_lora_adapter_graded_through_hf_and_lm_eval(micro_grading_assets, micro_
     assert a.kind == b.kind == "lora" and a.model_hash == b.model_hash != hf.base_hash
     base = hf.evaluate(micro_grading_assets.base_model_dir, "dev", limit=8)
     assert [i.completion for i in base.items] != [i.completion for i in a.items]
-    _compare(a, b, _lm_run_dir(b), hf.prompts(hf.problems("dev", 8), tok))
+    _compare(a, b, _lm_run_dir(b), build_prompts(hf.ctx, hf.ctx.items("dev", 8), tok))
     # and on GSM8K, the adapter applied to the base model the run was given
     hf = _grader(scenario, assets, "hf", tmp_path, max_new_tokens=8)
     lm = _grader(scenario, assets, "lm_eval", tmp_path, max_new_tokens=8)
     a = hf.evaluate(lora_dir, "test", limit=2, info=info)
     b = lm.evaluate(lora_dir, "test", limit=2, info=info)
     assert a.kind == b.kind == "lora"
-    _compare(a, b, _lm_run_dir(b), hf.prompts(hf.problems("test", 2), tok))
+    _compare(a, b, _lm_run_dir(b), build_prompts(hf.ctx, hf.ctx.items("test", 2), tok))
 
 
 # -------------------------------------------------------------------------------- refusals
