@@ -15,6 +15,7 @@ import gymnasium as gym
 
 from autorl_gym.envs.spaces import action_space, observation_space
 from autorl_gym.episode import Episode, EpisodeConfig, format_exec
+from autorl_gym.grading.core import Grader
 from autorl_gym.recording import Feedback, SubmissionRecord
 from autorl_gym.scenario import Scenario, get_scenario
 from autorl_gym.tools.sandbox import UnixBridge
@@ -87,7 +88,7 @@ class AutoRLEnv(gym.Env[str, str]):
         return self.episode.final_feedback
 
     @property
-    def grader(self) -> Any:
+    def grader(self) -> Grader:
         return self.episode.grader
 
     def baseline(self, split: str) -> float:

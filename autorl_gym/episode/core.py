@@ -21,6 +21,7 @@ from autorl_gym.episode import records, texts
 from autorl_gym.episode.budget import Budget, BudgetState
 from autorl_gym.episode.config import EpisodeConfig
 from autorl_gym.episode.grading import ScenarioGrading
+from autorl_gym.grading.core import Grader
 from autorl_gym.grading.results import EvalResult
 from autorl_gym.grading.submission import SubmissionError, check_model
 from autorl_gym.recording import SNAPSHOT_TOOLS, EpisodeRecorder, Feedback, SubmissionRecord
@@ -93,7 +94,7 @@ class Episode:
         self.grading.prepare([self.scenario.feedback_split, "test"])
 
     @property
-    def grader(self) -> Any:
+    def grader(self) -> Grader:
         self.prepare()
         return self.grading.grader
 
