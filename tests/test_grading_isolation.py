@@ -105,11 +105,12 @@ def test_max_params_from_the_scenario(micro_assets, tmp_path):
 
 
 def big_model(micro_assets, dest: Path) -> Path:
-    """A valid model of ~100M parameters (400 MB of weights): past a 900 MB grading cap."""
+    """A valid model of ~200M parameters (800 MB of float32 weights): with the ~500 MB that
+    grading the micro base takes, far past a 900 MB grading cap however the sampler is timed."""
     m = copy_base(micro_assets, dest)
     edit_config(m, hidden_size=1024, intermediate_size=4096, num_attention_heads=8,
-                num_key_value_heads=8, num_hidden_layers=8, layer_types=["full_attention"] * 8)
-    assert zero_weights(m) > 90_000_000
+                num_key_value_heads=8, num_hidden_layers=16, layer_types=["full_attention"] * 16)
+    assert zero_weights(m) > 190_000_000
     return m
 
 
