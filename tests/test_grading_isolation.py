@@ -169,3 +169,35 @@ def test_server_survives_a_model_that_exhausts_memory(micro_assets, tmp_path):
             assert fin.status == "finished" and fin.feedback and fin.feedback["submission_id"] == 2
     finally:
         srv.stop()
+
+
+def test_warm_and_cold_grading_children_agree(micro_assets, monkeypatch):
+    """The forked child (torch preloaded) grades exactly as a fresh interpreter does."""
+    from autorl_gym.grading import forkserver
+
+    sc = scenario_with()
+    g = Grader(sc, resolve_assets(sc, progress=False))
+    assert forkserver.warm_environment_matches(dict(__import__("os").environ))
+    warm = g.evaluate(micro_assets.model_dir, "dev", limit=6)
+    monkeypatch.setenv(forkserver.SWITCH_VAR, "0")
+    assert not forkserver.warm_environment_matches(dict(__import__("os").environ))
+    cold = g.evaluate(micro_assets.model_dir, "dev", limit=6)
+    assert [(r.answer, r.correct) for r in warm.items] == [(r.answer, r.correct) for r in cold.items]
+    assert warm.score == cold.score
+
+
+def test_an_import_time_variable_that_differs_runs_cold(monkeypatch):
+    from autorl_gym.grading import forkserver
+
+    env = dict(__import__("os").environ)
+    assert forkserver.warm_environment_matches(env)
+    assert not forkserver.warm_environment_matches({**env, "HF_HUB_OFFLINE": "maybe"})
+    assert forkserver.warm_environment_matches({**env, "AUTORL_GYM_SOMETHING": "x"})
+
+
+def test_grading_past_its_time_limit_is_stopped(micro_assets):
+    sc = scenario_with(timeout_s=0.3)
+    g = Grader(sc, resolve_assets(sc, progress=False))
+    with pytest.raises(SubmissionError, match=r"grading was stopped, the model took too long: "
+                                              r"timed out after 0\.3 s"):
+        g.evaluate(micro_assets.model_dir, "dev", limit=4)

@@ -1,6 +1,8 @@
-"""Grading in a child process: a submission is loaded and graded by ``python -m
-autorl_gym.grading.worker`` under the scenario's grader limits (resident memory of the process
-tree, wall-clock time; :func:`autorl_gym.tools.process.run_command`, the watchdog every sandbox
+"""Grading in a child process: a submission is loaded and graded by
+:func:`autorl_gym.grading.worker.main` in a process of its own, forked from a warm server that
+has torch imported already (:mod:`autorl_gym.grading.forkserver`), or else a fresh ``python -m
+autorl_gym.grading.worker`` (:func:`autorl_gym.tools.process.run_command`), under the scenario's
+grader limits (resident memory of the process tree, wall-clock time; the watchdog every sandbox
 command runs under), so a hostile or broken model cannot take the env or the server down. What
 happened comes back as a result, a refusal (:class:`SubmissionError`, shown to the agent) or a
 failure of the grader itself."""
@@ -19,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from autorl_gym.assets import ScenarioAssets
+from autorl_gym.grading import forkserver
 from autorl_gym.grading.results import EvalResult
 from autorl_gym.grading.submission import SubmissionError, SubmissionInfo
 from autorl_gym.io import atomic_write_text
@@ -91,9 +94,15 @@ def run_isolated(job: dict[str, Any], memory_mb: int, timeout_s: float,
                                        args=(full.progress_file, progress, stop))
             watcher.start()
         try:
-            res = run_command([sys.executable, "-m", "autorl_gym.grading.worker", str(job_file),
-                               str(out_file)], limits=limits, timeout_s=timeout_s,
-                              env=dict(os.environ), hunt_leftovers=True)
+            env = dict(os.environ)
+            if forkserver.warm_environment_matches(env):
+                res = forkserver.run_forked([str(job_file), str(out_file)],
+                                            log_file=tmp_path / "worker.log", limits=limits,
+                                            timeout_s=timeout_s, env=env)
+            else:
+                res = run_command([sys.executable, "-m", "autorl_gym.grading.worker",
+                                   str(job_file), str(out_file)], limits=limits,
+                                  timeout_s=timeout_s, env=env, hunt_leftovers=True)
         finally:
             stop.set()
             if watcher is not None:

@@ -37,9 +37,12 @@ from autorl_gym.tools.sandbox import ExecResult, SandboxError, SandboxLimits, Sa
 
 __all__ = [
     "EXEC_MARKER_VAR",
+    "WATCHDOG_INTERVAL_S",
+    "Monitor",
     "OutputBuffer",
     "command_env",
     "effective_timeout",
+    "find_marked",
     "kill_namespace",
     "kill_tree",
     "python_bin_dir",
@@ -231,7 +234,7 @@ def kill_namespace(root_pid: int) -> None:
         os.kill(root_pid, signal.SIGKILL)
 
 
-def _find_marked(marker: str) -> list[psutil.Process]:
+def find_marked(marker: str) -> list[psutil.Process]:
     """Processes (other than zombies) whose environment carries ``marker``."""
     found = []
     needle = f"{EXEC_MARKER_VAR}={marker}".encode()
@@ -248,7 +251,7 @@ def _find_marked(marker: str) -> list[psutil.Process]:
     return found
 
 
-class _Monitor:
+class Monitor:
     """The watchdog: one psutil sample of the tree's process count and summed RSS."""
 
     def __init__(self, pid: int, limits: SandboxLimits, wrapper_processes: int) -> None:
@@ -336,7 +339,7 @@ def run_command(
     assert proc.stdout is not None
     out_fd = proc.stdout.fileno()
     pidfd = _pidfd(proc.pid)
-    monitor = _Monitor(proc.pid, limits, wrapper_processes)
+    monitor = Monitor(proc.pid, limits, wrapper_processes)
     poller = select.poll()
     poller.register(out_fd, select.POLLIN | select.POLLHUP | select.POLLERR)
     if pidfd is not None:
@@ -396,7 +399,7 @@ def run_command(
                 if waited >= next_hunt:
                     next_hunt = waited + 0.1
                     if hunt_leftovers:
-                        for p in _find_marked(marker):
+                        for p in find_marked(marker):
                             kill_tree(p.pid)
                 wait_s = min(next_hunt - waited, 2.0 - waited)
             for fd, _ in poller.poll(max(wait_s, 0.0) * 1000):
