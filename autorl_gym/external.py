@@ -44,7 +44,7 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
     sock_path = tmp / "grading.sock"  # bridged into the sandbox: the agent's side
     host_sock = tmp / "host.sock"  # this process's side (it creates the run)
     sockets = [bind_unix(sock_path), bind_unix(host_sock)]
-    if sandbox == "local":
+    if sandbox != "none":  # an isolated sandbox: the server is bridged in
         url, bridge = f"http://127.0.0.1:{SANDBOX_PORT}", sock_path
     else:  # no sandbox: the agent runs on the host and reaches a loopback port directly
         sockets.append(bind_tcp("127.0.0.1", 0))

@@ -56,7 +56,7 @@ class ServerSettings(BaseModel):
     ledger: Path = Field(Path("results/ledger.sqlite"), description="SQLite ledger file")
     workspace_root: Path = Path("workspace")
     results_dir: Path = Path("results")
-    sandbox: Literal["local", "none"] = "local"
+    sandbox: Literal["local", "docker", "none"] = "local"
     default_scenario: str = "AutoRL-Micro-Arith-v0"
     bridge_socket: Path | None = Field(
         None, description="a unix socket this server also listens on, bridged into sandboxes")
@@ -441,7 +441,7 @@ class GradingService:
         bridges = []
         if self.settings.sandbox_url:
             env["GRADING_SERVER_URL"] = self.settings.sandbox_url
-        if self.settings.bridge_socket is not None and self.settings.sandbox == "local":
+        if self.settings.bridge_socket is not None and self.settings.sandbox != "none":
             bridges = [UnixBridge(socket=self.settings.bridge_socket, port=SANDBOX_PORT)]
         return {"sandbox_env": env, "bridges": bridges}
 
@@ -877,7 +877,7 @@ def serve(settings: ServerSettings, host: str, port: int,
     sockets = [bind_tcp(host, port)]
     actual_port = sockets[0].getsockname()[1]
     bridge_dir = None
-    if settings.sandbox == "local" and settings.bridge_socket is None:
+    if settings.sandbox != "none" and settings.bridge_socket is None:
         bridge_dir = Path(tempfile.mkdtemp(prefix="autorl-grading-"))
         settings = settings.model_copy(update={"bridge_socket": bridge_dir / "grading.sock"})
     if settings.bridge_socket is not None:

@@ -6,7 +6,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import skip_or_fail_without_bwrap
+from conftest import skip_or_fail_without_bwrap, skip_or_fail_without_docker
 from sandbox_conformance import CHECKS, SandboxFactory, run_check, run_conformance
 
 from autorl_gym.tools import (
@@ -18,7 +18,7 @@ from autorl_gym.tools import (
     make_sandbox,
 )
 
-KINDS = ["local", "none"]
+KINDS = ["local", "none", "docker"]
 
 
 def _bwrap_works(tmp: Path) -> str | None:
@@ -45,9 +45,12 @@ def bwrap_problem(tmp_path_factory: pytest.TempPathFactory) -> str | None:
 
 @pytest.mark.parametrize("check", list(CHECKS))
 @pytest.mark.parametrize("kind", KINDS)
-def test_conformance(kind: str, check: str, tmp_path: Path, bwrap_problem: str | None) -> None:
+def test_conformance(kind: str, check: str, tmp_path: Path, bwrap_problem: str | None,
+                     request: pytest.FixtureRequest) -> None:
     if kind == "local" and bwrap_problem:
         skip_or_fail_without_bwrap(bwrap_problem)
+    if kind == "docker" and (problem := request.getfixturevalue("docker_problem")):
+        skip_or_fail_without_docker(problem)
     run_check(factory_for(kind), check, tmp_path)
 
 

@@ -1,4 +1,4 @@
-"""What the bubblewrap sandbox hides, checked from inside it with real commands."""
+"""What the isolating sandboxes (bubblewrap, docker) hide, checked from inside with real commands."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import skip_or_fail_without_bwrap
+from conftest import skip_or_fail_without_bwrap, skip_or_fail_without_docker
 
 from autorl_gym.paths import REPO_DIR
-from autorl_gym.tools import BwrapSandbox, Mount, SandboxSpec, SandboxUnavailable
+from autorl_gym.tools import Mount, Sandbox, SandboxSpec, SandboxUnavailable, make_sandbox
 from autorl_gym.tools.local import python_env_paths
 
 SECRET = "top-secret-hidden-answer-31337"
@@ -29,27 +29,33 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return dirs
 
 
-@pytest.fixture(scope="module")
-def sandbox(layout: dict[str, Path]) -> Iterator[BwrapSandbox]:
+def _skip_or_fail(kind: str, problem: str) -> None:
+    if kind == "docker":
+        skip_or_fail_without_docker(problem)
+    skip_or_fail_without_bwrap(problem)
+
+
+@pytest.fixture(scope="module", params=["local", "docker"])
+def sandbox(layout: dict[str, Path], request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     spec = SandboxSpec(
         workspace=layout["ws"],
         mounts=[Mount(source=layout["data"]), Mount(source=layout["out"], read_only=False)],
         env={"SPEC_VAR": "from-spec"},
     )
     try:
-        sb = BwrapSandbox(spec)
+        sb = make_sandbox(request.param, spec)
     except SandboxUnavailable as e:
-        skip_or_fail_without_bwrap(str(e))
+        _skip_or_fail(request.param, str(e))
     yield sb
     sb.close()
 
 
-def run(sb: BwrapSandbox, command: str, timeout_s: float = 60) -> tuple[int | None, str]:
+def run(sb: Sandbox, command: str, timeout_s: float = 60) -> tuple[int | None, str]:
     r = sb.exec(command, timeout_s=timeout_s)
     return r.exit_code, r.output
 
 
-def test_hidden_data_unreachable(sandbox: BwrapSandbox, layout: dict[str, Path]) -> None:
+def test_hidden_data_unreachable(sandbox: Sandbox, layout: dict[str, Path]) -> None:
     hidden = layout["hidden"] / "test.jsonl"
     for path in (
         str(hidden),
@@ -74,7 +80,7 @@ def test_hidden_data_unreachable(sandbox: BwrapSandbox, layout: dict[str, Path])
     assert code != 0 and "No such file" in out and SECRET not in out
 
 
-def test_mounts_and_system_read_only(sandbox: BwrapSandbox, layout: dict[str, Path]) -> None:
+def test_mounts_and_system_read_only(sandbox: Sandbox, layout: dict[str, Path]) -> None:
     data, out_dir = layout["data"], layout["out"]
     assert run(sandbox, f"cat {data}/train.jsonl")[0] == 0
     for cmd in (
@@ -134,7 +140,7 @@ CONNECT = (
 )
 
 
-def test_no_network(sandbox: BwrapSandbox, host_server: tuple[int, list[object]]) -> None:
+def test_no_network(sandbox: Sandbox, host_server: tuple[int, list[object]]) -> None:
     port, accepted = host_server
     # the server is real: the host itself can reach it
     with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
@@ -148,7 +154,7 @@ def test_no_network(sandbox: BwrapSandbox, host_server: tuple[int, list[object]]
     assert out.split() == ["lo"], out
 
 
-def test_ml_stack_importable_and_autorl_gym_not(sandbox: BwrapSandbox) -> None:
+def test_ml_stack_importable_and_autorl_gym_not(sandbox: Sandbox) -> None:
     code, out = run(
         sandbox,
         "python -c 'import torch, transformers, peft, trl; print(\"ML-OK\", torch.__version__)'",
@@ -161,17 +167,17 @@ def test_ml_stack_importable_and_autorl_gym_not(sandbox: BwrapSandbox) -> None:
     assert code != 0, out
 
 
-def test_package_hidden_even_under_a_mount(layout: dict[str, Path]) -> None:
-    """If a mounted folder contains the package source, it is covered by an empty tmpfs."""
+def test_package_hidden_even_under_a_mount(sandbox: Sandbox, layout: dict[str, Path]) -> None:
+    """If a mounted folder contains the package source, it is covered by an empty folder."""
     spec = SandboxSpec(workspace=layout["ws"], mounts=[Mount(source=REPO_DIR)])
-    sb = BwrapSandbox(spec)
+    sb = make_sandbox(sandbox.name, spec)
     code, out = run(sb, f"ls -A {REPO_DIR}/autorl_gym | wc -l; ls {REPO_DIR}/pyproject.toml")
     assert out.splitlines()[0].strip() == "0", out
     code, out = run(sb, f"cd {REPO_DIR} && python -c 'import autorl_gym.tools'")
     assert code != 0 and "ModuleNotFoundError" in out, out
 
 
-def test_env_is_clean(sandbox: BwrapSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_is_clean(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOST_ONLY_SECRET", "should-not-leak")
     code, out = run(sandbox, "env")
     env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -184,16 +190,24 @@ def test_env_is_clean(sandbox: BwrapSandbox, monkeypatch: pytest.MonkeyPatch) ->
         "PATH", "HOME", "LANG", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE",
         "PYTHONUNBUFFERED", "SPEC_VAR", "PWD", "SHLVL", "_",
     }
+    if sandbox.name == "docker":
+        expected.add("HOSTNAME")  # set by the engine: "sandbox"
     assert set(env) <= expected, set(env) - expected
 
 
-def test_host_dirs_not_visible(sandbox: BwrapSandbox) -> None:
+def test_host_dirs_not_visible(sandbox: Sandbox) -> None:
     # /root shows at most the path down to a Python environment that lives there (pyenv)
     allowed = {p.relative_to("/root").parts[0] for p in python_env_paths()
                if p.is_relative_to("/root")}
     code, out = run(sandbox, "ls -A /root 2>/dev/null")
     assert set(out.split()) <= allowed, out
-    for gone in ("/root/.cache", "/root/.ssh", "/home", "/sys", "/var", "/opt", "/mnt", "/run"):
+    gone_dirs = ["/root/.cache", "/root/.ssh", "/home", "/var", "/opt", "/mnt", "/run"]
+    if sandbox.name == "docker":  # the engine's read-only sysfs (NCCL reads GPU topology there)
+        code, out = run(sandbox, "touch /sys/x; grep ' /sys ' /proc/mounts")
+        assert code == 0 and "sysfs ro," in out, out
+    else:
+        gone_dirs.append("/sys")
+    for gone in gone_dirs:
         code, out = run(sandbox, f"ls -A {gone}")
         assert code != 0, (gone, out)
     code, out = run(sandbox, "ls /proc | grep -c '^[0-9]'; grep CapEff /proc/self/status")
@@ -202,7 +216,7 @@ def test_host_dirs_not_visible(sandbox: BwrapSandbox) -> None:
     assert lines[1].split()[-1] == "0000000000000000", out  # no capabilities
 
 
-def test_tmp_is_private_per_command(sandbox: BwrapSandbox) -> None:
+def test_tmp_is_private_per_command(sandbox: Sandbox) -> None:
     code, out = run(sandbox, "echo x > /tmp/scratch && cat /tmp/scratch && ls -d $HOME")
     assert out == "x\n/tmp/home\n", out
     code, out = run(sandbox, "ls /tmp/scratch")

@@ -49,6 +49,7 @@ from autorl_gym.tools.sandbox import (
     Mount,
     Sandbox,
     SandboxError,
+    SandboxLimits,
     SandboxSpec,
     UnixBridge,
 )
@@ -62,7 +63,10 @@ class AutoRLEnv(gym.Env[str, str]):
 
     Args:
         scenario: a registered scenario id, a YAML path, or a :class:`Scenario`.
-        sandbox: ``"local"`` (bubblewrap, the default) or ``"none"`` (no isolation; warns).
+        sandbox: ``"local"`` (bubblewrap, the default), ``"docker"`` (a container per command)
+            or ``"none"`` (no isolation; warns).
+        sandbox_limits: overrides fields of the scenario's ``sandbox:`` block for this run
+            (e.g. ``{"gpus": "device=0"}``).
         base_model: overrides the scenario's base model (hub id or local path).
         workspace_root / results_dir: where workspaces and results go.
         budget_seconds / max_steps / max_submissions: override the scenario's budgets.
@@ -80,8 +84,12 @@ class AutoRLEnv(gym.Env[str, str]):
                  agent_name: str | None = None, driver_model: str | None = None,
                  progress: bool = False, render_mode: str | None = None,
                  grader_backend: str | None = None,
-                 sandbox_env: dict[str, str] | None = None, bridges: list[UnixBridge] | None = None):
+                 sandbox_env: dict[str, str] | None = None, bridges: list[UnixBridge] | None = None,
+                 sandbox_limits: dict[str, Any] | None = None):
         self.scenario = scenario if isinstance(scenario, Scenario) else get_scenario(scenario)
+        if sandbox_limits:  # this run's overrides of the scenario's sandbox: block, validated
+            limits = SandboxLimits.model_validate({**self.scenario.sandbox.model_dump(), **sandbox_limits})
+            self.scenario = self.scenario.model_copy(update={"sandbox": limits})
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
@@ -118,8 +126,9 @@ class AutoRLEnv(gym.Env[str, str]):
         self._t_end: float | None = None
         self.final_feedback: Feedback | None = None
         # Fail early, before any workspace is made, if the sandbox cannot run here.
-        if sandbox not in ("local", "none"):
-            raise ValueError(f"unknown sandbox {sandbox!r}; choose 'local' (bubblewrap) or 'none'")
+        if sandbox not in ("local", "none", "docker"):
+            raise ValueError(f"unknown sandbox {sandbox!r}; choose 'local' (bubblewrap), 'docker' "
+                             "or 'none'")
 
     # ------------------------------------------------------------------ setup
     def _prepare(self) -> None:

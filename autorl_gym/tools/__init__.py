@@ -1,10 +1,12 @@
 """The agent's tools and the sandboxes they run in.
 
-``make_sandbox("local", spec)`` (bubblewrap) or ``make_sandbox("none", spec)`` (no isolation).
+``make_sandbox("local", spec)`` (bubblewrap), ``make_sandbox("docker", spec)`` (a container per
+command, engine-enforced limits) or ``make_sandbox("none", spec)`` (no isolation).
 """
 
 from __future__ import annotations
 
+from autorl_gym.tools.docker_backend import DockerSandbox
 from autorl_gym.tools.local import BwrapSandbox
 from autorl_gym.tools.sandbox import (
     ExecResult,
@@ -21,6 +23,7 @@ from autorl_gym.tools.unsandboxed import UnsandboxedSandbox
 __all__ = [
     "SANDBOX_KINDS",
     "BwrapSandbox",
+    "DockerSandbox",
     "ExecResult",
     "Mount",
     "Sandbox",
@@ -33,9 +36,10 @@ __all__ = [
     "make_sandbox",
 ]
 
-SANDBOX_KINDS: dict[str, type[BwrapSandbox] | type[UnsandboxedSandbox]] = {
+SANDBOX_KINDS: dict[str, type[BwrapSandbox] | type[DockerSandbox] | type[UnsandboxedSandbox]] = {
     "local": BwrapSandbox,
     "none": UnsandboxedSandbox,
+    "docker": DockerSandbox,
 }
 
 
