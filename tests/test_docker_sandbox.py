@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail_without_docker
 from typer.testing import CliRunner
 
 from autorl_gym.tools import (
@@ -241,15 +242,13 @@ def test_hostbind_image_is_cached_by_its_layout(need_docker) -> None:
 
 
 @pytest.fixture(scope="module")
-def plain_image() -> Iterator[str]:
+def plain_image(docker_problem: str | None) -> Iterator[str]:
     """An image of its own (no host binds by the backend): real /sbin, for the engine's init."""
     import docker
 
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as e:  # noqa: BLE001 - the need_docker fixture reports it
-        pytest.skip(f"no docker engine: {e}")
+    if docker_problem:
+        skip_or_fail_without_docker(docker_problem)
+    client = docker.from_env()
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as tar:
         for name, mode in (("usr", 0o755), ("etc", 0o755), ("sbin", 0o755), ("proc", 0o755),

@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,7 @@ class DockerSandbox(SandboxFiles):
         self._closed = False
         self._live: set[str] = set()
         self._lock = threading.Lock()
+        self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docker-remove")
         ws = Path(spec.workspace)
         if not ws.is_absolute():
             raise SandboxError(f"the workspace must be an absolute path, got {ws}")
@@ -97,20 +99,25 @@ class DockerSandbox(SandboxFiles):
         self._hostbind = image is None
         self.image = ensure_hostbind_image(self._client) if image is None else self._check_image(image)
         self.uid, self.gid, self._chown = self._sandbox_user(ws)
-        self._empty = tempfile.mkdtemp(prefix="autorl-docker-empty-")  # hides the package
-        os.chmod(self._empty, 0o555)  # an empty folder, as bwrap's read-only tmpfs
-        if self._chown:
-            for root in [ws, *(Path(m.source) for m in spec.mounts if not m.read_only)]:
-                _chown_tree(root, self.uid, self.gid)
         for m in spec.mounts:
             self._check_readable(Path(m.source))
-        self._env = command_env(spec, home=SANDBOX_HOME)
-        if not self._hostbind:  # the image's own PATH, not this host's Python environment
-            self._env["PATH"] = self._image_path() or self._env["PATH"]
-        self._bash = (shutil.which("bash", path="/usr/bin:/bin") or "/bin/bash") if self._hostbind \
-            else "/bin/bash"
-        self._create = self._container_options()
-        self._probe()
+        self._empty = tempfile.mkdtemp(prefix="autorl-docker-empty-")  # hides the package
+        os.chmod(self._empty, 0o555)  # an empty folder, as bwrap's read-only tmpfs
+        try:
+            if self._chown:
+                for root in [ws, *(Path(m.source) for m in spec.mounts if not m.read_only)]:
+                    _chown_tree(root, self.uid, self.gid)
+            self._env = command_env(spec, home=SANDBOX_HOME)
+            if not self._hostbind:  # the image's own PATH, not this host's Python environment
+                self._env["PATH"] = self._image_path() or self._env["PATH"]
+            self._bash = "/bin/bash"
+            if self._hostbind:
+                self._bash = shutil.which("bash", path="/usr/bin:/bin") or self._bash
+            self._create = self._container_options()
+            self._probe()
+        except BaseException:
+            self.close()
+            raise
 
     # -- set-up --------------------------------------------------------------------------------
     def _check_image(self, image: str) -> str:
@@ -295,11 +302,19 @@ class DockerSandbox(SandboxFiles):
             return _Execution(ct, buf, timeout, start, self).run()
         except DockerException as e:
             raise SandboxError(f"the docker engine failed while running the command: {e}") from e
-        finally:
-            with contextlib.suppress(DockerException):
-                ct.remove(force=True)
-            with self._lock:
-                self._live.discard(ct.id)
+        finally:  # removed in the background: the result does not wait for it (~75 ms)
+            try:
+                self._remover.submit(self._remove, ct.id)
+            except RuntimeError:  # closed meanwhile
+                self._remove(ct.id)
+
+    def _remove(self, cid: str) -> None:
+        from docker.errors import DockerException
+
+        with contextlib.suppress(DockerException):
+            self._client.api.remove_container(cid, force=True)
+        with self._lock:
+            self._live.discard(cid)
 
     # -- Sandbox protocol ----------------------------------------------------------------------
     def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
@@ -321,6 +336,7 @@ class DockerSandbox(SandboxFiles):
         from docker.errors import DockerException
 
         self._closed = True
+        self._remover.shutdown(wait=True)
         with self._lock:
             live = list(self._live)
         for cid in live:  # a command still running in another thread
