@@ -1,5 +1,6 @@
-"""Resolve a scenario's inputs to host paths: the base model, the visible train folder and
-the hidden split files. Hidden files live outside every folder mounted into a sandbox."""
+"""A scenario's inputs as host paths: the base model, the visible train folder and the hidden
+split files (outside every folder mounted into a sandbox). Each task family resolves its own
+(:meth:`autorl_gym.tasks.base.TaskFamily.resolve_assets`); the base model is resolved here."""
 
 from __future__ import annotations
 
@@ -54,62 +55,25 @@ def resolve_base_model(spec: str, progress: bool = True) -> Path:
         ) from e
 
 
+def base_model_present(spec: str) -> bool:
+    """Whether the base model is on disk already (a micro model built, or a local path)."""
+    if spec == "micro:textworld":
+        from autorl_gym.micro.textworld import textworld_assets_if_built
+
+        return textworld_assets_if_built() is not None
+    if spec.startswith("micro:"):
+        from autorl_gym.micro.build import micro_assets_if_built
+
+        return micro_assets_if_built(spec.split(":", 1)[1]) is not None
+    return Path(spec).expanduser().exists()
+
+
 def resolve_assets(scenario: Scenario, base_model: str | None = None,
                    progress: bool = True) -> ScenarioAssets:
-    if scenario.interactive is not None:
-        from autorl_gym.tasks.interactive import resolve_interactive_assets
-
-        return resolve_interactive_assets(scenario, base_model, progress)
-    data = scenario.data
-    if data.source == "micro":
-        from autorl_gym.micro.build import ensure_micro_assets
-
-        micro = ensure_micro_assets(data.name or "arith", progress=progress)
-        root_train, hidden = micro.train_dir, micro.hidden_dir
-    elif data.source == "gsm8k":
-        from autorl_gym.tasks.gsm8k import ensure_gsm8k
-        from autorl_gym.tasks.qa import SplitLoadError
-
-        try:
-            gsm = ensure_gsm8k(data)
-        except (SplitLoadError, ValueError) as e:
-            raise ScenarioError(f"{scenario.id}: {e}") from e
-        root_train, hidden = gsm.train_dir, gsm.hidden_dir
-    else:
-        if data.path is None:
-            raise ScenarioError(f"{scenario.id}: field 'data.path' is required for source jsonl")
-        root_train, hidden = data.path / "train", data.path / "hidden"
-    if not (root_train / "train.jsonl").is_file():
-        raise ScenarioError(f"{scenario.id}: train split not found at {root_train / 'train.jsonl'}")
-    splits = {s: hidden / f"{s}.jsonl" for s in ("dev", "test")}
-    for s, p in splits.items():
-        if not p.is_file():
-            raise ScenarioError(f"{scenario.id}: hidden {s} split not found at {p}")
-    model_dir = resolve_base_model(base_model or scenario.base_model, progress=progress)
-    return ScenarioAssets(base_model_dir=model_dir, train_dir=root_train.resolve(),
-                          hidden_splits={k: v.resolve() for k, v in splits.items()})
+    """The scenario's inputs as host paths, built or fetched by its task family."""
+    return scenario.family.resolve_assets(scenario, base_model, progress)
 
 
 def present_assets(scenario: Scenario) -> ScenarioAssets | None:
     """The assets if they are already on disk (nothing is built or downloaded), else None."""
-    if scenario.interactive is not None:
-        from autorl_gym.tasks.interactive import interactive_assets_if_present
-
-        return interactive_assets_if_present(scenario)
-    if scenario.data.source == "micro" or scenario.base_model.startswith("micro:"):
-        from autorl_gym.micro.build import micro_assets_if_built
-
-        name = scenario.data.name or scenario.base_model.split(":", 1)[-1]
-        if micro_assets_if_built(name) is None:
-            return None
-    if scenario.data.source == "gsm8k":
-        from autorl_gym.tasks.gsm8k import gsm8k_if_materialized
-
-        if gsm8k_if_materialized(scenario.data) is None:
-            return None
-    if not scenario.base_model.startswith("micro:") and not Path(scenario.base_model).exists():
-        return None
-    try:
-        return resolve_assets(scenario, progress=False)
-    except ScenarioError:
-        return None
+    return scenario.family.assets_if_present(scenario)

@@ -191,23 +191,25 @@ class _Announcing:
 
 def _grader_for(env_id: str, base_model: str | None, backend: str | None = None):
     from autorl_gym.assets import resolve_assets
-    from autorl_gym.grading.grader import BACKENDS
-    from autorl_gym.grading.interactive import make_grader
+    from autorl_gym.grading.backends import backend_names
+    from autorl_gym.grading.core import make_grader
     from autorl_gym.scenario import get_scenario
 
-    if backend is not None and backend not in BACKENDS:
-        _fail(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    if backend is not None and backend not in backend_names():
+        _fail(f"unknown backend {backend!r}; available: {', '.join(backend_names())}")
     scenario = get_scenario(env_id)
     return make_grader(scenario, resolve_assets(scenario, base_model), backend=backend)
 
 
 def _grading_errors() -> tuple[type[Exception], ...]:
+    from autorl_gym.grading.isolation import GradingFailed
     from autorl_gym.grading.lm_eval_backend import LmEvalUnavailable
     from autorl_gym.grading.submission import SubmissionError
     from autorl_gym.grading.vllm_backend import VllmUnavailable
     from autorl_gym.scenario import ScenarioError
 
-    return (ScenarioError, SubmissionError, FileNotFoundError, LmEvalUnavailable, VllmUnavailable)
+    return (ScenarioError, SubmissionError, FileNotFoundError, LmEvalUnavailable, VllmUnavailable,
+            GradingFailed)
 
 
 @app.command("eval")

@@ -32,7 +32,7 @@ class SubmissionRecord(BaseModel):
     kind: str | None = None
     weights_hash: str | None = None
     score: float | None = Field(None, description="strict score on the feedback split")
-    flexible_score: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
     split: str
     baseline: float
     improvement: float | None = None

@@ -120,7 +120,7 @@ class EvaluateOut(BaseModel):
     baseline: float
     score: float
     improvement: float
-    flexible_score: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
     n: int | None = None
     kind: str | None = None
     weights_hash: str | None = None
@@ -151,7 +151,7 @@ class SubmissionOut(BaseModel):
     status: Literal["queued", "running", "done", "failed"]
     model_path: str
     score: float | None = None
-    flexible_score: float | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
     baseline: float | None = None
     improvement: float | None = None
     flagged_base_copy: bool = False
@@ -347,7 +347,7 @@ class GradingService:
         """The scenario's grader and its feedback-split baseline (built and measured once)."""
         if scenario.id not in self._graders:
             from autorl_gym.assets import resolve_assets
-            from autorl_gym.grading.interactive import make_grader
+            from autorl_gym.grading.core import make_grader
 
             grader = make_grader(scenario, resolve_assets(scenario, progress=self.settings.progress))
             self._graders[scenario.id] = (grader, grader.baseline(scenario.feedback_split))
@@ -416,12 +416,7 @@ class GradingService:
         try:
             grader, base = self._grader(sc)
             path = resolve_in_workspace(row.model_path, self.settings.workspace_root.resolve())
-            info = inspect_submission(path)
-            if weights_hash(info.weight_files) == grader.base_hash:
-                res = base.model_copy(update={"kind": "base",
-                                              "notes": ["weights equal the base model's"]})
-            else:
-                res = grader.evaluate(path, row.split, info=info)
+            res = grader.grade(path, row.split, inspect_submission(path), base)
             self.ledger.finish_evaluation(ev_id, res.summary() | {"baseline": base.score}, None)
         except Exception as e:  # noqa: BLE001 - recorded as failed, never lost
             log.exception("evaluation %s failed", ev_id)
@@ -674,7 +669,7 @@ def _submission_out(row: SubmissionRow) -> SubmissionOut:
     rec = row.record or {}
     return SubmissionOut(
         submission_id=row.id, run_id=row.run_id, seq=rec.get("id"), status=row.status,
-        model_path=row.model_path, score=rec.get("score"), flexible_score=rec.get("flexible_score"),
+        model_path=row.model_path, score=rec.get("score"), metrics=rec.get("metrics") or {},
         baseline=rec.get("baseline"), improvement=rec.get("improvement"),
         flagged_base_copy=bool(rec.get("flagged_base_copy")), weights_hash=row.weights_hash,
         error=row.error, accepted_at=_ts(row.accepted_at), graded_at=_ts(row.graded_at))
@@ -688,7 +683,7 @@ def _evaluation_out(row: EvaluationRow, cached: bool) -> EvaluateOut:
     return EvaluateOut(
         evaluation_id=row.id, scenario=row.scenario, split=row.split, model_path=row.model_path,
         baseline=r["baseline"], score=r["score"], improvement=r["score"] - r["baseline"],
-        flexible_score=r.get("flexible_score"), n=r.get("n"), kind=r.get("kind"),
+        metrics=r.get("metrics") or {}, n=r.get("n"), kind=r.get("kind"),
         weights_hash=row.weights_hash, flagged_base_copy=r.get("kind") == "base", cached=cached,
         seconds=r.get("seconds"))
 

@@ -13,7 +13,7 @@ def cached_baseline(scenario: Scenario) -> dict[str, Any]:
     assets = present_assets(scenario)
     if assets is None:
         return scenario.api_fields()
-    from autorl_gym.grading.interactive import make_grader
+    from autorl_gym.grading.core import make_grader
 
     cached = make_grader(scenario, assets).cached_baseline(scenario.feedback_split)
     return scenario.api_fields(

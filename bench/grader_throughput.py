@@ -43,7 +43,7 @@ def main() -> int:
 
     from autorl_gym.assets import resolve_assets
     from autorl_gym.grading import lm_eval_backend
-    from autorl_gym.grading.grader import Grader
+    from autorl_gym.grading.core import Grader
     from autorl_gym.grading.submission import inspect_submission
     from autorl_gym.micro.build import ensure_micro_assets
     from autorl_gym.scenario import get_scenario

@@ -38,14 +38,14 @@ SCRIPT = (Path(__file__).parents[1] / "autorl_gym" / "agents" / "scripted" / "tr
 
 
 def _items(rng: random.Random, p: float, n: int = 400) -> list[ItemResult]:
-    return [ItemResult(index=i, gold="1", strict="1", flexible="1", correct=rng.random() < p,
+    return [ItemResult(index=i, gold="1", answer="1", correct=rng.random() < p,
                        completion=" 1 + 1 = 2\n#### 2") for i in range(n)]
 
 
 def _result(items: list[ItemResult], kind: str = "full") -> EvalResult:
     c = sum(i.correct for i in items)
-    return EvalResult(split="test", n=len(items), score=100 * c / len(items), flexible_score=0.0,
-                      correct=c, flexible_correct=0, model_hash="x", kind=kind, backend="hf",
+    return EvalResult(split="test", n=len(items), score=100 * c / len(items),
+                      correct=c, model_hash="x", kind=kind, backend="hf",
                       protocol={}, seconds=1.0, items=items)
 
 

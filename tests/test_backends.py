@@ -15,6 +15,7 @@ from autorl_gym.cli import app
 from autorl_gym.grading import lm_eval_backend, vllm_backend
 from autorl_gym.grading.submission import SubmissionError, inspect_submission
 from autorl_gym.scenario import GraderSpec, Protocol, get_scenario
+from autorl_gym.tasks.qa import gsm8k_task_config, jinja_template
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
@@ -71,10 +72,10 @@ def test_lm_eval_task_renders_the_protocol_prompt():
     import jinja2
 
     template = "Q {{x}} {{% if %}}: {question}\nA:"
-    rendered = jinja2.Template(lm_eval_backend.jinja_template(template)).render(question="2+2?")
+    rendered = jinja2.Template(jinja_template(template)).render(question="2+2?")
     assert rendered == template.format(question="2+2?") == "Q {x} {% if %}: 2+2?\nA:"
-    cfg = lm_eval_backend.task_config(Protocol(few_shot=3, max_new_tokens=17, stop=["Q:"]),
-                                      Path("/t.jsonl"), Path("/e.jsonl"))
+    cfg = gsm8k_task_config(Protocol(few_shot=3, max_new_tokens=17, stop=["Q:"]),
+                            Path("/t.jsonl"), Path("/e.jsonl"), "autorl_test")
     assert cfg["num_fewshot"] == 3 and cfg["fewshot_config"] == {"sampler": "first_n"}
     assert cfg["generation_kwargs"]["until"] == ["Q:"]
     assert cfg["generation_kwargs"]["max_gen_toks"] == 17
@@ -95,10 +96,10 @@ def test_lm_eval_model_args(micro_assets, adapter):
 def test_lm_eval_samples_missing_a_document_is_an_error():
     sample = {"doc_id": 0, "arguments": [["ctx"]], "resps": [["out"]], "filtered_resps": ["1"],
               "filter": "strict-match", "exact_match": 1.0}
-    items = lm_eval_backend.parse_samples([sample], 1)
-    assert items[0].completion == "out" and items[0].exact_match == {"strict-match": 1.0}
+    items = lm_eval_backend.parse_samples([sample], 1, ["exact_match"])
+    assert items[0].completion == "out" and items[0].metrics == {"exact_match,strict-match": 1.0}
     with pytest.raises(RuntimeError, match=r"no sample for documents \[1\]"):
-        lm_eval_backend.parse_samples([sample], 2)
+        lm_eval_backend.parse_samples([sample], 2, ["exact_match"])
 
 
 # ------------------------------------------------------------------------------------ CLI
@@ -132,7 +133,7 @@ def test_cli_eval_with_lm_eval_prints_json(micro_assets):
     out = json.loads(res.stdout[res.stdout.index("{"):])
     assert out["backend"] == "lm_eval" and out["n"] == 3 and out["split"] == "test"
     assert out["kind"] == "base" and out["improvement"] == 0.0
-    assert set(out["lm_eval_scores"]) == {"strict-match", "flexible-extract"}
+    assert {"lm_eval_strict-match", "lm_eval_flexible-extract", "flexible"} <= set(out["metrics"])
     assert out["protocol"]["backend"] == "lm_eval"
 
 

@@ -13,11 +13,11 @@ from autorl_gym.report import analyse, load_run
 
 
 def _result(correct: list[bool]) -> EvalResult:
-    items = [ItemResult(index=i, gold="1", strict="1" if c else "2", flexible=None, correct=c,
+    items = [ItemResult(index=i, gold="1", answer="1" if c else "2", correct=c,
                         completion="") for i, c in enumerate(correct)]
     n = sum(correct)
-    return EvalResult(split="test", n=len(items), score=100 * n / len(items), flexible_score=0.0,
-                      correct=n, flexible_correct=0, model_hash="h", kind="full", backend="hf",
+    return EvalResult(split="test", n=len(items), score=100 * n / len(items), correct=n,
+                      model_hash="h", kind="full", backend="hf",
                       protocol={}, seconds=0.1, items=items)
 
 

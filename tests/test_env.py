@@ -108,7 +108,7 @@ def test_oversized_calls_are_observations(make_env):
     ("cp -rL model output/shape && python -c \"import torch; from safetensors.torch import "
      "load_file, save_file; f='output/shape/model.safetensors'; sd=load_file(f); "
      "sd['model.norm.weight']=torch.ones(7); save_file(sd, f, metadata={'format': 'pt'})\"",
-     "output/shape", "does not load"),
+     "output/shape", "do not have the shape config.json gives them"),
 ])
 def test_refused_submissions(make_env, setup, path, message):
     env = make_env()

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from autorl_gym.assets import resolve_assets
-from autorl_gym.grading.grader import Grader
+from autorl_gym.grading.core import Grader
 from autorl_gym.grading.submission import (
     SubmissionError,
     inspect_submission,

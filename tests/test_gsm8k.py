@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autorl_gym.assets import resolve_assets
-from autorl_gym.grading.grader import Grader
+from autorl_gym.grading.core import Grader
 from autorl_gym.grading.submission import SubmissionError, check_submission, inspect_submission
 from autorl_gym.scenario import Scenario, get_scenario
 from autorl_gym.tasks.answers import normalize_number
@@ -167,7 +167,7 @@ def test_hub_failure_is_a_clear_error(monkeypatch, tmp_path):
 # ------------------------------------------------------------------------- backend parity
 def _compare(a, b, lm_run: Path, prompts: list[str]) -> None:
     """hf (a) and lm_eval (b) results agree item by item: prompt, text, both extractions."""
-    assert a.n == b.n and a.score == b.score and a.flexible_score == b.flexible_score
+    assert a.n == b.n and a.score == b.score and a.metrics["flexible"] == b.metrics["flexible"]
     samples = [json.loads(line) for line in (lm_run / "samples.jsonl").read_text().splitlines()]
     contexts = {s["doc_id"]: s["arguments"][0][0] for s in samples}
     filtered = {(s["doc_id"], s["filter"]): s["filtered_resps"][0] for s in samples}
@@ -180,8 +180,8 @@ def _compare(a, b, lm_run: Path, prompts: list[str]) -> None:
         lm_flex = filtered[(k, "flexible-extract")]
         assert (None if lm_strict == "[invalid]" else normalize_number(lm_strict)) == x.strict
         assert (None if lm_flex == "[invalid]" else normalize_number(lm_flex)) == x.flexible
-    assert b.lm_eval_scores is not None
-    assert b.lm_eval_scores["strict-match"] == pytest.approx(a.score)
+    assert "lm_eval_strict-match" in b.metrics
+    assert b.metrics["lm_eval_strict-match"] == pytest.approx(a.score)
 
 
 def _lm_run_dir(res) -> Path:

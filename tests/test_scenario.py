@@ -12,7 +12,7 @@ import autorl_gym
 from autorl_gym.scenario import ScenarioError, discover, get_scenario, load_scenario_file
 
 REPO = Path(__file__).resolve().parents[1]
-MICRO = REPO / "scenarios" / "micro_arith.yaml"
+MICRO = REPO / "autorl_gym" / "scenarios" / "micro_arith.yaml"
 
 
 def test_micro_scenario_registered_with_versioned_id():
@@ -28,7 +28,7 @@ def test_micro_scenario_registered_with_versioned_id():
 
 
 def test_every_shipped_scenario_is_valid():
-    cat = discover([REPO / "scenarios"])
+    cat = discover([REPO / "autorl_gym" / "scenarios"])
     assert cat.errors == []
     assert cat.scenarios
 

@@ -20,14 +20,12 @@ import gymnasium as gym
 
 from autorl_gym.assets import ScenarioAssets, resolve_assets
 from autorl_gym.envs.spaces import action_space, observation_space, to_observation
-from autorl_gym.grading.grader import Grader
-from autorl_gym.grading.interactive import InteractiveGrader, make_grader
+from autorl_gym.grading.core import Grader, make_grader
 from autorl_gym.grading.results import EvalResult
 from autorl_gym.grading.submission import (
     SubmissionError,
     inspect_submission,
     resolve_in_workspace,
-    weights_hash,
 )
 from autorl_gym.progress import progress_bar
 from autorl_gym.recording import SNAPSHOT_TOOLS, EpisodeRecorder, Feedback, SubmissionRecord
@@ -112,7 +110,7 @@ class AutoRLEnv(gym.Env[str, str]):
         self.action_space = action_space()
 
         self._assets: ScenarioAssets | None = None
-        self._grader: Grader | InteractiveGrader | None = None
+        self._grader: Grader | None = None
         self._baselines: dict[str, EvalResult] = {}
         self._sandbox: Sandbox | None = None
         self._ws: WorkspaceInfo | None = None
@@ -141,7 +139,7 @@ class AutoRLEnv(gym.Env[str, str]):
                 self._baselines[split] = self._grader.baseline(split, progress=update)
 
     @property
-    def grader(self) -> Grader | InteractiveGrader:
+    def grader(self) -> Grader:
         self._prepare()
         assert self._grader is not None
         return self._grader
@@ -171,7 +169,7 @@ class AutoRLEnv(gym.Env[str, str]):
             baseline_score=self._baselines[self.scenario.feedback_split].score,
         )
         return {"id": self.scenario.id, "title": self.scenario.title, "level": self.scenario.level,
-                "task_family": self.scenario.task_family,
+                "task_family": self.scenario.task_family, "task_kind": self.scenario.family.kind,
                 "feedback_split": self.scenario.feedback_split, **fields}
 
     def _info(self, **extra: Any) -> dict[str, Any]:
@@ -409,7 +407,7 @@ class AutoRLEnv(gym.Env[str, str]):
                 info = inspect_submission(path)
                 result = self._grade(path, split, info)
                 rec.kind, rec.weights_hash = result.kind, result.model_hash
-                rec.score, rec.flexible_score = result.score, result.flexible_score
+                rec.score, rec.metrics = result.score, result.metrics
                 rec.flagged_base_copy = result.kind == "base"
                 rec.improvement = rec.score - baseline
                 self._models[rec.id] = path
@@ -425,13 +423,8 @@ class AutoRLEnv(gym.Env[str, str]):
 
     def _grade(self, path: Path, split: str, info: Any) -> EvalResult:
         """Score a model; an exact copy of the base model scores as the baseline."""
-        grader = self.grader
-        if weights_hash(info.weight_files) == grader.base_hash:
-            base = self._baselines[split]
-            return base.model_copy(update={"kind": "base",
-                                           "notes": ["weights equal the base model's"]})
         with progress_bar(f"grading {path.name} on {split}", self.progress) as update:
-            return grader.evaluate(path, split, progress=update, info=info)
+            return self.grader.grade(path, split, info, self._baselines[split], progress=update)
 
     def _best(self) -> SubmissionRecord | None:
         valid = [s for s in self._submissions if s.valid]

@@ -1,11 +1,12 @@
 """The ``lm_eval`` grader backend: lm-evaluation-harness ``simple_evaluate``.
 
-For every grading run a task YAML is written into the run folder that pins lm-eval's gsm8k task
-to the scenario's protocol: the same items (written to ``eval.jsonl``), the same prompt text,
-few-shot examples in the same order (``first_n`` from the visible train split, never sampled),
-the same delimiters, stop strings, ``max_gen_toks`` and filters (``strict-match`` and
-``flexible-extract``, lm-eval's own regexes). lm-eval's samples are logged beside it
-(``samples.jsonl``) with ``results.json``.
+For every grading run the task family writes an lm-eval task config pinned to the scenario's
+protocol and to local data files (:meth:`autorl_gym.tasks.base.StaticTask.lm_eval_task`: for
+GSM8K, lm-eval's gsm8k task with the same items, prompt text, first-n few-shot examples,
+delimiters, stop strings, ``max_gen_toks`` and filters). It is written as YAML into the run
+folder, run there, and lm-eval's samples are logged beside it (``samples.jsonl``) with
+``results.json``. The completions come back in document order and the family scores them as it
+scores every backend's; lm-eval's own figures are kept beside.
 
 lm-eval's ``hf`` model runs with ``batch_size=1``: it calls ``generate`` without an attention
 mask, so for models whose pad token is also an end-of-text token (Qwen2.5, the micro model) a
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,9 @@ from pydantic import BaseModel
 from autorl_gym.grading.hf_backend import pick_device, pick_dtype
 from autorl_gym.grading.submission import SubmissionError, SubmissionInfo
 from autorl_gym.io import atomic_write_json, atomic_write_text
-from autorl_gym.scenario import GraderSpec, Protocol
-from autorl_gym.tasks.answers import FLEXIBLE_RE, STRICT_RE
-from autorl_gym.tasks.qa import Problem, file_digest
+from autorl_gym.scenario import GraderSpec
 
 log = logging.getLogger(__name__)
-TASK_NAME = "autorl_gsm8k"
-FILTERS = ("strict-match", "flexible-extract")
 WIDE_CONTEXT = 1 << 20  # lm-eval truncates contexts to max_length - max_gen_toks
 
 
@@ -45,58 +41,15 @@ class LmEvalItem(BaseModel):
     doc_id: int
     context: str
     completion: str
-    filtered: dict[str, str]       # filter name -> lm-eval's filtered response
-    exact_match: dict[str, float]  # filter name -> lm-eval's exact_match
+    filtered: dict[str, Any]        # filter name -> lm-eval's filtered response
+    metrics: dict[str, float]       # "metric,filter" -> lm-eval's per-document value
 
 
 class LmEvalOutput(BaseModel):
     completions: list[str]
-    scores: dict[str, float]       # filter name -> exact_match in percent
+    task_results: dict[str, Any]    # lm-eval's aggregated results of the task
     items: list[LmEvalItem]
     run_dir: Path
-
-
-def jinja_template(prompt_template: str) -> str:
-    """The protocol's ``str.format`` template as a Jinja template lm-eval renders identically."""
-    parts = [p.replace("{{", "{").replace("}}", "}") for p in prompt_template.split("{question}")]
-    return "{{question}}".join("{% raw %}" + p + "{% endraw %}" if p else "" for p in parts)
-
-
-def task_config(protocol: Protocol, train_file: Path, eval_file: Path,
-                task_name: str = TASK_NAME) -> dict[str, Any]:
-    """lm-eval's gsm8k task, pinned to the protocol and to local data files."""
-    return {
-        "task": task_name,
-        "dataset_path": "json",
-        "dataset_kwargs": {"data_files": {"train": str(train_file), "eval": str(eval_file)}},
-        "output_type": "generate_until",
-        "training_split": "train",
-        "fewshot_split": "train",
-        "test_split": "eval",
-        "fewshot_config": {"sampler": "first_n"},
-        "num_fewshot": protocol.few_shot,
-        "doc_to_text": jinja_template(protocol.prompt_template),
-        "doc_to_target": "{{answer}}",
-        "target_delimiter": " ",
-        "fewshot_delimiter": "\n\n",
-        "generation_kwargs": {"until": list(protocol.stop), "do_sample": False, "temperature": 0.0,
-                              "max_gen_toks": protocol.max_new_tokens},
-        "repeats": 1,
-        "metric_list": [{
-            "metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
-            "ignore_case": True, "ignore_punctuation": False,
-            "regexes_to_ignore": [",", "\\$", "(?s).*#### ", "\\.$"],
-        }],
-        "filter_list": [
-            {"name": "strict-match", "filter": [
-                {"function": "regex", "regex_pattern": STRICT_RE.pattern},
-                {"function": "take_first"}]},
-            {"name": "flexible-extract", "filter": [
-                {"function": "regex", "group_select": -1, "regex_pattern": FLEXIBLE_RE.pattern},
-                {"function": "take_first"}]},
-        ],
-        "metadata": {"version": 1.0, "protocol": protocol.model_dump()},
-    }
 
 
 def model_args(sub: SubmissionInfo, base_model_dir: Path, grader: GraderSpec,
@@ -123,33 +76,32 @@ def model_args(sub: SubmissionInfo, base_model_dir: Path, grader: GraderSpec,
     return "hf", args
 
 
-def _jsonl(problems: list[Problem]) -> str:
-    return "".join(json.dumps({"question": p.question, "answer": p.answer}) + "\n" for p in problems)
-
-
-def parse_samples(samples: list[dict[str, Any]], n: int) -> list[LmEvalItem]:
+def parse_samples(samples: list[dict[str, Any]], n: int, metric_names: list[str]) -> list[LmEvalItem]:
     """One item per document from lm-eval's per-(document, filter) samples, in document order."""
     by_doc: dict[int, LmEvalItem] = {}
     for s in samples:
         doc_id = int(s["doc_id"])
         item = by_doc.get(doc_id)
         if item is None:
+            resp = s["resps"][0][0] if isinstance(s["resps"][0], list) else s["resps"][0]
             item = by_doc[doc_id] = LmEvalItem(
-                doc_id=doc_id, context=s["arguments"][0][0], completion=s["resps"][0][0],
-                filtered={}, exact_match={})
+                doc_id=doc_id, context=s["arguments"][0][0], completion=resp, filtered={},
+                metrics={})
         item.filtered[s["filter"]] = s["filtered_resps"][0]
-        item.exact_match[s["filter"]] = float(s["exact_match"])
+        for m in metric_names:
+            if m in s and isinstance(s[m], int | float | bool):
+                item.metrics[f"{m},{s['filter']}"] = float(s[m])
     missing = sorted(set(range(n)) - set(by_doc))
     if missing:
         raise RuntimeError(f"lm-eval returned no sample for documents {missing[:10]}")
     return [by_doc[i] for i in range(n)]
 
 
-def evaluate(sub: SubmissionInfo, base_model_dir: Path, grader: GraderSpec, protocol: Protocol,
-             train_file: Path, problems: list[Problem], run_dir: Path,
-             on_batch: Callable[[int], None] | None = None,
+def evaluate(sub: SubmissionInfo, base_model_dir: Path, grader: GraderSpec, config: dict[str, Any],
+             n: int, run_dir: Path, chat_template: bool = False,
              batch_size: int | None = None) -> LmEvalOutput:
-    """Run ``simple_evaluate`` on ``problems``; task YAML, samples and results go to ``run_dir``."""
+    """Run ``simple_evaluate`` on the task ``config`` (``n`` documents); the task YAML, samples
+    and results go to ``run_dir``."""
     try:
         from lm_eval import simple_evaluate
         from lm_eval.tasks import TaskManager
@@ -158,22 +110,17 @@ def evaluate(sub: SubmissionInfo, base_model_dir: Path, grader: GraderSpec, prot
             "the lm_eval grader backend needs lm-evaluation-harness: pip install 'lm-eval==0.4.13'"
         ) from e
     run_dir.mkdir(parents=True, exist_ok=True)
-    eval_file = run_dir / "eval.jsonl"
-    atomic_write_text(eval_file, _jsonl(problems))
-    # one task name per (protocol, data): lm-eval registers tasks by name
-    key = file_digest(eval_file)[:8] + file_digest(train_file)[:8]
-    name = f"{TASK_NAME}_{key}"
+    name = config["task"]
     task_dir = run_dir / "task"
     atomic_write_text(task_dir / f"{name}.yaml",
-                      yaml.safe_dump(task_config(protocol, train_file, eval_file, name),
-                                     sort_keys=False, allow_unicode=True))
+                      yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     model, args = model_args(sub, base_model_dir, grader, batch_size)
     atomic_write_json(run_dir / "model_args.json", {"model": model, "model_args": args})
     try:
         results = simple_evaluate(
             model=model, model_args=args, tasks=[name],
             task_manager=TaskManager(include_path=str(task_dir), include_defaults=False),
-            log_samples=True, bootstrap_iters=0, apply_chat_template=protocol.chat_template,
+            log_samples=True, bootstrap_iters=0, apply_chat_template=chat_template,
             fewshot_as_multiturn=False, verbosity="ERROR",
         )
     except (OSError, ValueError) as e:
@@ -183,15 +130,12 @@ def evaluate(sub: SubmissionInfo, base_model_dir: Path, grader: GraderSpec, prot
     if results is None:
         raise RuntimeError("lm-eval returned no results")
     samples = results["samples"][name]
-    items = parse_samples(samples, len(problems))
+    metric_names = [m["metric"] for m in config.get("metric_list", [])]
+    items = parse_samples(samples, n, metric_names)
     with (run_dir / "samples.jsonl").open("w", encoding="utf-8") as fh:
         for s in samples:
             fh.write(json.dumps(s, default=str) + "\n")
-    task_res = results["results"][name]
-    scores = {f: 100.0 * float(task_res[f"exact_match,{f}"]) for f in FILTERS}
     atomic_write_json(run_dir / "results.json", {"results": results["results"],
                                                  "config": results.get("config", {})})
-    if on_batch:
-        on_batch(len(items))
-    return LmEvalOutput(completions=[i.completion for i in items], scores=scores, items=items,
-                        run_dir=run_dir)
+    return LmEvalOutput(completions=[i.completion for i in items], task_results=results["results"][name],
+                        items=items, run_dir=run_dir)

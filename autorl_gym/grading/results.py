@@ -1,28 +1,33 @@
-"""Pydantic records the grader returns."""
+"""Pydantic records the grader returns, the same for every task family."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 
 class ItemResult(BaseModel):
+    """One graded item: a problem, a program's tests, a game."""
+
     index: int
-    gold: str
-    strict: str | None
-    flexible: str | None
+    gold: str = Field(description="what counts as right (the answer, 'pass', 'won')")
+    answer: str | None = Field(description="what the model's output was read as")
     correct: bool
-    completion: str
+    completion: str = Field(description="the model's output (or the game's transcript)")
+    details: dict[str, Any] = Field(default_factory=dict, description="the family's own fields")
 
 
 class EvalResult(BaseModel):
-    """A model's score on one split. ``score`` is strict-match accuracy in percent."""
+    """A model's score on one split: ``score`` is the scenario's metric, in percent."""
 
     split: str
     n: int
     score: float
-    flexible_score: float
     correct: int
-    flexible_correct: int
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="secondary figures in percent (GSM8K's 'flexible', "
+                                          "lm-eval's own scores, ...)")
     model_hash: str
     kind: str = Field(description="full, lora, or base")
     backend: str
@@ -30,8 +35,6 @@ class EvalResult(BaseModel):
     seconds: float
     items: list[ItemResult] = Field(default_factory=list, repr=False)
     notes: list[str] = Field(default_factory=list)
-    lm_eval_scores: dict[str, float] | None = Field(
-        None, description="lm_eval backend: lm-eval's own exact_match per filter, in percent")
 
     def summary(self) -> dict:
         return self.model_dump(exclude={"items"})

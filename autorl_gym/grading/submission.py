@@ -253,3 +253,24 @@ def check_submission(info: SubmissionInfo, base_dir: Path) -> None:
     if info.kind == "lora":
         check_adapter_matches_base(info, base_dir)
     check_tokenizer(info, base_dir)
+
+
+class CheckedModel(BaseModel):
+    """A submission that passed the checks every submission passes before it is accepted."""
+
+    path: Path
+    info: SubmissionInfo
+    weights_hash: str
+
+
+def check_model(model_path: str, workspace: Path) -> CheckedModel:
+    """Resolve ``model_path`` inside ``workspace``, classify it, and hash its weights;
+    SubmissionError says what is wrong. Used alike by the episode and the grading server."""
+    try:
+        path = resolve_in_workspace(model_path, workspace)
+        info = inspect_submission(path)
+        return CheckedModel(path=path, info=info, weights_hash=weights_hash(info.weight_files))
+    except SubmissionError:
+        raise
+    except (OSError, ValueError) as e:
+        raise SubmissionError(f"model_path {model_path!r}: {e}") from e

@@ -16,6 +16,7 @@ Importable inside the sandbox (``from autorl_gym.interactive import ...``); noth
            for e in rollout(games, expert_policy, expert=True, prompt=cfg.prompt) for t in e.turns]
 """
 
+from autorl_gym.interactive.engines import Engine, PlayEnv, engines, open_game, register_engine
 from autorl_gym.interactive.env import THINK_PREFIX, GameEnv, GameState
 from autorl_gym.interactive.games import GameNotFound, GameRef, find_games, game_ref
 from autorl_gym.interactive.policy import HFPolicy, Policy, PolicyInput, expert_policy, random_policy
@@ -24,8 +25,8 @@ from autorl_gym.interactive.rollout import Episode, rollout, success_rate
 from autorl_gym.interactive.settings import Settings, scenario_settings
 
 __all__ = [
-    "INTRO", "THINK_PREFIX", "Episode", "GameEnv", "GameNotFound", "GameRef", "GameState", "HFPolicy",
-    "Policy", "PolicyInput", "PromptSpec", "Settings", "Turn", "expert_policy", "find_games", "game_ref",
-    "make_prompt", "parse_action", "random_policy", "rollout", "scenario_settings",
-    "success_rate",
+    "INTRO", "THINK_PREFIX", "Engine", "Episode", "GameEnv", "GameNotFound", "GameRef", "GameState",
+    "HFPolicy", "PlayEnv", "Policy", "PolicyInput", "PromptSpec", "Settings", "Turn", "engines",
+    "expert_policy", "find_games", "game_ref", "make_prompt", "open_game", "parse_action",
+    "random_policy", "register_engine", "rollout", "scenario_settings", "success_rate",
 ]

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from autorl_gym.interactive.games import GameRef, alfworld_game_with_goal, game_ref
+from autorl_gym.interactive.engines import register_engine
+from autorl_gym.interactive.games import (
+    GameRef,
+    alfworld_game_with_goal,
+    find_text_games,
+    game_ref,
+    text_game_ref,
+)
 
 THINK_PREFIX = "think:"
 _TASK_RE = re.compile(r"Your task is to:\s*(.+)")
@@ -31,6 +38,7 @@ class GameState(BaseModel):
         default_factory=list,
         description="the expert's next commands from here (empty when the expert is off)")
     last_action: str | None = None
+    reward: float = Field(0.0, description="the episode's reward so far (text games: 1.0 once won)")
     won: bool = False
     lost: bool = False
     steps: int = 0
@@ -125,6 +133,7 @@ class GameEnv:
             new.observation = _clean(gs.feedback)
             new.admissible_commands = sorted(gs["admissible_commands"] or [])
             new.won, new.lost = bool(gs["won"]), bool(gs["lost"])
+            new.reward = 1.0 if new.won else 0.0
             new.expert_actions = self._expert(gs)
         new.done = new.won or new.lost or new.steps >= self.max_steps
         self._state = new
@@ -143,3 +152,27 @@ class GameEnv:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class TextGames:
+    """The engine of TextWorld's and ALFWorld's games (both played through :class:`GameEnv`)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def find(self, root: Path) -> list[GameRef]:
+        return find_text_games(root, self.kind)
+
+    def ref(self, path: Path) -> GameRef | None:
+        try:
+            found = text_game_ref(path)
+        except FileNotFoundError:
+            return None
+        return found if found.kind == self.kind else None
+
+    def open(self, ref: GameRef, max_steps: int, expert: bool) -> GameEnv:
+        return GameEnv(ref, max_steps=max_steps, expert=expert)
+
+
+register_engine(TextGames("textworld"))
+register_engine(TextGames("alfworld"))

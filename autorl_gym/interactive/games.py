@@ -1,5 +1,6 @@
-"""Finding text games on disk: TextWorld games (``*.z8`` with their ``.json``) and ALFWorld games
-(``<trial>/game.tw-pddl`` next to ``traj_data.json``), each named by a :class:`GameRef`."""
+"""Finding playable items on disk, each named by a :class:`GameRef`: TextWorld games (``*.z8``
+with their ``.json``), ALFWorld games (``<trial>/game.tw-pddl`` next to ``traj_data.json``), and
+the items of any other registered engine (:mod:`autorl_gym.interactive.engines`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,8 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel
-
-GameKind = Literal["textworld", "alfworld"]
 
 
 class GameNotFound(FileNotFoundError):
@@ -21,14 +19,27 @@ class GameNotFound(FileNotFoundError):
 
 
 class GameRef(BaseModel):
-    """One playable game: its name (unique within a folder), file and engine."""
+    """One playable item: its name (unique within a folder), file and engine (``kind``)."""
 
     name: str
     path: Path
-    kind: GameKind
+    kind: str
 
 
 def game_ref(path: str | Path) -> GameRef:
+    """A :class:`GameRef` for one item of any engine (a ``.z8`` file, a ``game.tw-pddl`` file or
+    an ALFWorld trial folder, ...)."""
+    from autorl_gym.interactive.engines import engines
+
+    for eng in engines().values():
+        if eng.kind not in ("textworld", "alfworld"):
+            found = eng.ref(Path(path))
+            if found is not None:
+                return found
+    return text_game_ref(path)
+
+
+def text_game_ref(path: str | Path) -> GameRef:
     """A :class:`GameRef` for a ``.z8`` file, a ``game.tw-pddl`` file or an ALFWorld trial folder."""
     p = Path(path)
     if p.is_dir() and (p / "game.tw-pddl").is_file():
@@ -46,13 +57,21 @@ def game_ref(path: str | Path) -> GameRef:
 
 
 def find_games(root: str | Path) -> list[GameRef]:
-    """Every game under ``root``, sorted by name: ``*.z8`` files and ALFWorld trial folders."""
+    """Every item under ``root``, of every engine, sorted by name."""
+    from autorl_gym.interactive.engines import engines
+
     root = Path(root)
     if not root.is_dir():
         raise GameNotFound(f"{root}: no such folder of games")
-    games = [game_ref(p) for p in root.rglob("*.z8")]
-    games += [game_ref(p) for p in root.rglob("game.tw-pddl") if (p.parent / "traj_data.json").is_file()]
+    games = [g for eng in engines().values() for g in eng.find(root)]
     return sorted(games, key=lambda g: g.name)
+
+
+def find_text_games(root: Path, kind: str) -> list[GameRef]:
+    """TextWorld (``*.z8``) or ALFWorld (trial folders) games under ``root``."""
+    if kind == "textworld":
+        return [text_game_ref(p) for p in root.rglob("*.z8")]
+    return [text_game_ref(p) for p in root.rglob("game.tw-pddl") if (p.parent / "traj_data.json").is_file()]
 
 
 def alfworld_game_with_goal(game: GameRef, workdir: str | Path | None = None) -> Path:

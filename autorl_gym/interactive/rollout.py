@@ -7,7 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from autorl_gym.interactive.env import GameEnv, GameState
+from autorl_gym.interactive.engines import open_game
+from autorl_gym.interactive.env import GameState
 from autorl_gym.interactive.games import GameRef, game_ref
 from autorl_gym.interactive.policy import Policy, PolicyInput
 from autorl_gym.interactive.prompt import PromptSpec, Turn, make_prompt, parse_action
@@ -19,6 +20,7 @@ class Episode(BaseModel):
     game: str
     goal: str
     won: bool
+    reward: float = 0.0
     steps: int
     turns: list[Turn]
     error: str | None = None
@@ -37,7 +39,7 @@ def rollout(games: Sequence[GameRef | str | Path], policy: Policy, max_steps: in
     """
     spec = prompt or PromptSpec()
     refs = [g if isinstance(g, GameRef) else game_ref(g) for g in games]
-    envs = [GameEnv(r, max_steps=max_steps, expert=expert) for r in refs]
+    envs = [open_game(r, max_steps=max_steps, expert=expert) for r in refs]
     states: list[GameState | None] = [None] * len(envs)
     turns: list[list[Turn]] = [[] for _ in envs]
     errors: list[str | None] = [None] * len(envs)
@@ -76,7 +78,8 @@ def rollout(games: Sequence[GameRef | str | Path], policy: Policy, max_steps: in
         for env in envs:
             env.close()
     return [Episode(game=r.name, goal=s.goal if s else "", won=bool(s and s.won and not err),
-                    steps=s.steps if s else 0, turns=t, error=err)
+                    reward=s.reward if s and not err else 0.0, steps=s.steps if s else 0, turns=t,
+                    error=err)
             for r, s, t, err in zip(refs, states, turns, errors, strict=True)]
 
 

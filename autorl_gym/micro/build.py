@@ -28,6 +28,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from transformers import PreTrainedTokenizerBase, Qwen2ForCausalLM
 
+from autorl_gym.io import file_digest
 from autorl_gym.micro import MICRO_VERSION
 from autorl_gym.micro.data import (
     DATA_SEED,
@@ -53,7 +54,6 @@ from autorl_gym.micro.model import (
 from autorl_gym.micro.tokenizer import train_tokenizer
 from autorl_gym.paths import cache_dir as default_cache_dir
 from autorl_gym.tasks.answers import extract_strict, reference_answer
-from autorl_gym.tasks.qa import file_digest
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
 STOP_STRINGS: tuple[str, ...] = ("\n\n", "Question:")

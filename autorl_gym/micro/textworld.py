@@ -219,6 +219,7 @@ def build_textworld_assets(dest: Path, cfg: TextWorldBuild | None = None,
 def build_policy(dest: Path, cfg: TextWorldBuild, progress: bool = False,
                  t0: float | None = None) -> TextWorldManifest:
     """Pre-train the micro policy on the training games in ``dest/train/games``."""
+    from autorl_gym.io import file_digest
     from autorl_gym.micro.model import (
         MicroModelSpec,
         PretrainConfig,
@@ -228,7 +229,6 @@ def build_policy(dest: Path, cfg: TextWorldBuild, progress: bool = False,
         pretrain,
     )
     from autorl_gym.micro.tokenizer import train_tokenizer
-    from autorl_gym.tasks.qa import file_digest
 
     t0 = time.monotonic() if t0 is None else t0
     examples = pretrain_examples(dest / "train" / "games", cfg)

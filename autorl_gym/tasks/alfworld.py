@@ -10,10 +10,19 @@ and ``valid_unseen`` (test, 134 games in the full data).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
-from autorl_gym.scenario import Scenario, ScenarioError
+from autorl_gym.paths import cache_dir
+from autorl_gym.scenario import ScenarioError
+from autorl_gym.tasks.interactive import GamesTask, games_assets
+from autorl_gym.tasks.registry import register_family
+
+if TYPE_CHECKING:
+    from autorl_gym.assets import ScenarioAssets
+    from autorl_gym.scenario import Scenario
 
 JSON_DIR = "json_2.1.1"
 LOGIC_FILES = ("alfred.pddl", "alfred.twl2")
@@ -45,3 +54,49 @@ def alfworld_root(scenario: Scenario) -> Path:
 
 def split_dir(root: Path, split: str) -> Path:
     return root / JSON_DIR / split
+
+
+def train_view(root: Path, train_games: Path) -> Path:
+    """data/ in the workspace: a folder of links to the train games and the logic files."""
+    view = cache_dir() / "alfworld_view" / hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    view.mkdir(parents=True, exist_ok=True)
+    for name, target in (("train", train_games), ("logic", root / "logic")):
+        link = view / name
+        if not link.is_symlink():
+            link.symlink_to(target, target_is_directory=True)
+    return view
+
+
+@register_family
+class AlfWorldTask(GamesTask):
+    name: ClassVar[str] = "alfworld"
+    data_sources: ClassVar[tuple[str, ...]] = ("alfworld",)
+    description: ClassVar[str] = "ALFWorld's text games (TextWorld engine), success rate"
+
+    def describe_train_data(self, scenario: Scenario) -> str:
+        if scenario.data.path is None:
+            return "$ALFWORLD_DATA/json_2.1.1/train"
+        return str(scenario.data.path)
+
+    def resolve_assets(self, scenario: Scenario, base_model: str | None = None,
+                       progress: bool = True) -> ScenarioAssets:
+        spec = scenario.interactive
+        assert spec is not None
+        root = alfworld_root(scenario)
+        train_games = split_dir(root, spec.train_split)
+        if not train_games.is_dir():
+            raise ScenarioError(f"{scenario.id}: ALFWorld train split not found at {train_games}")
+        hidden = {"dev": split_dir(root, spec.dev_split), "test": split_dir(root, spec.test_split)}
+        extra = [train_games.resolve(), (root / "logic").resolve()]
+        return games_assets(scenario, train_view(root, train_games), hidden, "data/train", extra,
+                            base_model, progress)
+
+    def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
+        from autorl_gym.assets import base_model_present
+
+        if not base_model_present(scenario.base_model):
+            return None
+        try:
+            return self.resolve_assets(scenario, progress=False)
+        except (ScenarioError, OSError):
+            return None

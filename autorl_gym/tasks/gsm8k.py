@@ -27,14 +27,29 @@ import os
 import random
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel
 
 from autorl_gym.io import atomic_write_json, atomic_write_text
 from autorl_gym.paths import cache_dir
-from autorl_gym.scenario import DataSpec
 from autorl_gym.tasks.answers import reference_answer
-from autorl_gym.tasks.qa import Problem, SplitLoadError, load_jsonl_split
+from autorl_gym.tasks.qa import (
+    Problem,
+    QATask,
+    SplitLoadError,
+    hidden_jsonl_assets,
+    jsonl_text,
+    load_jsonl_split,
+)
+from autorl_gym.tasks.registry import register_family
+
+if TYPE_CHECKING:
+    from autorl_gym.assets import ScenarioAssets
+    from autorl_gym.scenario import DataSpec, Scenario
+
+HUB_ID = "openai/gsm8k"
+HUB_CONFIG = "main"
 
 DATA_DIR_ENV = "AUTORL_GYM_DATA_DIR"
 FORMAT_VERSION = 1  # bump when the materialized layout or the split rule changes
@@ -140,17 +155,14 @@ def _digest(splits: dict[str, list[Problem]]) -> str:
     return h.hexdigest()
 
 
-def _jsonl(problems: list[Problem]) -> str:
-    return "".join(json.dumps({"question": p.question, "answer": p.answer}) + "\n" for p in problems)
-
-
 def ensure_gsm8k(spec: DataSpec, root: Path | None = None) -> Gsm8kAssets:
     """Load GSM8K and write the visible and hidden splits once (file-locked, atomic)."""
     folder = local_data_dir()
     if folder is not None:
         splits, source = load_local(folder), str(folder)
     else:
-        splits, source = load_hub(spec.hub_id, spec.hub_config), f"hub:{spec.hub_id}:{spec.hub_config}"
+        hub_id, hub_config = spec.hub_id or HUB_ID, spec.hub_config or HUB_CONFIG
+        splits, source = load_hub(hub_id, hub_config), f"hub:{hub_id}:{hub_config}"
     digest = _digest(splits)
     key = hashlib.sha256(f"{FORMAT_VERSION}|{digest}|{spec.dev_size}|{spec.dev_seed}".encode())
     base = (root or cache_dir()) / "gsm8k"
@@ -169,9 +181,9 @@ def ensure_gsm8k(spec: DataSpec, root: Path | None = None) -> Gsm8kAssets:
                 return assets
             visible, dev, dev_idx, dropped = split_dev(splits["train"], splits["test"],
                                                        spec.dev_size, spec.dev_seed)
-            atomic_write_text(assets.train_dir / "train.jsonl", _jsonl(visible))
-            atomic_write_text(assets.hidden_dir / "dev.jsonl", _jsonl(dev))
-            atomic_write_text(assets.hidden_dir / "test.jsonl", _jsonl(splits["test"]))
+            atomic_write_text(assets.train_dir / "train.jsonl", jsonl_text(visible))
+            atomic_write_text(assets.hidden_dir / "dev.jsonl", jsonl_text(dev))
+            atomic_write_text(assets.hidden_dir / "test.jsonl", jsonl_text(splits["test"]))
             assets.manifest = Gsm8kManifest(
                 source=source, content_digest=digest, dev_size=spec.dev_size,
                 dev_seed=spec.dev_seed,
@@ -187,7 +199,8 @@ def gsm8k_if_materialized(spec: DataSpec, root: Path | None = None) -> Gsm8kAsse
     """The materialized splits if any exist for this spec (nothing is loaded or written)."""
     base = (root or cache_dir()) / "gsm8k"
     folder = local_data_dir()
-    source = str(folder) if folder is not None else f"hub:{spec.hub_id}:{spec.hub_config}"
+    source = str(folder) if folder is not None else \
+        f"hub:{spec.hub_id or HUB_ID}:{spec.hub_config or HUB_CONFIG}"
     for manifest_path in sorted(base.glob("*/manifest.json")):
         try:
             m = Gsm8kManifest.model_validate_json(manifest_path.read_text())
@@ -198,3 +211,36 @@ def gsm8k_if_materialized(spec: DataSpec, root: Path | None = None) -> Gsm8kAsse
             return Gsm8kAssets(root=out, train_dir=out / "train", hidden_dir=out / "hidden",
                                manifest=m)
     return None
+
+
+@register_family
+class Gsm8kTask(QATask):
+    name: ClassVar[str] = "gsm8k"
+    data_sources: ClassVar[tuple[str, ...]] = ("gsm8k",)
+    description: ClassVar[str] = "GSM8K grade-school math, strict '#### N' answers"
+
+    def describe_train_data(self, scenario: Scenario) -> str:
+        d = scenario.data
+        hub = f"{d.hub_id or HUB_ID}:{d.hub_config or HUB_CONFIG}"
+        return f"{hub} (train minus a {d.dev_size}-problem dev slice)"
+
+    def resolve_assets(self, scenario: Scenario, base_model: str | None = None,
+                       progress: bool = True) -> ScenarioAssets:
+        from autorl_gym.scenario import ScenarioError
+
+        try:
+            gsm = ensure_gsm8k(scenario.data)
+        except (SplitLoadError, ValueError) as e:
+            raise ScenarioError(f"{scenario.id}: {e}") from e
+        return hidden_jsonl_assets(scenario, gsm.train_dir, gsm.hidden_dir, base_model, progress)
+
+    def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
+        from autorl_gym.assets import base_model_present
+        from autorl_gym.scenario import ScenarioError
+
+        if gsm8k_if_materialized(scenario.data) is None or not base_model_present(scenario.base_model):
+            return None
+        try:
+            return self.resolve_assets(scenario, progress=False)
+        except ScenarioError:
+            return None

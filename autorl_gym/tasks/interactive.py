@@ -1,5 +1,8 @@
-"""Inputs of the interactive (level 3) scenarios: games per split, the base policy, and what the
-sandbox gets: the visible training games, the settings, and ``autorl_gym.interactive`` alone."""
+"""What every interactive (level 3) family shares: what the sandbox gets (the visible training
+games, the evaluator's settings, and ``autorl_gym.interactive`` alone), and :class:`GamesTask`,
+which grades a policy by playing every game of a hidden split through the evaluator's ReAct-style
+loop (:func:`autorl_gym.interactive.rollout`, batched across games): the score is the success
+rate in percent within the scenario's step limit."""
 
 from __future__ import annotations
 
@@ -8,11 +11,18 @@ import hashlib
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from autorl_gym.assets import ScenarioAssets, resolve_base_model
 from autorl_gym.interactive.settings import SETTINGS_ENV, Settings
 from autorl_gym.paths import PACKAGE_DIR, cache_dir
-from autorl_gym.scenario import Scenario, ScenarioError
+from autorl_gym.tasks.base import GradeContext, InteractiveTask, Progress
+
+if TYPE_CHECKING:
+    from autorl_gym.assets import ScenarioAssets
+    from autorl_gym.grading.results import ItemResult
+    from autorl_gym.grading.submission import SubmissionInfo
+    from autorl_gym.interactive import GameRef
+    from autorl_gym.scenario import Scenario
 
 SANDBOX_INIT = '"""Inside the sandbox only ``autorl_gym.interactive`` is available."""\n'
 
@@ -57,39 +67,13 @@ def settings_json(scenario: Scenario, games_dir: str) -> str:
                     choose=spec.choose).model_dump_json()
 
 
-def resolve_interactive_assets(scenario: Scenario, base_model: str | None = None,
-                               progress: bool = True) -> ScenarioAssets:
-    spec = scenario.interactive
-    if spec is None:
-        raise ScenarioError(f"{scenario.id}: field 'interactive' is required")
-    extra: list[Path] = []
-    if scenario.data.source == "micro_textworld":
-        from autorl_gym.micro.textworld import ensure_textworld_assets
+def games_assets(scenario: Scenario, train_dir: Path, hidden: dict[str, Path], games_rel: str,
+                 extra_mounts: list[Path], base_model: str | None, progress: bool) -> ScenarioAssets:
+    """Assets of a games family: ``train_dir`` is mounted as data/ (``games_rel`` is where the
+    training games are, seen from the workspace), the hidden game folders are never mounted."""
+    from autorl_gym.assets import ScenarioAssets, resolve_base_model
+    from autorl_gym.scenario import ScenarioError
 
-        tw = ensure_textworld_assets(progress=progress)
-        train_dir = tw.train_dir
-        hidden = {"dev": tw.split_dir("dev"), "test": tw.split_dir("test")}
-        games_rel = "data/games"
-    elif scenario.data.source == "alfworld":
-        from autorl_gym.tasks.alfworld import alfworld_root, split_dir
-
-        root = alfworld_root(scenario)
-        train_games = split_dir(root, spec.train_split)
-        if not train_games.is_dir():
-            raise ScenarioError(f"{scenario.id}: ALFWorld train split not found at {train_games}")
-        hidden = {"dev": split_dir(root, spec.dev_split), "test": split_dir(root, spec.test_split)}
-        # data/ in the workspace: a view holding links to the train games and the logic files
-        digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
-        train_dir = cache_dir() / "alfworld_view" / digest
-        train_dir.mkdir(parents=True, exist_ok=True)
-        for name, target in (("train", train_games), ("logic", root / "logic")):
-            link = train_dir / name
-            if not link.is_symlink():
-                link.symlink_to(target, target_is_directory=True)
-        extra += [train_games.resolve(), (root / "logic").resolve()]
-        games_rel = "data/train"
-    else:
-        raise ScenarioError(f"{scenario.id}: data source {scenario.data.source!r} is not interactive")
     for split, d in hidden.items():
         if not d.is_dir():
             raise ScenarioError(f"{scenario.id}: hidden {split} games not found at {d}")
@@ -98,21 +82,65 @@ def resolve_interactive_assets(scenario: Scenario, base_model: str | None = None
     return ScenarioAssets(
         base_model_dir=model_dir, train_dir=train_dir.resolve(),
         hidden_splits={k: v.resolve() for k, v in hidden.items()},
-        train_data=train_dir, extra_mounts=[*extra, pkg],
+        train_data=train_dir, extra_mounts=[*extra_mounts, pkg],
         sandbox_env={"PYTHONPATH": str(pkg), SETTINGS_ENV: settings_json(scenario, games_rel)},
     )
 
 
-def interactive_assets_if_present(scenario: Scenario) -> ScenarioAssets | None:
-    """The assets if already on disk (nothing built or downloaded), else None."""
-    if scenario.data.source == "micro_textworld":
-        from autorl_gym.micro.textworld import textworld_assets_if_built
+class GamesTask(InteractiveTask):
+    """Text games played by the submitted policy (TextWorld's engine under both families)."""
 
-        if textworld_assets_if_built() is None:
-            return None
-    elif not Path(scenario.base_model).exists():
-        return None
-    try:
-        return resolve_interactive_assets(scenario, progress=False)
-    except (ScenarioError, OSError):
-        return None
+    metrics: ClassVar[tuple[str, ...]] = ("success_rate",)
+    backend: ClassVar[str] = "hf-rollout"
+
+    def check_scenario(self, scenario: Scenario) -> None:
+        super().check_scenario(scenario)
+        if scenario.interactive is None:
+            raise ValueError(f"field 'interactive': required for task family {self.name!r}")
+
+    def load_split(self, ctx: GradeContext, split: str) -> list[GameRef]:
+        from autorl_gym.interactive import find_games
+
+        return find_games(ctx.split_path(split))
+
+    def split_digest(self, ctx: GradeContext, split: str) -> str:
+        h = hashlib.sha256()
+        for ref in ctx.items(split):
+            h.update(ref.name.encode() + b"\0" + str(ref.path.stat().st_size).encode())
+        return h.hexdigest()
+
+    def protocol_record(self, ctx: GradeContext, backend: str) -> dict[str, Any]:
+        spec = ctx.scenario.interactive
+        assert spec is not None
+        return {"metric": ctx.scenario.metric, "backend": self.backend, "task_family": self.name,
+                "evaluator": "autorl_gym.interactive.rollout (ReAct-style loop, batched across games)",
+                **spec.model_dump()}
+
+    def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
+        spec = ctx.scenario.interactive
+        assert spec is not None
+        return {"interactive": spec.model_dump()}
+
+    def play(self, ctx: GradeContext, info: SubmissionInfo, split: str, limit: int | None,
+             progress: Progress | None = None) -> list[ItemResult]:
+        from autorl_gym.grading.results import ItemResult
+        from autorl_gym.interactive import HFPolicy, rollout
+
+        spec = ctx.scenario.interactive
+        assert spec is not None
+        g = ctx.scenario.grader
+        policy = HFPolicy(info.path, base_model=ctx.assets.base_model_dir, device=g.device,
+                          dtype=g.dtype, batch_size=g.batch_size, max_new_tokens=spec.max_new_tokens,
+                          stop=tuple(spec.stop), choose=spec.choose)
+        episodes = rollout(list(ctx.items(split, limit)), policy, max_steps=spec.max_steps,
+                           prompt=spec.prompt, on_step=progress)
+        return [ItemResult(index=i, gold="won", answer="won" if e.won else "lost", correct=e.won,
+                           completion=(f"[{e.game}] {e.goal}\n" + e.transcript())[:8000],
+                           details={"reward": e.reward, "steps": e.steps}
+                           | ({"error": e.error} if e.error else {}))
+                for i, e in enumerate(episodes)]
+
+    def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
+        """The mean episode reward, in percent (equal to the success rate for text games)."""
+        n = len(results) or 1
+        return {"mean_reward": 100.0 * sum(float(r.details.get("reward", 0.0)) for r in results) / n}

@@ -1,22 +1,35 @@
-"""Question/answer splits stored as JSON lines (``question``, ``answer`` ending in ``#### N``):
-the format of GSM8K and of the micro arithmetic task."""
+"""Question/answer tasks stored as JSON lines (``question``, ``answer`` ending in ``#### N``):
+the format of GSM8K and of the micro arithmetic task, and :class:`QATask`, the family base both
+share (few-shot prompts from the visible train split, GSM8K-style strict and flexible answers,
+lm-eval's gsm8k task pinned to the same protocol)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel
+from autorl_gym.tasks.answers import (
+    FLEXIBLE_RE,
+    STRICT_RE,
+    extract_flexible,
+    extract_strict,
+    reference_answer,
+)
+from autorl_gym.tasks.base import GradeContext, Progress, StaticTask, TaskItem
 
-from autorl_gym.tasks.answers import reference_answer
+if TYPE_CHECKING:
+    from autorl_gym.assets import ScenarioAssets
+    from autorl_gym.grading.results import ItemResult
+    from autorl_gym.scenario import Protocol, Scenario
+
+LM_EVAL_FILTERS = ("strict-match", "flexible-extract")
 
 
-class Problem(BaseModel):
-    index: int
+class Problem(TaskItem):
     question: str
     answer: str
-    gold: str
 
 
 class SplitLoadError(ValueError):
@@ -53,9 +66,120 @@ def load_jsonl_split(path: Path, limit: int | None = None) -> list[Problem]:
     return problems
 
 
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def jsonl_text(problems: Sequence[Problem]) -> str:
+    return "".join(json.dumps({"question": p.question, "answer": p.answer}) + "\n" for p in problems)
+
+
+def hidden_jsonl_assets(scenario: Scenario, train_dir: Path, hidden_dir: Path, base_model: str | None,
+                        progress: bool) -> ScenarioAssets:
+    """Assets of a task whose splits are ``train_dir/train.jsonl`` and ``hidden_dir/{dev,test}.jsonl``."""
+    from autorl_gym.assets import ScenarioAssets, resolve_base_model
+    from autorl_gym.scenario import ScenarioError
+
+    if not (train_dir / "train.jsonl").is_file():
+        raise ScenarioError(f"{scenario.id}: train split not found at {train_dir / 'train.jsonl'}")
+    splits = {s: hidden_dir / f"{s}.jsonl" for s in ("dev", "test")}
+    for s, path in splits.items():
+        if not path.is_file():
+            raise ScenarioError(f"{scenario.id}: hidden {s} split not found at {path}")
+    model_dir = resolve_base_model(base_model or scenario.base_model, progress=progress)
+    return ScenarioAssets(base_model_dir=model_dir, train_dir=train_dir.resolve(),
+                          hidden_splits={k: v.resolve() for k, v in splits.items()})
+
+
+def jinja_template(prompt_template: str) -> str:
+    """The protocol's ``str.format`` template as a Jinja template lm-eval renders identically."""
+    parts = [p.replace("{{", "{").replace("}}", "}") for p in prompt_template.split("{question}")]
+    return "{{question}}".join("{% raw %}" + p + "{% endraw %}" if p else "" for p in parts)
+
+
+def gsm8k_task_config(protocol: Protocol, train_file: Path, eval_file: Path,
+                      task_name: str) -> dict[str, Any]:
+    """lm-eval's gsm8k task, pinned to the protocol and to local data files."""
+    return {
+        "task": task_name,
+        "dataset_path": "json",
+        "dataset_kwargs": {"data_files": {"train": str(train_file), "eval": str(eval_file)}},
+        "output_type": "generate_until",
+        "training_split": "train",
+        "fewshot_split": "train",
+        "test_split": "eval",
+        "fewshot_config": {"sampler": "first_n"},
+        "num_fewshot": protocol.few_shot,
+        "doc_to_text": jinja_template(protocol.prompt_template),
+        "doc_to_target": "{{answer}}",
+        "target_delimiter": " ",
+        "fewshot_delimiter": "\n\n",
+        "generation_kwargs": {"until": list(protocol.stop), "do_sample": False, "temperature": 0.0,
+                              "max_gen_toks": protocol.max_new_tokens},
+        "repeats": 1,
+        "metric_list": [{
+            "metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
+            "ignore_case": True, "ignore_punctuation": False,
+            "regexes_to_ignore": [",", "\\$", "(?s).*#### ", "\\.$"],
+        }],
+        "filter_list": [
+            {"name": "strict-match", "filter": [
+                {"function": "regex", "regex_pattern": STRICT_RE.pattern},
+                {"function": "take_first"}]},
+            {"name": "flexible-extract", "filter": [
+                {"function": "regex", "group_select": -1, "regex_pattern": FLEXIBLE_RE.pattern},
+                {"function": "take_first"}]},
+        ],
+        "metadata": {"version": 1.0, "protocol": protocol.model_dump()},
+    }
+
+
+class QATask(StaticTask):
+    """Question -> worked answer ending in ``#### N``; scored by the strict answer."""
+
+    metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
+
+    def check_scenario(self, scenario: Scenario) -> None:
+        super().check_scenario(scenario)
+        if "{question}" not in scenario.protocol.prompt_template:
+            raise ValueError("field 'protocol.prompt_template': must contain '{question}'")
+
+    def load_split(self, ctx: GradeContext, split: str) -> list[Problem]:
+        return load_jsonl_split(ctx.split_path(split))
+
+    def prompt(self, ctx: GradeContext, item: Problem) -> str:
+        proto = ctx.scenario.protocol
+        shots = ""
+        if proto.few_shot:
+            shots = "".join(proto.prompt_template.format(question=p.question) + " " + p.answer + "\n\n"
+                            for p in ctx.items("train", proto.few_shot))
+        return shots + proto.prompt_template.format(question=item.question)
+
+    def score(self, ctx: GradeContext, items: Sequence[Problem], completions: list[str],
+              progress: Progress | None = None) -> list[ItemResult]:
+        from autorl_gym.grading.results import ItemResult
+
+        out = []
+        for p, text in zip(items, completions, strict=True):
+            strict, flex = extract_strict(text), extract_flexible(text)
+            out.append(ItemResult(index=p.index, gold=p.gold, answer=strict, correct=strict == p.gold,
+                                  completion=text, details={"flexible": flex,
+                                                            "flexible_correct": flex == p.gold}))
+        return out
+
+    def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
+        n = len(results) or 1
+        return {"flexible": 100.0 * sum(bool(r.details.get("flexible_correct")) for r in results) / n}
+
+    def protocol_record(self, ctx: GradeContext, backend: str) -> dict[str, Any]:
+        return super().protocol_record(ctx, backend) | {
+            "few_shot_source": "first problems of the visible train split"}
+
+    def lm_eval_task(self, ctx: GradeContext, items: Sequence[Problem], run_dir: Path) -> dict[str, Any]:
+        from autorl_gym.io import atomic_write_text, file_digest
+
+        eval_file = run_dir / "eval.jsonl"
+        atomic_write_text(eval_file, jsonl_text(items))
+        train_file = ctx.split_path("train")
+        # one task name per (protocol, data): lm-eval registers tasks by name
+        name = f"autorl_{self.name}_{file_digest(eval_file)[:8]}{file_digest(train_file)[:8]}"
+        return gsm8k_task_config(ctx.scenario.protocol, train_file, eval_file, name)
+
+    def lm_eval_metrics(self, task_results: dict[str, Any]) -> dict[str, float]:
+        return {f"lm_eval_{f}": 100.0 * float(task_results[f"exact_match,{f}"]) for f in LM_EVAL_FILTERS}

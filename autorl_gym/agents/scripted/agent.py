@@ -1,8 +1,8 @@
 """The scripted agent: a fixed SFT pipeline, the smoke baseline every scenario is checked with.
 
-QA scenarios: ``train_sft.py`` (SFT on the train split). Interactive scenarios (task families
-``textworld`` and ``alfworld``): ``train_interactive.py`` (collects expert demonstrations with the
-rollout API, then SFT).
+Static tasks: ``train_sft.py`` (SFT on the train split). Interactive tasks (every family of kind
+``interactive``): ``train_interactive.py`` (collects expert demonstrations with the rollout API,
+then SFT).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from autorl_gym.tools.process import shell_exports
 
 HERE = Path(__file__).parent
 TRAIN_SCRIPT = HERE / "train_sft.py"
-SCRIPTS = {"textworld": HERE / "train_interactive.py", "alfworld": HERE / "train_interactive.py"}
+SCRIPTS = {"static": TRAIN_SCRIPT, "interactive": HERE / "train_interactive.py"}  # by task kind
 
 
 class ScriptedAgent:
@@ -30,8 +30,8 @@ class ScriptedAgent:
         self._plan: list[dict[str, Any]] = []
 
     def reset(self, obs: str, info: dict[str, Any]) -> None:
-        family = (info.get("scenario") or {}).get("task_family", "")
-        script = self.script or SCRIPTS.get(family, TRAIN_SCRIPT)
+        kind = (info.get("scenario") or {}).get("task_kind", "static")
+        script = self.script or SCRIPTS.get(kind, TRAIN_SCRIPT)
         self._plan = [
             {"tool": "list_files", "path": "."},
             {"tool": "write_file", "path": "code/train.py", "content": script.read_text()},

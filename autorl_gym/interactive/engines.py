@@ -1,0 +1,78 @@
+"""Engines: the kinds of interactive world a rollout can play, registered by name.
+
+A :class:`~autorl_gym.interactive.games.GameRef` names one playable item (a text game, a shop
+session, a question to research) and its engine's ``kind``. An engine finds its items in a
+folder, recognises one path, and opens a :class:`PlayEnv` on an item: ``reset()`` and
+``step(command)`` return a :class:`~autorl_gym.interactive.env.GameState` (observation,
+admissible commands, expert actions, won, reward, done). :func:`~autorl_gym.interactive.rollout`
+plays any engine's items the same way, so the same SFT and RL code works on all of them.
+
+Built in: ``textworld`` and ``alfworld`` (:mod:`autorl_gym.interactive.env`). Another engine is a
+module of this package (it must be importable inside the sandbox, so stdlib, pydantic and its
+own libraries only) that calls :func:`register_engine` at import; every module of the package is
+imported on the first lookup.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from autorl_gym.interactive.env import GameState
+    from autorl_gym.interactive.games import GameRef
+
+
+class PlayEnv(Protocol):
+    def reset(self) -> GameState: ...
+
+    def step(self, command: str) -> GameState: ...
+
+    def close(self) -> None: ...
+
+
+class Engine(Protocol):
+    kind: str
+
+    def find(self, root: Path) -> list[GameRef]:
+        """Every item of this engine under ``root`` (an empty list when there is none)."""
+
+    def ref(self, path: Path) -> GameRef | None:
+        """The item at ``path`` if it is one of this engine's, else None."""
+
+    def open(self, ref: GameRef, max_steps: int, expert: bool) -> PlayEnv: ...
+
+
+_ENGINES: dict[str, Engine] = {}
+_loaded = False
+
+
+def register_engine(engine: Engine) -> Engine:
+    _ENGINES[engine.kind] = engine
+    return engine
+
+
+def engines() -> dict[str, Engine]:
+    """Every engine, after importing every module of this package once."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        import autorl_gym.interactive as pkg
+
+        for mod in pkgutil.iter_modules(pkg.__path__):
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    return _ENGINES
+
+
+def engine(kind: str) -> Engine:
+    found = engines().get(kind)
+    if found is None:
+        raise ValueError(f"no engine for games of kind {kind!r}; known: {', '.join(sorted(engines()))}")
+    return found
+
+
+def open_game(ref: GameRef, max_steps: int = 50, expert: bool = False) -> PlayEnv:
+    """An env playing ``ref`` with its engine."""
+    return engine(ref.kind).open(ref, max_steps, expert)

@@ -1,0 +1,157 @@
+"""The ``TaskFamily`` protocol: what every kind of task tells the rest of the package.
+
+A family says how a scenario's assets are resolved (the visible train split, the hidden dev and
+test splits, the base model), how a split is loaded, prompted and scored (static tasks: the
+grading core generates completions with a registered backend and the family scores them), or how
+an episode is played (interactive tasks), and what the grading API's ``train_data_path`` names.
+
+A new family is one module, ``autorl_gym/tasks/<name>.py``, whose class is decorated with
+:func:`autorl_gym.tasks.registry.register_family`; a scenario YAML names it with
+``task_family: <name>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel
+
+from autorl_gym.io import file_digest
+
+if TYPE_CHECKING:
+    from autorl_gym.assets import ScenarioAssets
+    from autorl_gym.grading.results import ItemResult
+    from autorl_gym.grading.submission import SubmissionInfo
+    from autorl_gym.scenario import Scenario
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+class TaskItem(BaseModel):
+    """One graded item of a split; families add their own fields (question, prompt, tests...)."""
+
+    index: int
+    gold: str
+
+
+class GradeContext:
+    """A scenario with its resolved assets, and the splits loaded once (grader side only)."""
+
+    def __init__(self, scenario: Scenario, assets: ScenarioAssets):
+        from autorl_gym.tasks.registry import get_family
+
+        self.scenario = scenario
+        self.assets = assets
+        self.family = get_family(scenario.task_family)
+        self._splits: dict[str, Sequence[Any]] = {}
+
+    def split_path(self, split: str) -> Path:
+        if split == "train":
+            return self.assets.train_data_path
+        if split not in self.assets.hidden_splits:
+            raise ValueError(f"unknown split {split!r}; splits: train, dev, test")
+        return self.assets.hidden_splits[split]
+
+    def items(self, split: str, limit: int | None = None) -> Sequence[Any]:
+        if split not in self._splits:
+            items = self.family.load_split(self, split)
+            if not items:
+                raise ValueError(f"{self.split_path(split)}: the {split} split holds no items")
+            self._splits[split] = items
+        items = self._splits[split]
+        return items[:limit] if limit else items
+
+
+class TaskFamily:
+    """Base of every family. Class attributes describe it; methods have working defaults where
+    one makes sense for every family."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Literal["static", "interactive"]]
+    metrics: ClassVar[tuple[str, ...]]
+    data_sources: ClassVar[tuple[str, ...]]
+    description: ClassVar[str] = ""
+
+    # -- the scenario ------------------------------------------------------------------------
+    def check_scenario(self, scenario: Scenario) -> None:
+        """Raise ValueError (naming the field) for a scenario this family cannot run."""
+        if scenario.metric not in self.metrics:
+            raise ValueError(f"field 'metric': {scenario.metric!r} is not a metric of task family "
+                             f"{self.name!r} (choose from {', '.join(self.metrics)})")
+        if scenario.data.source not in self.data_sources:
+            raise ValueError(f"field 'data.source': {scenario.data.source!r} is not a data source of "
+                             f"task family {self.name!r} (choose from {', '.join(self.data_sources)})")
+
+    def describe_train_data(self, scenario: Scenario) -> str:
+        """The API's ``train_data_path`` before the assets exist."""
+        return str(scenario.data.path) if scenario.data.path else f"{self.name}:{scenario.data.source}"
+
+    # -- assets ------------------------------------------------------------------------------
+    def resolve_assets(self, scenario: Scenario, base_model: str | None = None,
+                       progress: bool = True) -> ScenarioAssets:
+        raise NotImplementedError
+
+    def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
+        """The assets if already on disk (nothing built or downloaded), else None."""
+        raise NotImplementedError
+
+    # -- grading -----------------------------------------------------------------------------
+    def load_split(self, ctx: GradeContext, split: str) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def split_digest(self, ctx: GradeContext, split: str) -> str:
+        """What the baseline cache keys a split by: its file's digest by default."""
+        path = ctx.split_path(split)
+        if path.is_file():
+            return file_digest(path)
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(f"{f.relative_to(path)}\0{f.stat().st_size}\n".encode())
+        return h.hexdigest()
+
+    def protocol_record(self, ctx: GradeContext, backend: str) -> dict[str, Any]:
+        """The protocol as graded (feedback.json)."""
+        return ctx.scenario.protocol.model_dump() | {"backend": backend, "task_family": self.name}
+
+    def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
+        """Secondary figures beside the score (GSM8K's flexible accuracy, a mean reward...)."""
+        return {}
+
+    def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
+        """Settings that change a score, for the baseline cache key."""
+        return {"protocol": ctx.scenario.protocol.model_dump()}
+
+
+class StaticTask(TaskFamily):
+    """A fixed set of prompts: completions by a generation backend, scored by the family."""
+
+    kind: ClassVar[Literal["static", "interactive"]] = "static"
+
+    def prompt(self, ctx: GradeContext, item: Any) -> str:
+        """The prompt text before any chat template (few-shot examples included)."""
+        raise NotImplementedError
+
+    def score(self, ctx: GradeContext, items: Sequence[Any], completions: list[str],
+              progress: Progress | None = None) -> list[ItemResult]:
+        raise NotImplementedError
+
+    def lm_eval_task(self, ctx: GradeContext, items: Sequence[Any], run_dir: Path) -> dict[str, Any]:
+        """An lm-evaluation-harness task config for these items (the ``lm_eval`` backend)."""
+        raise ValueError(f"task family {self.name!r} has no lm-eval task; grade with --backend hf")
+
+    def lm_eval_metrics(self, task_results: dict[str, Any]) -> dict[str, float]:
+        """lm-eval's own figures worth keeping beside ours, in percent."""
+        return {}
+
+
+class InteractiveTask(TaskFamily):
+    """Episodes played by the submitted policy; the family plays them."""
+
+    kind: ClassVar[Literal["static", "interactive"]] = "interactive"
+
+    def play(self, ctx: GradeContext, info: SubmissionInfo, split: str, limit: int | None,
+             progress: Progress | None = None) -> list[ItemResult]:
+        raise NotImplementedError

@@ -1,0 +1,143 @@
+"""Grading in its own process, and the refusals decided before any weight is loaded: a config
+that declares tensors its weight files do not hold, a model far larger than the scenario allows,
+a config that does not load (named as such, not as a tokenizer problem), and a model that
+exhausts memory while grading (the env lives on and the submission is refused with the reason)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autorl_gym.assets import resolve_assets
+from autorl_gym.grading.core import Grader
+from autorl_gym.grading.submission import SubmissionError, inspect_submission
+from autorl_gym.scenario import Scenario, get_scenario
+
+MICRO_ID = "AutoRL-Micro-Arith-v0"
+
+
+def scenario_with(**grader) -> Scenario:
+    sc = get_scenario(MICRO_ID)
+    return sc.model_copy(update={"grader": sc.grader.model_copy(update=grader)})
+
+
+@pytest.fixture(scope="module")
+def grader(micro_assets) -> Grader:
+    sc = scenario_with()
+    return Grader(sc, resolve_assets(sc, progress=False))
+
+
+def copy_base(micro_assets, dest: Path) -> Path:
+    shutil.copytree(micro_assets.model_dir, dest)
+    return dest
+
+
+def edit_config(model_dir: Path, **changes) -> None:
+    cfg = json.loads((model_dir / "config.json").read_text())
+    cfg.update(changes)
+    (model_dir / "config.json").write_text(json.dumps(cfg))
+
+
+def zero_weights(model_dir: Path) -> int:
+    """Weights for the config in ``model_dir``, all zeros (fast to write): returns the count."""
+    import torch
+    from safetensors.torch import save_file
+
+    from autorl_gym.grading.checks import load_config, meta_shapes
+
+    meta = meta_shapes(load_config(model_dir))
+    tensors = {names[0]: torch.zeros(meta.shapes[names[0]]) for names in meta.tensors}
+    save_file(tensors, str(model_dir / "model.safetensors"), metadata={"format": "pt"})
+    return meta.count
+
+
+def test_config_declaring_tensors_the_weights_lack_is_refused(grader, micro_assets, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    m = copy_base(micro_assets, tmp_path / "m")
+    state = load_file(str(m / "model.safetensors"))
+    del state["model.layers.2.mlp.up_proj.weight"]
+    save_file(state, str(m / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(SubmissionError, match=r"declares 1 parameter tensor that the weight files "
+                                              r"do not hold \(model\.layers\.2\.mlp\.up_proj\.weight\)"):
+        grader.evaluate(m, "dev", limit=2)
+    # a config with one more layer than the weights hold: the new layer's tensors are named
+    edit_config(copy_base(micro_assets, tmp_path / "deeper"), num_hidden_layers=5,
+                layer_types=["full_attention"] * 5)
+    with pytest.raises(SubmissionError, match=r"model\.layers\.4\."):
+        grader.evaluate(tmp_path / "deeper", "dev", limit=2)
+
+
+def test_tied_embeddings_saved_once_are_accepted(grader, micro_assets):
+    """The micro model ties lm_head to the embeddings and stores the tensor once."""
+    res = grader.evaluate(micro_assets.model_dir, "dev", limit=4)
+    assert res.kind == "base" and res.n == 4
+
+
+def test_layer_types_mismatch_is_named_as_a_config_error(grader, micro_assets, tmp_path):
+    m = copy_base(micro_assets, tmp_path / "m")
+    edit_config(m, layer_types=["full_attention"] * 3)
+    with pytest.raises(SubmissionError) as e:
+        grader.evaluate(m, "dev", limit=2)
+    msg = str(e.value)
+    assert "config.json does not load" in msg and "tokenizer" not in msg
+    assert "layer" in msg.lower(), msg
+
+
+def test_model_far_larger_than_allowed_is_refused_before_loading(grader, micro_assets, tmp_path):
+    m = copy_base(micro_assets, tmp_path / "big")
+    # the weights stay the small ones: the refusal must come from the config alone
+    edit_config(m, hidden_size=2048, intermediate_size=8192, num_attention_heads=16,
+                num_key_value_heads=4)
+    with pytest.raises(SubmissionError, match=r"parameters, more than this scenario allows "
+                                              r"\(4 times the base model's"):
+        grader.evaluate(m, "dev", limit=2)
+
+
+def test_max_params_from_the_scenario(micro_assets, tmp_path):
+    sc = scenario_with(max_params=1000)
+    g = Grader(sc, resolve_assets(sc, progress=False))
+    with pytest.raises(SubmissionError, match=r"grader\.max_params = 1,000"):
+        g.evaluate(micro_assets.model_dir, "dev", limit=2)
+
+
+def big_model(micro_assets, dest: Path) -> Path:
+    """A valid model of ~100M parameters (400 MB of weights): past a 900 MB grading cap."""
+    m = copy_base(micro_assets, dest)
+    edit_config(m, hidden_size=1024, intermediate_size=4096, num_attention_heads=8,
+                num_key_value_heads=8, num_hidden_layers=8, layer_types=["full_attention"] * 8)
+    assert zero_weights(m) > 90_000_000
+    return m
+
+
+def test_memory_exhaustion_while_grading_is_contained(micro_assets, tmp_path):
+    sc = scenario_with(memory_mb=900, max_params=10**9)
+    g = Grader(sc, resolve_assets(sc, progress=False))
+    assert g.evaluate(micro_assets.model_dir, "dev", limit=4).n == 4  # the base fits under the cap
+    big = big_model(micro_assets, tmp_path / "big")
+    with pytest.raises(SubmissionError, match=r"grading was stopped.*memory limit exceeded"):
+        g.evaluate(big, "dev", limit=4, info=inspect_submission(big))
+
+
+@pytest.mark.slow
+def test_env_survives_a_model_that_exhausts_memory(micro_assets, tmp_path):
+    from autorl_gym.envs.autorl_env import AutoRLEnv
+
+    sc = scenario_with(memory_mb=900, max_params=10**9)
+    env = AutoRLEnv(sc, sandbox="none", workspace_root=tmp_path / "ws", results_dir=tmp_path / "res")
+    try:
+        _, info = env.reset(seed=0)
+        big_model(micro_assets, Path(info["workspace"]) / "output" / "big")
+        obs, reward, terminated, truncated, info = env.step({"tool": "submit", "model_path": "output/big"})
+        assert not (terminated or truncated) and reward == 0.0
+        assert obs.startswith("submission 1 refused:") and "memory limit exceeded" in obs, obs
+        assert info["submission"]["error"] and info["budget"]["submissions_left"] == sc.budget.max_submissions
+        obs, *_ = env.step({"tool": "list_files", "path": "output"})  # the env still works
+        assert "big" in obs
+        obs, reward, terminated, _, info = env.step({"tool": "finish"})
+        assert terminated and reward == 0.0 and info["feedback"]["valid_submissions"] == 0
+    finally:
+        env.close()
