@@ -15,6 +15,8 @@ scripted --sandbox KIND`` once per backend (minutes each on a CPU).
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import subprocess
 import sys
@@ -72,18 +74,26 @@ def _docker_phases(box: object, n: int) -> dict[str, list[float]]:
     return phases
 
 
-def _episode(kind: str, tmp: Path) -> tuple[float, str]:
+def _episode(kind: str, tmp: Path, sft_steps: int | None) -> tuple[float, str]:
+    """(wall s, what came out) of one ``autorl-gym run`` of the scripted agent."""
+    root = tmp / f"ep-{kind}"
     cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-Arith-v0",
-           "--agent", "scripted", "--sandbox", kind, "--results-dir", str(tmp / f"ep-{kind}" / "r"),
-           "--workspace-root", str(tmp / f"ep-{kind}" / "w")]
+           "--agent", "scripted", "--sandbox", kind, "--results-dir", str(root / "r"),
+           "--workspace-root", str(root / "w")]
+    if sft_steps:
+        cmd += ["--agent-option", f"train_env={{SFT_MAX_STEPS: {sft_steps}}}"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={"COLUMNS": "160",
-                                                                    **dict(__import__("os").environ)})
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "160"})
     took = time.perf_counter() - t0
     if proc.returncode != 0:
         return took, f"failed (exit {proc.returncode}): {proc.stderr.strip()[-200:]}"
-    line = next((x for x in proc.stdout.splitlines() if "improvement" in x), "")
-    return took, " ".join(line.split())[:80]
+    [run] = list((root / "r").glob("AutoRL-*"))
+    fb = json.loads((run / "feedback.json").read_text())
+    steps = [json.loads(x) for x in (run / "trajectory.jsonl").read_text().splitlines()]
+    train = next((st for st in steps if st["call"].get("tool") == "run"), {})
+    first = (train.get("observation") or "").splitlines()[:1]
+    return took, (f"test {fb['baseline']:.2f} -> {fb['score']:.2f} ({fb['improvement']:+.2f}); "
+                  f"training step: {first[0] if first else '?'}")
 
 
 def main() -> None:
@@ -91,13 +101,17 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--backends", default="local,docker,none")
     ap.add_argument("--episodes", action="store_true", help="also time a scripted micro episode")
+    ap.add_argument("--sft-steps", type=int, default=None,
+                    help="cap the episode's SFT steps (the recipe's own 250 by default), so a "
+                         "loaded machine finishes it within the agent's 900 s run timeout")
+    ap.add_argument("--no-latency", action="store_true", help="only the episodes")
     args = ap.parse_args()
     console = Console()
     kinds = [k for k in args.backends.split(",") if k]
     with tempfile.TemporaryDirectory() as tmp_name, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tmp = Path(tmp_name)
-        envs = _envs(kinds, tmp, args.n, console)
+        envs = {} if args.no_latency else _envs(kinds, tmp, args.n, console)
         boxes = {k: e.unwrapped._sandbox for k, e in envs.items()}
         bare: list[float] = []
         exec_s: dict[str, list[float]] = {k: [] for k in envs}
@@ -121,15 +135,31 @@ def main() -> None:
         phases = _docker_phases(boxes["docker"], max(args.n // 2, 5)) if "docker" in boxes else {}
         for env in envs.values():
             env.close()
-        episodes = {k: _episode(k, tmp) for k in kinds} if args.episodes else {}
+        episodes = {k: _episode(k, tmp, args.sft_steps) for k in kinds} if args.episodes else {}
 
+    if envs:
+        _latency_tables(console, bare, exec_s, step_s, phases, args.n)
+    if episodes:
+        t = Table(title="scripted micro episode (autorl-gym run), once per backend"
+                  + (f", SFT_MAX_STEPS={args.sft_steps}" if args.sft_steps else ""))
+        for col in ("backend", "wall s", "ratio to local", "result"):
+            t.add_column(col, justify="right" if col != "result" else "left")
+        ref = episodes.get("local", (None,))[0]
+        for kind, (took, result) in episodes.items():
+            ratio = f"{took / ref:.2f}x" if ref else "-"
+            t.add_row(kind, f"{took:.0f}", ratio, result)
+        console.print(t)
+
+
+def _latency_tables(console: Console, bare: list[float], exec_s: dict[str, list[float]],
+                    step_s: dict[str, list[float]], phases: dict[str, list[float]], n: int) -> None:
     base = statistics.median(bare)
-    table = Table(title=f"no-op run latency, n={args.n}, interleaved")
+    table = Table(title=f"no-op run latency, n={n}, interleaved")
     for col in ("what", "median ms", "p10 ms", "p90 ms", "overhead ms", "ratio"):
         table.add_column(col, justify="right" if col != "what" else "left")
     rows = [("subprocess.run(['true']) (reference)", bare)]
-    rows += [(f"{k}: sandbox.exec('true')", exec_s[k]) for k in envs]
-    rows += [(f"{k}: env.step(run 'true')", step_s[k]) for k in envs]
+    rows += [(f"{k}: sandbox.exec('true')", exec_s[k]) for k in exec_s]
+    rows += [(f"{k}: env.step(run 'true')", step_s[k]) for k in step_s]
     for name, s in rows:
         med, p10, p90 = _ms(s)
         table.add_row(name, f"{med:.2f}", f"{p10:.2f}", f"{p90:.2f}",
@@ -146,15 +176,6 @@ def main() -> None:
         start = statistics.median(phases["create"]) + statistics.median(phases["start"])
         t.add_row("container start (create+start)", f"{start * 1e3:.1f}", "", "")
         t.add_row("all four", f"{total * 1e3:.1f}", "", "")
-        console.print(t)
-    if episodes:
-        t = Table(title="scripted micro episode (autorl-gym run), once per backend")
-        for col in ("backend", "wall s", "ratio to local", "result"):
-            t.add_column(col, justify="right" if col != "result" else "left")
-        ref = episodes.get("local", (None,))[0]
-        for kind, (took, result) in episodes.items():
-            ratio = f"{took / ref:.2f}x" if ref else "-"
-            t.add_row(kind, f"{took:.0f}", ratio, result)
         console.print(t)
     if "local" in step_s:
         overhead = (statistics.median(step_s["local"]) - base) * 1e3
