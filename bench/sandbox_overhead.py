@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 import autorl_gym  # noqa: F401
-from autorl_gym.tools import SandboxUnavailable
+from autorl_gym.tools import SandboxUnavailable, check_sandbox_kind
 
 
 def _ms(samples: list[float]) -> tuple[float, float, float]:
@@ -107,12 +107,12 @@ def main() -> None:
     ap.add_argument("--no-latency", action="store_true", help="only the episodes")
     args = ap.parse_args()
     console = Console()
-    kinds = [k for k in args.backends.split(",") if k]
+    kinds = [check_sandbox_kind(k) for k in args.backends.split(",") if k]
     with tempfile.TemporaryDirectory() as tmp_name, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tmp = Path(tmp_name)
         envs = {} if args.no_latency else _envs(kinds, tmp, args.n, console)
-        boxes = {k: e.unwrapped._sandbox for k, e in envs.items()}
+        boxes = {k: e.unwrapped.episode.sandbox for k, e in envs.items()}
         bare: list[float] = []
         exec_s: dict[str, list[float]] = {k: [] for k in envs}
         step_s: dict[str, list[float]] = {k: [] for k in envs}

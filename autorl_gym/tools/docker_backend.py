@@ -56,6 +56,7 @@ from autorl_gym.tools.docker_gpus import device_requests
 from autorl_gym.tools.files import SandboxFiles
 from autorl_gym.tools.local import SANDBOX_HOME, hidden_package_dirs, python_env_paths
 from autorl_gym.tools.process import OutputBuffer, command_env, effective_timeout
+from autorl_gym.tools.registry import sandbox_backend
 from autorl_gym.tools.sandbox import ExecResult, SandboxError, SandboxSpec, SandboxUnavailable
 
 __all__ = ["FALLBACK_GID", "FALLBACK_UID", "IMAGE_ENV", "DockerSandbox"]
@@ -74,6 +75,8 @@ _BRIDGE_CONNECTIONS = 4
 _WRAPPER = 'exec 2>&1; mkdir -p "$HOME" 2>/dev/null; exec "$@"'
 
 
+@sandbox_backend("docker", description="docker: each command in a fresh container, "
+                 "engine-enforced memory, process and CPU limits, GPUs by device request")
 class DockerSandbox(SandboxFiles):
     """Runs each command in a fresh container (see the module docstring)."""
 

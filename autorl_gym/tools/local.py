@@ -34,6 +34,7 @@ from pathlib import Path
 
 from autorl_gym.tools.files import SandboxFiles
 from autorl_gym.tools.process import command_env, run_command
+from autorl_gym.tools.registry import sandbox_backend
 from autorl_gym.tools.sandbox import (
     ExecResult,
     SandboxError,
@@ -127,6 +128,7 @@ def hidden_package_dirs(env_paths: list[Path]) -> list[Path]:
     return sorted(hidden)
 
 
+@sandbox_backend("local", description="bubblewrap: each command in a fresh unprivileged sandbox")
 class BwrapSandbox(SandboxFiles):
     """Runs each command as ``bwrap ... bash -c COMMAND`` (see the module docstring)."""
 
@@ -228,6 +230,7 @@ class BwrapSandbox(SandboxFiles):
             timeout_s=_PROBE_TIMEOUT_S,
             env={"PATH": "/usr/bin:/bin"},
             wrapper_processes=_WRAPPER_PROCESSES,
+            pid_namespace=True,
         )
         why = res.output.strip() or res.killed_reason or f"exit code {res.exit_code}"
         if res.exit_code != 0:
@@ -247,6 +250,7 @@ class BwrapSandbox(SandboxFiles):
             timeout_s=timeout_s,
             env={"PATH": "/usr/bin:/bin"},
             wrapper_processes=_WRAPPER_PROCESSES,
+            pid_namespace=True,
         )
 
     def close(self) -> None:
