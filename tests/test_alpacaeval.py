@@ -135,7 +135,7 @@ def test_micro_episode_with_the_scripted_judge(tmp_path, micro_assets, monkeypat
         try:
             obs, info = env.reset()
             assert info["scenario"]["metric"] == "lc_win_rate"
-            hidden = env._assets.hidden_splits["dev"].parent
+            hidden = env.unwrapped.grader.assets.hidden_splits["dev"].parent
             reference = read_eval_split(hidden / "dev.jsonl")[0].output
             obs, *_ = env.step({"tool": "run", "command": f"cat {hidden}/dev.jsonl {hidden}/test.jsonl; "
                                 "find / \\( -name 'dev.jsonl' -o -name 'test.jsonl' -o -name "

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from autorl_gym.scenario import Scenario
-from autorl_gym.tools.registry import check_sandbox_kind
 from autorl_gym.tools.sandbox import UnixBridge
 
 
@@ -33,11 +32,6 @@ class EpisodeConfig(BaseModel):
     # uses them to make itself reachable from inside; see autorl_gym.server).
     sandbox_env: dict[str, str] = Field(default_factory=dict)
     bridges: list[UnixBridge] = Field(default_factory=list)
-
-    @field_validator("sandbox")
-    @classmethod
-    def _registered_kind(cls, v: str) -> str:
-        return check_sandbox_kind(v)  # fail early, before any workspace is made
 
     @model_validator(mode="before")
     @classmethod

@@ -25,7 +25,7 @@ from autorl_gym.grading.core import Grader
 from autorl_gym.grading.results import EvalResult
 from autorl_gym.grading.submission import SubmissionError, check_model
 from autorl_gym.recording import SNAPSHOT_TOOLS, EpisodeRecorder, Feedback, SubmissionRecord
-from autorl_gym.tools import make_sandbox
+from autorl_gym.tools import check_sandbox_kind, make_sandbox
 from autorl_gym.tools.calls import (
     Finish,
     ListFiles,
@@ -75,7 +75,8 @@ class Episode:
     """A post-training episode on one scenario (see :class:`EpisodeConfig` for its settings)."""
 
     def __init__(self, config: EpisodeConfig):
-        self.config = config  # its sandbox kind is a registered one (EpisodeConfig checks)
+        check_sandbox_kind(config.sandbox)  # fail early, before any workspace is made
+        self.config = config
         self.scenario = config.scenario
         self.grading = ScenarioGrading(config.scenario, config.base_model, config.grader_backend,
                                        config.progress)
