@@ -45,13 +45,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from autorl_gym.tools.docker_cgroup import ContainerCgroup
 from autorl_gym.tools.docker_engine import (
     SYSTEM_DIRS,
     docker_client,
     engine_init_binary,
     ensure_hostbind_image,
 )
+from autorl_gym.tools.docker_exec import Execution
 from autorl_gym.tools.docker_gpus import device_requests
 from autorl_gym.tools.files import SandboxFiles
 from autorl_gym.tools.local import SANDBOX_HOME, hidden_package_dirs, python_env_paths
@@ -63,7 +63,6 @@ __all__ = ["FALLBACK_GID", "FALLBACK_UID", "IMAGE_ENV", "DockerSandbox"]
 
 IMAGE_ENV = "AUTORL_GYM_DOCKER_IMAGE"
 FALLBACK_UID = FALLBACK_GID = 65534  # nobody:nogroup, in every distribution's /etc/passwd
-WATCHDOG_INTERVAL_S = 0.25
 LABEL = "autorl-gym.sandbox"
 _FORWARDER = Path(__file__).resolve().parent / "bridge_forward.py"
 _BRIDGE_DIR = "/run/autorl-bridge"
@@ -219,7 +218,7 @@ class DockerSandbox(SandboxFiles):
         extra_tasks = _INIT_TASKS
         if self.spec.bridges:
             extra_tasks += 1 + len(self.spec.bridges) + 2 * _BRIDGE_CONNECTIONS
-        self._extra_tasks = extra_tasks
+        self.extra_tasks = extra_tasks
         opts: dict[str, Any] = {
             "image": self.image,
             "user": f"{self.uid}:{self.gid}",
@@ -302,7 +301,7 @@ class DockerSandbox(SandboxFiles):
         with self._lock:
             self._live.add(ct.id)
         try:
-            return _Execution(ct, buf, timeout, start, self).run()
+            return Execution(ct, buf, timeout, start, self).run()
         except DockerException as e:
             raise SandboxError(f"the docker engine failed while running the command: {e}") from e
         finally:  # removed in the background: the result does not wait for it (~75 ms)
@@ -348,85 +347,6 @@ class DockerSandbox(SandboxFiles):
         shutil.rmtree(self._empty, ignore_errors=True)
         with contextlib.suppress(Exception):
             self._client.close()
-
-
-class _Execution:
-    """One container from start to exit: output streamed into ``buf``, the watchdog, the kill."""
-
-    def __init__(self, ct: Any, buf: OutputBuffer, timeout: float, start: float,
-                 box: DockerSandbox) -> None:
-        self.ct, self.buf, self.timeout, self.start, self.box = ct, buf, timeout, start, box
-        self.killed_reason: str | None = None
-        self.timed_out = False
-
-    def _read(self, stream: Any) -> None:
-        with contextlib.suppress(Exception):  # the stream ends (or breaks) when the container does
-            for chunk in stream:
-                self.buf.feed(chunk)
-
-    def _check(self, cgroup: ContainerCgroup) -> str | None:
-        c = cgroup.sample()
-        limits = self.box.spec.limits
-        if c.oom_kills:
-            return (f"memory limit exceeded: the kernel's OOM killer stopped a process at the "
-                    f"{limits.memory_mb} MB limit (docker mem_limit)")
-        if c.forks_refused:
-            n = max((c.tasks or 0) - self.box._extra_tasks, 0)
-            return (f"process limit exceeded: {n} processes and threads at the limit of "
-                    f"{limits.max_processes}; the engine refused {c.forks_refused} more "
-                    "(docker pids_limit)")
-        return None
-
-    def _kill(self, reason: str) -> None:
-        from docker.errors import DockerException
-
-        self.killed_reason = reason
-        with contextlib.suppress(DockerException):
-            self.ct.kill()
-
-    def run(self) -> ExecResult:
-        stream = self.ct.attach(stdout=True, stderr=True, stream=True, logs=False)
-        reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
-        reader.start()
-        try:
-            self.ct.start()
-            self.ct.reload()
-            cgroup = ContainerCgroup(self.ct.attrs["State"].get("Pid") or 0)
-            deadline = self.start + self.timeout
-            while reader.is_alive():
-                now = time.monotonic()
-                if now >= deadline:
-                    self.timed_out = True
-                    self._kill(f"timed out after {self.timeout:g} s")
-                    break
-                reader.join(min(WATCHDOG_INTERVAL_S, deadline - now))
-                if reader.is_alive():
-                    reason = self._check(cgroup)
-                    if reason is not None:
-                        self._kill(reason)
-                        break
-            reader.join(10.0)
-            status = self.ct.wait(timeout=30)
-            duration = time.monotonic() - self.start
-        finally:
-            with contextlib.suppress(Exception):
-                stream.close()
-        self.ct.reload()
-        if self.killed_reason is None and self.ct.attrs["State"].get("OOMKilled"):
-            self.killed_reason = (f"memory limit exceeded: the kernel's OOM killer stopped a "
-                                  f"process at the {self.box.spec.limits.memory_mb} MB limit "
-                                  "(docker OOMKilled)")
-        output, truncated, omitted = self.buf.finish()
-        code = status.get("StatusCode")
-        return ExecResult(
-            exit_code=None if self.killed_reason is not None else code,
-            output=output,
-            truncated=truncated,
-            omitted_chars=omitted,
-            duration_s=duration,
-            timed_out=self.timed_out,
-            killed_reason=self.killed_reason,
-        )
 
 
 def _lchown_if(path: Path, uid: int, gid: int) -> None:

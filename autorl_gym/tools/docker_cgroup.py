@@ -44,7 +44,6 @@ class ContainerCgroup:
     def __init__(self, pid: int) -> None:
         self.pids: Path | None = None
         self.memory: Path | None = None
-        self.v2 = False
         try:
             lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
         except OSError:
@@ -56,9 +55,9 @@ class ContainerCgroup:
                 for root in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
                     d = root / rel
                     if (d / "pids.max").is_file() and self.pids is None:
-                        self.pids, self.v2 = d, True
+                        self.pids = d
                     if (d / "memory.events").is_file() and self.memory is None:
-                        self.memory, self.v2 = d, True
+                        self.memory = d
             for name in controllers.split(","):
                 d = CGROUP_ROOT / name / rel
                 if name == "pids" and (d / "pids.events").is_file():
