@@ -330,3 +330,20 @@ def test_unreadable_mount_is_refused_up_front(need_docker, tmp_path: Path) -> No
     private.mkdir(mode=0o700)
     with pytest.raises(SandboxError, match=r"cannot be read by uid 65534.*chmod -R o\+rX"):
         DockerSandbox(SandboxSpec(workspace=tmp_path / "ws", mounts=[Mount(source=private)]))
+
+
+def test_env_takes_this_runs_sandbox_limits(tmp_path: Path) -> None:
+    """``gym.make(..., sandbox_limits=...)`` (what ``autorl-gym run --gpus`` passes) overrides the
+    scenario's ``sandbox:`` fields for this run only, validated."""
+    from pydantic import ValidationError
+
+    from autorl_gym.envs.autorl_env import AutoRLEnv
+    from autorl_gym.scenario import get_scenario
+
+    env = AutoRLEnv(sandbox="docker", workspace_root=tmp_path / "w", results_dir=tmp_path / "r",
+                    sandbox_limits={"gpus": "device=1", "cpus": 1.5})
+    assert env.scenario.sandbox.gpus == "device=1" and env.scenario.sandbox.cpus == 1.5
+    assert env.scenario.sandbox.memory_mb == get_scenario(env.scenario.id).sandbox.memory_mb
+    assert get_scenario(env.scenario.id).sandbox.gpus is None  # the registered scenario unchanged
+    with pytest.raises(ValidationError, match="docker run --gpus"):
+        AutoRLEnv(sandbox="docker", sandbox_limits={"gpus": "lots"})
