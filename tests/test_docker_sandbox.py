@@ -263,6 +263,7 @@ def plain_image(docker_problem: str | None) -> Iterator[str]:
     tag = "autorl-gym-test/plain:1"
     client.api.import_image_from_data(out.getvalue(), repository=tag.split(":")[0], tag="1")
     yield tag
+    client.images.remove(tag, force=True)
     client.close()
 
 
