@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,8 @@ class DockerSandbox(SandboxFiles):
             self._check_readable(Path(m.source))
         self._empty = tempfile.mkdtemp(prefix="autorl-docker-empty-")  # hides the package
         os.chmod(self._empty, 0o555)  # an empty folder, as bwrap's read-only tmpfs
+        # removed by close(), or when the sandbox is collected unclosed
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self._empty, ignore_errors=True)
         try:
             if self._chown:
                 for root in [ws, *(Path(m.source) for m in spec.mounts if not m.read_only)]:
@@ -344,7 +347,7 @@ class DockerSandbox(SandboxFiles):
         for cid in live:  # a command still running in another thread
             with contextlib.suppress(DockerException):
                 self._client.api.remove_container(cid, force=True)
-        shutil.rmtree(self._empty, ignore_errors=True)
+        self._cleanup()
         with contextlib.suppress(Exception):
             self._client.close()
 
