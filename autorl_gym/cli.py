@@ -87,6 +87,9 @@ def run(
     env_id: Annotated[str, typer.Option("--env", help="scenario id")] = "AutoRL-Micro-Arith-v0",
     agent: Annotated[str, typer.Option(help="agent name (agents/<name>/agent.yaml)")] = "scripted",
     sandbox: Annotated[str, typer.Option(help=SANDBOX_HELP, callback=_sandbox_kind)] = "local",
+    gpus: Annotated[str | None, typer.Option(
+        help="GPUs for the agent's commands (docker sandbox), as docker run --gpus takes them: "
+             "all, a count, or device=0,1; the grader keeps the others")] = None,
     results_dir: Annotated[Path, typer.Option(help="where results go")] = Path("results"),
     workspace_root: Annotated[Path, typer.Option(help="where workspaces go")] = Path("workspace"),
     base_model: Annotated[str | None, typer.Option(help="override the base model")] = None,
@@ -110,7 +113,14 @@ def run(
     try:
         env_id = register(get_scenario(env_id))  # a YAML path runs too
         spec, folder = load_agent_spec(agent)
+        if gpus and sandbox != "docker":
+            raise ValueError(f"--gpus needs --sandbox docker (the {sandbox!r} sandbox cannot "
+                             "choose devices)")
+        limits = {"gpus": gpus} if gpus else None
         if spec.start is not None:  # an external agent: a command talking to the grading server
+            if gpus:
+                raise ValueError("--gpus is for Python agents; give an external agent GPUs "
+                                 "with the scenario's sandbox: gpus: field")
             from autorl_gym.external import run_external_command
 
             results = run_external_command(spec, folder, env_id, console, sandbox=sandbox,
@@ -120,12 +130,17 @@ def run(
 
             report_after_episode(results, console, err)
             return
+        if gpus:  # before anything initialises CUDA in this (the grader's) process
+            from autorl_gym.tools.docker_gpus import keep_grader_apart
+
+            err.print(f"[dim]gpus[/] {keep_grader_apart(gpus)}")
         the_agent = make_agent(agent, **agent_options(agent_option, llm_base_url=llm_base_url,
                                                       llm_model=llm_model))
         env = gym.make(env_id, sandbox=sandbox, results_dir=results_dir,
                        workspace_root=workspace_root, base_model=base_model,
                        budget_seconds=budget_seconds, max_steps=max_steps, agent_name=agent,
-                       driver_model=getattr(the_agent, "driver_model", None), progress=True)
+                       driver_model=getattr(the_agent, "driver_model", None), progress=True,
+                       sandbox_limits=limits)
     except (AgentError, ScenarioError, ValueError, gym.error.Error) as e:
         _fail(str(e))
     t0 = time.monotonic()
@@ -329,7 +344,6 @@ def export(
         _fail(str(e))
 
 
-
 sandbox_app = typer.Typer(help="Sandbox backends: list the registered kinds, check one against "
                           "the conformance suite.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
@@ -355,6 +369,27 @@ def sandbox_check(
     from autorl_gym.tools.conformance.command import check_command
 
     raise typer.Exit(check_command(kind, check, as_json, scratch, console, err))
+
+
+image_app = typer.Typer(help="Docker images: the sandbox's and the grader's on GPU machines (docker/).")
+app.add_typer(image_app, name="image")
+
+
+@image_app.command("build")
+def image_build(
+    target: Annotated[str, typer.Argument(help="train, eval, or hostbind (the local default)")] = "train",
+    tag: Annotated[str | None, typer.Option(help="tag of the image (default autorl-gym/TARGET)")] = None,
+    probe_timeout: Annotated[float, typer.Option(help="seconds to wait for the registry")] = 3.0,
+) -> None:
+    """Build an image where its base image can be pulled; says so at once where it cannot."""
+    from autorl_gym.tools.docker_images import ImageBuildError, build_image
+
+    try:
+        built = build_image(target, tag=tag, probe_timeout_s=probe_timeout,
+                            log=lambda line: err.print(line, markup=False, highlight=False))
+    except ImageBuildError as e:
+        _fail(str(e), code=1)
+    console.print(built)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,31 @@ def skip_or_fail_without_bwrap(problem: str) -> None:
     pytest.skip(f"bubblewrap unavailable here: {problem}")
 
 
+def skip_or_fail_without_docker(problem: str) -> None:
+    """CI starts a Docker engine before the tests (.ci/run), so there they fail; elsewhere skip."""
+    if os.environ.get("CI"):
+        pytest.fail(f"the Docker engine must work in CI: {problem}")
+    pytest.skip(f"docker sandbox unavailable here: {problem}")
+
+
+@pytest.fixture(scope="session")
+def docker_problem(tmp_path_factory: pytest.TempPathFactory) -> str | None:
+    """None when a docker sandbox can start here, else why not (checked once per session)."""
+    from autorl_gym.tools import DockerSandbox, SandboxSpec, SandboxUnavailable
+
+    try:
+        DockerSandbox(SandboxSpec(workspace=tmp_path_factory.mktemp("docker-probe"))).close()
+    except SandboxUnavailable as e:
+        return str(e)
+    return None
+
+
+@pytest.fixture
+def need_docker(docker_problem: str | None) -> None:
+    if docker_problem:
+        skip_or_fail_without_docker(docker_problem)
+
+
 @pytest.fixture(scope="session")
 def micro_assets():
     from autorl_gym.micro.build import ensure_micro_assets

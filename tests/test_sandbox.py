@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import skip_or_fail_without_bwrap
+from conftest import skip_or_fail_without_bwrap, skip_or_fail_without_docker
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -45,6 +45,8 @@ ISOLATION = [n for n, c in CHECKS.items() if c.isolation]
 def _unavailable(kind: str, problem: str) -> None:
     if kind == "local":
         skip_or_fail_without_bwrap(problem)
+    if kind == "docker":  # CI starts an engine (.ci/run): there it must work
+        skip_or_fail_without_docker(problem)
     pytest.skip(f"sandbox {kind!r} cannot run here: {problem}")
 
 

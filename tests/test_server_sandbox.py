@@ -17,10 +17,13 @@ from autorl_gym.agents import AgentError, AgentSpec, load_agent_spec, make_agent
 from autorl_gym.client import GradingAPIError, GradingClient
 from autorl_gym.scenario import catalog
 from autorl_gym.server import ServerSettings, ServerThread, bind_tcp, bind_unix, create_app
-from autorl_gym.tools import BwrapSandbox, SandboxSpec, UnixBridge
+from autorl_gym.tools import SandboxSpec, UnixBridge, make_sandbox
 
 
-def test_sandbox_reaches_the_server_and_no_other_network(tmp_path: Path, bwrap_ok) -> None:  # noqa: F811
+@pytest.mark.parametrize("kind", ["local", "docker"])
+def test_sandbox_reaches_the_server_and_no_other_network(tmp_path: Path, kind: str,
+                                                         request: pytest.FixtureRequest) -> None:
+    request.getfixturevalue("bwrap_ok" if kind == "local" else "need_docker")
     sock = tmp_path / "bridge" / "grading.sock"
     sock.parent.mkdir()
     tcp = bind_tcp("127.0.0.1", 0)
@@ -32,8 +35,8 @@ def test_sandbox_reaches_the_server_and_no_other_network(tmp_path: Path, bwrap_o
     server.start()
     try:
         ws = tmp_path / "ws" / "one"
-        box = BwrapSandbox(SandboxSpec(workspace=ws, bridges=[UnixBridge(socket=sock, port=8765)],
-                                       env={"GRADING_SERVER_URL": "http://127.0.0.1:8765"}))
+        box = make_sandbox(kind, SandboxSpec(workspace=ws, bridges=[UnixBridge(socket=sock, port=8765)],
+                                             env={"GRADING_SERVER_URL": "http://127.0.0.1:8765"}))
         inside = box.exec("curl -sS --fail $GRADING_SERVER_URL/health")
         assert inside.exit_code == 0, inside.output
         assert json.loads(inside.output)["status"] == "ok"
@@ -62,7 +65,7 @@ def test_sandbox_reaches_the_server_and_no_other_network(tmp_path: Path, bwrap_o
         hidden = box.exec(f"ls {ledger.parent} {sock.parent}")
         assert hidden.exit_code != 0 and "No such file" in hidden.output, hidden.output
         # a command run in the same sandbox without the bridge option has no server at all
-        plain = BwrapSandbox(SandboxSpec(workspace=ws)).exec(
+        plain = make_sandbox(kind, SandboxSpec(workspace=ws)).exec(
             "curl -sS --max-time 5 http://127.0.0.1:8765/health")
         assert plain.exit_code != 0
         # the forwarder does not change exit codes or output

@@ -18,7 +18,7 @@ from autorl_gym.episode import Episode, EpisodeConfig, format_exec
 from autorl_gym.grading.core import Grader
 from autorl_gym.recording import Feedback, SubmissionRecord
 from autorl_gym.scenario import Scenario, get_scenario
-from autorl_gym.tools.sandbox import UnixBridge
+from autorl_gym.tools.sandbox import SandboxLimits, UnixBridge
 
 __all__ = ["AutoRLEnv", "format_exec"]
 
@@ -37,6 +37,8 @@ class AutoRLEnv(gym.Env[str, str]):
         progress: draw rich progress bars while grading.
         grader_backend: overrides the scenario's grader backend (``hf``, ``lm_eval``, ``vllm``).
         sandbox_env / bridges: extra variables and unix-socket bridges for the sandbox.
+        sandbox_limits: this run's overrides of the scenario's ``sandbox:`` fields (validated),
+            e.g. ``{"gpus": "device=0"}`` for the docker sandbox.
     """
 
     metadata = {"render_modes": ["ansi"]}
@@ -48,12 +50,17 @@ class AutoRLEnv(gym.Env[str, str]):
                  agent_name: str | None = None, driver_model: str | None = None,
                  progress: bool = False, render_mode: str | None = None,
                  grader_backend: str | None = None,
-                 sandbox_env: dict[str, str] | None = None, bridges: list[UnixBridge] | None = None):
+                 sandbox_env: dict[str, str] | None = None, bridges: list[UnixBridge] | None = None,
+                 sandbox_limits: dict[str, Any] | None = None):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
+        sc = scenario if isinstance(scenario, Scenario) else get_scenario(scenario)
+        if sandbox_limits:
+            limits = SandboxLimits.model_validate({**sc.sandbox.model_dump(), **sandbox_limits})
+            sc = sc.model_copy(update={"sandbox": limits})
         self.episode = Episode(EpisodeConfig(
-            scenario=scenario if isinstance(scenario, Scenario) else get_scenario(scenario),
+            scenario=sc,
             sandbox=sandbox, base_model=base_model, workspace_root=Path(workspace_root),
             results_dir=Path(results_dir), budget_seconds=budget_seconds, max_steps=max_steps,
             max_submissions=max_submissions, agent_name=agent_name, driver_model=driver_model,

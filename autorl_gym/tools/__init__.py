@@ -1,7 +1,8 @@
 """The agent's tools and the sandboxes they run in.
 
 Backends register by name in :mod:`autorl_gym.tools.registry`: ``make_sandbox("local", spec)``
-(bubblewrap), ``make_sandbox("none", spec)`` (no isolation), or any kind registered with
+(bubblewrap), ``make_sandbox("none", spec)`` (no isolation), ``make_sandbox("docker", spec)`` (a
+container per command, engine-enforced limits), or any kind registered with
 ``@sandbox_backend`` or the ``autorl_gym.sandboxes`` entry point group. Each must pass the
 conformance suite in :mod:`autorl_gym.tools.conformance`.
 """
@@ -32,6 +33,7 @@ from autorl_gym.tools.unsandboxed import UnsandboxedSandbox
 
 __all__ = [
     "BwrapSandbox",
+    "DockerSandbox",
     "ExecResult",
     "Mount",
     "Sandbox",
@@ -49,3 +51,6 @@ __all__ = [
     "sandbox_isolated",
     "sandbox_kinds",
 ]
+
+# Registered after the built-ins, so that ``sandbox_kinds()`` lists local and none first.
+from autorl_gym.tools.docker_backend import DockerSandbox  # noqa: E402

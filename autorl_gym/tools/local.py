@@ -42,7 +42,14 @@ from autorl_gym.tools.sandbox import (
     SandboxUnavailable,
 )
 
-__all__ = ["SANDBOX_HOME", "BwrapSandbox", "bwrap_binary", "bwrap_version", "python_env_paths"]
+__all__ = [
+    "SANDBOX_HOME",
+    "BwrapSandbox",
+    "bwrap_binary",
+    "bwrap_version",
+    "hidden_package_dirs",
+    "python_env_paths",
+]
 
 SANDBOX_HOME = "/tmp/home"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -111,6 +118,16 @@ def _site_packages(prefixes: list[Path]) -> list[Path]:
     return dirs
 
 
+def hidden_package_dirs(env_paths: list[Path]) -> list[Path]:
+    """Real folders of this package (its source, and any copy in the environment's
+    site-packages) that a sandbox hides wherever a folder it binds contains them."""
+    hidden = {Path(os.path.realpath(_PACKAGE_DIR))}
+    for site in _site_packages(env_paths):
+        if (site / "autorl_gym").is_dir():
+            hidden.add(Path(os.path.realpath(site / "autorl_gym")))
+    return sorted(hidden)
+
+
 @sandbox_backend("local", description="bubblewrap: each command in a fresh unprivileged sandbox")
 class BwrapSandbox(SandboxFiles):
     """Runs each command as ``bwrap ... bash -c COMMAND`` (see the module docstring)."""
@@ -176,11 +193,7 @@ class BwrapSandbox(SandboxFiles):
             visible.append(Path(os.path.realpath(m.source)))
 
         # Hide this package wherever a bound folder contains it.
-        hidden = {Path(os.path.realpath(_PACKAGE_DIR))}
-        for site in _site_packages(env_paths):
-            if (site / "autorl_gym").is_dir():
-                hidden.add(Path(os.path.realpath(site / "autorl_gym")))
-        for h in sorted(hidden):
+        for h in hidden_package_dirs(env_paths):
             if any(h.is_relative_to(v) for v in visible):
                 a += ["--perms", "0555", "--tmpfs", str(h), "--remount-ro", str(h)]
         for i, bridge in enumerate(spec.bridges):  # see UnixBridge; the net stays unshared

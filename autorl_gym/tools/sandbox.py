@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Mount(BaseModel):
@@ -33,6 +33,24 @@ class SandboxLimits(BaseModel):
         20_000, gt=100, description="kept of stdout+stderr, head and tail"
     )
     max_file_bytes: int = Field(10_000_000, gt=0, description="largest write_file / read_file")
+    # Enforced by the docker backend's engine (cgroups); the local backend ignores them.
+    cpus: float | None = Field(
+        None, gt=0, description="CPUs a command may use (docker nano_cpus); None: no cap")
+    gpus: str | None = Field(
+        None, description="GPUs for the agent's commands, as docker run --gpus takes them: 'all', "
+        "a count, or 'device=0,1' (docker backend; see autorl_gym.tools.docker_gpus)")
+    image: str | None = Field(
+        None, description="docker backend: the image commands run in (e.g. autorl-gym/train); "
+        "None: $AUTORL_GYM_DOCKER_IMAGE, else a minimal local image with the host's system and "
+        "Python environment bound in read-only")
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus_form(cls, v: str | None) -> str | None:
+        from autorl_gym.tools.docker_gpus import parse_gpus
+
+        parse_gpus(v)  # a ValueError names the accepted forms
+        return v
 
 
 class UnixBridge(BaseModel):

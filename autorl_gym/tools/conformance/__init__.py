@@ -16,7 +16,8 @@ From pytest, one test per check::
 
 The checks (``CHECKS``): the file tools and their path policy; commands in the workspace, their
 exit codes, output (head and tail kept past the limit) and environment; the timeout, memory
-and process limits, each killing the whole process tree. An isolated backend also proves, from
+and process limits, each killing the whole process tree (also a fork loop stopped at the process
+limit, and memory allocated bit by bit past the limit). An isolated backend also proves, from
 inside: the hidden splits cannot be read, listed or found by any path; model/ and data/ are
 read-only; no network but the bridged unix sockets; the package and the grader's cache are not
 visible. Those isolation checks are skipped for a backend registered ``isolated=False``.
@@ -24,7 +25,7 @@ visible. Those isolation checks are skipped for a backend registered ``isolated=
 
 from __future__ import annotations
 
-from autorl_gym.tools.conformance import commands, files, isolation  # noqa: F401 - registers
+from autorl_gym.tools.conformance import commands, files, isolation, limits  # noqa: F401 - registers
 from autorl_gym.tools.conformance.base import (
     CHECKS,
     Check,

@@ -136,7 +136,8 @@ def memory_limit(c: Layout) -> None:
     )
     ensure(r.exit_code is None and not r.timed_out, f"not killed for memory: {r}")
     reason = r.killed_reason or ""
-    ensure(re.fullmatch(r"memory limit exceeded: \d+ MB > 150 MB", reason), f"reason {reason!r}")
+    # a watchdog's sample ("412 MB > 150 MB") or the engine's OOM kill ("at the 150 MB limit")
+    ensure(re.match(r"memory limit exceeded: .*\b150 MB\b", reason), f"reason {reason!r}")
     ensure(r.duration_s < 15, f"took {r.duration_s:.1f} s to notice")
     ensure(not wait_no_survivors(tag), "processes survived the memory kill")
 
@@ -148,7 +149,8 @@ def process_limit(c: Layout) -> None:
     r = c.exec(f"for i in $(seq 60); do sleep {tag} & done; wait", timeout_s=30)
     ensure(r.exit_code is None and not r.timed_out, f"not killed for processes: {r}")
     reason = r.killed_reason or ""
-    ensure(re.fullmatch(r"process limit exceeded: \d+ processes > 20", reason), f"{reason!r}")
+    # a watchdog's count ("21 processes > 20") or the engine's refused fork ("at the limit of 20")
+    ensure(re.match(r"process limit exceeded: \d+ processes\b.*\b20\b", reason), f"{reason!r}")
     left = wait_no_survivors(tag)
     ensure(not left, f"{len(left)} processes survived the process-limit kill")
     r = c.exec("for i in $(seq 5); do sleep 0.3 & done; wait; echo fine")
