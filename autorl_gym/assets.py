@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from autorl_gym.scenario import Scenario, ScenarioError
+from autorl_gym.tools.sandbox import UnixBridge
 
 
 class ScenarioAssets(BaseModel):
@@ -19,6 +20,7 @@ class ScenarioAssets(BaseModel):
     train_data: Path | None = None
     extra_mounts: list[Path] = []
     sandbox_env: dict[str, str] = {}
+    bridges: list[UnixBridge] = []   # host services reachable inside (a search bridge)
 
     @property
     def train_data_path(self) -> Path:
@@ -32,6 +34,10 @@ def resolve_base_model(spec: str, progress: bool = True) -> Path:
         from autorl_gym.micro.textworld import ensure_textworld_assets
 
         return ensure_textworld_assets(progress=progress).model_dir
+    if spec == "micro:deepsearch":
+        from autorl_gym.micro.deepsearch import ensure_deepsearch_assets
+
+        return ensure_deepsearch_assets(progress=progress).model_dir
     if spec.startswith("micro:"):
         from autorl_gym.micro.build import ensure_micro_assets
 
@@ -61,6 +67,10 @@ def base_model_present(spec: str) -> bool:
         from autorl_gym.micro.textworld import textworld_assets_if_built
 
         return textworld_assets_if_built() is not None
+    if spec == "micro:deepsearch":
+        from autorl_gym.micro.deepsearch import deepsearch_assets_if_built
+
+        return deepsearch_assets_if_built() is not None
     if spec.startswith("micro:"):
         from autorl_gym.micro.build import micro_assets_if_built
 

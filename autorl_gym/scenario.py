@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autorl_gym.interactive.prompt import PromptSpec
+from autorl_gym.interactive.search import SearchSpec
 from autorl_gym.paths import scenario_dirs
 from autorl_gym.tools.sandbox import SandboxLimits
 
@@ -92,6 +93,19 @@ class InteractiveSpec(_Strict):
     test_split: str = "valid_unseen"
 
 
+class JudgeSpec(_Strict):
+    """An LLM judge behind an OpenAI-compatible endpoint, configured on the host; its key is read
+    from the host's environment (``api_key_env``) and never enters a sandbox."""
+
+    model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(2, ge=0, description="transport retries (the openai client's)")
+    parse_retries: int = Field(1, ge=0, description="asked again after an unparseable verdict")
+    max_tokens: int = Field(256, gt=0)
+
+
 class Budget(_Strict):
     seconds: float = Field(gt=0, description="wall-clock budget of an episode")
     max_steps: int = Field(gt=0, description="tool calls allowed")
@@ -125,6 +139,8 @@ class Scenario(_Strict):
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
     reference_baseline: ReferenceBaseline | None = None
     interactive: InteractiveSpec | None = None
+    search: SearchSpec | None = Field(None, description="the search backend of search tasks")
+    judge: JudgeSpec | None = Field(None, description="the LLM judge of judge-graded tasks")
     source_file: Path | None = Field(None, exclude=True)
 
     @field_validator("id")

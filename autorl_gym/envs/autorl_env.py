@@ -247,7 +247,7 @@ class AutoRLEnv(gym.Env[str, str]):
                 "WORKSPACE": str(ws),
             },
             limits=self.scenario.sandbox,
-            bridges=self.bridges,
+            bridges=[*self.bridges, *self._assets.bridges],
         )
 
     def resume(self, workspace: Path, results_dir: Path, started_at: datetime, steps: int,

@@ -1,0 +1,49 @@
+"""Micro DeepSearch: generated worlds written out as documents, multi-hop questions over them, a
+BM25 index and exact-match grading (no judge), built offline by :mod:`autorl_gym.micro.deepsearch`
+with disjoint train, dev and test seeds, and a micro policy."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from autorl_gym.tasks.interactive import games_assets
+from autorl_gym.tasks.registry import register_family
+from autorl_gym.tasks.search_qa import SearchQATask
+
+if TYPE_CHECKING:
+    from autorl_gym.assets import ScenarioAssets
+    from autorl_gym.scenario import Scenario
+
+
+@register_family
+class MicroDeepSearchTask(SearchQATask):
+    name: ClassVar[str] = "micro_deepsearch"
+    data_sources: ClassVar[tuple[str, ...]] = ("micro_deepsearch",)
+    description: ClassVar[str] = "generated worlds, multi-hop search questions, exact match"
+
+    def check_scenario(self, scenario: Scenario) -> None:
+        super().check_scenario(scenario)
+        if scenario.judge is not None:
+            raise ValueError("field 'judge': micro DeepSearch grades by exact match (no judge)")
+
+    def describe_train_data(self, scenario: Scenario) -> str:
+        return "micro:deepsearch"
+
+    def resolve_assets(self, scenario: Scenario, base_model: str | None = None,
+                       progress: bool = True) -> ScenarioAssets:
+        from autorl_gym.micro.deepsearch import ensure_deepsearch_assets
+
+        ds = ensure_deepsearch_assets(progress=progress)
+        hidden = {"dev": ds.split_dir("dev"), "test": ds.split_dir("test")}
+        return games_assets(scenario, ds.train_dir, hidden, "data", [], base_model, progress)
+
+    def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
+        from autorl_gym.micro.deepsearch import deepsearch_assets_if_built
+        from autorl_gym.scenario import ScenarioError
+
+        if deepsearch_assets_if_built() is None:
+            return None
+        try:
+            return self.resolve_assets(scenario, progress=False)
+        except (ScenarioError, OSError):
+            return None

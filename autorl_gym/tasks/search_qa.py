@@ -1,0 +1,151 @@
+"""What the search-question families share (level 3): the evaluator plays every question of a
+hidden split through the ReAct loop (:func:`autorl_gym.interactive.rollout` with the ``deepsearch``
+engine: ``search[query]`` ... ``answer[text]``, at most ``interactive.max_steps`` steps), with the
+split's search backend answered through an on-disk cache (a re-grade sees the same pages and
+costs no backend call). An answer is correct when it matches the gold one after normalisation;
+where the scenario has a judge, the judge is asked about the answers that do not match (only
+those). Each item's queries, answer and verdict are kept in the per-item results; the score comes
+with its bootstrap interval (``score_ci_low``/``score_ci_high`` in the metrics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from autorl_gym.paths import cache_dir
+from autorl_gym.tasks.base import GradeContext, Progress
+from autorl_gym.tasks.interactive import GamesTask
+
+if TYPE_CHECKING:
+    from autorl_gym.grading.results import ItemResult
+    from autorl_gym.grading.submission import SubmissionInfo
+    from autorl_gym.interactive import Episode
+    from autorl_gym.scenario import Scenario
+
+
+def search_cache_dir() -> Path:
+    """Where the grader caches search answers (outside every sandbox)."""
+    return cache_dir() / "search_cache"
+
+
+class SearchQATask(GamesTask):
+    metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
+    backend: ClassVar[str] = "hf-rollout"
+
+    def check_scenario(self, scenario: Scenario) -> None:
+        super().check_scenario(scenario)
+        if scenario.interactive is not None and scenario.interactive.max_steps > 50:
+            raise ValueError("field 'interactive.max_steps': at most 50 steps per question")
+
+    def _split_root(self, ctx: GradeContext, split: str) -> Path:
+        return ctx.split_path(split)
+
+    def _use_cached_search(self, root: Path) -> Any:
+        """Answer the split's searches through the grader's on-disk cache."""
+        from autorl_gym.interactive.deepsearch import _Split, set_backend
+        from autorl_gym.interactive.search import CachedSearch, make_search
+
+        split = _Split(root)
+        spec = split.spec.model_copy(update={"cache_dir": None})
+        backend = CachedSearch(make_search(spec, root), search_cache_dir())
+        set_backend(root, backend)
+        return backend
+
+    def play(self, ctx: GradeContext, info: SubmissionInfo, split: str, limit: int | None,
+             progress: Progress | None = None) -> list[ItemResult]:
+        from autorl_gym.interactive import HFPolicy, rollout
+
+        spec = ctx.scenario.interactive
+        assert spec is not None
+        g = ctx.scenario.grader
+        backend = self._use_cached_search(self._split_root(ctx, split))
+        policy = HFPolicy(info.path, base_model=ctx.assets.base_model_dir, device=g.device,
+                          dtype=g.dtype, batch_size=g.batch_size, max_new_tokens=spec.max_new_tokens,
+                          stop=tuple(spec.stop), choose=spec.choose)
+        refs = list(ctx.items(split, limit))
+        episodes = rollout(refs, policy, max_steps=spec.max_steps, prompt=spec.prompt,
+                           on_step=progress)
+        return self.results(ctx, refs, episodes, backend)
+
+    def results(self, ctx: GradeContext, refs: list[Any], episodes: list[Episode],
+                backend: Any = None) -> list[ItemResult]:
+        """Per-item results: exact match first, the judge (if any) on the answers that differ."""
+        from autorl_gym.grading.results import ItemResult
+        from autorl_gym.interactive.deepsearch import load_question, parse_command
+
+        rows = []
+        for i, (ref, ep) in enumerate(zip(refs, episodes, strict=True)):
+            q = load_question(ref)
+            cmds = [parse_command(t.action) for t in ep.turns]
+            queries = [c[1] for c in cmds if c and c[0] == "search"]
+            answer = next((c[1] for c in reversed(cmds) if c and c[0] == "answer"), None)
+            rows.append((i, q, ep, queries, answer))
+        verdicts = self._judge(ctx, [(q, answer) for _, q, ep, _, answer in rows
+                                     if answer is not None and not ep.won])
+        out = []
+        for i, q, ep, queries, answer in rows:
+            verdict = verdicts.get((q.id, answer)) if not ep.won else None
+            correct = ep.won or bool(verdict and verdict.correct)
+            details: dict[str, Any] = {
+                "id": q.id, "question": q.question, "queries": queries, "steps": ep.steps,
+                "exact_match": ep.won, "reward": 1.0 if correct else 0.0,
+                "graded_by": "exact_match" if ep.won else ("judge" if verdict else "exact_match")}
+            if verdict is not None:
+                details["judge"] = {"correct": verdict.correct, "parsed": verdict.parsed,
+                                    "cached": verdict.cached, "raw": verdict.raw[:2000]}
+            if ep.error:
+                details["error"] = ep.error
+            out.append(ItemResult(index=i, gold=q.answer or "", answer=answer, correct=correct,
+                                  completion=(f"[{q.id}] {q.question}\n" + ep.transcript())[:8000],
+                                  details=details))
+        if backend is not None and out:  # this grading's searches: answered by the backend / cache
+            out[0].details["search"] = {"backend_calls": backend.misses, "cache_hits": backend.hits}
+        return out
+
+    def _judge(self, ctx: GradeContext, pending: list[tuple[Any, str]]) -> dict[tuple[str, str], Any]:
+        judge = ctx.scenario.judge
+        if judge is None or not pending:
+            return {}
+        from autorl_gym.tasks.deepsearch_judge import JudgeItem, judge_answers
+
+        items = [JudgeItem(question=q.question, gold=q.answer or "", answer=a) for q, a in pending]
+        verdicts = judge_answers(judge, items)
+        return {(q.id, a): v for (q, a), v in zip(pending, verdicts, strict=True)}
+
+    def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
+        from autorl_gym.report.noise import score_interval
+
+        n = len(results) or 1
+        out = super().summary_metrics(results)
+        if results:
+            iv = score_interval([float(r.correct) for r in results])
+            out |= {"score_ci_low": iv.low, "score_ci_high": iv.high}
+        out["exact_match"] = 100.0 * sum(bool(r.details.get("exact_match")) for r in results) / n
+        out["judged_correct"] = float(sum(r.details.get("graded_by") == "judge" and r.correct
+                                          for r in results))
+        out["judge_calls"] = float(sum(1 for r in results if "judge" in r.details
+                                       and not r.details["judge"]["cached"]))
+        search = results[0].details.get("search", {}) if results else {}
+        if search:
+            out["search_backend_calls"] = float(search["backend_calls"])
+            out["search_cache_hits"] = float(search["cache_hits"])
+        out["mean_searches"] = sum(len(r.details.get("queries", [])) for r in results) / n
+        return out
+
+    def protocol_record(self, ctx: GradeContext, backend: str) -> dict[str, Any]:
+        rec = super().protocol_record(ctx, backend)
+        rec["evaluator"] = ("autorl_gym.interactive.rollout with the deepsearch engine (ReAct loop: "
+                            "search[query] then answer[text], batched across questions)")
+        rec["grading"] = ("normalised exact match, then the judge on answers that differ"
+                          if ctx.scenario.judge else "normalised exact match")
+        if ctx.scenario.judge is not None:
+            rec["judge"] = ctx.scenario.judge.model_dump(exclude={"api_key_env"})
+        return rec
+
+    def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
+        out = super().baseline_settings(ctx)
+        if ctx.scenario.judge is not None:
+            out["judge"] = ctx.scenario.judge.model_dump(include={"model", "base_url"})
+        if ctx.scenario.search is not None:
+            out["search"] = ctx.scenario.search.model_dump(exclude={"cache_dir", "timeout_s"})
+        return out

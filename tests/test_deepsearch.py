@@ -1,0 +1,241 @@
+"""The search engine, backends, cache, judge and DeepSearchQA loading (no model needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from search_doubles import FakeSerper, ScriptedJudge
+
+from autorl_gym.interactive import PolicyInput, PromptSpec, expert_policy, find_games, rollout
+from autorl_gym.interactive.deepsearch import exact_match, normalize_answer, parse_command
+from autorl_gym.interactive.search import (
+    CachedSearch,
+    SearchError,
+    SearchSpec,
+    make_search,
+    read_documents,
+)
+from autorl_gym.micro.search_world import Sizes, generate_world, name_words, write_split
+from autorl_gym.scenario import JudgeSpec, get_scenario
+
+FIXTURE = Path(__file__).parent / "data" / "deepsearchqa"
+PROMPT = PromptSpec(history=2, max_obs_chars=200, max_goal_chars=200, intro=False, admissible=False)
+SMALL = Sizes(countries=4, cities=8, companies=12, people=40, questions=30)
+
+
+@pytest.fixture
+def world_split(tmp_path: Path) -> Path:
+    write_split(generate_world(7, SMALL), tmp_path / "split")
+    return tmp_path / "split"
+
+
+def answer_at_once(batch: list[PolicyInput]) -> list[str]:
+    """Answers at the first step with the first name of the question (no search)."""
+    return [f"answer[{b.state.goal.split(' that ')[-1].split(' works')[0].split(' lives')[0]}]"
+            for b in batch]
+
+
+def test_expert_chain_answers_every_question_and_answering_at_once_scores_near_zero(world_split):
+    questions = find_games(world_split)
+    assert len(questions) == SMALL.questions
+    eps = rollout(questions, expert_policy, max_steps=6, prompt=PROMPT, expert=True)
+    assert all(e.won for e in eps), [e.transcript() for e in eps if not e.won][:2]
+    assert {e.steps for e in eps} <= {3, 4}  # two or three searches, then the answer
+    at_once = rollout(questions, answer_at_once, max_steps=6, prompt=PROMPT)
+    assert all(e.steps == 1 for e in at_once)
+    assert sum(e.won for e in at_once) <= 1
+
+
+def test_worlds_are_deterministic_and_share_no_names(tmp_path: Path) -> None:
+    a, b = generate_world(7, SMALL), generate_world(7, SMALL)
+    assert a.model_dump() == b.model_dump()
+    c = generate_world(8, SMALL, taken=name_words(a))
+    assert not name_words(a) & name_words(c)
+    # every question's answer is absent from the documents the chain reads before the last one
+    from autorl_gym.micro.search_world import document
+    for q in a.questions:
+        first = document(a.entities[q.expert[0][7:-1]])
+        assert q.answer not in first, (q, first)
+
+
+def test_engine_commands_and_admissible_names(world_split) -> None:
+    from autorl_gym.interactive import open_game
+
+    ref = find_games(world_split)[0]
+    env = open_game(ref, max_steps=6, expert=True)
+    st = env.reset()
+    assert st.admissible_commands == [st.expert_actions[0]]  # the question names one entity
+    st = env.step("look around")
+    assert st.observation.startswith("Invalid action") and st.steps == 1 and not st.done
+    st = env.step(st.expert_actions[0])
+    assert st.queries and st.observation.startswith("[1] ")
+    assert st.expert_actions[0] in st.admissible_commands
+    assert parse_command("search[ Foo  Bar ]") == ("search", "Foo Bar")
+    assert parse_command("answer[1987") == ("answer", "1987")
+    assert parse_command("answer[]") is None
+    assert normalize_answer("The  Beagle!") == "beagle" and exact_match("the beagle", ["Beagle"])
+
+
+def test_bm25_finds_the_entitys_own_document(world_split) -> None:
+    backend = make_search(SearchSpec(backend="bm25", documents="docs"), world_split)
+    for d in read_documents(world_split / "docs")[:20]:
+        assert backend.search(d.title, 1)[0].title == d.title
+    with pytest.raises(SearchError, match="unknown search backend"):
+        make_search(SearchSpec(backend="nope"))
+    with pytest.raises(SearchError, match="no such folder"):
+        make_search(SearchSpec(backend="bm25", documents=str(world_split / "missing")))
+
+
+def test_the_cache_answers_a_second_asking_without_the_backend(tmp_path: Path, world_split) -> None:
+    inner = make_search(SearchSpec(backend="bm25", documents="docs"), world_split)
+    first = CachedSearch(inner, tmp_path / "cache")
+    before = inner.calls
+    r1 = [first.search(q, 2) for q in ("Dravia", "glass", "founded 1900")]
+    assert inner.calls - before == 3 and first.misses == 3
+    again = CachedSearch(inner, tmp_path / "cache")        # a new grading, same cache folder
+    r2 = [again.search(q, 2) for q in ("Dravia", "glass", "founded  1900")]
+    assert inner.calls - before == 3 and again.hits == 3 and r1 == r2
+
+
+def test_web_backend_calls_the_api_with_the_hosts_key_and_caches(tmp_path, monkeypatch) -> None:
+    pages = [{"title": "Purdue University", "snippet": "Purdue was founded in 1869.", "link": "u1"},
+             {"title": "Neil Armstrong", "snippet": "Armstrong attended Purdue.", "link": "u2"}]
+    with FakeSerper(pages, key="k-123") as api:
+        spec = SearchSpec(backend="web", provider="serper", endpoint=api.url + "/search",
+                          api_key_env="TEST_SERPER_KEY", cache_dir=str(tmp_path / "c"))
+        backend = make_search(spec)
+        with pytest.raises(SearchError, match=r"\$TEST_SERPER_KEY"):
+            backend.search("anything", 2)
+        monkeypatch.setenv("TEST_SERPER_KEY", "k-123")
+        res = backend.search("Neil Armstrong", 2)
+        assert [r.url for r in res] == ["u2", "u1"] and res[0].title == "Neil Armstrong"
+        assert make_search(spec).search("Neil Armstrong", 2) == res   # a fresh grader: cached
+        assert len(api.requests) == 1 and api.requests[0]["body"] == {"q": "Neil Armstrong", "num": 2}
+        monkeypatch.setenv("TEST_SERPER_KEY", "wrong")
+        with pytest.raises(SearchError, match="403"):
+            backend.search("another query", 2)
+
+
+def test_judge_is_asked_only_when_strings_differ_and_caches(tmp_path, monkeypatch) -> None:
+    from autorl_gym.tasks.deepsearch_judge import JudgeItem, JudgeUnavailable, judge_answers
+
+    monkeypatch.setenv("AUTORL_GYM_CACHE", str(tmp_path / "cache"))
+    items = [JudgeItem(question="q1", gold="HMS Beagle", answer="the ship HMS Beagle"),
+             JudgeItem(question="q2", gold="1869", answer="1870")]
+    with ScriptedJudge() as judge:
+        spec = JudgeSpec(model="judge-1", base_url=judge.base_url, api_key_env="NO_SUCH_KEY_SET")
+        v = judge_answers(spec, items)
+        assert [x.correct for x in v] == [True, False] and len(judge.requests) == 2
+        assert judge.requests[0]["body"]["model"] == "judge-1"
+        v2 = judge_answers(spec, items)
+        assert [x.cached for x in v2] == [True, True] and len(judge.requests) == 2
+        judge.mode = "garbage"
+        v3 = judge_answers(spec, [JudgeItem(question="q3", gold="a", answer="b")])
+        assert v3[0].parsed is False and v3[0].correct is False and len(judge.requests) == 4
+        judge.mode = "down"
+        with pytest.raises(JudgeUnavailable, match="judge-1"):
+            judge_answers(spec.model_copy(update={"max_retries": 0}),
+                          [JudgeItem(question="q4", gold="a", answer="b")])
+
+
+# ------------------------------------------------------------------ DeepSearchQA's own format
+
+
+def dsqa_scenario(tmp_path: Path, **search):  # noqa: ANN201
+    sc = get_scenario("AutoRL-DeepSearchQA-v0")
+    return sc.model_copy(update={
+        "data": sc.data.model_copy(update={"path": FIXTURE / "DSQA-full.csv", "dev_size": 2}),
+        "search": sc.search.model_copy(update={"documents": str(FIXTURE / "docs"), **search})})
+
+
+def test_deepsearchqa_loads_its_own_format_and_splits_as_the_original(tmp_path) -> None:
+    import datasets
+
+    from autorl_gym.tasks.deepsearchqa import load_questions, split_rows
+
+    rows, where = load_questions(dsqa_scenario(tmp_path))
+    assert where.endswith("DSQA-full.csv") and len(rows) == 12
+    raw = datasets.load_dataset("csv", data_files=str(FIXTURE / "DSQA-full.csv"), split="train")
+    order = raw.shuffle(seed=42)["problem"]
+    assert [r["question"] for r in rows] == [p.strip() for p in order]
+    assert {r["answer_type"] for r in rows} == {"Single Answer", "Set Answer"}
+    splits = split_rows(rows, dev_size=2, dev_seed=5)
+    assert [len(splits[s]) for s in ("train", "dev", "test")] == [4, 2, 6]
+    ids = {s: {r["id"] for r in splits[s]} for s in splits}
+    assert not ids["train"] & (ids["dev"] | ids["test"]) and not ids["dev"] & ids["test"]
+    assert split_rows(rows, 2, 5) == splits
+
+
+def test_deepsearchqa_refuses_a_file_without_its_columns(tmp_path) -> None:
+    from autorl_gym.scenario import ScenarioError
+    from autorl_gym.tasks.deepsearchqa import load_questions
+
+    bad = tmp_path / "DSQA-full.csv"
+    bad.write_text("question,gold\nwhat?,that\n")
+    sc = dsqa_scenario(tmp_path)
+    sc = sc.model_copy(update={"data": sc.data.model_copy(update={"path": bad})})
+    with pytest.raises(ScenarioError, match="no column problem, answer"):
+        load_questions(sc)
+
+
+def test_deepsearchqa_grading_exact_match_first_then_the_judge(tmp_path, monkeypatch) -> None:
+    """The family's grading on the fixture: answers written by a scripted policy; the judge is
+    asked about the two that differ from the gold string, once."""
+    from autorl_gym.assets import ScenarioAssets
+    from autorl_gym.tasks.base import GradeContext
+    from autorl_gym.tasks.deepsearchqa import DeepSearchQATask
+
+    monkeypatch.setenv("AUTORL_GYM_CACHE", str(tmp_path / "cache"))
+    family = DeepSearchQATask()
+    sc = dsqa_scenario(tmp_path)
+    inside, host, mounts = family._specs(sc)
+    from autorl_gym.tasks.deepsearchqa import _write_split, load_questions, split_rows
+
+    rows, _ = load_questions(sc)
+    split = tmp_path / "test"
+    _write_split(split, split_rows(rows, 2, 5)["test"], host)
+    refs = find_games(split)
+    gold = {json.loads(r.path.read_text())["question"]: json.loads(r.path.read_text())["answer"]
+            for r in refs}
+
+    def policy(batch: list[PolicyInput]) -> list[str]:
+        out = []
+        for b in batch:
+            g = gold[b.state.goal]
+            if b.state.steps == 0:
+                out.append(f"search[{b.state.goal[:60]}]")
+            elif b.state.goal.startswith(("Which two", "List")):
+                out.append(f"answer[It is {g}]")         # right, but not the gold string
+            elif "Nobel" in b.state.goal:
+                out.append("answer[1983]")                # wrong
+            else:
+                out.append(f"answer[{g}]")                # exact
+        return out
+
+    with ScriptedJudge() as judge:
+        sc = sc.model_copy(update={"judge": JudgeSpec(model="j", base_url=judge.base_url)})
+        assets = ScenarioAssets(base_model_dir=tmp_path, train_dir=tmp_path,
+                                hidden_splits={"test": split})
+        ctx = GradeContext(sc, assets)
+        backend = family._use_cached_search(split)
+        eps = rollout(refs, policy, max_steps=6, prompt=sc.interactive.prompt)
+        res = family.results(ctx, refs, eps, backend)
+        n_judged = sum("judge" in r.details for r in res)
+        assert len(judge.requests) == n_judged and n_judged >= 1
+        assert all(r.details["queries"] for r in res)
+        for r in res:
+            if r.details["exact_match"]:
+                assert r.correct and "judge" not in r.details
+        metrics = family.summary_metrics(res)
+        assert metrics["score_ci_low"] <= 100 * sum(r.correct for r in res) / len(res) \
+            <= metrics["score_ci_high"]
+        assert metrics["search_backend_calls"] == len(refs)
+        # a second grading: no judge call, no search call
+        backend = family._use_cached_search(split)
+        res2 = family.results(ctx, refs, rollout(refs, policy, max_steps=6,
+                                                 prompt=sc.interactive.prompt), backend)
+        assert len(judge.requests) == n_judged
+        assert family.summary_metrics(res2)["search_backend_calls"] == 0
+        assert [r.correct for r in res2] == [r.correct for r in res]
