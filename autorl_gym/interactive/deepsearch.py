@@ -1,6 +1,6 @@
 """Research questions answered by searching: the ``deepsearch`` engine.
 
-A split folder holds::
+A split folder (or each world folder of a split) holds::
 
     search.json           the search backend answering search[...] (a SearchSpec)
     questions/<id>.json   one question each: {"id", "question", "answer", "answer_type",
@@ -223,10 +223,12 @@ class DeepSearchEngine:
     kind = KIND
 
     def find(self, root: Path) -> list[GameRef]:
-        if not (root / "search.json").is_file() or not (root / "questions").is_dir():
-            return []
-        return [GameRef(name=p.stem, path=p, kind=KIND)
-                for p in sorted((root / "questions").glob("*.json"))]
+        """The questions of ``root``, or of each of its subfolders that is a split (a generated
+        split may hold several worlds, each with its own documents and search)."""
+        folders = [root] if (root / "search.json").is_file() else \
+            [d for d in sorted(root.iterdir()) if (d / "search.json").is_file()]
+        return [GameRef(name=p.stem, path=p, kind=KIND) for d in folders
+                for p in sorted((d / "questions").glob("*.json"))]
 
     def ref(self, path: Path) -> GameRef | None:
         p = Path(path)

@@ -4,12 +4,14 @@ micro policy, built offline and deterministically.
 Layout of ``$AUTORL_GYM_CACHE/micro/deepsearch-v{DEEPSEARCH_VERSION}/``::
 
     model/          the micro policy (Qwen2 architecture) and its tokenizer
-    train/          the visible split: search.json, vocab.json, docs/, questions/ (with answers)
-    hidden/dev/     the dev world's documents and questions (grader only)
-    hidden/test/    the test world's (grader only)
+    train/world_<i>/       the visible worlds: search.json, vocab.json, docs/, questions/ (with
+                           answers and the expert's chain)
+    hidden/dev/world_<i>/  the dev worlds (grader only)
+    hidden/test/world_<i>/ the test worlds (grader only)
     manifest.json   version, seeds, sizes, weights sha256, build seconds
 
-Each split is its own world from its own seed (no name is shared between worlds), so a policy
+Every world draws its facts from its own seed (train, dev and test seeds are disjoint) over one
+shared pool of names, so the same person works for another company in another world: a policy
 must read the documents it finds rather than remember them. The policy is pre-trained on the
 evaluator's prompts (:func:`autorl_gym.interactive.make_prompt` with :data:`PROMPT`) from walks
 of a noisy expert over the training questions, labelled with the expert's command on a fraction
@@ -28,18 +30,15 @@ from pydantic import BaseModel
 
 from autorl_gym.interactive import PolicyInput, PromptSpec, find_games, rollout
 from autorl_gym.micro.cache import build_once
-from autorl_gym.micro.search_world import Sizes, generate_world, name_words, write_split
+from autorl_gym.micro.search_world import Sizes, generate_world, write_split
 from autorl_gym.paths import cache_dir as default_cache_dir
 
 # Bump whenever the worlds, prompt, tokenizer, model or pre-training change: it names the cache.
 DEEPSEARCH_VERSION = 1
 NAME = "deepsearch"
-SEEDS = {"train": 41_000, "dev": 42_000, "test": 43_000}
-SIZES = {
-    "train": Sizes(countries=10, cities=40, companies=80, people=300, questions=300),
-    "dev": Sizes(countries=5, cities=14, companies=24, people=70, questions=50),
-    "test": Sizes(countries=6, cities=20, companies=36, people=120, questions=100),
-}
+SEEDS = {"train": 41_000, "dev": 42_000, "test": 43_000}   # world i of a split: seed + i
+WORLDS = {"train": 8, "dev": 2, "test": 4}
+SIZES = {"train": Sizes(questions=25), "dev": Sizes(questions=20), "test": Sizes(questions=25)}
 MAX_STEPS = 6
 TOP_K = 1
 PROMPT = PromptSpec(history=2, max_obs_chars=200, max_goal_chars=200, intro=False, admissible=False)
@@ -63,6 +62,7 @@ class DeepSearchBuild(BaseModel):
 class DeepSearchManifest(BaseModel):
     version: int
     seeds: dict[str, int]
+    worlds: dict[str, int]
     sizes: dict[str, Sizes]
     max_steps: int
     weights_sha256: str
@@ -84,13 +84,12 @@ class DeepSearchAssets(BaseModel):
 
 
 def write_worlds(dest: Path) -> None:
-    """The three worlds, from disjoint seeds and with no name word shared between them."""
-    taken: set[str] = set()
+    """Each split's worlds (``<split>/world_<i>/``), from disjoint seeds."""
     for split, folder in (("train", dest / "train"), ("dev", dest / "hidden" / "dev"),
                           ("test", dest / "hidden" / "test")):
-        world = generate_world(SEEDS[split], SIZES[split], taken)
-        taken |= name_words(world)
-        write_split(world, folder, top_k=TOP_K)
+        for i in range(WORLDS[split]):
+            world = generate_world(SEEDS[split] + i, SIZES[split])
+            write_split(world, folder / f"world_{i}", top_k=TOP_K)
 
 
 def _walks(train: Path, cfg: DeepSearchBuild) -> list[tuple[str, str]]:
@@ -162,7 +161,7 @@ def build_deepsearch_assets(dest: Path, cfg: DeepSearchBuild | None = None,
     model.save_pretrained(model_dir, safe_serialization=True)
     tokenizer.save_pretrained(model_dir)
     manifest = DeepSearchManifest(
-        version=DEEPSEARCH_VERSION, seeds=SEEDS, sizes=SIZES, max_steps=MAX_STEPS,
+        version=DEEPSEARCH_VERSION, seeds=SEEDS, worlds=WORLDS, sizes=SIZES, max_steps=MAX_STEPS,
         weights_sha256=file_digest(model_dir / "model.safetensors"),
         num_parameters=sum(p.numel() for p in model.parameters()), pretrain_examples=len(examples),
         final_loss=sum(losses[-20:]) / max(1, len(losses[-20:])), build=cfg,

@@ -1,13 +1,16 @@
-"""A generated world for the micro DeepSearch scenario: entities with attributes and relations,
+"""Generated worlds for the micro DeepSearch scenario: entities with attributes and relations,
 written out as short documents, and multi-hop questions whose answers need two or three searches.
 
-Entities: countries, cities (in a country, on a river), companies (make a product, founded in a
-year, based in a city, led by a person) and people (a job, born in a year, live in a city, work
-for a company). Each has one document, titled with its name; every name word is unique within a
-world, so a search for a name finds its own document first. A question follows a chain of
-relations from a person (``the country of the city where the company that P works for is
-based``): its expert is that chain of searches, then the answer, which no earlier document holds.
-Everything is drawn from ``random.Random(seed)``: a seed gives the same world byte for byte.
+Entities: countries, cities (in a country), companies (make a product, founded in a year, based
+in a city, led by a person) and people (a job, born in a year, live in a city, work for a
+company). Each has one document, titled with its name. The names come from one fixed pool shared
+by every world (as TextWorld's games share its vocabulary); a world's seed draws its facts: who
+works for whom, which city is where, ... so the same person works elsewhere in another world, and
+a policy must read the documents it finds rather than remember them. A question follows a chain
+of relations from a person (``the country of the city where the company that P works for is
+based``): its expert is that chain of searches, then the answer, which no earlier document of the
+chain holds. Everything is drawn from seeded ``random.Random``: a seed gives the same world byte
+for byte.
 """
 
 from __future__ import annotations
@@ -31,11 +34,16 @@ PRODUCTS = ["glass", "bicycles", "paper", "shoes", "clocks", "tea", "cheese", "r
 
 
 class Sizes(BaseModel):
-    countries: int = 8
-    cities: int = 24
-    companies: int = 40
-    people: int = 120
-    questions: int = 300
+    """A world's size (every world draws from the same pool of names)."""
+
+    countries: int = 6
+    cities: int = 16
+    companies: int = 20
+    people: int = 48
+    questions: int = 25
+
+
+POOL = Sizes(countries=8, cities=24, companies=32, people=80)
 
 
 class Entity(BaseModel):
@@ -88,7 +96,7 @@ def document(e: Entity) -> str:
     if e.kind == "country":
         body = f"{n} is a country. The capital of {n} is {a['capital']}."
     elif e.kind == "city":
-        body = f"{n} is a city in {a['country']}. {n} lies on the {a['river']} river."
+        body = f"{n} is a city in {a['country']}."
     elif e.kind == "company":
         body = (f"{n} makes {a['product']}. {n} was founded in {a['founded']}. {n} is based in "
                 f"{a['city']}. {n} is led by {a['leader']}.")
@@ -98,19 +106,29 @@ def document(e: Entity) -> str:
     return f"{n}\n{body}\n"
 
 
-def _entities(rng: random.Random, sizes: Sizes, taken: set[str]) -> dict[str, Entity]:
-    names = _Names(rng, taken)
+def name_pool(pool: Sizes = POOL) -> dict[str, list[str]]:
+    """The fixed pool of names every world draws from (unique words, so a name's search finds
+    its own document first)."""
+    names = _Names(random.Random("autorl-gym/deepsearch/names/v1"), set())
+    return {"country": [names.word() for _ in range(pool.countries)],
+            "city": [names.word() for _ in range(pool.cities)],
+            "company": [f"{names.word()} {SUFFIXES[i % len(SUFFIXES)]}" for i in range(pool.companies)],
+            "person": [f"{names.word()} {names.word()}" for _ in range(pool.people)]}
+
+
+def _entities(rng: random.Random, sizes: Sizes) -> dict[str, Entity]:
+    pool = name_pool()
     ents: dict[str, Entity] = {}
-    countries = [names.word() for _ in range(sizes.countries)]
-    cities = [names.word() for _ in range(sizes.cities)]
+    countries = rng.sample(pool["country"], sizes.countries)
+    cities = rng.sample(pool["city"], sizes.cities)
     city_country = {c: countries[i % len(countries)] for i, c in enumerate(cities)}
     for c in cities:
-        ents[c] = Entity(kind="city", name=c, attrs={"country": city_country[c], "river": names.word()})
+        ents[c] = Entity(kind="city", name=c, attrs={"country": city_country[c]})
     for k in countries:
         capital = next(c for c in cities if city_country[c] == k)
         ents[k] = Entity(kind="country", name=k, attrs={"capital": capital})
-    people = [f"{names.word()} {names.word()}" for _ in range(sizes.people)]
-    companies = [f"{names.word()} {rng.choice(SUFFIXES)}" for _ in range(sizes.companies)]
+    people = rng.sample(pool["person"], sizes.people)
+    companies = rng.sample(pool["company"], sizes.companies)
     leaders = rng.sample(people, len(companies))
     for co, leader in zip(companies, leaders, strict=True):
         ents[co] = Entity(kind="company", name=co, attrs={
@@ -134,12 +152,12 @@ def _chains(p: Entity, ents: dict[str, Entity]) -> list[tuple[str, str, list[str
     out = [
         ("home_country", f"In which country is the city that {n} lives in?",
          [n, home.name], home.attrs["country"], "country"),
-        ("home_river", f"On which river lies the city that {n} lives in?",
-         [n, home.name], home.attrs["river"], "river"),
         ("employer_founded", f"In what year was the company that {n} works for founded?",
          [n, c], co.attrs["founded"], "year"),
         ("employer_product", f"What does the company that {n} works for make?",
          [n, c], co.attrs["product"], "product"),
+        ("employer_city", f"In which city is the company that {n} works for based?",
+         [n, c], co.attrs["city"], "city"),
         ("employer_country", f"In which country is the company that {n} works for based?",
          [n, c, hq.name], hq.attrs["country"], "country"),
         ("boss_job", f"What is the job of the person who leads the company that {n} works for?",
@@ -153,10 +171,10 @@ def _chains(p: Entity, ents: dict[str, Entity]) -> list[tuple[str, str, list[str
             and not any(re.search(rf"\b{re.escape(q[3])}\b", document(ents[x])) for x in q[2][:-1])]
 
 
-def generate_world(seed: int, sizes: Sizes, taken: set[str] | None = None) -> World:
+def generate_world(seed: int, sizes: Sizes) -> World:
     """A world and its questions (each person asked at most one, categories balanced)."""
     rng = random.Random(f"autorl-gym/deepsearch/world/{seed}")
-    ents = _entities(rng, sizes, taken or set())
+    ents = _entities(rng, sizes)
     people = sorted(e.name for e in ents.values() if e.kind == "person")
     rng.shuffle(people)
     questions: list[WorldQuestion] = []
@@ -168,14 +186,10 @@ def generate_world(seed: int, sizes: Sizes, taken: set[str] | None = None) -> Wo
             continue
         cat, text, chain, answer, atype = options[i % len(options)]
         questions.append(WorldQuestion(
-            id=f"q{seed}_{len(questions):04d}", question=text, answer=answer, answer_type=atype,
+            id=f"q{seed}_{len(questions):03d}", question=text, answer=answer, answer_type=atype,
             category=cat, expert=[f"search[{x}]" for x in chain] + [f"answer[{answer}]"],
             hops=len(chain)))
     return World(seed=seed, entities=ents, questions=questions)
-
-
-def name_words(world: World) -> set[str]:
-    return {w for n in world.entities for w in n.split() if w not in SUFFIXES}
 
 
 def write_split(world: World, dest: Path, top_k: int = 1, snippet_chars: int = 200,

@@ -1,0 +1,89 @@
+"""Questions per second of the search evaluator (the micro DeepSearch policy answering the test
+questions through ``autorl_gym.interactive.rollout`` with the deepsearch engine, batched across
+questions) against the bare search backend's queries per second (BM25 over the same test world,
+the queries of the expert's chains), side by side in one run, interleaved; optionally the wall
+time and scores of the scripted micro DeepSearch episode.
+
+    python bench/deepsearch_speed.py [--rounds 3] [--episode]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from autorl_gym.interactive import HFPolicy, find_games, rollout
+from autorl_gym.interactive.deepsearch import load_question
+from autorl_gym.interactive.search import SearchSpec, make_search
+from autorl_gym.micro.deepsearch import MAX_STEPS, PROMPT, TOP_K, ensure_deepsearch_assets
+
+
+def bare_search(backend, queries: list[str]) -> tuple[int, float]:  # noqa: ANN001
+    t0 = time.perf_counter()
+    for q in queries:
+        backend.search(q, TOP_K)
+    return len(queries), time.perf_counter() - t0
+
+
+def evaluator(questions, policy) -> tuple[int, float, float, int]:  # noqa: ANN001
+    t0 = time.perf_counter()
+    eps = rollout(questions, policy, max_steps=MAX_STEPS, prompt=PROMPT)
+    dt = time.perf_counter() - t0
+    searches = sum(t.action.startswith("search[") for e in eps for t in e.turns)
+    return len(eps), dt, 100.0 * sum(e.won for e in eps) / len(eps), searches
+
+
+def episode() -> tuple[float, dict, str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-DeepSearch-v0",
+               "--agent", "scripted", "--results-dir", f"{tmp}/results", "--workspace-root",
+               f"{tmp}/ws"]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(proc.stdout[-2000:] + proc.stderr[-2000:])
+        fb = json.loads(next(Path(tmp, "results").iterdir()).joinpath("feedback.json").read_text())
+        ci = next((ln.split(";", 1)[-1].strip() for ln in proc.stdout.splitlines() if "CI [" in ln), "")
+        return wall, fb, ci
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--episode", action="store_true", help="also time the scripted episode")
+    args = ap.parse_args()
+    assets = ensure_deepsearch_assets()
+    test = assets.split_dir("test")
+    questions = find_games(test)
+    queries = [a[7:-1] for q in questions for a in load_question(q).expert if a.startswith("search[")]
+    backend = make_search(SearchSpec(backend="bm25", documents=str(test / "docs")))
+    policy = HFPolicy(assets.model_dir, batch_size=64, max_new_tokens=24, choose="admissible")
+    table = Table(title=f"micro DeepSearch, {len(questions)} test questions, {os.cpu_count()} CPUs")
+    for col in ("round", "bare BM25 queries/s", "evaluator questions/s (micro policy)",
+                "evaluator searches/s", "questions/s : queries/s", "accuracy %"):
+        table.add_column(col, justify="right")
+    for r in range(args.rounds):  # interleaved, so both see the same machine load
+        n_b, t_b = bare_search(backend, queries)
+        n_e, t_e, acc, searches = evaluator(questions, policy)
+        table.add_row(str(r + 1), f"{n_b / t_b:.1f}", f"{n_e / t_e:.2f}", f"{searches / t_e:.1f}",
+                      f"{(n_e / t_e) / (n_b / t_b):.4f}", f"{acc:.1f}")
+    console = Console()
+    console.print(table)
+    if args.episode:
+        wall, fb, ci = episode()
+        console.print(f"scripted micro DeepSearch episode: {wall:.1f} s wall, test accuracy "
+                      f"{fb['baseline']:.2f} -> {fb['score']:.2f} ({fb['improvement']:+.2f} points); {ci}")
+
+
+if __name__ == "__main__":
+    main()
