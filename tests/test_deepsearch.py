@@ -222,9 +222,9 @@ def test_deepsearchqa_grading_exact_match_first_then_the_judge(tmp_path, monkeyp
         assets = ScenarioAssets(base_model_dir=tmp_path, train_dir=tmp_path,
                                 hidden_splits={"test": split})
         ctx = GradeContext(sc, assets)
-        backend = family._use_cached_search(split)
+        backends = family._use_cached_search(refs)
         eps = rollout(refs, policy, max_steps=6, prompt=sc.interactive.prompt)
-        res = family.results(ctx, refs, eps, backend)
+        res = family.results(ctx, refs, eps, backends)
         n_judged = sum("judge" in r.details for r in res)
         assert len(judge.requests) == n_judged and n_judged >= 1
         assert all(r.details["queries"] for r in res)
@@ -236,9 +236,23 @@ def test_deepsearchqa_grading_exact_match_first_then_the_judge(tmp_path, monkeyp
             <= metrics["score_ci_high"]
         assert metrics["search_backend_calls"] == len(refs)
         # a second grading: no judge call, no search call
-        backend = family._use_cached_search(split)
+        backends = family._use_cached_search(refs)
         res2 = family.results(ctx, refs, rollout(refs, policy, max_steps=6,
-                                                 prompt=sc.interactive.prompt), backend)
+                                                 prompt=sc.interactive.prompt), backends)
         assert len(judge.requests) == n_judged
         assert family.summary_metrics(res2)["search_backend_calls"] == 0
         assert [r.correct for r in res2] == [r.correct for r in res]
+
+
+def test_score_interval_and_a_gain_inside_the_noise_is_said_plainly() -> None:
+    from autorl_gym.report.noise import paired_bootstrap, score_interval
+
+    iv = score_interval([1.0] * 30 + [0.0] * 70)
+    assert iv.score == 30.0 and iv.low < 30.0 < iv.high and iv.low > 15 and iv.high < 45
+    assert score_interval([1.0, 1.0]).low == 100.0
+    base = [0.0, 1.0] * 50
+    chosen = base[:]
+    chosen[0] = chosen[2] = chosen[4] = 1.0                 # +3 points on 100 items
+    gain = paired_bootstrap(chosen, base)
+    assert gain.improvement == pytest.approx(3.0) and not gain.significant
+    assert "inside the noise" in gain.text()

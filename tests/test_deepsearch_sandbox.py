@@ -157,7 +157,8 @@ def test_deepsearchqa_sandbox_sees_train_questions_and_docs_not_held_out(tmp_pat
     sc = sc.model_copy(update={
         "data": sc.data.model_copy(update={"path": FIXTURE / "DSQA-full.csv", "dev_size": 2}),
         "search": sc.search.model_copy(update={"documents": str(FIXTURE / "docs")}),
-        "judge": None})
+        "interactive": sc.interactive.model_copy(update={"max_steps": 2, "max_new_tokens": 12}),
+        "judge": None})  # a micro policy stands in for Qwen2.5 (no hub); short baselines
     env = make(sc, tmp_path, base_model=str(deepsearch_assets.model_dir))
     try:
         _obs, info = env.reset()

@@ -37,19 +37,19 @@ class SearchQATask(GamesTask):
         if scenario.interactive is not None and scenario.interactive.max_steps > 50:
             raise ValueError("field 'interactive.max_steps': at most 50 steps per question")
 
-    def _split_root(self, ctx: GradeContext, split: str) -> Path:
-        return ctx.split_path(split)
-
-    def _use_cached_search(self, root: Path) -> Any:
-        """Answer the split's searches through the grader's on-disk cache."""
+    def _use_cached_search(self, refs: list[Any]) -> list[Any]:
+        """Answer the searches of every world these questions belong to through the grader's
+        on-disk cache; the cached backends, for their counts."""
         from autorl_gym.interactive.deepsearch import _Split, set_backend
         from autorl_gym.interactive.search import CachedSearch, make_search
 
-        split = _Split(root)
-        spec = split.spec.model_copy(update={"cache_dir": None})
-        backend = CachedSearch(make_search(spec, root), search_cache_dir())
-        set_backend(root, backend)
-        return backend
+        out = []
+        for root in dict.fromkeys(r.path.parent.parent.resolve() for r in refs):
+            spec = _Split(root).spec.model_copy(update={"cache_dir": None})
+            backend = CachedSearch(make_search(spec, root), search_cache_dir())
+            set_backend(root, backend)
+            out.append(backend)
+        return out
 
     def play(self, ctx: GradeContext, info: SubmissionInfo, split: str, limit: int | None,
              progress: Progress | None = None) -> list[ItemResult]:
@@ -58,17 +58,17 @@ class SearchQATask(GamesTask):
         spec = ctx.scenario.interactive
         assert spec is not None
         g = ctx.scenario.grader
-        backend = self._use_cached_search(self._split_root(ctx, split))
+        refs = list(ctx.items(split, limit))
+        backends = self._use_cached_search(refs)
         policy = HFPolicy(info.path, base_model=ctx.assets.base_model_dir, device=g.device,
                           dtype=g.dtype, batch_size=g.batch_size, max_new_tokens=spec.max_new_tokens,
                           stop=tuple(spec.stop), choose=spec.choose)
-        refs = list(ctx.items(split, limit))
         episodes = rollout(refs, policy, max_steps=spec.max_steps, prompt=spec.prompt,
                            on_step=progress)
-        return self.results(ctx, refs, episodes, backend)
+        return self.results(ctx, refs, episodes, backends)
 
     def results(self, ctx: GradeContext, refs: list[Any], episodes: list[Episode],
-                backend: Any = None) -> list[ItemResult]:
+                backends: list[Any] | None = None) -> list[ItemResult]:
         """Per-item results: exact match first, the judge (if any) on the answers that differ."""
         from autorl_gym.grading.results import ItemResult
         from autorl_gym.interactive.deepsearch import load_question, parse_command
@@ -98,8 +98,9 @@ class SearchQATask(GamesTask):
             out.append(ItemResult(index=i, gold=q.answer or "", answer=answer, correct=correct,
                                   completion=(f"[{q.id}] {q.question}\n" + ep.transcript())[:8000],
                                   details=details))
-        if backend is not None and out:  # this grading's searches: answered by the backend / cache
-            out[0].details["search"] = {"backend_calls": backend.misses, "cache_hits": backend.hits}
+        if backends and out:  # this grading's searches: answered by the backend / by the cache
+            out[0].details["search"] = {"backend_calls": sum(b.misses for b in backends),
+                                        "cache_hits": sum(b.hits for b in backends)}
         return out
 
     def _judge(self, ctx: GradeContext, pending: list[tuple[Any, str]]) -> dict[tuple[str, str], Any]:
