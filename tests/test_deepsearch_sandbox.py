@@ -5,6 +5,7 @@ their worlds' documents and answer keys out of reach."""
 from __future__ import annotations
 
 import json
+import shlex
 import socket
 import threading
 from pathlib import Path
@@ -117,7 +118,7 @@ def hidden_keys_unreachable(env: gym.Env, hidden: list[Path], secrets: list[str]
     # no held-out question, document line or id in anything the sandbox can read where data lives
     # (the workspace with its data/ and model/ mounts, /tmp, the home folder, the host's cache)
     where = f"$WORKSPACE/ /tmp ~ {hidden[0].parent.parent}"
-    body = run(env, "grep -rlF " + " ".join(f"-e '{s}'" for s in secrets)
+    body = run(env, "grep -rlF " + " ".join(f"-e {shlex.quote(s)}" for s in secrets)
                + f" {where} 2>/dev/null; echo done")
     assert body.split("--- output ---\n")[1] == "done\n", body
     files = [f.name for h in hidden for f in question_files(h)[:3]]
