@@ -257,3 +257,19 @@ PY""")
             assert "Sydney Opera House architect" in log
         finally:
             env.close()
+
+
+def test_micro_deepsearch_assets_have_disjoint_worlds(deepsearch_assets) -> None:
+    from autorl_gym.interactive import find_games
+    from autorl_gym.micro.deepsearch import SIZES, WORLDS
+
+    manifest = json.loads((deepsearch_assets.root / "manifest.json").read_text())
+    ids = {}
+    for split in ("train", "dev", "test"):
+        refs = find_games(deepsearch_assets.split_dir(split))
+        assert len(refs) == WORLDS[split] * SIZES[split].questions
+        ids[split] = {r.name for r in refs}
+        seeds = {int(r.name[1:].split("_")[0]) for r in refs}
+        assert seeds == {manifest["seeds"][split] + i for i in range(WORLDS[split])}
+    assert not ids["train"] & ids["dev"] and not ids["train"] & ids["test"] and not ids["dev"] & ids["test"]
+    assert manifest["num_parameters"] < 1_000_000 and manifest["weights_sha256"]
