@@ -1,7 +1,7 @@
 """Questions per second of the search evaluator (the micro DeepSearch policy answering the test
 questions through ``autorl_gym.interactive.rollout`` with the deepsearch engine, batched across
 questions) against the bare search backend's queries per second (BM25 over the same test world,
-the queries of the expert's chains), side by side in one run, interleaved; optionally the wall
+the queries of the expert's chains, world by world), side by side in one run, interleaved; optionally the wall
 time and scores of the scripted micro DeepSearch episode.
 
     python bench/deepsearch_speed.py [--rounds 3] [--episode]
@@ -27,11 +27,15 @@ from autorl_gym.interactive.search import SearchSpec, make_search
 from autorl_gym.micro.deepsearch import MAX_STEPS, PROMPT, TOP_K, ensure_deepsearch_assets
 
 
-def bare_search(backend, queries: list[str]) -> tuple[int, float]:  # noqa: ANN001
+def bare_search(work: list[tuple[object, list[str]]]) -> tuple[int, float]:
+    """Each world's BM25 index answering that world's queries."""
     t0 = time.perf_counter()
-    for q in queries:
-        backend.search(q, TOP_K)
-    return len(queries), time.perf_counter() - t0
+    n = 0
+    for backend, queries in work:
+        for q in queries:
+            backend.search(q, TOP_K)  # type: ignore[attr-defined]
+        n += len(queries)
+    return n, time.perf_counter() - t0
 
 
 def evaluator(questions, policy) -> tuple[int, float, float, int]:  # noqa: ANN001
@@ -65,15 +69,19 @@ def main() -> None:
     assets = ensure_deepsearch_assets()
     test = assets.split_dir("test")
     questions = find_games(test)
-    queries = [a[7:-1] for q in questions for a in load_question(q).expert if a.startswith("search[")]
-    backend = make_search(SearchSpec(backend="bm25", documents=str(test / "docs")))
+    worlds: dict[Path, list[str]] = {}
+    for q in questions:   # the expert's queries, world by world
+        worlds.setdefault(q.path.parent.parent, []).extend(
+            a[7:-1] for a in load_question(q).expert if a.startswith("search["))
+    work = [(make_search(SearchSpec(backend="bm25", documents=str(w / "docs"))), qs)
+            for w, qs in worlds.items()]
     policy = HFPolicy(assets.model_dir, batch_size=64, max_new_tokens=24, choose="admissible")
     table = Table(title=f"micro DeepSearch, {len(questions)} test questions, {os.cpu_count()} CPUs")
     for col in ("round", "bare BM25 queries/s", "evaluator questions/s (micro policy)",
                 "evaluator searches/s", "questions/s : queries/s", "accuracy %"):
         table.add_column(col, justify="right")
     for r in range(args.rounds):  # interleaved, so both see the same machine load
-        n_b, t_b = bare_search(backend, queries)
+        n_b, t_b = bare_search(work)
         n_e, t_e, acc, searches = evaluator(questions, policy)
         table.add_row(str(r + 1), f"{n_b / t_b:.1f}", f"{n_e / t_e:.2f}", f"{searches / t_e:.1f}",
                       f"{(n_e / t_e) / (n_b / t_b):.4f}", f"{acc:.1f}")
