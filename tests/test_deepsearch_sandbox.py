@@ -273,3 +273,24 @@ def test_micro_deepsearch_assets_have_disjoint_worlds(deepsearch_assets) -> None
         assert seeds == {manifest["seeds"][split] + i for i in range(WORLDS[split])}
     assert not ids["train"] & ids["dev"] and not ids["train"] & ids["test"] and not ids["dev"] & ids["test"]
     assert manifest["num_parameters"] < 1_000_000 and manifest["weights_sha256"]
+
+
+def test_a_second_grading_makes_no_search_backend_call(tmp_path, monkeypatch, deepsearch_assets):
+    """The grader (in its child process) answers every search through the on-disk cache: grading
+    the same model again sees the same pages, scores the same, and calls no backend."""
+    from autorl_gym.assets import resolve_assets
+    from autorl_gym.grading.core import make_grader
+
+    sc = get_scenario("AutoRL-Micro-DeepSearch-v0")
+    assets = resolve_assets(sc, progress=False)
+    monkeypatch.setenv("AUTORL_GYM_CACHE", str(tmp_path / "cache"))   # an empty search cache
+    grader = make_grader(sc, assets)
+    first = grader.evaluate(assets.base_model_dir, "dev", limit=12)
+    second = grader.evaluate(assets.base_model_dir, "dev", limit=12)
+    assert first.metrics["search_backend_calls"] > 0 and first.metrics["search_cache_hits"] >= 0
+    assert second.metrics["search_backend_calls"] == 0
+    assert second.metrics["search_cache_hits"] == first.metrics["search_backend_calls"] \
+        + first.metrics["search_cache_hits"]
+    assert [i.completion for i in second.items] == [i.completion for i in first.items]
+    assert first.metrics["score_ci_low"] <= first.score <= first.metrics["score_ci_high"]
+    assert any((tmp_path / "cache" / "search_cache").iterdir())
