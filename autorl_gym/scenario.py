@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from autorl_gym.interactive.prompt import PromptSpec
 from autorl_gym.interactive.search import SearchSpec
+from autorl_gym.judge.settings import JudgeSpec
 from autorl_gym.paths import scenario_dirs
 from autorl_gym.tools.sandbox import SandboxLimits
 
@@ -93,19 +94,6 @@ class InteractiveSpec(_Strict):
     test_split: str = "valid_unseen"
 
 
-class JudgeSpec(_Strict):
-    """An LLM judge behind an OpenAI-compatible endpoint, configured on the host; its key is read
-    from the host's environment (``api_key_env``) and never enters a sandbox."""
-
-    model: str = Field(min_length=1)
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(2, ge=0, description="transport retries (the openai client's)")
-    parse_retries: int = Field(1, ge=0, description="asked again after an unparseable verdict")
-    max_tokens: int = Field(256, gt=0)
-
-
 class Budget(_Strict):
     seconds: float = Field(gt=0, description="wall-clock budget of an episode")
     max_steps: int = Field(gt=0, description="tool calls allowed")
@@ -139,8 +127,10 @@ class Scenario(_Strict):
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
     reference_baseline: ReferenceBaseline | None = None
     interactive: InteractiveSpec | None = None
+    judge: JudgeSpec | None = Field(None, description="the judge of a judge-graded task (level 2)")
     search: SearchSpec | None = Field(None, description="the search backend of search tasks")
-    judge: JudgeSpec | None = Field(None, description="the LLM judge of judge-graded tasks")
+    task_options: dict[str, Any] = Field(
+        default_factory=dict, description="the task family's own settings (its options_model)")
     source_file: Path | None = Field(None, exclude=True)
 
     @field_validator("id")
@@ -273,22 +263,29 @@ def get_scenario(scenario_id: str) -> Scenario:
     raise ScenarioError(f"unknown scenario {scenario_id!r}; registered: {known}")
 
 
-def register_all() -> ScenarioCatalog:
-    """Register every valid scenario with Gymnasium; warn once per broken file."""
+def register(scenario: Scenario) -> str:
+    """Register one scenario with Gymnasium under its id (a scenario loaded from a YAML path
+    outside the scenario folders too); returns the id."""
     import gymnasium as gym
 
-    cat = catalog(refresh=True)
-    for sid in cat.scenarios:
-        if sid in gym.registry:
-            continue
+    if scenario.id not in gym.registry:
+        in_catalog = catalog().scenarios.get(scenario.id) is scenario
         gym.register(
-            id=sid,
+            id=scenario.id,
             entry_point=ENTRY_POINT,
-            kwargs={"scenario": sid},
+            kwargs={"scenario": scenario.id if in_catalog else scenario},
             nondeterministic=True,
             disable_env_checker=False,
             order_enforce=True,
         )
+    return scenario.id
+
+
+def register_all() -> ScenarioCatalog:
+    """Register every valid scenario with Gymnasium; warn once per broken file."""
+    cat = catalog(refresh=True)
+    for sc in cat.scenarios.values():
+        register(sc)
     for err in cat.errors:
         warnings.warn(f"autorl_gym: scenario not registered: {err}", stacklevel=2)
     return cat

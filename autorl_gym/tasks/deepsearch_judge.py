@@ -1,7 +1,8 @@
 """A minimal answer judge for DeepSearchQA: is a free-text answer the gold answer?
 
-Written for this family while the judge-graded issue's judge interface is not on main; the lead
-will unify the two (:func:`judge_answers` is the one entry point). Host side only.
+Written for this family before the judge-graded issue's judge (:mod:`autorl_gym.judge`) was on
+main; it takes that issue's :class:`~autorl_gym.judge.settings.JudgeSpec`, and the two are to be
+unified (:func:`judge_answers` is the one entry point). Host side only.
 
 The judge is a model behind any OpenAI-compatible endpoint (``judge.model``, ``judge.base_url``,
 the key read from the host's ``$<judge.api_key_env>``, never from the sandbox). It is asked only
@@ -22,16 +23,15 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from autorl_gym.io import atomic_write_text
+from autorl_gym.judge.settings import JudgeSpec
 from autorl_gym.paths import cache_dir
-from autorl_gym.scenario import JudgeSpec
 
 PROMPT_VERSION = "deepsearch-judge-v1"
 SYSTEM = ("You grade answers to research questions. Compare the response with the gold answer. "
           "The response is correct if it states the same answer (the same entity, number, date "
           "or set of items; wording, spelling variants and extra explanation do not matter). "
           "It is incorrect if it gives a different answer, hedges between several, or misses or "
-          "adds items of a set answer. Reply with a short reason, then a last line that is exactly "
-          "CORRECT or INCORRECT.")
+          "adds items of a set answer. Reply with exactly one word: CORRECT or INCORRECT.")
 
 
 class JudgeUnavailable(RuntimeError):
@@ -70,12 +70,12 @@ def _key(spec: JudgeSpec, item: JudgeItem) -> str:
 def _client(spec: JudgeSpec):  # noqa: ANN202
     from openai import OpenAI
 
-    key = os.environ.get(spec.api_key_env)
+    key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
     if not key and spec.base_url is None:
         raise JudgeUnavailable(f"the judge needs an API key in ${spec.api_key_env} (on the host) "
                                "or judge.base_url pointing at a local endpoint")
     return OpenAI(api_key=key or "none", base_url=spec.base_url, timeout=spec.timeout_s,
-                  max_retries=spec.max_retries)
+                  max_retries=spec.retries)
 
 
 def judge_answers(spec: JudgeSpec, items: list[JudgeItem],
