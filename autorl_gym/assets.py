@@ -34,10 +34,6 @@ def resolve_base_model(spec: str, progress: bool = True) -> Path:
         from autorl_gym.micro.textworld import ensure_textworld_assets
 
         return ensure_textworld_assets(progress=progress).model_dir
-    if spec == "micro:deepsearch":
-        from autorl_gym.micro.deepsearch import ensure_deepsearch_assets
-
-        return ensure_deepsearch_assets(progress=progress).model_dir
     if spec.startswith("micro:"):
         from autorl_gym.micro.build import ensure_micro_assets
 
@@ -67,10 +63,6 @@ def base_model_present(spec: str) -> bool:
         from autorl_gym.micro.textworld import textworld_assets_if_built
 
         return textworld_assets_if_built() is not None
-    if spec == "micro:deepsearch":
-        from autorl_gym.micro.deepsearch import deepsearch_assets_if_built
-
-        return deepsearch_assets_if_built() is not None
     if spec.startswith("micro:"):
         from autorl_gym.micro.build import micro_assets_if_built
 

@@ -12,7 +12,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autorl_gym.interactive.prompt import PromptSpec
-from autorl_gym.interactive.search import SearchSpec
 from autorl_gym.judge.settings import JudgeSpec
 from autorl_gym.paths import scenario_dirs
 from autorl_gym.tools.sandbox import SandboxLimits
@@ -128,7 +127,6 @@ class Scenario(_Strict):
     reference_baseline: ReferenceBaseline | None = None
     interactive: InteractiveSpec | None = None
     judge: JudgeSpec | None = Field(None, description="the judge of a judge-graded task (level 2)")
-    search: SearchSpec | None = Field(None, description="the search backend of search tasks")
     task_options: dict[str, Any] = Field(
         default_factory=dict, description="the task family's own settings (its options_model)")
     source_file: Path | None = Field(None, exclude=True)

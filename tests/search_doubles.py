@@ -1,10 +1,6 @@
 """Test doubles for the search tasks (real HTTP on loopback, deterministic answers):
-
-- :class:`ScriptedJudge`: an OpenAI-compatible ``/v1/chat/completions`` judge that says CORRECT
-  when the gold answer's words all occur in the response (a fixed rule), or answers garbage or
-  HTTP 503 when told to;
-- :class:`FakeSerper`: a Serper-compatible ``/search`` API answering from a fixed list of pages by
-  word overlap, counting the calls that reach it.
+:class:`FakeSerper`, a Serper-compatible ``/search`` API answering from a fixed list of pages by
+word overlap, keeping the requests that reach it. (The judge's double is tests/judge_server.py.)
 """
 
 from __future__ import annotations
@@ -59,29 +55,6 @@ class _Server:
 
 def _words(text: str) -> set[str]:
     return set(re.findall(r"\w+", text.lower()))
-
-
-class ScriptedJudge(_Server):
-    def __init__(self, mode: str = "rule"):
-        super().__init__()
-        self.mode = mode  # rule | garbage | down
-
-    def answer(self, path, headers, body):  # noqa: ANN001, ANN201
-        if self.mode == "down":
-            return 503, {"error": {"message": "judge is down"}}
-        user = body["messages"][-1]["content"]
-        gold = re.search(r"Gold answer: (.*)", user).group(1)
-        response = re.search(r"Response: (.*)", user).group(1)
-        verdict = "CORRECT" if _words(gold) <= _words(response) else "INCORRECT"
-        text = "no verdict here" if self.mode == "garbage" else f"Compared the two.\n{verdict}"
-        return 200, {"id": "j", "object": "chat.completion", "created": 0, "model": body["model"],
-                     "choices": [{"index": 0, "finish_reason": "stop",
-                                  "message": {"role": "assistant", "content": text}}],
-                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
-
-    @property
-    def base_url(self) -> str:
-        return self.url + "/v1"
 
 
 class FakeSerper(_Server):

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from search_doubles import FakeSerper, ScriptedJudge
+from judge_server import ScriptedJudge
+from search_doubles import FakeSerper
 
 from autorl_gym.interactive import PolicyInput, PromptSpec, expert_policy, find_games, rollout
 from autorl_gym.interactive.deepsearch import exact_match, normalize_answer, parse_command
@@ -17,8 +18,9 @@ from autorl_gym.interactive.search import (
     make_search,
     read_documents,
 )
+from autorl_gym.judge import JudgeSpec, JudgeUnavailable
 from autorl_gym.micro.search_world import Sizes, generate_world, write_split
-from autorl_gym.scenario import JudgeSpec, get_scenario
+from autorl_gym.scenario import get_scenario
 
 FIXTURE = Path(__file__).parent / "data" / "deepsearchqa"
 PROMPT = PromptSpec(history=2, max_obs_chars=200, max_goal_chars=200, intro=False, admissible=False)
@@ -121,37 +123,17 @@ def test_web_backend_calls_the_api_with_the_hosts_key_and_caches(tmp_path, monke
             backend.search("another query", 2)
 
 
-def test_judge_is_asked_only_when_strings_differ_and_caches(tmp_path, monkeypatch) -> None:
-    from autorl_gym.tasks.deepsearch_judge import JudgeItem, JudgeUnavailable, judge_answers
-
-    monkeypatch.setenv("AUTORL_GYM_CACHE", str(tmp_path / "cache"))
-    items = [JudgeItem(question="q1", gold="HMS Beagle", answer="the ship HMS Beagle"),
-             JudgeItem(question="q2", gold="1869", answer="1870")]
-    with ScriptedJudge() as judge:
-        spec = JudgeSpec(model="judge-1", base_url=judge.base_url, api_key_env="NO_SUCH_KEY_SET")
-        v = judge_answers(spec, items)
-        assert [x.correct for x in v] == [True, False] and len(judge.requests) == 2
-        assert judge.requests[0]["body"]["model"] == "judge-1"
-        v2 = judge_answers(spec, items)
-        assert [x.cached for x in v2] == [True, True] and len(judge.requests) == 2
-        judge.mode = "garbage"
-        v3 = judge_answers(spec, [JudgeItem(question="q3", gold="a", answer="b")])
-        assert v3[0].parsed is False and v3[0].correct is False
-        assert len(judge.requests) == 2 + 1 + spec.parse_retries   # asked again, then counted wrong
-        judge.mode = "down"
-        with pytest.raises(JudgeUnavailable, match="judge-1"):
-            judge_answers(spec.model_copy(update={"retries": 0}),
-                          [JudgeItem(question="q4", gold="a", answer="b")])
-
-
 # ------------------------------------------------------------------ DeepSearchQA's own format
 
 
 def dsqa_scenario(tmp_path: Path, **search):  # noqa: ANN201
+    """DeepSearchQA on the 12-question fixture (its own CSV format) with its documents."""
     sc = get_scenario("AutoRL-DeepSearchQA-v0")
+    options = {**sc.task_options, "search": {**sc.task_options["search"],
+                                             "documents": str(FIXTURE / "docs"), **search}}
     return sc.model_copy(update={
         "data": sc.data.model_copy(update={"path": FIXTURE / "DSQA-full.csv", "dev_size": 2}),
-        "search": sc.search.model_copy(update={"documents": str(FIXTURE / "docs"), **search})})
+        "task_options": options})
 
 
 def test_deepsearchqa_loads_its_own_format_and_splits_as_the_original(tmp_path) -> None:
@@ -184,65 +166,99 @@ def test_deepsearchqa_refuses_a_file_without_its_columns(tmp_path) -> None:
         load_questions(sc)
 
 
+def _words(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"\w+", text.lower()))
+
+
+ANSWERS = {  # question start -> what the scripted policy answers (None: the gold string)
+    "List the planets": "It is Mercury, Venus",         # right, not the gold string: judge yes
+    "What is the chemical symbol": "Iridium",           # wrong: judge no
+    "What is the highest mountain": "Kosciuszko",       # the judge's reply does not parse
+}
+
+
 def test_deepsearchqa_grading_exact_match_first_then_the_judge(tmp_path, monkeypatch) -> None:
-    """The family's grading on the fixture: answers written by a scripted policy; the judge is
-    asked about the two that differ from the gold string, once."""
+    """The family's grading on the fixture (answers written by a scripted policy) with main's
+    judge (:mod:`autorl_gym.judge`) behind the scripted judge server: exact matches are never
+    sent to the judge, the others are asked once (an unparseable verdict is asked again, then
+    counts as wrong), a second grading asks neither the judge nor the search backend, and a
+    judge outage fails the grading with its reason."""
     from autorl_gym.assets import ScenarioAssets
     from autorl_gym.tasks.base import GradeContext
-    from autorl_gym.tasks.deepsearchqa import DeepSearchQATask
+    from autorl_gym.tasks.deepsearchqa import DeepSearchQATask, _write_split, load_questions, split_rows
 
     monkeypatch.setenv("AUTORL_GYM_CACHE", str(tmp_path / "cache"))
     family = DeepSearchQATask()
     sc = dsqa_scenario(tmp_path)
-    inside, host, mounts = family._specs(sc)
-    from autorl_gym.tasks.deepsearchqa import _write_split, load_questions, split_rows
-
+    _inside, host, _mounts = family._specs(sc)
     rows, _ = load_questions(sc)
     split = tmp_path / "test"
     _write_split(split, split_rows(rows, 2, 5)["test"], host)
     refs = find_games(split)
     gold = {json.loads(r.path.read_text())["question"]: json.loads(r.path.read_text())["answer"]
             for r in refs}
+    answers = dict(ANSWERS)
 
     def policy(batch: list[PolicyInput]) -> list[str]:
         out = []
         for b in batch:
-            g = gold[b.state.goal]
             if b.state.steps == 0:
                 out.append(f"search[{b.state.goal[:60]}]")
-            elif b.state.goal.startswith(("Which two", "List")):
-                out.append(f"answer[It is {g}]")         # right, but not the gold string
-            elif "Nobel" in b.state.goal:
-                out.append("answer[1983]")                # wrong
-            else:
-                out.append(f"answer[{g}]")                # exact
+                continue
+            mine = next((a for q, a in answers.items() if b.state.goal.startswith(q)), None)
+            out.append(f"answer[{mine or gold[b.state.goal]}]")
         return out
 
-    with ScriptedJudge() as judge:
-        sc = sc.model_copy(update={"judge": JudgeSpec(model="j", base_url=judge.base_url)})
-        assets = ScenarioAssets(base_model_dir=tmp_path, train_dir=tmp_path,
-                                hidden_splits={"test": split})
-        ctx = GradeContext(sc, assets)
+    def grade(ctx: GradeContext) -> list:  # noqa: ANN001
         backends = family._use_cached_search(refs)
         eps = rollout(refs, policy, max_steps=6, prompt=sc.interactive.prompt)
-        res = family.results(ctx, refs, eps, backends)
-        n_judged = sum("judge" in r.details for r in res)
-        assert len(judge.requests) == n_judged and n_judged >= 1
+        return family.results(ctx, refs, eps, backends)
+
+    with ScriptedJudge() as judge:
+        judge.match_rule = lambda q, answer, g: ("unsure" if answer == "Kosciuszko" else
+                                                 "yes" if _words(g) <= _words(answer) else "no")
+        spec = JudgeSpec(model="judge-1", base_url=judge.base_url, api_key_env=None, retries=0)
+        sc = sc.model_copy(update={"judge": spec})
+        family.check_scenario(sc)
+        ctx = GradeContext(sc, ScenarioAssets(base_model_dir=tmp_path, train_dir=tmp_path,
+                                              hidden_splits={"test": split}))
+        res = grade(ctx)
+        by_q = {next((q for q in ANSWERS if r.details["question"].startswith(q)),
+                     r.details["question"]): r for r in res}
+        judged = set(ANSWERS)
+        assert {q for q, r in by_q.items() if "judge" in r.details} == judged
+        assert all(r.correct and r.details["graded_by"] == "exact_match"
+                   for q, r in by_q.items() if q not in judged)
+        assert by_q["List the planets"].correct and by_q["List the planets"].details["graded_by"] == "judge"
+        assert not by_q["What is the chemical symbol"].correct
+        unsure = by_q["What is the highest mountain"]
+        assert not unsure.correct and unsure.details["judge"]["parsed"] is False
+        asked = [a.fields[1] for a in judge.requests]
+        assert sorted(set(asked)) == sorted(ANSWERS.values())
+        assert len(asked) == 2 + 1 + spec.parse_retries        # the unparseable one asked again
+        assert {a.model for a in judge.requests} == {"judge-1"}
         assert all(r.details["queries"] for r in res)
-        for r in res:
-            if r.details["exact_match"]:
-                assert r.correct and "judge" not in r.details
         metrics = family.summary_metrics(res)
         assert metrics["score_ci_low"] <= 100 * sum(r.correct for r in res) / len(res) \
             <= metrics["score_ci_high"]
         assert metrics["search_backend_calls"] == len(refs)
-        # a second grading: no judge call, no search call
-        backends = family._use_cached_search(refs)
-        res2 = family.results(ctx, refs, rollout(refs, policy, max_steps=6,
-                                                 prompt=sc.interactive.prompt), backends)
-        assert len(judge.requests) == n_judged
+        assert metrics["judge_verdicts"] == 3 and metrics["judge_requests"] == len(asked)
+        assert metrics["judge_unparsed"] == 1
+        record = family.protocol_record(ctx, "hf-rollout")
+        assert record["judge"]["prompt"] == "match_v1" and "key" not in json.dumps(record).lower()
+
+        res2 = grade(ctx)                 # a second grading: no judge call, no search call
+        assert len(judge.requests) == len(asked)
         assert family.summary_metrics(res2)["search_backend_calls"] == 0
         assert [r.correct for r in res2] == [r.correct for r in res]
+        assert all(r.details["judge"]["cached"] for r in res2 if "judge" in r.details)
+
+        judge.status = 503                # a new answer while the judge is down
+        answers["What is the chemical symbol"] = "Iridium (Ir)"
+        with pytest.raises(JudgeUnavailable, match="judge-1"):
+            grade(ctx)
 
 
 def test_score_interval_and_a_gain_inside_the_noise_is_said_plainly() -> None:

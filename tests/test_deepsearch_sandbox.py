@@ -74,6 +74,11 @@ def test_the_sandbox_reaches_the_hosts_search_through_the_bridge_only(tmp_path) 
         listener.close()
 
 
+def with_search(sc, **search) -> dict:  # noqa: ANN001
+    """The scenario's task_options with these search settings."""
+    return {**sc.task_options, "search": {**sc.task_options["search"], **search}}
+
+
 def make(scenario, tmp_path: Path, **kw) -> gym.Env:  # noqa: ANN001
     try:
         return gym.make(scenario.id, scenario=scenario, workspace_root=tmp_path / "ws",
@@ -158,7 +163,7 @@ def test_deepsearchqa_sandbox_sees_train_questions_and_docs_not_held_out(tmp_pat
     sc = get_scenario("AutoRL-DeepSearchQA-v0")
     sc = sc.model_copy(update={
         "data": sc.data.model_copy(update={"path": FIXTURE / "DSQA-full.csv", "dev_size": 2}),
-        "search": sc.search.model_copy(update={"documents": str(FIXTURE / "docs")}),
+        "task_options": with_search(sc, documents=str(FIXTURE / "docs")),
         "interactive": sc.interactive.model_copy(update={"max_steps": 2, "max_new_tokens": 12}),
         "judge": None})  # a micro policy stands in for Qwen2.5 (no hub); short baselines
     env = make(sc, tmp_path, base_model=str(deepsearch_assets.model_dir))
@@ -192,19 +197,24 @@ def deepsearch_assets():
     return ensure_deepsearch_assets(progress=False)
 
 
+# the test's SFT, capped for CI time (the scripted agent's defaults: 5 epochs, 4 noisy rollouts);
+# one thread, so that the run is the same on any machine
+EPISODE_SFT = "{SFT_EPOCHS: 2, NOISY_ROLLOUTS: 1, SFT_THREADS: 1}"
+
+
 @pytest.mark.slow
 def test_scripted_micro_deepsearch_episode_through_the_cli(tmp_path, deepsearch_assets) -> None:
-    """`autorl-gym run --env AutoRL-Micro-DeepSearch-v0 --agent scripted`: the scripted agent
-    collects the expert's searches in the sandbox, fine-tunes, submits and finishes; the test
-    accuracy improves, and the end of the run states the bootstrap interval."""
+    """`autorl-gym run --env AutoRL-Micro-DeepSearch-v0 --agent scripted` (its SFT capped): the
+    scripted agent collects the expert's searches in the sandbox, fine-tunes, submits and
+    finishes; the test accuracy improves, and the end of the run states the bootstrap interval."""
     import os
     import subprocess
     import sys
 
     cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-DeepSearch-v0",
-           "--agent", "scripted", "--results-dir", str(tmp_path / "results"),
-           "--workspace-root", str(tmp_path / "workspace")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
+           "--agent", "scripted", "--agent-option", f"train_env={EPISODE_SFT}",
+           "--results-dir", str(tmp_path / "results"), "--workspace-root", str(tmp_path / "workspace")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_dir = next((tmp_path / "results").iterdir())
@@ -233,8 +243,8 @@ def test_deepsearchqa_web_search_reaches_the_sandbox_through_the_bridge(tmp_path
         sc = get_scenario("AutoRL-DeepSearchQA-v0")
         sc = sc.model_copy(update={
             "data": sc.data.model_copy(update={"path": FIXTURE / "DSQA-full.csv", "dev_size": 2}),
-            "search": sc.search.model_copy(update={
-                "backend": "web", "endpoint": api.url + "/search", "api_key_env": "TEST_SERPER_KEY"}),
+            "task_options": with_search(sc, backend="web", endpoint=api.url + "/search",
+                                        api_key_env="TEST_SERPER_KEY"),
             "interactive": sc.interactive.model_copy(update={"max_steps": 2, "max_new_tokens": 12}),
             "judge": None})
         env = make(sc, tmp_path, base_model=str(deepsearch_assets.model_dir))

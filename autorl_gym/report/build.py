@@ -39,7 +39,7 @@ def graded_by(protocol: dict) -> str | None:
     if not isinstance(judge, dict):
         return backend
     text = f"judge {judge.get('label')} (prompt {judge.get('prompt')}, {judge.get('prompt_version')}" \
-           f", both orders)"
+           f", {judge.get('how', 'both orders')})"
     return f"{text}; generation {backend}" if backend else text
 
 

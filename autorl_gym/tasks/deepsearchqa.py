@@ -14,7 +14,8 @@ held-out questions) graded once at the end, so no feedback score is ever a final
 original gives feedback on the same questions it grades). A file of fewer than 300 rows keeps the
 proportions (a third visible, the rest held out).
 
-Search: the scenario's ``search:`` section. ``bm25`` (the default) indexes a folder of documents
+Search: the scenario's ``task_options.search`` (:class:`DeepSearchOptions`, a
+:class:`~autorl_gym.interactive.search.SearchSpec`). ``bm25`` (the default) indexes a folder of documents
 (``search.documents``, else ``$AUTORL_GYM_DATA_DIR/deepsearchqa/docs``), mounted read-only into the
 sandbox, where the agent's code searches the same index in-process. ``web`` calls a web search
 API from the host (the key in the host's environment); the sandbox reaches it through a unix
@@ -30,6 +31,9 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from autorl_gym.interactive.search import SearchSpec
 from autorl_gym.io import atomic_write_text
 from autorl_gym.paths import cache_dir
 from autorl_gym.scenario import ScenarioError
@@ -39,8 +43,8 @@ from autorl_gym.tasks.search_qa import SearchQATask, search_cache_dir
 
 if TYPE_CHECKING:
     from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.interactive.search import SearchSpec
     from autorl_gym.scenario import Scenario
+    from autorl_gym.tasks.base import GradeContext
 
 HUB_ID = "google/deepsearchqa"
 FILE_NAME = "DSQA-full.csv"
@@ -48,6 +52,16 @@ SHUFFLE_SEED = 42
 TRAIN_SIZE = 100
 HELD_OUT_SIZE = 200
 REQUIRED = ("problem", "answer")
+SEARCH_BACKENDS = ("bm25", "web")   # what a scenario names; inside the sandbox web is 'remote'
+
+
+class DeepSearchOptions(BaseModel):
+    """``task_options`` of a DeepSearchQA scenario."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    search: SearchSpec = Field(default_factory=SearchSpec,
+                               description="the search backend answering search[...]")
 
 
 def data_file(scenario: Scenario) -> Path | None:
@@ -130,10 +144,11 @@ def documents_dir(scenario: Scenario, spec: SearchSpec) -> Path:
         p = Path(os.environ["AUTORL_GYM_DATA_DIR"]) / "deepsearchqa" / "docs"
     else:
         raise ScenarioError(f"{scenario.id}: the bm25 search backend needs a folder of documents: "
-                            "set search.documents (or $AUTORL_GYM_DATA_DIR/deepsearchqa/docs), or "
-                            "use search.backend: web")
+                            "set task_options.search.documents (or "
+                            "$AUTORL_GYM_DATA_DIR/deepsearchqa/docs), or use task_options.search."
+                            "backend: web")
     if not p.is_dir():
-        raise ScenarioError(f"{scenario.id}: search.documents {p} is not a folder")
+        raise ScenarioError(f"{scenario.id}: task_options.search.documents {p} is not a folder")
     return p.resolve()
 
 
@@ -149,19 +164,30 @@ class DeepSearchQATask(SearchQATask):
     name: ClassVar[str] = "deepsearchqa"
     data_sources: ClassVar[tuple[str, ...]] = ("deepsearchqa",)
     description: ClassVar[str] = "DeepSearchQA: multi-step search, exact match then an LLM judge"
+    options_model: ClassVar[type[BaseModel]] = DeepSearchOptions
+
+    def search_spec(self, scenario: Scenario) -> SearchSpec:
+        return self.options(scenario).search
 
     def check_scenario(self, scenario: Scenario) -> None:
         super().check_scenario(scenario)
-        if scenario.search is None:
-            raise ValueError("field 'search': required for task family 'deepsearchqa'")
+        spec = self.search_spec(scenario)
+        if spec.backend not in SEARCH_BACKENDS:
+            raise ValueError(f"field 'task_options.search.backend': {spec.backend!r} is not a search "
+                             f"backend of this family (choose from {', '.join(SEARCH_BACKENDS)})")
+        if spec.backend == "web":
+            from autorl_gym.search.web import PROVIDERS
+
+            if spec.provider not in PROVIDERS:
+                raise ValueError(f"field 'task_options.search.provider': unknown web search provider "
+                                 f"{spec.provider!r} (choose from {', '.join(PROVIDERS)})")
 
     def describe_train_data(self, scenario: Scenario) -> str:
         return str(scenario.data.path) if scenario.data.path else f"{HUB_ID} (100 visible questions)"
 
     def _specs(self, scenario: Scenario) -> tuple[SearchSpec, SearchSpec, list[Path]]:
         """The search of the sandbox's train split, of the grader's splits, and extra mounts."""
-        spec = scenario.search
-        assert spec is not None
+        spec = self.search_spec(scenario)
         if spec.backend == "bm25":
             docs = documents_dir(scenario, spec)
             host = spec.model_copy(update={"documents": str(docs), "cache_dir": None})
@@ -169,7 +195,8 @@ class DeepSearchQATask(SearchQATask):
         if spec.backend == "web":
             inside = spec.model_copy(update={"backend": "remote", "documents": None, "cache_dir": None})
             return inside, spec.model_copy(update={"cache_dir": None}), []
-        raise ScenarioError(f"{scenario.id}: search.backend {spec.backend!r}: use bm25 or web")
+        raise ScenarioError(f"{scenario.id}: task_options.search.backend {spec.backend!r}: use "
+                            f"{' or '.join(SEARCH_BACKENDS)}")
 
     def resolve_assets(self, scenario: Scenario, base_model: str | None = None,
                        progress: bool = True) -> ScenarioAssets:
@@ -187,7 +214,7 @@ class DeepSearchQATask(SearchQATask):
                 k: len(v) for k, v in splits.items()}}) + "\n")
         assets = games_assets(scenario, root / "train", {s: root / "hidden" / s for s in ("dev", "test")},
                               "data", mounts, base_model, progress)
-        if scenario.search is not None and scenario.search.backend == "web":
+        if host.backend == "web":
             from autorl_gym.search.bridge import bridge_for
 
             bridge = bridge_for(host, search_cache_dir())
@@ -206,3 +233,8 @@ class DeepSearchQATask(SearchQATask):
             return self.resolve_assets(scenario, progress=False)
         except (ScenarioError, OSError):
             return None
+
+    def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
+        search = self.search_spec(ctx.scenario)
+        return super().baseline_settings(ctx) | {
+            "search": search.model_dump(exclude={"cache_dir", "timeout_s", "api_key_env"})}

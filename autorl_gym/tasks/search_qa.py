@@ -9,6 +9,8 @@ with its bootstrap interval (``score_ci_low``/``score_ci_high`` in the metrics).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from autorl_gym.grading.results import ItemResult
     from autorl_gym.grading.submission import SubmissionInfo
     from autorl_gym.interactive import Episode
+    from autorl_gym.judge import JudgeSpec
     from autorl_gym.scenario import Scenario
 
 
@@ -28,12 +31,31 @@ def search_cache_dir() -> Path:
     return cache_dir() / "search_cache"
 
 
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's CPU threads set to ``n`` for the block (None: left as they are)."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class SearchQATask(GamesTask):
     metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
     backend: ClassVar[str] = "hf-rollout"
+    # torch CPU threads of the grader's rollouts (None: torch's default)
+    grading_threads: ClassVar[int | None] = None
 
     def check_scenario(self, scenario: Scenario) -> None:
         super().check_scenario(scenario)
+        check_judge(scenario)
         if scenario.interactive is not None and scenario.interactive.max_steps > 50:
             raise ValueError("field 'interactive.max_steps': at most 50 steps per question")
 
@@ -60,11 +82,13 @@ class SearchQATask(GamesTask):
         g = ctx.scenario.grader
         refs = list(ctx.items(split, limit))
         backends = self._use_cached_search(refs)
-        policy = HFPolicy(info.path, base_model=ctx.assets.base_model_dir, device=g.device,
-                          dtype=g.dtype, batch_size=g.batch_size, max_new_tokens=spec.max_new_tokens,
-                          stop=tuple(spec.stop), choose=spec.choose)
-        episodes = rollout(refs, policy, max_steps=spec.max_steps, prompt=spec.prompt,
-                           on_step=progress)
+        with torch_threads(self.grading_threads):
+            policy = HFPolicy(info.path, base_model=ctx.assets.base_model_dir, device=g.device,
+                              dtype=g.dtype, batch_size=g.batch_size,
+                              max_new_tokens=spec.max_new_tokens, stop=tuple(spec.stop),
+                              choose=spec.choose)
+            episodes = rollout(refs, policy, max_steps=spec.max_steps, prompt=spec.prompt,
+                               on_step=progress)
         return self.results(ctx, refs, episodes, backends)
 
     def results(self, ctx: GradeContext, refs: list[Any], episodes: list[Episode],
@@ -92,7 +116,8 @@ class SearchQATask(GamesTask):
                 "graded_by": "exact_match" if ep.won else ("judge" if verdict else "exact_match")}
             if verdict is not None:
                 details["judge"] = {"correct": verdict.correct, "parsed": verdict.parsed,
-                                    "cached": verdict.cached, "raw": verdict.raw[:2000]}
+                                    "cached": verdict.cached, "attempts": verdict.attempts,
+                                    "raw": verdict.raw[:2000]}
             if ep.error:
                 details["error"] = ep.error
             out.append(ItemResult(index=i, gold=q.answer or "", answer=answer, correct=correct,
@@ -104,14 +129,28 @@ class SearchQATask(GamesTask):
         return out
 
     def _judge(self, ctx: GradeContext, pending: list[tuple[Any, str]]) -> dict[tuple[str, str], Any]:
-        judge = ctx.scenario.judge
-        if judge is None or not pending:
+        """The scenario's judge (:mod:`autorl_gym.judge`, its ``match`` question) on the answers
+        that differ from the gold one after normalisation, ``judge.concurrency`` at a time,
+        through the grader-side cache. An outage raises :class:`JudgeUnavailable` (the grading
+        fails with that reason, it is never scored 0)."""
+        spec = ctx.scenario.judge
+        pending = list({(q.id, a): (q, a) for q, a in pending}.values())
+        if spec is None or not pending:
             return {}
-        from autorl_gym.tasks.deepsearch_judge import JudgeItem, judge_answers
+        from concurrent.futures import ThreadPoolExecutor
 
-        items = [JudgeItem(question=q.question, gold=q.answer or "", answer=a) for q, a in pending]
-        verdicts = judge_answers(judge, items)
-        return {(q.id, a): v for (q, a), v in zip(pending, verdicts, strict=True)}
+        from autorl_gym.judge import make_judge
+
+        judge = make_judge(spec)
+        try:
+            with ThreadPoolExecutor(max_workers=judge.concurrency, thread_name_prefix="judge") as pool:
+                matches = list(pool.map(
+                    lambda qa: judge.match(qa[0].question, qa[1], qa[0].answer or "",
+                                           tag={"id": qa[0].id}), pending))
+        finally:
+            if judge.cache is not None:
+                judge.cache.close()
+        return {(q.id, a): m for (q, a), m in zip(pending, matches, strict=True)}
 
     def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
         from autorl_gym.report.noise import score_interval
@@ -124,8 +163,10 @@ class SearchQATask(GamesTask):
         out["exact_match"] = 100.0 * sum(bool(r.details.get("exact_match")) for r in results) / n
         out["judged_correct"] = float(sum(r.details.get("graded_by") == "judge" and r.correct
                                           for r in results))
-        out["judge_calls"] = float(sum(1 for r in results if "judge" in r.details
-                                       and not r.details["judge"]["cached"]))
+        judged = [r.details["judge"] for r in results if "judge" in r.details]
+        out["judge_verdicts"] = float(len(judged))
+        out["judge_requests"] = float(sum(j["attempts"] for j in judged if not j["cached"]))
+        out["judge_unparsed"] = float(sum(not j["parsed"] for j in judged))
         search = results[0].details.get("search", {}) if results else {}
         if search:
             out["search_backend_calls"] = float(search["backend_calls"])
@@ -140,13 +181,42 @@ class SearchQATask(GamesTask):
         rec["grading"] = ("normalised exact match, then the judge on answers that differ"
                           if ctx.scenario.judge else "normalised exact match")
         if ctx.scenario.judge is not None:
-            rec["judge"] = ctx.scenario.judge.model_dump(exclude={"api_key_env"})
+            rec["judge"] = judge_record(ctx.scenario.judge)
         return rec
 
     def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
         out = super().baseline_settings(ctx)
         if ctx.scenario.judge is not None:
-            out["judge"] = ctx.scenario.judge.model_dump(include={"model", "base_url"})
-        if ctx.scenario.search is not None:
-            out["search"] = ctx.scenario.search.model_dump(exclude={"cache_dir", "timeout_s"})
+            from autorl_gym.judge import make_judge
+
+            out["judge"] = make_judge(ctx.scenario.judge, cache=False).identity()
         return out
+
+
+def check_judge(scenario: Scenario) -> None:
+    """The scenario's judge names a registered backend and a known correctness prompt."""
+    if scenario.judge is None:
+        return
+    from autorl_gym.judge.backends import judge_backend_names
+    from autorl_gym.judge.prompts import get_prompt
+
+    if scenario.judge.backend not in judge_backend_names():
+        raise ValueError(f"field 'judge.backend': unknown judge backend {scenario.judge.backend!r}; "
+                         f"available: {', '.join(judge_backend_names())}")
+    try:
+        get_prompt(scenario.judge.match_prompt)
+    except ValueError as e:
+        raise ValueError(f"field 'judge.match_prompt': {e}") from None
+
+
+def judge_record(spec: JudgeSpec) -> dict[str, Any]:
+    """Which judge graded, for feedback.json and the report (never the endpoint or the key)."""
+    from autorl_gym.judge import make_judge
+
+    judge = make_judge(spec, cache=False)
+    ident = judge.identity()
+    match = ident.get("match", {})
+    return {"label": judge.label, "backend": ident.get("backend"), "model": ident.get("model"),
+            "prompt": match.get("prompt"), "prompt_version": match.get("prompt_version"),
+            "prompt_sha": match.get("prompt_sha"), "temperature": ident.get("temperature"),
+            "how": "asked only where the normalised answer differs from the gold one"}
