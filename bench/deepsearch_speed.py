@@ -1,8 +1,9 @@
 """Questions per second of the search evaluator (the micro DeepSearch policy answering the test
 questions through ``autorl_gym.interactive.rollout`` with the deepsearch engine, batched across
-questions) against the bare search backend's queries per second (BM25 over the same test world,
-the queries of the expert's chains, world by world), side by side in one run, interleaved; optionally the wall
-time and scores of the scripted micro DeepSearch episode.
+questions, with the grader's torch threads) against the bare search backend's queries per second
+(BM25 over the same test world, the queries of the expert's chains, world by world), side by side
+in one run, interleaved; optionally the wall time and scores of the scripted micro DeepSearch
+episode.
 
     python bench/deepsearch_speed.py [--rounds 3] [--episode]
 """
@@ -25,6 +26,8 @@ from autorl_gym.interactive import HFPolicy, find_games, rollout
 from autorl_gym.interactive.deepsearch import load_question
 from autorl_gym.interactive.search import SearchSpec, make_search
 from autorl_gym.micro.deepsearch import MAX_STEPS, PROMPT, TOP_K, ensure_deepsearch_assets
+from autorl_gym.tasks.micro_deepsearch import MicroDeepSearchTask
+from autorl_gym.tasks.search_qa import torch_threads
 
 
 def bare_search(work: list[tuple[object, list[str]]]) -> tuple[int, float]:
@@ -39,8 +42,10 @@ def bare_search(work: list[tuple[object, list[str]]]) -> tuple[int, float]:
 
 
 def evaluator(questions, policy) -> tuple[int, float, float, int]:  # noqa: ANN001
+    """The grader's rollout, with the grader's torch threads."""
     t0 = time.perf_counter()
-    eps = rollout(questions, policy, max_steps=MAX_STEPS, prompt=PROMPT)
+    with torch_threads(MicroDeepSearchTask.grading_threads):
+        eps = rollout(questions, policy, max_steps=MAX_STEPS, prompt=PROMPT)
     dt = time.perf_counter() - t0
     searches = sum(t.action.startswith("search[") for e in eps for t in e.turns)
     return len(eps), dt, 100.0 * sum(e.won for e in eps) / len(eps), searches
@@ -76,7 +81,9 @@ def main() -> None:
     work = [(make_search(SearchSpec(backend="bm25", documents=str(w / "docs"))), qs)
             for w, qs in worlds.items()]
     policy = HFPolicy(assets.model_dir, batch_size=64, max_new_tokens=24, choose="admissible")
-    table = Table(title=f"micro DeepSearch, {len(questions)} test questions, {os.cpu_count()} CPUs")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    table = Table(title=f"micro DeepSearch, {len(questions)} test questions, {os.cpu_count()} CPUs, "
+                        f"{MicroDeepSearchTask.grading_threads} torch thread(s), load {load}")
     for col in ("round", "bare BM25 queries/s", "evaluator questions/s (micro policy)",
                 "evaluator searches/s", "questions/s : queries/s", "accuracy %"):
         table.add_column(col, justify="right")
@@ -89,8 +96,10 @@ def main() -> None:
     console.print(table)
     if args.episode:
         wall, fb, ci = episode()
-        console.print(f"scripted micro DeepSearch episode: {wall:.1f} s wall, test accuracy "
-                      f"{fb['baseline']:.2f} -> {fb['score']:.2f} ({fb['improvement']:+.2f} points); {ci}")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        console.print(f"scripted micro DeepSearch episode (load now {load}): {wall:.1f} s wall, "
+                      f"test accuracy {fb['baseline']:.2f} -> {fb['score']:.2f} "
+                      f"({fb['improvement']:+.2f} points); {ci}")
 
 
 if __name__ == "__main__":

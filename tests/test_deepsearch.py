@@ -248,6 +248,9 @@ def test_deepsearchqa_grading_exact_match_first_then_the_judge(tmp_path, monkeyp
         assert metrics["judge_unparsed"] == 1
         record = family.protocol_record(ctx, "hf-rollout")
         assert record["judge"]["prompt"] == "match_v1" and "key" not in json.dumps(record).lower()
+        from autorl_gym.report.build import graded_by
+        assert graded_by(record).startswith("judge openai:judge-1 (prompt match_v1, match_v1, asked "
+                                            "only where the normalised answer differs")
 
         res2 = grade(ctx)                 # a second grading: no judge call, no search call
         assert len(judge.requests) == len(asked)
@@ -259,6 +262,34 @@ def test_deepsearchqa_grading_exact_match_first_then_the_judge(tmp_path, monkeyp
         answers["What is the chemical symbol"] = "Iridium (Ir)"
         with pytest.raises(JudgeUnavailable, match="judge-1"):
             grade(ctx)
+
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "autorl_gym" / "scenarios"
+
+
+@pytest.mark.parametrize(("yaml_name", "mutate", "field"), [
+    ("deepsearchqa.yaml", lambda d: d["task_options"]["search"].update(backend="remote"),
+     "task_options.search.backend"),
+    ("deepsearchqa.yaml", lambda d: d["task_options"]["search"].update(colour="red"),
+     "task_options.search.colour"),
+    ("deepsearchqa.yaml", lambda d: d["task_options"]["search"].update(backend="web", provider="x"),
+     "task_options.search.provider"),
+    ("deepsearchqa.yaml", lambda d: d["judge"].update(match_prompt="nope"), "judge.match_prompt"),
+    ("deepsearchqa.yaml", lambda d: d["judge"].update(backend="nope"), "judge.backend"),
+    ("micro_deepsearch.yaml", lambda d: d.update(judge={"model": "m"}), "judge"),
+    ("micro_deepsearch.yaml", lambda d: d["interactive"].update(max_steps=99), "interactive.max_steps"),
+])
+def test_search_scenarios_are_checked_at_load(tmp_path, yaml_name, mutate, field) -> None:
+    import yaml
+
+    from autorl_gym.scenario import ScenarioError, load_scenario_file
+
+    data = yaml.safe_load((SCENARIOS / yaml_name).read_text())
+    mutate(data)
+    path = tmp_path / yaml_name
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ScenarioError, match=f"field '{field}'"):
+        load_scenario_file(path)
 
 
 def test_score_interval_and_a_gain_inside_the_noise_is_said_plainly() -> None:
