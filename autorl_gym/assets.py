@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from autorl_gym.scenario import Scenario, ScenarioError
+from autorl_gym.tools.sandbox import UnixBridge
 
 
 class ScenarioAssets(BaseModel):
@@ -19,6 +20,7 @@ class ScenarioAssets(BaseModel):
     train_data: Path | None = None
     extra_mounts: list[Path] = []
     sandbox_env: dict[str, str] = {}
+    bridges: list[UnixBridge] = []   # host services reachable inside (a search bridge)
 
     @property
     def train_data_path(self) -> Path:

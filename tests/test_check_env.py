@@ -66,6 +66,22 @@ def _alpacaeval(sc: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     return sc.model_copy(update={k: getattr(shortened, k) for k in ("data", "judge", "protocol")})
 
 
+def _deepsearchqa(sc: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Scenario:
+    """No real DeepSearchQA data here: the 12-question fixture in the dataset's own format with
+    its folder of documents for BM25, judged by the scripted judge."""
+    from judge_server import ScriptedJudge
+
+    judge = ScriptedJudge().start()
+    _JUDGES.append(judge)
+    fixture = Path(__file__).parent / "data" / "deepsearchqa"
+    search = {**sc.task_options["search"], "documents": str(fixture / "docs")}
+    assert sc.judge is not None
+    return sc.model_copy(update={
+        "data": sc.data.model_copy(update={"path": fixture / "DSQA-full.csv", "dev_size": 2}),
+        "task_options": {**sc.task_options, "search": search},
+        "judge": sc.judge.model_copy(update={"base_url": judge.base_url, "api_key_env": None})})
+
+
 _JUDGES: list[Any] = []  # stopped after each test
 
 
@@ -78,7 +94,8 @@ def _stop_judges():
 
 # How a family's assets are built here from the shared data (skipped without it, failed in CI).
 OFFLINE_DATA: dict[str, Callable[[Scenario, Path, pytest.MonkeyPatch], Scenario]] = {
-    "gsm8k": _gsm8k, "humaneval": _humaneval, "alfworld": _alfworld, "alpacaeval": _alpacaeval}
+    "gsm8k": _gsm8k, "humaneval": _humaneval, "alfworld": _alfworld, "alpacaeval": _alpacaeval,
+    "deepsearchqa": _deepsearchqa}
 
 
 def _on_the_hub(base_model: str) -> bool:

@@ -125,7 +125,8 @@ class Episode:
             workspace=self._ws.root,
             mounts=[Mount(source=assets.train_dir), Mount(source=assets.base_model_dir),
                     *(Mount(source=p) for p in assets.extra_mounts)],
-            env=self.sandbox_env(), limits=self.scenario.sandbox, bridges=self.config.bridges)
+            env=self.sandbox_env(), limits=self.scenario.sandbox,
+            bridges=[*self.config.bridges, *assets.bridges])
 
     def open_sandbox(self) -> Sandbox:
         """A new sandbox on this episode's workspace (SandboxUnavailable if it cannot run here)."""

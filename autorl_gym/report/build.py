@@ -12,7 +12,7 @@ from autorl_gym.io import atomic_write_text
 from autorl_gym.report.diagnosis import Diagnosis, diagnose
 from autorl_gym.report.method import TrainingMethod, detect_method
 from autorl_gym.report.metrics import ProcessMetrics, process_metrics
-from autorl_gym.report.noise import Interval, paired_bootstrap
+from autorl_gym.report.noise import Interval, ScoreInterval, paired_bootstrap, score_interval
 from autorl_gym.report.run_folder import RunData, load_run
 
 REPORT_VERSION = 1
@@ -39,7 +39,7 @@ def graded_by(protocol: dict) -> str | None:
     if not isinstance(judge, dict):
         return backend
     text = f"judge {judge.get('label')} (prompt {judge.get('prompt')}, {judge.get('prompt_version')}" \
-           f", both orders)"
+           f", {judge.get('how', 'both orders')})"
     return f"{text}; generation {backend}" if backend else text
 
 
@@ -54,6 +54,8 @@ class FinalResult(BaseModel):
 class Noise(BaseModel):
     interval: Interval | None
     note: str
+    score: ScoreInterval | None = None      # the chosen submission's test score, with its interval
+    baseline: ScoreInterval | None = None   # the base model's
 
 
 class CodeRevision(BaseModel):
@@ -105,7 +107,9 @@ def _noise(run: RunData) -> Noise:
     if len(common) != len(base) or len(common) != len(chosen):
         note = f"only the {len(common)} items present in both per-item files are compared"
     iv = paired_bootstrap([float(chosen[i]) for i in common], [float(base[i]) for i in common])
-    return Noise(interval=iv, note=note or iv.method)
+    return Noise(interval=iv, note=note or iv.method,
+                 score=score_interval([float(v) for v in chosen.values()]),
+                 baseline=score_interval([float(v) for v in base.values()]))
 
 
 def _revisions(run: RunData) -> list[CodeRevision] | None:

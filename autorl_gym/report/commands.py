@@ -72,6 +72,8 @@ def report_after_episode(results_dir: str | Path | None, console: Console, err: 
         line += f" ({rep.diagnosis.failure_type})"
     if rep.noise.interval:
         line += f"; {rep.noise.interval.text()}"
+    if rep.noise.score and rep.noise.baseline:
+        line += f"; test score {rep.noise.score.text()}, baseline {rep.noise.baseline.text()}"
     console.print(line)
 
 

@@ -126,7 +126,8 @@ def diagnose(run: RunData, noise: Interval | None) -> Diagnosis:
         summary = f"improved by {improvement:+.2f} points {where}"
         ev = []
         if noise is not None:
-            summary += "; " + ("a significant gain" if noise.significant else "but not significant")
+            summary += "; " + ("a significant gain" if noise.significant
+                                 else "but inside the noise (not significant)")
             ev.append(Evidence(what="bootstrap over test items", lines=[noise.text()]))
         return Diagnosis(outcome="improved", failure_type=None, summary=summary, evidence=ev)
     if fb is None and not subs and not run.steps:

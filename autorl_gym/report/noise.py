@@ -27,7 +27,8 @@ class Interval(BaseModel):
 
     def text(self) -> str:
         verdict = ("significant gain" if self.significant else
-                   "significant loss" if self.significant_loss else "not significant")
+                   "significant loss" if self.significant_loss else
+                   "not significant: the change is inside the noise")
         return (f"{self.improvement:+.2f} points, {self.confidence:.0%} CI [{self.low:+.2f}, "
                 f"{self.high:+.2f}] over {self.n_items} test items: {verdict}")
 
@@ -56,3 +57,31 @@ def paired_bootstrap(chosen: Sequence[float], base: Sequence[float], seed: int =
         method = "paired percentile bootstrap"
     return Interval(improvement=point, low=low, high=high, confidence=confidence, n_items=int(a.size),
                     n_resamples=n_resamples, method=method, significant=low > 0, significant_loss=high < 0)
+
+
+class ScoreInterval(BaseModel):
+    score: float
+    low: float
+    high: float
+    confidence: float = CONFIDENCE
+    n_items: int
+
+    def text(self) -> str:
+        return (f"{self.score:.2f}, {self.confidence:.0%} CI [{self.low:.2f}, {self.high:.2f}] "
+                f"over {self.n_items} items")
+
+
+def score_interval(values: Sequence[float], seed: int = 0, n_resamples: int = N_RESAMPLES,
+                   confidence: float = CONFIDENCE) -> ScoreInterval:
+    """Percentile bootstrap interval of one score, ``100 * mean(values)`` (per-item 1 or 0)."""
+    a = 100.0 * np.asarray(values, dtype=float)
+    if a.ndim != 1 or a.size == 0:
+        raise ValueError(f"per-item results must be a non-empty list, got shape {a.shape}")
+    point = float(a.mean())
+    if a.size < 2 or np.all(a == a[0]):
+        return ScoreInterval(score=point, low=point, high=point, confidence=confidence, n_items=a.size)
+    res = stats.bootstrap((a,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
+                          method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+    return ScoreInterval(score=point, low=float(res.confidence_interval.low),
+                         high=float(res.confidence_interval.high), confidence=confidence,
+                         n_items=int(a.size))
