@@ -40,6 +40,8 @@ class Text(BaseModel):
 
 
 Turn = ToolUse | Text
+# a turn, or a function of the request's body giving it (for arguments known only at run time)
+ScriptStep = Turn | Callable[[dict[str, Any]], Turn]
 
 
 class ServedCall(BaseModel):
@@ -75,6 +77,23 @@ def count_tool_results(path: str, body: dict[str, Any]) -> int:
     return n
 
 
+def tool_outputs(path: str, body: dict[str, Any]) -> list[str]:
+    """The text of every tool result in the conversation, in order (Anthropic and Responses)."""
+    out: list[str] = []
+    if path.startswith("/v1/messages"):
+        for m in body.get("messages", []):
+            for b in m.get("content") if isinstance(m.get("content"), list) else []:
+                if isinstance(b, dict) and b.get("type") == "tool_result":
+                    c = b.get("content")
+                    out.append(c if isinstance(c, str) else json.dumps(c))
+    elif path.startswith("/v1/responses"):
+        for i in body.get("input", []):
+            if isinstance(i, dict) and str(i.get("type", "")).endswith("_output"):
+                o = i.get("output")
+                out.append(o if isinstance(o, str) else json.dumps(o))
+    return out
+
+
 def offers_tools(body: dict[str, Any]) -> bool:
     return bool(body.get("tools"))
 
@@ -82,10 +101,12 @@ def offers_tools(body: dict[str, Any]) -> bool:
 class FakeLLMServer:
     """``with FakeLLMServer(turns, final="done") as srv: srv.base_url`` (no path)."""
 
-    def __init__(self, turns: list[Turn] | None = None, final: str = "Done.",
+    def __init__(self, turns: list[ScriptStep] | None = None, final: str = "Done.",
                  chunk_delay_s: float = 0.0, cached_tokens: int = 3,
-                 side_text: str = "ok", on_request: Callable[[ServedCall], None] | None = None):
+                 side_text: str = "ok", on_request: Callable[[ServedCall], None] | None = None,
+                 policy: Callable[[str, dict[str, Any]], Turn] | None = None):
         self.turns = list(turns or [])
+        self.policy = policy  # instead of turns: (path, body) -> the reply to a tool-offering request
         self.final = final
         self.chunk_delay_s = chunk_delay_s
         self.cached_tokens = cached_tokens
@@ -122,8 +143,11 @@ class FakeLLMServer:
         if not offers_tools(body):
             return Text(text=self.side_text), None
         k = count_tool_results(path, body)
+        if self.policy is not None:
+            return self.policy(path, body), k
         if k < len(self.turns):
-            return self.turns[k], k
+            step = self.turns[k]
+            return (step if isinstance(step, ToolUse | Text) else step(body)), k
         return Text(text=self.final), k
 
     def _next_id(self) -> int:
