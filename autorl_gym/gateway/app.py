@@ -59,26 +59,19 @@ def refusal(status: int, message: str, kind: str) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers={"x-should-retry": "false"})
 
 
-def request_model(path: str, body: bytes) -> str | None:
-    m = _GEMINI_MODEL.search(path)
-    if m:
-        return m.group(1)
+def request_fields(path: str, body: bytes) -> tuple[str | None, bool]:
+    """The model a request names (Gemini: in the path) and whether it asks for a stream."""
+    parsed: dict[str, Any] = {}
     if body[:1] == b"{":
         try:
-            model = json.loads(body).get("model")
-        except (ValueError, AttributeError):
-            return None
-        return model if isinstance(model, str) else None
-    return None
-
-
-def request_wants_stream(path: str, body: bytes) -> bool:
-    if ":streamGenerateContent" in path:
-        return True
-    try:
-        return bool(json.loads(body).get("stream")) if body[:1] == b"{" else False
-    except (ValueError, AttributeError):
-        return False
+            loaded = json.loads(body)
+        except ValueError:
+            loaded = None
+        parsed = loaded if isinstance(loaded, dict) else {}
+    m = _GEMINI_MODEL.search(path)
+    model = m.group(1) if m else parsed.get("model")
+    stream = ":streamGenerateContent" in path or bool(parsed.get("stream"))
+    return (model if isinstance(model, str) else None), stream
 
 
 class Gateway:
@@ -159,8 +152,7 @@ class Gateway:
         t0, when = time.perf_counter(), datetime.now(UTC)
         route = f"{request.method} {request.url.path}"
         body = await request.body()
-        model = request_model(request.url.path, body)
-        stream = request_wants_stream(request.url.path, body)
+        model, stream = request_fields(request.url.path, body)
         base = {"time": when, "route": route, "model": model, "stream": stream,
                 "request_bytes": len(body)}
 
