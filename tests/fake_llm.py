@@ -78,7 +78,7 @@ def count_tool_results(path: str, body: dict[str, Any]) -> int:
 
 
 def tool_outputs(path: str, body: dict[str, Any]) -> list[str]:
-    """The text of every tool result in the conversation, in order (Anthropic and Responses)."""
+    """The text of every tool result in the conversation, in order."""
     out: list[str] = []
     if path.startswith("/v1/messages"):
         for m in body.get("messages", []):
@@ -91,6 +91,9 @@ def tool_outputs(path: str, body: dict[str, Any]) -> list[str]:
             if isinstance(i, dict) and str(i.get("type", "")).endswith("_output"):
                 o = i.get("output")
                 out.append(o if isinstance(o, str) else json.dumps(o))
+    elif "/models/" in path:  # Gemini
+        for c in body.get("contents", []):
+            out += [json.dumps(p["functionResponse"]) for p in c.get("parts", []) if "functionResponse" in p]
     return out
 
 

@@ -1,4 +1,4 @@
-"""The real coding CLIs from npm (Claude Code, Codex), each driven by the scripted model server
+"""The real coding CLIs from npm (Claude Code, Codex, Gemini CLI), each driven by the scripted model server
 in its own API's streaming format and answering with that CLI's own tools, run a micro episode
 inside bwrap end to end: the CLI writes a training script with its file tool, runs it with its
 shell tool, submits and finishes with curl, with a positive improvement; through the run's LLM
@@ -29,6 +29,7 @@ from autorl_gym.external import ExternalRun, run_external_agent
 from autorl_gym.external_cli import LLMRequest
 from autorl_gym.gateway import read_calls
 from autorl_gym.paths import PACKAGE_DIR
+from autorl_gym.report import build_leaderboard, build_report
 
 pytestmark = pytest.mark.slow
 KEY_PREFIX = "sk-host-secret-"
@@ -115,6 +116,17 @@ def check_episode(run: ExternalRun, srv: FakeLLMServer, n_turns: int, auth_heade
     assert usage["driver_model"] == model and usage["usage"]["calls"] == len(srv.calls)
     assert usage["usage"]["input_tokens"] == sum(c.input_tokens for c in srv.calls)
     assert (results / "transcript.jsonl").stat().st_size > 0
+    # the report and the leaderboard show the usage
+    report = build_report(results).report
+    assert report.run.driver_model == model and report.llm is not None
+    assert (report.llm.calls, report.llm.refused) == (len(srv.calls), 1)
+    assert report.llm.tokens_over_time[-1].tokens == sum(c.input_tokens + c.output_tokens for c in srv.calls)
+    assert "## LLM usage" in (results / "report.md").read_text()
+    [row] = build_leaderboard(results.parent, reuse=False).rows
+    assert row.driver_model == model and row.mean_llm_calls == len(srv.calls)
+    if report.llm.cost_usd is not None:  # a model in the price table
+        assert report.llm.cost_per_point == pytest.approx(report.llm.cost_usd / run.feedback["improvement"])
+        assert row.cost_per_point == pytest.approx(report.llm.cost_per_point)
     # the key is in no file of the workspace or the results
     for folder in (ws, results):
         for f in folder.rglob("*"):
@@ -166,6 +178,7 @@ def test_claude_code_episode(tmp_path: Path, micro_assets, bwrap_ok) -> None:  #
     assert any(c.path == "/v1/messages" and c.stream for c in srv.calls)
     tools = {t["name"] for t in srv.scripted()[0].body["tools"]}  # Claude Code's own tools
     assert {"Write", "Bash"} <= tools
+    assert run.llm_usage is not None and run.llm_usage.cost_per_point is not None  # a priced model
 
 
 def test_codex_episode(tmp_path: Path, micro_assets, bwrap_ok) -> None:  # noqa: F811
@@ -208,3 +221,29 @@ def test_codex_episode(tmp_path: Path, micro_assets, bwrap_ok) -> None:  # noqa:
     tools = {t.get("name") for t in srv.scripted()[0].body["tools"]}
     assert {"apply_patch", "exec_command", "write_stdin"} <= tools
     assert all(c.path == "/v1/responses" and c.stream for c in srv.scripted())
+
+
+def test_gemini_cli_episode(tmp_path: Path, micro_assets, bwrap_ok) -> None:  # noqa: F811
+    model = "gemini-2.5-pro"
+    refused = json.dumps({"contents": [{"parts": [{"text": "hi"}]}]})
+
+    def script(srv: FakeLLMServer) -> None:
+        srv.turns = [
+            ToolUse(name="write_file", input={"file_path": "code/train.py", "content": TRAIN}),
+            ToolUse(name="run_shell_command", input={"command": f"SFT_MAX_STEPS={STEPS} python code/train.py",
+                                                     "description": "train the model"}),
+            ToolUse(name="run_shell_command", input={"description": "probe", "command": probe(
+                "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL", srv.base_url,
+                "/v1beta/models/gemini-2.5-flash:generateContent", refused, "x-goog-api-key: ")}),
+            *(ToolUse(name="run_shell_command", input={"command": curl(step, '{"model_path": "output/v1"}')})
+              for step in ("submit", "finish")),
+        ]
+
+    run, srv = run_cli_episode("gemini_cli", tmp_path, script, model, "GEMINI_API_KEY")
+    check_episode(run, srv, 5, "x-goog-api-key", model)
+    ws = Path(run.workspace)
+    assert "runs/$RUN_ID/submit" in (ws / "GEMINI.md").read_text()
+    assert (ws / "code" / "train.py").read_text() == TRAIN
+    tools = {d["name"] for t in srv.scripted()[0].body["tools"] for d in t.get("functionDeclarations", [])}
+    assert {"write_file", "run_shell_command"} <= tools
+    assert all(":streamGenerateContent" in c.path for c in srv.scripted())
