@@ -1,10 +1,11 @@
-"""The real coding CLIs from npm (Claude Code, Codex, Gemini CLI), each driven by the scripted model server
-in its own API's streaming format and answering with that CLI's own tools, run a micro episode
-inside bwrap end to end: the CLI writes a training script with its file tool, runs it with its
-shell tool, submits and finishes with curl, with a positive improvement; through the run's LLM
-gateway only. From inside the agent's sandbox, while the CLI runs: the host key is nowhere (its
-environment, /proc, its files), the scripted server's own address is unreachable, and a model
-outside the allowlist is refused. ``llm_calls.jsonl`` matches what the scripted server served.
+"""The real coding CLIs from npm (Claude Code, Codex, Gemini CLI, OpenCode), each driven by the
+scripted model server in its own API's streaming format and answering with that CLI's own tools,
+run a micro episode inside bwrap end to end: the CLI writes a training script with its file tool,
+runs it with its shell tool, submits and finishes with curl, with a positive improvement; through
+the run's LLM gateway only. From inside the agent's sandbox, while the CLI runs: the host key is
+nowhere (its environment, /proc, its files), the scripted server's own address is unreachable,
+and a model outside the allowlist is refused. ``llm_calls.jsonl`` matches what the scripted server
+served, and the report and leaderboard show the usage.
 
 The CLIs come from ``autorl-gym agents install NAME`` (``.ci/agent-clis`` in CI): without them
 these tests skip, and fail under ``CI``."""
@@ -247,3 +248,33 @@ def test_gemini_cli_episode(tmp_path: Path, micro_assets, bwrap_ok) -> None:  # 
     tools = {d["name"] for t in srv.scripted()[0].body["tools"] for d in t.get("functionDeclarations", [])}
     assert {"write_file", "run_shell_command"} <= tools
     assert all(":streamGenerateContent" in c.path for c in srv.scripted())
+
+
+def test_opencode_episode(tmp_path: Path, micro_assets, bwrap_ok) -> None:  # noqa: F811
+    model = "claude-sonnet-4-6"
+    refused = json.dumps({"model": "claude-opus-4-5", "max_tokens": 5,
+                          "messages": [{"role": "user", "content": "hi"}]})
+
+    def write_train(body: dict) -> ToolUse:  # write takes an absolute path: the run's workspace
+        return ToolUse(name="write", input={"filePath": str(_workspace(tmp_path) / "code" / "train.py"),
+                                            "content": TRAIN})
+
+    def script(srv: FakeLLMServer) -> None:
+        srv.turns = [
+            write_train,
+            ToolUse(name="bash", input={"command": f"SFT_MAX_STEPS={STEPS} python code/train.py",
+                                        "timeout": 600000, "description": "train the model"}),
+            ToolUse(name="bash", input={"description": "probe", "command": probe(
+                "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", srv.base_url, "/v1/messages", refused,
+                "x-api-key: ")}),
+            *(ToolUse(name="bash", input={"command": curl(step, '{"model_path": "output/v1"}'),
+                                          "description": step}) for step in ("submit", "finish")),
+        ]
+
+    run, srv = run_cli_episode("opencode", tmp_path, script, model, "ANTHROPIC_API_KEY")
+    check_episode(run, srv, 5, "x-api-key", model)
+    ws = Path(run.workspace)
+    assert "runs/$RUN_ID/submit" in (ws / "AGENTS.md").read_text()
+    assert (ws / "code" / "train.py").read_text() == TRAIN
+    tools = {t["name"] for t in srv.scripted()[0].body["tools"]}  # OpenCode's own tools
+    assert {"write", "bash"} <= tools
