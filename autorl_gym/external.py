@@ -56,8 +56,12 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
     assert spec.start is not None
     console = console or Console()
     tmp = Path(tempfile.mkdtemp(prefix="autorl-grading-"))
-    cli_run = (CLIRun(spec, llm or LLMRequest(), tmp, sandbox_isolated(sandbox), host_env)
-               if spec.cli is not None else None)
+    try:  # fails early: the CLI not installed, no key on the host, no driver model
+        cli_run = (CLIRun(spec, llm or LLMRequest(), tmp, sandbox_isolated(sandbox), host_env)
+                   if spec.cli is not None else None)
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     sock_path = tmp / "grading.sock"  # bridged into the sandbox: the agent's side
     host_sock = tmp / "host.sock"  # this process's side (it creates the run)
     sockets = [bind_unix(sock_path), bind_unix(host_sock)]
