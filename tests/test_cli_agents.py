@@ -57,9 +57,10 @@ def curl(path: str, body: str) -> str:
 def probe(key_var: str, url_var: str, direct_url: str, route: str, refused_body: str, auth: str) -> str:
     """What the agent's shell sees: its user, the token it holds, everything in its environment
     and /proc, files mentioning the key's prefix, the scripted server's own address, and a
-    request for a model outside the allowlist (through the gateway)."""
+    request for a model outside the allowlist (through the gateway). No command substitution:
+    Gemini CLI's shell tool blocks it."""
     return "; ".join([
-        "echo uid=$(id -u)", f"echo token=${{{key_var}:0:11}}",
+        "printf uid=; id -u", f"echo token=${{{key_var}:0:11}}",
         "env", "cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n'",
         f"grep -rhoa '{KEY_PREFIX}[0-9a-f]*' $HOME /tmp $WORKSPACE /etc /run 2>/dev/null | sort -u",
         f"curl -sS --max-time 3 {direct_url}/v1/models; echo direct_rc=$?",
