@@ -1,4 +1,4 @@
-"""``autorl-gym list | run | eval | baseline | serve | report | leaderboard | sandbox``."""
+"""``autorl-gym list | run | eval | baseline | serve | report | leaderboard | sandbox | agents``."""
 
 from __future__ import annotations
 

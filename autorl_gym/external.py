@@ -28,9 +28,10 @@ from autorl_gym.agents import AgentSpec
 from autorl_gym.client import GradingAPIError, GradingClient
 from autorl_gym.external_cli import CLIRun, LLMRequest, LLMUsage
 from autorl_gym.server import SANDBOX_PORT, ServerSettings, ServerThread, bind_tcp, bind_unix, create_app
-from autorl_gym.server.bodies import RunOut, SubmissionOut
+from autorl_gym.server.bodies import RunCreated, RunOut, SubmissionOut
 from autorl_gym.tools.process import shell_exports
 from autorl_gym.tools.registry import make_sandbox, sandbox_isolated
+from autorl_gym.tools.sandbox import Sandbox
 
 
 class ExternalRun(RunOut):
@@ -89,21 +90,7 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
         console.print(f"[dim]run[/] {run_id}  [dim]grading server in the sandbox[/] {url}")
         shutil.copytree(folder, ws / "code", dirs_exist_ok=True)  # links followed: real files
 
-        service = app.state.service
-        episode = service.episode(service.run_row(run_id))
-        exports = {str(k): str(v) for k, v in spec.options.items()}
-        sandbox_spec, prefix = episode.sandbox_spec(), ""
-        if cli_run is not None:
-            cli_run.start(ws, Path(created.results_dir), created.scenario,
-                          service.scenario(created.scenario).task, created.time.budget_seconds,
-                          created.max_submissions)
-            exports |= cli_run.exports()
-            sandbox_spec, prefix = cli_run.sandbox_spec(sandbox_spec), cli_run.command_prefix()
-            console.print(f"[dim]driver model[/] {cli_run.model} [dim]through the LLM gateway to[/] "
-                          f"{cli_run.settings.base_url}")
-        exports |= {str(k): str(v) for k, v in (agent_env or {}).items()}
-        command = prefix + shell_exports(exports, f"agent {spec.name} options") + spec.start
-        box = make_sandbox(sandbox, sandbox_spec)
+        box, command = _agent_box(spec, app.state.service, created, sandbox, cli_run, agent_env, console)
         result: dict[str, Any] = {}
 
         def agent() -> None:
@@ -141,6 +128,26 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
         client.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _agent_box(spec: AgentSpec, service: Any, created: RunCreated, sandbox: str, cli_run: CLIRun | None,
+               agent_env: dict[str, str] | None, console: Console) -> tuple[Sandbox, str]:
+    """The sandbox the agent's command runs in (a CLI agent's: with its CLI mounted and the
+    gateway bridged in) and the command with its exports."""
+    episode = service.episode(service.run_row(created.run_id))
+    exports = {str(k): str(v) for k, v in spec.options.items()}
+    sandbox_spec, prefix = episode.sandbox_spec(), ""
+    if cli_run is not None:
+        cli_run.start(Path(created.workspace), Path(created.results_dir), created.scenario,
+                      service.scenario(created.scenario).task, created.time.budget_seconds,
+                      created.max_submissions)
+        exports |= cli_run.exports()
+        sandbox_spec, prefix = cli_run.sandbox_spec(sandbox_spec), cli_run.command_prefix()
+        console.print(f"[dim]driver model[/] {cli_run.model} [dim]through the LLM gateway to[/] "
+                      f"{cli_run.settings.base_url}")
+    exports |= {str(k): str(v) for k, v in (agent_env or {}).items()}
+    command = prefix + shell_exports(exports, f"agent {spec.name} options") + spec.start
+    return make_sandbox(sandbox, sandbox_spec), command
 
 
 def _show(console: Console, run: RunOut, shown: set[int], ended_only: bool) -> None:
