@@ -1,4 +1,4 @@
-"""``autorl-gym list | run | eval | baseline | serve | report | leaderboard | sandbox``."""
+"""``autorl-gym list | run | eval | baseline | serve | report | leaderboard | sandbox | agents``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from autorl_gym.agents_cli import agents_app
 
 app = typer.Typer(help="autorl-gym: can an AI agent post-train a language model?",
                   no_args_is_help=True, add_completion=False)
@@ -97,8 +99,13 @@ def run(
     max_steps: Annotated[int | None, typer.Option(help="override the step limit")] = None,
     seed: Annotated[int | None, typer.Option(help="reset seed")] = None,
     llm_base_url: Annotated[str | None, typer.Option(
-        help="OpenAI-compatible endpoint for LLM agents (rdagent); key from OPENAI_API_KEY")] = None,
-    llm_model: Annotated[str | None, typer.Option(help="chat model name for LLM agents")] = None,
+        help="the LLM endpoint: OpenAI-compatible for rdagent; for a CLI agent the upstream of its "
+             "gateway (default: its provider's API); key from ANTHROPIC_API_KEY, OPENAI_API_KEY or "
+             "GEMINI_API_KEY")] = None,
+    llm_model: Annotated[str | None, typer.Option(help="the driver model of an LLM or CLI agent")] = None,
+    llm_max_requests: Annotated[int | None, typer.Option(help="CLI agents: cap on LLM calls")] = None,
+    llm_max_tokens: Annotated[int | None, typer.Option(help="CLI agents: cap on LLM tokens")] = None,
+    llm_max_cost: Annotated[float | None, typer.Option(help="CLI agents: cap on LLM cost, USD")] = None,
     agent_option: Annotated[list[str] | None, typer.Option(
         "--agent-option", help="KEY=VALUE passed to the agent (YAML value); repeatable")] = None,
 ) -> None:
@@ -122,10 +129,14 @@ def run(
                 raise ValueError("--gpus is for Python agents; give an external agent GPUs "
                                  "with the scenario's sandbox: gpus: field")
             from autorl_gym.external import run_external_command
+            from autorl_gym.external_cli import LLMRequest
+            from autorl_gym.gateway import GatewayLimits
 
+            llm = LLMRequest(model=llm_model, base_url=llm_base_url, limits=GatewayLimits(
+                max_requests=llm_max_requests, max_tokens=llm_max_tokens, max_cost_usd=llm_max_cost))
             results = run_external_command(spec, folder, env_id, console, sandbox=sandbox,
                                            results_dir=results_dir, workspace_root=workspace_root,
-                                           budget_seconds=budget_seconds)
+                                           budget_seconds=budget_seconds, llm=llm)
             from autorl_gym.report.commands import report_after_episode
 
             report_after_episode(results, console, err)
@@ -347,6 +358,7 @@ def export(
 sandbox_app = typer.Typer(help="Sandbox backends: list the registered kinds, check one against "
                           "the conformance suite.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(agents_app, name="agents")
 
 
 @sandbox_app.command("list")

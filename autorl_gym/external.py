@@ -8,6 +8,9 @@ inside the run's sandbox with ``TASK``, ``BASE_MODEL``, ``MODEL_PATH``, ``DATA_P
 submits and finishes over HTTP; if it has not finished when its command ends (or the budget is
 spent), the run is finished for it. The results folder is the same as a Python agent's, plus
 ``agent_output.txt`` (the command's output).
+
+A command-line coding agent (a ``cli:`` block in agent.yaml) also gets its CLI from the cache,
+its instructions file and the run's LLM gateway (:mod:`autorl_gym.external_cli`).
 """
 
 from __future__ import annotations
@@ -23,33 +26,43 @@ from rich.console import Console
 
 from autorl_gym.agents import AgentSpec
 from autorl_gym.client import GradingAPIError, GradingClient
+from autorl_gym.external_cli import CLIRun, LLMRequest, LLMUsage
 from autorl_gym.server import SANDBOX_PORT, ServerSettings, ServerThread, bind_tcp, bind_unix, create_app
-from autorl_gym.server.bodies import RunOut, SubmissionOut
+from autorl_gym.server.bodies import RunCreated, RunOut, SubmissionOut
 from autorl_gym.tools.process import shell_exports
-from autorl_gym.tools.registry import sandbox_isolated
+from autorl_gym.tools.registry import make_sandbox, sandbox_isolated
+from autorl_gym.tools.sandbox import Sandbox
 
 
 class ExternalRun(RunOut):
     """An external agent's run as the API shows it at the end, and how its command ended."""
 
     agent_exit_code: int | None = None
+    llm_usage: LLMUsage | None = None
 
 
 def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandbox: str = "local",
                        results_dir: Path = Path("results"), workspace_root: Path = Path("workspace"),
                        budget_seconds: float | None = None, console: Console | None = None,
-                       progress: bool = True, agent_env: dict[str, str] | None = None) -> ExternalRun:
+                       progress: bool = True, agent_env: dict[str, str] | None = None,
+                       llm: LLMRequest | None = None, host_env: dict[str, str] | None = None,
+                       ) -> ExternalRun:
     """Run one episode of an external agent; returns the run as ``GET /runs/{id}`` shows it,
     with the exit code of the agent's command.
 
     The agent's ``options`` (agent.yaml), then ``agent_env``, are exported to its start command
-    as environment variables.
+    as environment variables. A CLI agent's model is ``llm`` (the key read from ``host_env``,
+    default this process's environment).
     """
     assert spec.start is not None
-    exports = {str(k): str(v) for k, v in {**spec.options, **(agent_env or {})}.items()}
-    command = shell_exports(exports, f"agent {spec.name} options") + spec.start
     console = console or Console()
     tmp = Path(tempfile.mkdtemp(prefix="autorl-grading-"))
+    try:  # fails early: the CLI not installed, no key on the host, no driver model
+        cli_run = (CLIRun(spec, llm or LLMRequest(), tmp, sandbox_isolated(sandbox), host_env)
+                   if spec.cli is not None else None)
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     sock_path = tmp / "grading.sock"  # bridged into the sandbox: the agent's side
     host_sock = tmp / "host.sock"  # this process's side (it creates the run)
     sockets = [bind_unix(sock_path), bind_unix(host_sock)]
@@ -77,8 +90,7 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
         console.print(f"[dim]run[/] {run_id}  [dim]grading server in the sandbox[/] {url}")
         shutil.copytree(folder, ws / "code", dirs_exist_ok=True)  # links followed: real files
 
-        service = app.state.service
-        box = service.episode(service.run_row(run_id)).open_sandbox()
+        box, command = _agent_box(spec, app.state.service, created, sandbox, cli_run, agent_env, console)
         result: dict[str, Any] = {}
 
         def agent() -> None:
@@ -106,11 +118,36 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
         if run.status == "active":
             with console.status("the agent did not finish: finishing the run (test grading)"):
                 run = client.finish(run_id)
-        return ExternalRun(**run.model_dump(), agent_exit_code=res.exit_code if res is not None else None)
+        usage = (cli_run.finish(ws, Path(run.results_dir), run.feedback) if cli_run is not None
+                 else None)
+        return ExternalRun(**run.model_dump(), agent_exit_code=res.exit_code if res is not None else None,
+                           llm_usage=usage)
     finally:
+        if cli_run is not None and cli_run.gateway is not None:
+            cli_run.gateway.stop()
         client.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _agent_box(spec: AgentSpec, service: Any, created: RunCreated, sandbox: str, cli_run: CLIRun | None,
+               agent_env: dict[str, str] | None, console: Console) -> tuple[Sandbox, str]:
+    """The sandbox the agent's command runs in (a CLI agent's: with its CLI mounted and the
+    gateway bridged in) and the command with its exports."""
+    episode = service.episode(service.run_row(created.run_id))
+    exports = {str(k): str(v) for k, v in spec.options.items()}
+    sandbox_spec, prefix = episode.sandbox_spec(), ""
+    if cli_run is not None:
+        cli_run.start(Path(created.workspace), Path(created.results_dir), created.scenario,
+                      service.scenario(created.scenario).task, created.time.budget_seconds,
+                      created.max_submissions)
+        exports |= cli_run.exports()
+        sandbox_spec, prefix = cli_run.sandbox_spec(sandbox_spec), cli_run.command_prefix()
+        console.print(f"[dim]driver model[/] {cli_run.model} [dim]through the LLM gateway to[/] "
+                      f"{cli_run.settings.base_url}")
+    exports |= {str(k): str(v) for k, v in (agent_env or {}).items()}
+    command = prefix + shell_exports(exports, f"agent {spec.name} options") + spec.start
+    return make_sandbox(sandbox, sandbox_spec), command
 
 
 def _show(console: Console, run: RunOut, shown: set[int], ended_only: bool) -> None:

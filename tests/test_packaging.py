@@ -86,12 +86,12 @@ def _repo_files(folder: Path) -> set[str]:
 
 def test_wheel_holds_the_package_data_and_no_test_double(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    for folder in ("scenarios", "agents", "report/templates", "tools/conformance", "interactive"):
+    for folder in ("scenarios", "agents", "report/templates", "tools/conformance", "interactive", "gateway"):
         missing = _repo_files(PACKAGE / folder) - names
         assert not missing, f"the wheel lacks {sorted(missing)}"
     assert "autorl_gym/tools/bridge_forward.py" in names  # bound into every bridged sandbox
     assert "autorl_gym/py.typed" in names
-    assert not [n for n in names if "fake_openai" in n or n.startswith("tests/")]
+    assert not [n for n in names if "fake_openai" in n or "fake_llm" in n or n.startswith("tests/")]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "autorl-gym = autorl_gym.cli:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from autorl_gym.agents.cli import CLISpec
 from autorl_gym.paths import agent_dirs
 
 
@@ -37,6 +38,9 @@ class AgentSpec(BaseModel):
     # An external agent instead: a shell command started inside the sandbox, which talks to the
     # grading server (GRADING_SERVER_URL) over HTTP; see autorl_gym.external.
     start: str | None = None
+    # A command-line coding agent (Claude Code, Codex, ...): its npm package, the API it speaks
+    # (reached through the run's LLM gateway) and its instructions file; see agents/cli.py.
+    cli: CLISpec | None = None
     options: dict[str, Any] = {}
 
     @model_validator(mode="after")
@@ -44,6 +48,8 @@ class AgentSpec(BaseModel):
         if (self.entry is None) == (self.start is None):
             raise ValueError("give exactly one of 'entry' (a Python agent class) and 'start' "
                              "(a command started in the sandbox)")
+        if self.cli is not None and self.start is None:
+            raise ValueError("a 'cli' agent needs a 'start' command")
         return self
 
 

@@ -10,12 +10,13 @@ from pydantic import BaseModel, Field
 
 from autorl_gym.io import atomic_write_text
 from autorl_gym.report.diagnosis import Diagnosis, diagnose
+from autorl_gym.report.llm import LLMReport, llm_report
 from autorl_gym.report.method import TrainingMethod, detect_method
 from autorl_gym.report.metrics import ProcessMetrics, process_metrics
 from autorl_gym.report.noise import Interval, ScoreInterval, paired_bootstrap, score_interval
 from autorl_gym.report.run_folder import RunData, load_run
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: the LLM usage of a gateway-driven run
 
 
 class RunIdentity(BaseModel):
@@ -75,14 +76,19 @@ class RunReport(BaseModel):
     method: TrainingMethod
     noise: Noise
     code_history: list[CodeRevision] | None
+    llm: LLMReport | None = None
     problems: list[str]
+
+
+def _driver_model(run: RunData) -> str | None:
+    return run.run.get("driver_model") or (run.llm_usage or {}).get("driver_model")
 
 
 def _identity(run: RunData) -> RunIdentity:
     r, fb = run.run, run.feedback
     return RunIdentity(
         name=run.name, scenario=r.get("scenario") or (fb.scenario if fb else None), agent=r.get("agent"),
-        driver_model=r.get("driver_model"), base_model=r.get("base_model"), started_at=r.get("started_at"),
+        driver_model=_driver_model(run), base_model=r.get("base_model"), started_at=r.get("started_at"),
         status=fb.status if fb else "incomplete", reason=fb.reason if fb else None,
         graded_by=graded_by(fb.protocol) if fb else None)
 
@@ -139,6 +145,8 @@ def analyse(run: RunData) -> RunReport:
         method=detect_method(run),
         noise=noise,
         code_history=_revisions(run),
+        llm=llm_report(run.llm_calls, _driver_model(run), run.run.get("started_at"),
+                       fb.improvement if fb else None),
         problems=run.problems,
     )
 

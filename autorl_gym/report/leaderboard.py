@@ -18,7 +18,7 @@ from autorl_gym.report.run_folder import ReportError, is_run_folder, load_run
 
 GROUP = ["scenario", "agent", "driver_model", "base_model"]
 INPUTS = ("run.json", "trajectory.jsonl", "submissions.jsonl", "feedback.json", "test_items.json",
-          "baseline_test_items.json")
+          "baseline_test_items.json", "llm_calls.jsonl", "llm_usage.json")
 
 
 class Row(BaseModel):
@@ -35,6 +35,12 @@ class Row(BaseModel):
     significant_gain_rate: float | None
     median_time_to_first_improvement_s: float | None
     runs_that_improved_on_feedback: int
+    mean_llm_calls: float | None = None
+    """over the runs with an LLM gateway (CLI agents)"""
+    mean_tokens: float | None = None
+    mean_cost_usd: float | None = None
+    cost_per_point: float | None = None
+    """total cost over total improvement of the finished runs, when both are positive"""
 
 
 class Leaderboard(BaseModel):
@@ -106,6 +112,9 @@ def build_leaderboard(results_dir: Path, reuse: bool = True,
             # a run with no graded submission has an improvement of exactly 0: not significant
             "significant": bool(iv and iv.significant),
             "t_first": rep.process.time_to_first_improvement_s,
+            "llm_calls": rep.llm.calls if rep.llm else None,
+            "tokens": rep.llm.input_tokens + rep.llm.output_tokens if rep.llm else None,
+            "cost": rep.llm.cost_usd if rep.llm else None,
         })
     rows: list[Row] = []
     if records:
@@ -122,11 +131,21 @@ def build_leaderboard(results_dir: Path, reuse: bool = True,
                 best=float(imp.max()) if n else None,
                 significant_gain_rate=float(done["significant"].mean()) if n else None,
                 median_time_to_first_improvement_s=float(t.median()) if len(t) else None,
-                runs_that_improved_on_feedback=len(t)))
+                runs_that_improved_on_feedback=len(t), **_llm_columns(g, done)))
         rows.sort(key=lambda r: (r.scenario, -(r.mean_improvement if r.mean_improvement is not None
                                                else -math.inf)))
     return Leaderboard(results_dir=results_dir, rows=rows, runs_found=len(runs), skipped=skipped,
                        warnings=warnings)
+
+
+def _llm_columns(g: pd.DataFrame, done: pd.DataFrame) -> dict[str, float | None]:
+    calls, tokens, cost = (g[c].dropna().astype(float) for c in ("llm_calls", "tokens", "cost"))
+    spent = done["cost"].dropna().astype(float)
+    gained = done.loc[spent.index, "improvement"].astype(float).sum() if len(spent) else 0.0
+    return {"mean_llm_calls": float(calls.mean()) if len(calls) else None,
+            "mean_tokens": float(tokens.mean()) if len(tokens) else None,
+            "mean_cost_usd": float(cost.mean()) if len(cost) else None,
+            "cost_per_point": float(spent.sum() / gained) if len(spent) and gained > 0 else None}
 
 
 def to_frame(board: Leaderboard) -> pd.DataFrame:

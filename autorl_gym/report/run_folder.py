@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autorl_gym.code_history import GIT_DIR_NAME, CodeHistoryError, read_history
+from autorl_gym.gateway.records import LLMCall
 from autorl_gym.recording import Feedback, SubmissionRecord
 
 #: files any results folder holds; a folder with none of them is not a run
@@ -59,6 +60,9 @@ class RunData(BaseModel):
     test_items: list[ItemOutcome] | None = None
     baseline_test_items: list[ItemOutcome] | None = None
     code_history: list[dict[str, str]] | None = None
+    llm_calls: list[LLMCall] | None = None
+    """the LLM gateway's log (a CLI agent's run), None when there was no gateway"""
+    llm_usage: dict[str, Any] | None = None
     problems: list[str] = Field(default_factory=list)
 
     @property
@@ -168,7 +172,11 @@ def load_run(root: Path) -> RunData:
             history = read_history(git_dir)
         except (CodeHistoryError, OSError) as e:
             problems.append(f"{GIT_DIR_NAME}: not readable ({e})")
+    llm_calls = (_read_jsonl(root / "llm_calls.jsonl", LLMCall, problems)
+                 if (root / "llm_calls.jsonl").exists() else None)
+    llm_usage = _read_json(root / "llm_usage.json", problems) if (root / "llm_usage.json").exists() else None
     return RunData(root=root, run=run or {}, steps=steps, submissions=subs, feedback=feedback,
                    test_items=_items(root / "test_items.json", problems),
                    baseline_test_items=_items(root / "baseline_test_items.json", problems),
-                   code_history=history, problems=problems)
+                   code_history=history, llm_calls=llm_calls,
+                   llm_usage=llm_usage if isinstance(llm_usage, dict) else None, problems=problems)

@@ -48,6 +48,9 @@ def _relay(conn: socket.socket, path: str) -> None:
 def _serve(listener: socket.socket, path: str) -> None:
     while True:
         conn, _ = listener.accept()
+        # relay each chunk at once: with Nagle, a streamed answer's second small write waits for
+        # the client's delayed ACK (40 ms per streamed event)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         threading.Thread(target=_relay, args=(conn, path), daemon=True).start()
 
 

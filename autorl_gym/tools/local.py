@@ -15,6 +15,12 @@ What a command sees (nothing else from the host is visible):
 * the workspace, read-write, at its own absolute host path (also the working directory), and
   each ``spec.mounts`` entry at its own absolute path, read-only or read-write as it says.
 
+Commands run as an unprivileged user, ``agent`` (uid and gid :data:`SANDBOX_UID`, home
+``/tmp/home``, listed in a generated ``/etc/passwd`` and ``/etc/group``): the user namespace maps
+it to the host user that started the sandbox, so the workspace stays writable and files written
+there belong to that user, while nothing inside has root (Claude Code, for one, refuses to skip
+its permission prompts as root).
+
 Namespaces: all unshared (user, pid, ipc, uts, cgroup, net), so without ``spec.network`` there is
 only a private loopback. ``spec.bridges`` (optional) binds host unix sockets read-only under
 ``/run/autorl-bridge`` and starts a stdlib forwarder in front of each command that serves them
@@ -24,12 +30,14 @@ Capabilities are dropped; the process dies with its parent.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import glob
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from autorl_gym.tools.files import SandboxFiles
@@ -44,6 +52,8 @@ from autorl_gym.tools.sandbox import (
 
 __all__ = [
     "SANDBOX_HOME",
+    "SANDBOX_UID",
+    "SANDBOX_USER",
     "BwrapSandbox",
     "bwrap_binary",
     "bwrap_version",
@@ -52,6 +62,8 @@ __all__ = [
 ]
 
 SANDBOX_HOME = "/tmp/home"
+SANDBOX_UID = 1000  # the agent's uid and gid inside (never 0)
+SANDBOX_USER = "agent"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../autorl_gym
 _PROBE_TIMEOUT_S = 20.0
@@ -90,6 +102,22 @@ def bwrap_version(binary: str) -> tuple[int, ...]:
         return tuple(int(x) for x in out.split()[-1].split("."))
     except (OSError, ValueError, IndexError, subprocess.SubprocessError):
         return (0,)
+
+
+@functools.lru_cache(maxsize=1)
+def _identity_files() -> tuple[str, str]:
+    """``/etc/passwd`` and ``/etc/group`` for inside, written once per process (removed at exit)."""
+    folder = Path(tempfile.mkdtemp(prefix="autorl-sandbox-etc-"))
+    atexit.register(shutil.rmtree, folder, True)
+    u, home = SANDBOX_UID, SANDBOX_HOME
+    passwd = folder / "passwd"
+    passwd.write_text(f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                      f"{SANDBOX_USER}:x:{u}:{u}:autorl-gym agent:{home}:/bin/bash\n"
+                      "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+    group = folder / "group"
+    group.write_text(f"root:x:0:\n{SANDBOX_USER}:x:{u}:\nnogroup:x:65534:\n")
+    folder.chmod(0o755)
+    return str(passwd), str(group)
 
 
 def python_env_paths() -> list[Path]:
@@ -155,7 +183,10 @@ class BwrapSandbox(SandboxFiles):
     # -- bwrap command line ------------------------------------------------------------------
     def _build_args(self) -> list[str]:
         spec = self.spec
-        a = [self._bwrap, "--unshare-all"]
+        a = [self._bwrap, "--unshare-all", "--unshare-user",
+             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+        if bwrap_version(self._bwrap) >= (0, 8):  # no nested user namespace: no root by unshare -r
+            a.append("--disable-userns")
         if spec.network:
             a.append("--share-net")
         a += ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
@@ -177,6 +208,8 @@ class BwrapSandbox(SandboxFiles):
             elif os.path.isdir(d):
                 a += ["--ro-bind", d, d]
                 visible.append(Path(d))
+        passwd, group = _identity_files()
+        a += ["--ro-bind", passwd, "/etc/passwd", "--ro-bind", group, "/etc/group"]
         env_paths = python_env_paths()
         for p in env_paths:
             a += ["--ro-bind", str(p), str(p)]

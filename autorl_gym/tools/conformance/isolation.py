@@ -186,3 +186,17 @@ def grader_files_unreachable(c: Layout) -> None:
     for folder in (PACKAGE_DIR, cache):
         code, out = checks[f"ls -A {folder} | head -3"]
         ensure(not out.strip() or "No such file" in out, f"{folder} is visible inside: {out!r}")
+
+
+@conformance_check(isolation=True)
+def commands_run_unprivileged(c: Layout) -> None:
+    """commands run as a user other than root, with a name (a passwd entry), and cannot become root"""
+    out = _status_lines(c, ["id -u", "id -un", "unshare -r true", "touch own.txt && stat -c %u own.txt"])
+    code, uid = out["id -u"]
+    ensure(code == 0 and uid.strip() not in ("", "0"), f"commands run as root (id -u: {uid!r})")
+    code, name = out["id -un"]
+    ensure(code == 0 and name.strip(), f"the command's user has no name (id -un: {name!r})")
+    code, _ = out["unshare -r true"]
+    ensure(code != 0, "a command could map itself to root in a new user namespace")
+    code, own = out["touch own.txt && stat -c %u own.txt"]
+    ensure(code == 0, f"the unprivileged user cannot write the workspace: {own!r}")
