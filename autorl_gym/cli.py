@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from autorl_gym.micro.cli import micro_app
+
 app = typer.Typer(help="autorl-gym: can an AI agent post-train a language model?",
                   no_args_is_help=True, add_completion=False)
 console = Console()
@@ -333,6 +335,7 @@ def export(
 sandbox_app = typer.Typer(help="Sandbox backends: list the registered kinds, check one against "
                           "the conformance suite.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(micro_app, name="micro")   # autorl_gym/micro/cli.py
 
 
 @sandbox_app.command("list")
