@@ -51,7 +51,8 @@ from autorl_gym.interactive import (
     rollout,
 )
 
-# Bump whenever the games, prompt, tokenizer, model or pre-training change: it names the cache.
+# Bump whenever the games, prompt, tokenizer, model or pre-training change: it names the shipped
+# artifact (textworld-v3) and its cache folder; a new version is a new scenario id.
 TEXTWORLD_VERSION = 3
 NAME = "textworld"
 SEEDS = {"train": 10_000, "dev": 20_000, "test": 30_000}
