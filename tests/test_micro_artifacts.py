@@ -126,3 +126,33 @@ def test_two_fresh_caches_install_the_same_textworld_games_and_policy(tmp_path: 
               if p.is_file() and p.name != ".installed"} for r in roots]
     assert trees[0] == trees[1] == read_manifest().artifacts["textworld-v3"].content
     assert len([k for k in trees[0] if k.endswith(".z8")]) == 272
+
+
+def test_the_micro_cli_verifies_installs_and_packs(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from autorl_gym.cli import app
+
+    monkeypatch.setenv("AUTORL_GYM_CACHE", str(tmp_path / "cache"))
+    runner = CliRunner()
+    res = runner.invoke(app, ["micro", "install", "arith"])
+    assert res.exit_code == 0 and "arith-v1: installed" in res.output, res.output
+    res = runner.invoke(app, ["micro", "verify", "arith"])
+    assert res.exit_code == 0 and "arith-v1: ok" in res.output, res.output
+    _flip_last_byte(tmp_path / "cache" / "micro" / "arith-v1" / "model" / "config.json")
+    res = runner.invoke(app, ["micro", "verify", "arith"])
+    assert res.exit_code == 2 and "does not match its published hash" in res.output, res.output
+    res = runner.invoke(app, ["micro", "install", "arith", "--force"])
+    assert res.exit_code == 0, res.output
+    # packing a finished build prints the entry to publish; publishing it again changes nothing
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(ARTIFACTS_DIR / "artifacts.json", out / "artifacts.json")
+    res = runner.invoke(app, ["micro", "build", "arith", "--out", str(out), "--publish",
+                              "--from", str(tmp_path / "cache" / "micro" / "arith-v1")])
+    assert res.exit_code == 0, res.output
+    assert read_manifest(out) == read_manifest()
+    assert (out / "arith-v1" / "model" / "model.safetensors").is_file()
+    res = runner.invoke(app, ["micro", "build", "nosuch", "--out", str(out)])
+    assert res.exit_code == 2 and "unknown micro asset 'nosuch'" in res.output
