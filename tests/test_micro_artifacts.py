@@ -25,7 +25,7 @@ from autorl_gym.micro.shipped import (
     verify_files,
 )
 from autorl_gym.micro.textworld import TEXTWORLD_VERSION
-from autorl_gym.scenario import get_scenario
+from autorl_gym.scenario import ScenarioError, get_scenario
 
 
 def _flip_last_byte(path: Path) -> None:
@@ -64,6 +64,7 @@ def test_a_damaged_installed_model_is_refused_with_a_clear_message(
     scenario = get_scenario("AutoRL-Micro-Arith-v0")
     with pytest.raises(ArtifactMismatch) as err:
         resolve_assets(scenario, progress=False)   # what the env, the CLI and the server call
+    assert isinstance(err.value, ScenarioError)   # every command reports it as one clear message
     msg = str(err.value)
     assert str(weights) in msg and expected in msg and actual in msg
     assert "autorl-gym micro install arith --force" in msg

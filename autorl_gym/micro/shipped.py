@@ -41,14 +41,16 @@ from pydantic import BaseModel
 
 from autorl_gym.io import file_digest
 from autorl_gym.paths import cache_dir as default_cache_dir
+from autorl_gym.scenario import ScenarioError
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 MANIFEST_NAME = "artifacts.json"
 ARCHIVE_SUFFIX = ".tar.xz"
 
 
-class ArtifactError(RuntimeError):
-    """A micro asset that cannot be installed or loaded (the message says why and what to do)."""
+class ArtifactError(ScenarioError):
+    """A micro asset that cannot be installed or loaded (the message says why and what to do);
+    a ScenarioError, so every command reports it as one clear message."""
 
 
 class ArtifactMismatch(ArtifactError):
