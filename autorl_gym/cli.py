@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from autorl_gym.agents_cli import agents_app
+from autorl_gym.micro.cli import micro_app
 
 app = typer.Typer(help="autorl-gym: can an AI agent post-train a language model?",
                   no_args_is_help=True, add_completion=False)
@@ -359,6 +360,7 @@ sandbox_app = typer.Typer(help="Sandbox backends: list the registered kinds, che
                           "the conformance suite.", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(agents_app, name="agents")
+app.add_typer(micro_app, name="micro")   # autorl_gym/micro/cli.py
 
 
 @sandbox_app.command("list")

@@ -1,5 +1,5 @@
-"""Shared fixtures: the micro assets (built once, cached), env factories, and the one way a test
-reaches real data (:func:`shared_data`)."""
+"""Shared fixtures: the micro assets (installed once from the shipped artifacts), env factories,
+and the one way a test reaches real data (:func:`shared_data`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The embedded micro scenario: data splits, tokenizer, deterministic build, cached baseline."""
+"""The embedded micro scenario: data splits, tokenizer, deterministic build, the shipped install."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from autorl_gym.io import file_digest
 from autorl_gym.micro.build import (
     MICRO_VERSION,
     MicroManifest,
@@ -97,8 +98,7 @@ def test_build_deterministic(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "a" / "train").iterdir()) == ["train.jsonl"]
 
 
-@pytest.mark.slow
-def test_cached_build_baseline(
+def test_shipped_assets_install_in_a_fresh_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, micro_assets
 ) -> None:
     monkeypatch.setenv("AUTORL_GYM_CACHE", str(tmp_path))
@@ -106,14 +106,17 @@ def test_cached_build_baseline(
     assert assets.root == tmp_path / "micro" / f"arith-v{MICRO_VERSION}"
     manifest = MicroManifest.model_validate_json((assets.root / "manifest.json").read_text())
     assert manifest.version == MICRO_VERSION
-    # a full rebuild in a fresh cache gives the very weights of the shared cached build
+    # the shipped model, the very weights of the shared cache's, and the build record with it
     assert manifest.weights_sha256 == micro_assets.manifest().weights_sha256
+    assert manifest.weights_sha256 == file_digest(assets.model_dir / "model.safetensors")
     assert manifest.sizes == SPLIT_SIZES
     assert 0.05 <= manifest.baseline["test_strict"] <= 0.30
     assert 0.0 < manifest.baseline["dev_strict"] <= 0.40
+    # the splits are generated here, and come out as the build's
     assert len(read_jsonl(assets.train_dir / "train.jsonl")) == SPLIT_SIZES["train"]
     assert len(read_jsonl(assets.hidden_dir / "test.jsonl")) == SPLIT_SIZES["test"]
-    # a second call reuses the cache without rebuilding
+    for rel in ("train/train.jsonl", "hidden/test.jsonl"):
+        assert (assets.root / rel).read_bytes() == (micro_assets.root / rel).read_bytes()
+    # a second call reuses the install
     again = ensure_micro_assets(progress=False)
     assert again == assets
-    assert (assets.root / "manifest.json").read_text() == manifest.model_dump_json(indent=2) + "\n"

@@ -39,6 +39,19 @@ def test_games_generate_offline_and_deterministically(tmp_path: Path) -> None:
     assert all(e.won for e in rollout(a, expert_policy, expert=True, prompt=PROMPT))
 
 
+def test_generation_reproduces_the_shipped_games_but_their_compile_date(tmp_path: Path,
+                                                                        textworld_assets) -> None:  # noqa: ANN001
+    """Why the games are shipped: a rebuild gives the same worlds (``.json``) and the same
+    story file but for the Z-machine header's serial number, the compile date (YYMMDD)."""
+    (made,) = generate_games(tmp_path, "dev", n=1)
+    shipped = textworld_assets.split_dir("dev") / made.name
+    assert made.with_suffix(".json").read_bytes() == shipped.with_suffix(".json").read_bytes()
+    a, b = made.read_bytes(), shipped.read_bytes()
+    assert len(a) == len(b)
+    assert {i for i in range(len(a)) if a[i] != b[i]} <= set(range(0x12, 0x18))
+    assert b[0x12:0x18] == b"261201"   # the shipped games were compiled on 2026-12-01
+
+
 def test_cached_build_has_disjoint_splits_and_a_weak_policy(textworld_assets) -> None:  # noqa: ANN001
     man = TextWorldManifest.model_validate_json((textworld_assets.root / "manifest.json").read_text())
     assert man.sizes == SIZES and man.seeds == SEEDS

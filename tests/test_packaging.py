@@ -1,7 +1,7 @@
 """A non-editable install works without the checkout: the wheel holds the scenarios, the shipped
-agents, the templates and the conformance suite (and no test double), and installed on its own
-(``pip install --no-deps --target``) it registers every scenario and finds every agent from a
-folder outside the repository."""
+agents, the templates, the conformance suite and the micro artifacts (and no test double), and
+installed on its own (``pip install --no-deps --target``) it registers every scenario, finds every
+agent and verifies the micro artifacts' hashes from a folder outside the repository."""
 
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ from autorl_gym.agents import find_agents, load_agent_spec
 from autorl_gym.scenario import catalog
 from autorl_gym.tools import sandbox_kinds
 from autorl_gym.tools.conformance import CHECKS
+from autorl_gym.micro.shipped import ARTIFACTS_DIR, read_manifest, verify_files
+for key, entry in read_manifest().artifacts.items():
+    verify_files(ARTIFACTS_DIR / key, entry.files, "")
 specs = {name: load_agent_spec(name)[0] for name in find_agents()}
 print(json.dumps({
     "file": autorl_gym.__file__,
@@ -39,6 +42,7 @@ print(json.dumps({
     "entries": {k: s.entry for k, s in specs.items()},
     "kinds": sandbox_kinds(),
     "checks": sorted(CHECKS),
+    "artifacts": [str(ARTIFACTS_DIR), sorted(read_manifest().artifacts)],
 }))
 """
 
@@ -86,11 +90,14 @@ def _repo_files(folder: Path) -> set[str]:
 
 def test_wheel_holds_the_package_data_and_no_test_double(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    for folder in ("scenarios", "agents", "report/templates", "tools/conformance", "interactive", "gateway"):
+    for folder in ("scenarios", "agents", "report/templates", "tools/conformance", "interactive",
+                   "gateway", "micro/artifacts"):
         missing = _repo_files(PACKAGE / folder) - names
         assert not missing, f"the wheel lacks {sorted(missing)}"
     assert "autorl_gym/tools/bridge_forward.py" in names  # bound into every bridged sandbox
     assert "autorl_gym/py.typed" in names
+    assert "autorl_gym/micro/artifacts/arith-v1/model/model.safetensors" in names
+    assert wheel.stat().st_size < 16 * 2**20, f"the wheel is {wheel.stat().st_size} bytes"
     assert not [n for n in names if "fake_openai" in n or "fake_llm" in n or n.startswith("tests/")]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "autorl-gym = autorl_gym.cli:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -108,6 +115,8 @@ def test_installed_alone_registers_every_scenario_and_agent(installed: Path,
     assert {"scripted", "rdagent", "example_shell"} <= set(got["agents"])
     assert all(Path(p).is_relative_to(installed) for p in got["agents"].values()), got["agents"]
     assert got["entries"]["scripted"] and got["entries"]["example_shell"] is None
+    assert Path(got["artifacts"][0]).is_relative_to(installed), got["artifacts"]
+    assert {"arith-v1", "textworld-v3"} <= set(got["artifacts"][1])   # shipped, hashes verified
     assert got["kinds"][:2] == ["local", "none"] and "hidden_splits_unreachable" in got["checks"]
     # the console entry point's module runs from there too
     res = _run([sys.executable, "-m", "autorl_gym.cli", "list", "--json"], cwd=outside,

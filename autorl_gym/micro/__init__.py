@@ -1,8 +1,10 @@
-"""The embedded micro scenario: a tiny Qwen2 model and arithmetic word problems, built offline.
+"""The embedded micro scenario: a tiny Qwen2 model and arithmetic word problems.
 
-``ensure_micro_assets()`` builds (about a minute on a CPU, deterministic) and caches them under
-``$AUTORL_GYM_CACHE/micro/arith-v{MICRO_VERSION}/``. Attributes are imported lazily so that
-importing this package does not load torch.
+``ensure_micro_assets()`` installs the shipped model and tokenizer (``micro/artifacts/``, every
+file checked against its published sha256, see :mod:`autorl_gym.micro.shipped`) and the seeded
+splits under ``$AUTORL_GYM_CACHE/micro/arith-v{MICRO_VERSION}/``, in about a second; the build
+(``build_micro_assets``) makes the next version. Attributes are imported lazily so that importing
+this package does not load torch.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ if TYPE_CHECKING:
         load_split,
     )
 
-# Bump whenever the data, tokenizer, model or pre-training change: it names the cache folder.
+# Bump whenever the data, tokenizer, model or pre-training change: it names the shipped artifact
+# (arith-v1) and its cache folder; a new version is a new scenario id, never a change of -v0.
 MICRO_VERSION = 1
 
 __all__ = [

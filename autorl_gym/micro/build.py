@@ -1,6 +1,10 @@
-"""Build and cache the micro scenario's assets: base model, tokenizer, train and hidden splits.
+"""The micro scenario's assets: base model, tokenizer, train and hidden splits.
 
-Layout of ``$AUTORL_GYM_CACHE/micro/arith-v{MICRO_VERSION}/``::
+The base model and tokenizer are shipped (:mod:`autorl_gym.micro.shipped`, sha256 published in
+``autorl_gym/micro/artifacts/artifacts.json``); the splits are generated from fixed seeds when the
+asset is installed and checked against their published hash. The build below stays, to make the
+next version (``autorl-gym micro build arith``). Layout of
+``$AUTORL_GYM_CACHE/micro/arith-v{MICRO_VERSION}/``::
 
     model/          config.json, model.safetensors, tokenizer files, generation_config.json
     train/          train.jsonl (the only split an agent ever sees)
@@ -16,11 +20,8 @@ fine-tuning on the train split lifts it a lot.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import random
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -51,8 +52,8 @@ from autorl_gym.micro.model import (
     make_config,
     pretrain,
 )
+from autorl_gym.micro.shipped import ensure_installed, installed_root, is_installed
 from autorl_gym.micro.tokenizer import train_tokenizer
-from autorl_gym.paths import cache_dir as default_cache_dir
 from autorl_gym.tasks.answers import extract_strict, reference_answer
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
@@ -238,9 +239,7 @@ def build_micro_assets(
     model_dir = dest / "model"
     model.save_pretrained(model_dir, safe_serialization=True)
     tokenizer.save_pretrained(model_dir)
-    write_jsonl(dest / "train" / "train.jsonl", splits["train"])
-    write_jsonl(dest / "hidden" / "dev.jsonl", splits["dev"])
-    write_jsonl(dest / "hidden" / "test.jsonl", splits["test"])
+    _write_splits(dest, splits)
 
     manifest = MicroManifest(
         name=name,
@@ -281,11 +280,20 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[int, float], None
         yield on_step
 
 
-def _make_readable(root: Path) -> None:
-    """World-readable assets (mkdtemp makes 0700): the sandbox may run as another user."""
-    root.chmod(0o755)
-    for path in root.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
+def build_arith(dest: Path, progress: bool = True) -> MicroManifest:
+    """The full build of the current version (what ``autorl-gym micro build arith`` runs)."""
+    return build_micro_assets(dest, progress=progress)
+
+
+def write_arith_data(dest: Path, seed: int = DATA_SEED) -> None:
+    """The train, dev and test splits (seeded, pure Python: the same bytes on every machine)."""
+    _write_splits(dest, make_splits(seed=seed))
+
+
+def _write_splits(dest: Path, splits: dict[str, list[Problem]]) -> None:
+    write_jsonl(dest / "train" / "train.jsonl", splits["train"])
+    write_jsonl(dest / "hidden" / "dev.jsonl", splits["dev"])
+    write_jsonl(dest / "hidden" / "test.jsonl", splits["test"])
 
 
 def _assets(name: str, root: Path) -> MicroAssets:
@@ -299,52 +307,22 @@ def _assets(name: str, root: Path) -> MicroAssets:
     )
 
 
-def _complete(root: Path) -> bool:
-    return (root / "manifest.json").is_file() and (root / "model" / "model.safetensors").is_file()
-
-
 def micro_assets_if_built(name: str = "arith", cache_dir: Path | None = None) -> MicroAssets | None:
-    """The cached assets if a complete build is on disk; never builds."""
-    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    root = base / "micro" / f"{name}-v{MICRO_VERSION}"
-    return _assets(name, root) if _complete(root) else None
+    """The installed assets if they are on disk; never installs."""
+    root = installed_root(name, MICRO_VERSION, cache_dir)
+    return _assets(name, root) if is_installed(name, MICRO_VERSION, cache_dir) else None
 
 
 def ensure_micro_assets(
     name: str = "arith", cache_dir: Path | None = None, progress: bool = True
 ) -> MicroAssets:
-    """The cached micro assets for ``name``, built on first use (about a minute on a CPU)."""
+    """The micro assets for ``name``: the shipped artifact (base model and tokenizer with their
+    published sha256), installed into the cache on first use with its seeded data, and checked
+    against the published hashes on every load (:mod:`autorl_gym.micro.shipped`). Never builds:
+    ``autorl-gym micro build`` makes the next version."""
     if not re.fullmatch(r"[a-z0-9_]+", name):
         raise ValueError(f"bad micro scenario name {name!r}")
-    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    parent = base / "micro"
-    root = parent / f"{name}-v{MICRO_VERSION}"
-    if _complete(root):
-        return _assets(name, root)
-    parent.mkdir(parents=True, exist_ok=True)
-    lock_path = parent / f".{name}-v{MICRO_VERSION}.lock"
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if _complete(root):  # another process built it while we waited
-                return _assets(name, root)
-            prefix = f".{name}-v{MICRO_VERSION}."
-            for stale in parent.glob(prefix + "*"):  # left by a killed build; we hold the lock
-                if stale.is_dir():
-                    shutil.rmtree(stale, ignore_errors=True)
-            tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-            try:
-                build_micro_assets(tmp, name=name, progress=progress)
-                _make_readable(tmp)
-                if root.exists():  # a partial leftover from an interrupted build
-                    shutil.rmtree(root)
-                tmp.rename(root)
-            finally:
-                if tmp.exists():
-                    shutil.rmtree(tmp, ignore_errors=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return _assets(name, root)
+    return _assets(name, ensure_installed(name, MICRO_VERSION, cache_dir))
 
 
 def load_split(assets: MicroAssets, split: str) -> list[Problem]:
@@ -359,8 +337,10 @@ __all__ = [
     "STOP_STRINGS",
     "MicroAssets",
     "MicroManifest",
+    "build_arith",
     "build_micro_assets",
     "ensure_micro_assets",
     "evaluate",
+    "write_arith_data",
     "load_split",
 ]

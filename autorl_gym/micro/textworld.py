@@ -1,6 +1,14 @@
-"""The micro TextWorld scenario: small TextWorld games and a micro policy model, built offline.
+"""The micro TextWorld scenario: small TextWorld games and a micro policy model.
 
-Layout of ``$AUTORL_GYM_CACHE/micro/textworld-v{TEXTWORLD_VERSION}/``::
+Both are shipped (:mod:`autorl_gym.micro.shipped`): the policy's files and the games as two
+``.tar.xz`` archives, with the sha256 of every file published in
+``autorl_gym/micro/artifacts/artifacts.json``; they are installed into the cache on first use and
+checked on every load. The games are shipped rather than regenerated: generation is seeded and
+gives the same worlds, quests and texts (the ``.json`` files) on every run, but a compiled game's
+Z-machine header holds its compile date (the serial number, bytes 0x12-0x17), so a rebuild on
+another day differs in those bytes. The build below stays, to make the next version
+(``autorl-gym micro build textworld``). Layout of
+``$AUTORL_GYM_CACHE/micro/textworld-v{TEXTWORLD_VERSION}/``::
 
     model/          the micro policy (Qwen2 architecture) and its tokenizer
     train/games/    the training games (``*.z8`` + ``*.json``): the only games an agent sees
@@ -25,10 +33,7 @@ training games) was lifted by a few points only.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,9 +50,9 @@ from autorl_gym.interactive import (
     make_prompt,
     rollout,
 )
-from autorl_gym.paths import cache_dir as default_cache_dir
 
-# Bump whenever the games, prompt, tokenizer, model or pre-training change: it names the cache.
+# Bump whenever the games, prompt, tokenizer, model or pre-training change: it names the shipped
+# artifact (textworld-v3) and its cache folder; a new version is a new scenario id.
 TEXTWORLD_VERSION = 3
 NAME = "textworld"
 SEEDS = {"train": 10_000, "dev": 20_000, "test": 30_000}
@@ -281,48 +286,24 @@ def _assets(root: Path) -> TextWorldAssets:
                            hidden_dir=root / "hidden")
 
 
-def _complete(root: Path) -> bool:
-    return (root / "manifest.json").is_file() and (root / "model" / "model.safetensors").is_file()
-
-
-def _root(cache_dir: Path | None) -> Path:
-    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return base / "micro" / f"{NAME}-v{TEXTWORLD_VERSION}"
+def build_textworld(dest: Path, progress: bool = True) -> TextWorldManifest:
+    """The full build of the current version (what ``autorl-gym micro build textworld`` runs)."""
+    return build_textworld_assets(dest, progress=progress)
 
 
 def textworld_assets_if_built(cache_dir: Path | None = None) -> TextWorldAssets | None:
-    root = _root(cache_dir)
-    return _assets(root) if _complete(root) else None
+    """The installed games and policy if they are on disk; never installs."""
+    from autorl_gym.micro.shipped import installed_root, is_installed
+
+    if not is_installed(NAME, TEXTWORLD_VERSION, cache_dir):
+        return None
+    return _assets(installed_root(NAME, TEXTWORLD_VERSION, cache_dir))
 
 
 def ensure_textworld_assets(cache_dir: Path | None = None, progress: bool = True) -> TextWorldAssets:
-    """The cached games and micro policy, built on first use (file-locked, atomic)."""
-    root = _root(cache_dir)
-    if _complete(root):
-        return _assets(root)
-    parent = root.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    with (parent / f".{root.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if _complete(root):
-                return _assets(root)
-            prefix = f".{root.name}."
-            for stale in parent.glob(prefix + "*"):
-                if stale.is_dir():
-                    shutil.rmtree(stale, ignore_errors=True)
-            tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-            try:
-                build_textworld_assets(tmp, progress=progress)
-                tmp.chmod(0o755)
-                for p in tmp.rglob("*"):
-                    p.chmod(0o755 if p.is_dir() else 0o644)
-                if root.exists():
-                    shutil.rmtree(root)
-                tmp.rename(root)
-            finally:
-                if tmp.exists():
-                    shutil.rmtree(tmp, ignore_errors=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return _assets(root)
+    """The shipped games and micro policy (sha256 published in ``artifacts.json``), installed into
+    the cache on first use and checked against the published hashes on every load. Never builds:
+    ``autorl-gym micro build textworld`` makes the next version."""
+    from autorl_gym.micro.shipped import ensure_installed
+
+    return _assets(ensure_installed(NAME, TEXTWORLD_VERSION, cache_dir))
