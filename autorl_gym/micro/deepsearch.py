@@ -29,9 +29,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from autorl_gym.interactive import PolicyInput, PromptSpec, find_games, rollout
-from autorl_gym.micro.cache import build_once
 from autorl_gym.micro.search_world import Sizes, generate_world, write_split
-from autorl_gym.paths import cache_dir as default_cache_dir
 
 # Bump whenever the worlds, prompt, tokenizer, model or pre-training change: it names the cache.
 DEEPSEARCH_VERSION = 2
@@ -170,27 +168,29 @@ def build_deepsearch_assets(dest: Path, cfg: DeepSearchBuild | None = None,
     return manifest
 
 
-def _root(cache_dir: Path | None) -> Path:
-    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return base / "micro" / f"{NAME}-v{DEEPSEARCH_VERSION}"
-
-
 def _assets(root: Path) -> DeepSearchAssets:
     return DeepSearchAssets(root=root, model_dir=root / "model", train_dir=root / "train",
                             hidden_dir=root / "hidden")
 
 
-def _complete(root: Path) -> bool:
-    return (root / "manifest.json").is_file() and (root / "model" / "model.safetensors").is_file()
+def build_deepsearch(dest: Path, progress: bool = True) -> DeepSearchManifest:
+    """The full build of the current version (what ``autorl-gym micro build deepsearch`` runs)."""
+    return build_deepsearch_assets(dest, progress=progress)
 
 
 def deepsearch_assets_if_built(cache_dir: Path | None = None) -> DeepSearchAssets | None:
-    root = _root(cache_dir)
-    return _assets(root) if _complete(root) else None
+    """The installed worlds and policy if they are on disk; never installs."""
+    from autorl_gym.micro.shipped import installed_root, is_installed
+
+    if not is_installed(NAME, DEEPSEARCH_VERSION, cache_dir):
+        return None
+    return _assets(installed_root(NAME, DEEPSEARCH_VERSION, cache_dir))
 
 
 def ensure_deepsearch_assets(cache_dir: Path | None = None, progress: bool = True) -> DeepSearchAssets:
-    """The cached worlds and micro policy, built on first use (file-locked, atomic)."""
-    root = _root(cache_dir)
-    build_once(root, lambda tmp: build_deepsearch_assets(tmp, progress=progress), _complete)
-    return _assets(root)
+    """The shipped worlds and micro policy (sha256 published in ``artifacts.json``), installed
+    into the cache on first use and checked on every load. Never builds: ``autorl-gym micro build
+    deepsearch`` makes the next version."""
+    from autorl_gym.micro.shipped import ensure_installed
+
+    return _assets(ensure_installed(NAME, DEEPSEARCH_VERSION, cache_dir))

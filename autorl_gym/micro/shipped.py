@@ -113,6 +113,13 @@ BUILDERS: dict[str, Builder] = {
         notes="the games are shipped: a compiled game's Z-machine header holds its compile date "
               "(serial number), so a rebuild differs on another day in those bytes",
     ),
+    "deepsearch": Builder(
+        version="autorl_gym.micro.deepsearch:DEEPSEARCH_VERSION",
+        build="autorl_gym.micro.deepsearch:build_deepsearch",
+        archives=["train", "hidden"],
+        notes="the generated worlds (documents, questions, answer keys) are shipped with the "
+              "policy, so the BM25 index and the questions are the same everywhere",
+    ),
 }
 
 
