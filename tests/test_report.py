@@ -351,3 +351,37 @@ def test_find_runs_skips_code_history_and_nested(tmp_path):
     (b / "feedback.json").write_text("{}")
     (tmp_path / "other").mkdir()
     assert set(find_runs(tmp_path)) == {a, b}
+
+
+def test_llm_usage_from_the_gateway_log_is_tabled_and_plotted(tmp_path):
+    """A run folder with the gateway's llm_calls.jsonl: usage, tokens over time, and its plot."""
+    from autorl_gym.gateway.records import LLMCall
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"started_at": "2026-12-02T00:00:00+00:00",
+                                              "driver_model": "m-1"}))
+    calls = [LLMCall(time=f"2026-12-02T00:00:{s:02d}+00:00", route="POST /v1/messages", model="m-1",
+                     stream=True, status=200, input_tokens=100 * s, output_tokens=10,
+                     cost_usd=0.001 * s, latency_s=1.0) for s in (1, 5, 9)]
+    calls.append(LLMCall(time="2026-12-02T00:00:10+00:00", route="POST /v1/messages", model="x",
+                         stream=False, status=403, latency_s=0.0, refused="model 'x' is not allowed"))
+    (run / "llm_calls.jsonl").write_text("".join(c.model_dump_json() + "\n" for c in calls))
+    written = build_report(run)
+    llm = written.report.llm
+    assert llm is not None and (llm.calls, llm.refused, llm.driver_model) == (3, 1, "m-1")
+    assert [(p.elapsed_s, p.tokens) for p in llm.tokens_over_time] == [(2.0, 110), (6.0, 620), (10.0, 1530)]
+    assert llm.tokens_over_time[-1].cost_usd == pytest.approx(0.015)
+    png = written.files["tokens_png"]
+    assert png == run / "report_tokens.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![tokens over time](report_tokens.png)" in written.files["markdown"].read_text()
+    assert 'alt="tokens over time" src="data:image/png;base64,' in written.files["html"].read_text()
+
+
+def test_a_run_without_a_gateway_has_no_tokens_plot(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    written = build_report(run)
+    assert written.report.llm is None and "tokens_png" not in written.files
+    assert not (run / "report_tokens.png").exists()

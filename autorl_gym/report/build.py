@@ -162,7 +162,7 @@ def build_report(run_dir: Path, out_dir: Path | None = None) -> WrittenReport:
 
     Raises :class:`~autorl_gym.report.run_folder.ReportError` when ``run_dir`` is not a
     results folder; damaged parts of a results folder are reported, not raised."""
-    from autorl_gym.report.plots import score_plot, timeline_plot
+    from autorl_gym.report.plots import score_plot, timeline_plot, tokens_plot
     from autorl_gym.report.render import render_html, render_markdown
 
     run = load_run(Path(run_dir))
@@ -173,9 +173,12 @@ def build_report(run_dir: Path, out_dir: Path | None = None) -> WrittenReport:
         "metrics": out / "metrics.json", "markdown": out / "report.md", "html": out / "report.html",
         "score_png": out / "report_score.png", "timeline_png": out / "report_timeline.png",
     }
+    if report.llm is not None and report.llm.tokens_over_time:
+        plots["tokens"] = tokens_plot(report.llm.tokens_over_time)
+        files["tokens_png"] = out / "report_tokens.png"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(files["metrics"], report.model_dump_json(indent=2) + "\n")
-    for key in ("score", "timeline"):
+    for key in plots:
         tmp = files[f"{key}_png"].with_suffix(".png.tmp")
         tmp.write_bytes(plots[key])
         tmp.replace(files[f"{key}_png"])

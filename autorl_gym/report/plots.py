@@ -1,5 +1,6 @@
-"""The report's two plots, as PNG bytes (matplotlib, Agg backend): score per submission against
-time with the baseline drawn, and a timeline of tool calls by kind."""
+"""The report's plots, as PNG bytes (matplotlib, Agg backend): score per submission against
+time with the baseline drawn, a timeline of tool calls by kind, and, for runs whose agent called
+its model through the LLM gateway, the tokens (and cost) used over time."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from autorl_gym.report.llm import TokenPoint  # noqa: E402
 from autorl_gym.report.run_folder import RunData  # noqa: E402
 
 TOOL_ORDER = ["write_file", "read_file", "list_files", "run", "submit", "finish", "invalid"]
@@ -92,4 +94,30 @@ def timeline_plot(run: RunData) -> bytes:
     ax.grid(axis="x", alpha=0.3)
     if not run.steps:
         ax.text(0.5, 0.5, "no step recorded", transform=ax.transAxes, ha="center", va="center")
+    return _png(fig)
+
+
+def tokens_plot(points: list[TokenPoint]) -> bytes:
+    """Cumulative tokens at the end of each LLM call; the cost on a second axis where priced."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.0), layout="constrained")
+    xs = [0.0] + [p.elapsed_s for p in points]
+    ax.step(xs, [0] + [p.tokens for p in points], where="post", color="#4c72b0",
+            label="tokens (input + output)")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("seconds since reset")
+    ax.set_ylabel("tokens so far")
+    ax.set_title(f"LLM usage: {len(points)} calls")
+    ax.grid(alpha=0.3)
+    priced = [(p.elapsed_s, p.cost_usd) for p in points if p.cost_usd is not None]
+    if priced:
+        cost_ax = ax.twinx()
+        cost_ax.step([0.0] + [x for x, _ in priced], [0.0] + [c for _, c in priced], where="post",
+                     color="#dd8452", label="cost (USD)")
+        cost_ax.set_ylabel("USD so far")
+        cost_ax.set_ylim(bottom=0)
+        handles = ax.get_legend_handles_labels()[0] + cost_ax.get_legend_handles_labels()[0]
+        ax.legend(handles=handles, fontsize=7, loc="upper left")
+    else:
+        ax.legend(fontsize=7, loc="upper left")
     return _png(fig)
