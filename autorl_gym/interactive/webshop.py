@@ -289,13 +289,18 @@ def shop_ref(path: Path) -> GameRef:
     return GameRef(name=path.name[:-len(SUFFIX)], path=path, kind="webshop")
 
 
+def find_sessions(root: str | Path) -> list[GameRef]:
+    """Every WebShop session under ``root``, sorted by name."""
+    return sorted((shop_ref(p) for p in Path(root).rglob(f"*{SUFFIX}")), key=lambda r: r.name)
+
+
 class ShopSessions:
     """The engine of WebShop sessions (``*.shop.json`` files)."""
 
     kind = "webshop"
 
     def find(self, root: Path) -> list[GameRef]:
-        return sorted((shop_ref(p) for p in root.rglob(f"*{SUFFIX}")), key=lambda r: r.name)
+        return find_sessions(root)
 
     def ref(self, path: Path) -> GameRef | None:
         try:

@@ -41,13 +41,13 @@ DEMO_FILES = ("il_trajs_finalized_images.jsonl", "goal_query_map.json")
 def session_range(text: str, n: int, field: str) -> range:
     """``"a-b"`` (inclusive), ``"a-"`` (to the end) or ``"a"``, clipped to ``n`` sessions."""
     try:
-        lo, _, hi = text.partition("-")
+        lo, dash, hi = text.partition("-")
         start = int(lo)
-        stop = (int(hi) + 1 if hi.strip() else n) if "-" in text else start + 1
+        stop = (int(hi) + 1 if hi.strip() else max(n, start + 1)) if dash else start + 1
     except ValueError as e:
         raise ScenarioError(f"field 'interactive.{field}': {text!r} is not a session range "
                             "like 0-99 or 1500-") from e
-    if start < 0 or stop < start:
+    if start < 0 or stop <= start:
         raise ScenarioError(f"field 'interactive.{field}': {text!r} is an empty or negative range")
     return range(min(start, n), min(stop, n))
 
