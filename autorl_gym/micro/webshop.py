@@ -12,10 +12,11 @@ Layout of ``$AUTORL_GYM_CACHE/micro/webshop-v{WEBSHOP_VERSION}/``::
 The catalogue and the goals come from :mod:`autorl_gym.micro.shop_catalogue`; train, dev and
 test goals are drawn from disjoint seeds. The sessions are played by the same engine as the real
 WebShop (:mod:`autorl_gym.interactive.webshop`: pages, BM25 search, WebShop's reward). The policy
-is pre-trained on the evaluator's prompts from random walks in the training sessions, labelled
-with the expert's command on a session's first step and on a fraction ``expert_fraction`` of the
-later ones, with a random admissible command otherwise: a weak imitation of the expert that
-fine-tuning on the expert's labels lifts. The evaluator picks among the admissible commands
+is pre-trained on the evaluator's prompts from walks in the training sessions that follow the
+expert half the time, labelled with the expert's command on a session's first step and on a
+fraction ``expert_fraction`` of the later ones, with a random admissible command otherwise, then
+briefly trained on the expert's walkthroughs: a weak imitation of the expert that fine-tuning on
+the expert's labels lifts. The evaluator picks among the admissible commands
 (``choose: admissible``).
 """
 
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from autorl_gym.interactive import PromptSpec, Turn, make_prompt
+from autorl_gym.interactive import PromptSpec, Turn, expert_policy, make_prompt, rollout
 from autorl_gym.interactive.webshop import ShopEnv, ShopSession, find_sessions, write_session
 from autorl_gym.micro.shop_catalogue import make_goals, make_products, write_shop
 from autorl_gym.paths import cache_dir as default_cache_dir
@@ -47,13 +48,16 @@ PROMPT = PromptSpec(history=1, max_obs_chars=1000, max_goal_chars=300, intro=Fal
 
 
 class WebShopBuild(BaseModel):
-    steps: int = 300
+    steps: int = 250
     batch_size: int = 16
     layers: int = 2
     lr: float = 2e-3
     walks_per_session: int = 1
     walk_steps: int = 6
-    expert_fraction: float = 0.3
+    follow: float = 0.5           # a walk takes the expert's command with this probability
+    expert_fraction: float = 0.5  # ... and a later step is labelled with it with this one
+    warmup_sessions: int = 300    # expert walkthroughs of the first N training sessions ...
+    warmup_steps: int = 60        # ... the pre-trained policy is then trained on, briefly
     seed: int = 1234
     threads: int = 2
 
@@ -101,8 +105,9 @@ def write_sessions(dest: Path) -> int:
 
 
 def pretrain_examples(sessions_dir: Path, cfg: WebShopBuild) -> list[tuple[str, str]]:
-    """(prompt, command) pairs from random walks: the expert's command on the first step and on
-    a fraction ``expert_fraction`` of the later ones, else a random admissible command."""
+    """(prompt, command) pairs from walks that follow the expert with probability ``follow`` (a
+    random admissible command otherwise), labelled with the expert's command on the first step and
+    on a fraction ``expert_fraction`` of the later ones, else with a random admissible command."""
     rng = random.Random(f"autorl-gym/webshop/pretrain/{cfg.seed}")
     examples: list[tuple[str, str]] = []
     for ref in find_sessions(sessions_dir):
@@ -117,12 +122,21 @@ def pretrain_examples(sessions_dir: Path, cfg: WebShopBuild) -> list[tuple[str, 
                 else:
                     label = rng.choice(st.admissible_commands)
                 examples.append((prompt, label))
-                act = rng.choice(st.admissible_commands)
+                act = (st.expert_actions[0] if st.expert_actions and rng.random() < cfg.follow
+                       else rng.choice(st.admissible_commands))
                 nxt = env.step(act)
                 turns.append(Turn(prompt=prompt, completion=act, action=act,
                                   observation=nxt.observation, admissible=True, won=nxt.won))
                 st = nxt
     return examples
+
+
+def warmup_examples(sessions_dir: Path, cfg: WebShopBuild) -> list[tuple[str, str]]:
+    """(prompt, expert command) pairs of the expert's walkthroughs of the first
+    ``warmup_sessions`` training sessions, in the evaluator's prompt format."""
+    refs = find_sessions(sessions_dir)[:cfg.warmup_sessions]
+    episodes = rollout(refs, expert_policy, max_steps=MAX_STEPS, prompt=PROMPT, expert=True)
+    return [(t.prompt, t.action) for e in episodes for t in e.turns]
 
 
 def build_policy(dest: Path, cfg: WebShopBuild, progress: bool = False) -> tuple[object, list[float], int]:
@@ -151,6 +165,12 @@ def build_policy(dest: Path, cfg: WebShopBuild, progress: bool = False) -> tuple
         losses = pretrain(model, _batches(docs, cfg.batch_size, cfg.seed), pcfg,
                           pad_id=tokenizer.pad_token_id,
                           on_step=(lambda s, loss: tick(1)) if tick else None)
+        warm = warmup_examples(dest / "train" / "sessions", cfg)
+        if warm and cfg.warmup_steps:
+            wcfg = PretrainConfig(steps=cfg.warmup_steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                                  seed=cfg.seed, threads=cfg.threads, warmup_steps=5)
+            pretrain(model, _batches(_documents(tokenizer, warm), cfg.batch_size, cfg.seed), wcfg,
+                     pad_id=tokenizer.pad_token_id)
     model_dir = dest / "model"
     model.save_pretrained(model_dir, safe_serialization=True)
     tokenizer.save_pretrained(model_dir)
