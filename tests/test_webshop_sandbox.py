@@ -73,7 +73,7 @@ def test_micro_webshop_sandbox(tmp_path, webshop_assets) -> None:  # noqa: ANN00
         out = run(env, "ls data/ data/shop")
         assert "sessions" in out and "items_shuffle.json" in out and "index" in out, out
         out = run(env, PLAY)
-        assert "SESSIONS 300 WON 2 OF 2 REWARD 2.0" in out, out
+        assert "SESSIONS 120 WON 2 OF 2 REWARD 2.0" in out, out
         check_hidden(env, hidden, hidden_instructions(hidden))
     finally:
         env.close()

@@ -42,7 +42,7 @@ NAME = "webshop"
 CATALOGUE_SEED = 1
 PRODUCTS_PER_TYPE = 16
 SEEDS = {"train": 10_000, "dev": 20_000, "test": 30_000}
-SIZES = {"train": 300, "dev": 24, "test": 48}
+SIZES = {"train": 120, "dev": 24, "test": 48}
 MAX_STEPS = 10
 PROMPT = PromptSpec(history=1, max_obs_chars=1000, max_goal_chars=300, intro=False, admissible=False)
 
@@ -56,7 +56,7 @@ class WebShopBuild(BaseModel):
     walk_steps: int = 6
     follow: float = 0.5           # a walk takes the expert's command with this probability
     expert_fraction: float = 0.5  # ... and a later step is labelled with it with this one
-    warmup_sessions: int = 300    # expert walkthroughs of the first N training sessions ...
+    warmup_sessions: int = 120    # expert walkthroughs of the first N training sessions ...
     warmup_steps: int = 60        # ... the pre-trained policy is then trained on, briefly
     seed: int = 1234
     threads: int = 2
