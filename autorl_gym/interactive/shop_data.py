@@ -2,8 +2,8 @@
 
 A shop folder holds the product file and the attribute file of WebShop's data release
 (``items_shuffle.json`` + ``items_ins_v2.json``, or the 1000-product ``items_shuffle_1000.json`` +
-``items_ins_v2_1000.json``) and optionally ``index/``, a saved ``bm25s`` index of it (built and
-saved on first use when the folder is writable, else kept in memory). Products are read as
+``items_ins_v2_1000.json``) and optionally ``index/``, a saved ``bm25s`` index of it (saved by
+the builds that make a shop folder; otherwise the index is built in memory). Products are read as
 ``web_agent_site/engine/engine.py`` (``load_products``) reads them; the search engine is BM25 over
 the documents the original indexes with Lucene (title, description, first bullet point, options;
 lowercased), with Lucene's defaults (k1 0.9, b 0.4, Porter stemming, English stop words), 50 hits.
@@ -17,7 +17,6 @@ price of a product with a price range (uniform in the range, seeded by its ASIN)
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import random
@@ -138,8 +137,11 @@ def _stemmer():  # noqa: ANN202
 class Shop:
     """The products of one shop folder and a BM25 index over them."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, save_index: bool = False):
+        """``save_index``: write the BM25 index to ``root/index`` (the builds do, into folders
+        they own); a saved index is loaded when present."""
         self.root = root
+        self._save = save_index
         items, attrs = product_files(root)
         self.products = read_products(items, attrs)
         if not self.products:
@@ -160,7 +162,7 @@ class Shop:
                                 stemmer=_stemmer(), show_progress=False)
         retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
         retriever.index(corpus, show_progress=False)
-        with contextlib.suppress(OSError):  # a read-only shop: the index stays in memory
+        if self._save:
             retriever.save(str(saved))
         return retriever
 

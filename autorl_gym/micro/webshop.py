@@ -186,7 +186,7 @@ def build_webshop_assets(dest: Path, cfg: WebShopBuild | None = None,
     t0 = time.monotonic()
     cfg = cfg or WebShopBuild()
     n_products = write_sessions(dest)
-    Shop(dest / "train" / "shop")  # builds and saves the BM25 index
+    Shop(dest / "train" / "shop", save_index=True)  # saves the BM25 index
     model, losses, n_examples = build_policy(dest, cfg, progress)
     manifest = WebShopManifest(
         version=WEBSHOP_VERSION, seeds=SEEDS, sizes=SIZES, products=n_products, max_steps=MAX_STEPS,

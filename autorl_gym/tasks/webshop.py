@@ -151,7 +151,7 @@ def build_webshop(root: Path, dest: Path, scenario: Scenario) -> dict[str, Any]:
     shop.mkdir(parents=True)
     for f in product_files(root):
         (shop / f.name).symlink_to(f)
-    catalogue = Shop(shop)  # builds and saves the index into shop/index
+    catalogue = Shop(shop, save_index=True)  # saves the index into shop/index
     goals = _goals(catalogue, _read_json(root / HUMAN_INS_FILE))
     splits = split_sessions(len(goals), scenario)
     write_split(dest / "train" / "sessions", shop, goals, splits["train"])
