@@ -1,4 +1,4 @@
-"""``autorl-gym list | run | eval | baseline | serve | report | leaderboard``."""
+"""``autorl-gym list | run | eval | baseline | serve | report | leaderboard | sandbox``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,19 @@ err = Console(stderr=True, soft_wrap=True)  # error messages are never broken mi
 def _fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
+
+
+def _sandbox_kind(value: str) -> str:
+    """--sandbox: a registered kind (autorl_gym.tools.registry), else a usage error listing them."""
+    from autorl_gym.tools.registry import UnknownSandboxKind, check_sandbox_kind
+
+    try:
+        return check_sandbox_kind(value)
+    except UnknownSandboxKind as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+SANDBOX_HELP = "sandbox kind: local (bubblewrap), none, or any registered (autorl-gym sandbox list)"
 
 
 @app.command("list")
@@ -73,7 +86,7 @@ def _short(obs: str, n: int = 100) -> str:
 def run(
     env_id: Annotated[str, typer.Option("--env", help="scenario id")] = "AutoRL-Micro-Arith-v0",
     agent: Annotated[str, typer.Option(help="agent name (agents/<name>/agent.yaml)")] = "scripted",
-    sandbox: Annotated[str, typer.Option(help="local (bubblewrap) or none")] = "local",
+    sandbox: Annotated[str, typer.Option(help=SANDBOX_HELP, callback=_sandbox_kind)] = "local",
     results_dir: Annotated[Path, typer.Option(help="where results go")] = Path("results"),
     workspace_root: Annotated[Path, typer.Option(help="where workspaces go")] = Path("workspace"),
     base_model: Annotated[str | None, typer.Option(help="override the base model")] = None,
@@ -91,11 +104,11 @@ def run(
 
     import autorl_gym  # noqa: F401 - registers the scenarios
     from autorl_gym.agents import AgentError, agent_options, load_agent_spec, make_agent, run_episode
-    from autorl_gym.scenario import ScenarioError, get_scenario
+    from autorl_gym.scenario import ScenarioError, get_scenario, register
     from autorl_gym.tools.sandbox import SandboxUnavailable
 
     try:
-        get_scenario(env_id)
+        env_id = register(get_scenario(env_id))  # a YAML path runs too
         spec, folder = load_agent_spec(agent)
         if spec.start is not None:  # an external agent: a command talking to the grading server
             from autorl_gym.external import run_external_command
@@ -254,7 +267,7 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     env_id: Annotated[str, typer.Option("--env", help="default scenario")] = "AutoRL-Micro-Arith-v0",
-    sandbox: Annotated[str, typer.Option(help="local (bubblewrap) or none")] = "local",
+    sandbox: Annotated[str, typer.Option(help=SANDBOX_HELP, callback=_sandbox_kind)] = "local",
     ledger: Annotated[Path, typer.Option(help="SQLite ledger")] = Path("results/ledger.sqlite"),
     results_dir: Annotated[Path, typer.Option(help="where results go")] = Path("results"),
     workspace_root: Annotated[Path, typer.Option(help="where workspaces go")] = Path("workspace"),
@@ -263,8 +276,6 @@ def serve(
     from autorl_gym.server import ServerSettings
     from autorl_gym.server import serve as run_server
 
-    if sandbox not in ("local", "none"):
-        _fail(f"--sandbox must be local or none, not {sandbox!r}")
     settings = ServerSettings(ledger=ledger, results_dir=results_dir, workspace_root=workspace_root,
                               sandbox=sandbox, default_scenario=env_id)
     try:
@@ -316,6 +327,34 @@ def export(
             err.print(f"wrote {n} episode{'s' if n != 1 else ''} to {output}")
     except ExportError as e:
         _fail(str(e))
+
+
+
+sandbox_app = typer.Typer(help="Sandbox backends: list the registered kinds, check one against "
+                          "the conformance suite.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("list")
+def sandbox_list() -> None:
+    """The registered sandbox kinds (built in, @sandbox_backend, autorl_gym.sandboxes entry points)."""
+    from autorl_gym.tools.conformance.command import list_command
+
+    raise typer.Exit(list_command(console))
+
+
+@sandbox_app.command("check")
+def sandbox_check(
+    kind: Annotated[str, typer.Argument(help="a registered sandbox kind")],
+    check: Annotated[list[str] | None, typer.Option(help="run only this check; repeatable")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    scratch: Annotated[Path | None, typer.Option(help="folder for the checks' files (default: a "
+                                                  "temporary one)")] = None,
+) -> None:
+    """Run the sandbox conformance suite on KIND; exit code 1 if a check fails."""
+    from autorl_gym.tools.conformance.command import check_command
+
+    raise typer.Exit(check_command(kind, check, as_json, scratch, console, err))
 
 
 if __name__ == "__main__":

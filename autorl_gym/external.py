@@ -19,19 +19,28 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 
 from autorl_gym.agents import AgentSpec
+from autorl_gym.client import GradingAPIError, GradingClient
 from autorl_gym.server import SANDBOX_PORT, ServerSettings, ServerThread, bind_tcp, bind_unix, create_app
+from autorl_gym.server.bodies import RunOut, SubmissionOut
 from autorl_gym.tools.process import shell_exports
+from autorl_gym.tools.registry import sandbox_isolated
+
+
+class ExternalRun(RunOut):
+    """An external agent's run as the API shows it at the end, and how its command ended."""
+
+    agent_exit_code: int | None = None
 
 
 def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandbox: str = "local",
                        results_dir: Path = Path("results"), workspace_root: Path = Path("workspace"),
                        budget_seconds: float | None = None, console: Console | None = None,
-                       progress: bool = True, agent_env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run one episode of an external agent; returns the run as ``GET /runs/{id}`` shows it.
+                       progress: bool = True, agent_env: dict[str, str] | None = None) -> ExternalRun:
+    """Run one episode of an external agent; returns the run as ``GET /runs/{id}`` shows it,
+    with the exit code of the agent's command.
 
     The agent's ``options`` (agent.yaml), then ``agent_env``, are exported to its start command
     as environment variables.
@@ -44,7 +53,7 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
     sock_path = tmp / "grading.sock"  # bridged into the sandbox: the agent's side
     host_sock = tmp / "host.sock"  # this process's side (it creates the run)
     sockets = [bind_unix(sock_path), bind_unix(host_sock)]
-    if sandbox == "local":
+    if sandbox_isolated(sandbox):  # a private network: the server is bridged in
         url, bridge = f"http://127.0.0.1:{SANDBOX_PORT}", sock_path
     else:  # no sandbox: the agent runs on the host and reaches a loopback port directly
         sockets.append(bind_tcp("127.0.0.1", 0))
@@ -56,29 +65,24 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
     app = create_app(settings)
     server = ServerThread(app, sockets)
     server.start()
-    client = httpx.Client(transport=httpx.HTTPTransport(uds=str(host_sock)), base_url="http://grading",
-                          timeout=None)
+    client = GradingClient(uds=host_sock, timeout=None)
     try:
         with console.status("preparing the run (base model, baseline)"):
-            r = client.post("/runs", json={"scenario": scenario_id, "agent": spec.name,
-                                           "budget_seconds": budget_seconds})
-        if r.status_code != 201:
-            raise RuntimeError(f"could not create the run: {r.status_code} {r.text}")
-        created = r.json()
-        run_id, ws = created["run_id"], Path(created["workspace"])
-        auth = {"Authorization": f"Bearer {created['token']}"}
+            try:
+                created = client.create_run(scenario_id, agent=spec.name, budget_seconds=budget_seconds)
+            except GradingAPIError as e:
+                raise RuntimeError(f"could not create the run: {e}") from e
+        run_id, ws = created.run_id, Path(created.workspace)
         console.print(f"[dim]workspace[/] {ws}")
         console.print(f"[dim]run[/] {run_id}  [dim]grading server in the sandbox[/] {url}")
         shutil.copytree(folder, ws / "code", dirs_exist_ok=True)  # links followed: real files
 
         service = app.state.service
-        env = service.env_for(service.run_row(run_id))
-        box = _make_sandbox(sandbox, env.sandbox_spec(ws))
+        box = service.episode(service.run_row(run_id)).open_sandbox()
         result: dict[str, Any] = {}
 
         def agent() -> None:
-            timeout = max(1.0, created["time"]["remaining_s"])
-            result["exec"] = box.exec(command, timeout_s=timeout)
+            result["exec"] = box.exec(command, timeout_s=max(1.0, created.time.remaining_s))
 
         t = threading.Thread(target=agent, name=f"agent-{spec.name}", daemon=True)
         t0 = time.monotonic()
@@ -87,45 +91,41 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
         with console.status(f"agent {spec.name} running: {spec.start}") as status:
             while t.is_alive():
                 t.join(timeout=1.0)
-                run = client.get(f"/runs/{run_id}", headers=auth).json()
-                for sub in run["submissions"]:
-                    if sub["status"] in ("done", "failed") and sub["submission_id"] not in shown:
-                        shown.add(sub["submission_id"])
-                        console.print(_describe(sub))
+                run = client.run(run_id)
+                _show(console, run, shown, ended_only=True)
                 status.update(f"agent {spec.name} running ({time.monotonic() - t0:.0f} s, "
-                              f"{run['time']['remaining_s']:.0f} s left): {spec.start}")
+                              f"{run.time.remaining_s:.0f} s left): {spec.start}")
         res = result.get("exec")
         box.close()
-        run = client.get(f"/runs/{run_id}", headers=auth).json()
-        for sub in run["submissions"]:
-            if sub["submission_id"] not in shown:
-                console.print(_describe(sub))
+        run = client.run(run_id)
+        _show(console, run, shown, ended_only=False)
         if res is not None:
-            (Path(run["results_dir"]) / "agent_output.txt").write_text(res.output, encoding="utf-8")
+            (Path(run.results_dir) / "agent_output.txt").write_text(res.output, encoding="utf-8")
             console.print(f"[dim]agent command ended[/] exit code {res.exit_code}"
                           + (" (timed out)" if res.timed_out else "") + f" after {res.duration_s:.1f} s")
-        if run["status"] == "active":
+        if run.status == "active":
             with console.status("the agent did not finish: finishing the run (test grading)"):
-                run = client.post(f"/runs/{run_id}/finish", headers=auth, json={}).json()
-        run["agent_exit_code"] = res.exit_code if res is not None else None
-        return run
+                run = client.finish(run_id)
+        return ExternalRun(**run.model_dump(), agent_exit_code=res.exit_code if res is not None else None)
     finally:
         client.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _make_sandbox(kind: str, spec: Any) -> Any:
-    from autorl_gym.tools import make_sandbox
+def _show(console: Console, run: RunOut, shown: set[int], ended_only: bool) -> None:
+    """Print each submission once, when it is graded (or, at the end, whatever state it is in)."""
+    for sub in run.submissions:
+        if sub.submission_id not in shown and (not ended_only or sub.status in ("done", "failed")):
+            shown.add(sub.submission_id)
+            console.print(_describe(sub))
 
-    return make_sandbox(kind, spec)
 
-
-def _describe(sub: dict[str, Any]) -> str:
-    if sub["status"] == "done":
-        return (f"submission {sub['submission_id']} ({sub['model_path']}): {sub['score']:.2f} "
-                f"(baseline {sub['baseline']:.2f}, {sub['improvement']:+.2f})")
-    return f"submission {sub['submission_id']} ({sub['model_path']}) {sub['status']}: {sub['error']}"
+def _describe(sub: SubmissionOut) -> str:
+    if sub.status == "done" and sub.score is not None:
+        return (f"submission {sub.submission_id} ({sub.model_path}): {sub.score:.2f} "
+                f"(baseline {sub.baseline or 0.0:.2f}, {sub.improvement or 0.0:+.2f})")
+    return f"submission {sub.submission_id} ({sub.model_path}) {sub.status}: {sub.error}"
 
 
 def run_external_command(spec: AgentSpec, folder: Path, scenario_id: str, console: Console,
@@ -143,6 +143,6 @@ def run_external_command(spec: AgentSpec, folder: Path, scenario_id: str, consol
     except (RuntimeError, ValueError, OSError) as e:
         console.print(f"[bold red]error:[/] {e}")
         raise typer.Exit(2) from e
-    console.print(episode_table(run.get("feedback") or {}, time.monotonic() - t0, run.get("results_dir"),
-                                extra={"agent exit code": str(run.get("agent_exit_code"))}))
-    return run.get("results_dir")
+    console.print(episode_table(run.feedback or {}, time.monotonic() - t0, run.results_dir,
+                                extra={"agent exit code": str(run.agent_exit_code)}))
+    return run.results_dir

@@ -7,6 +7,7 @@ step that changed ``code/``)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,6 +119,31 @@ class EpisodeRecorder:
         rec.history_error = None
         return rec
 
+    def started_at(self) -> datetime:
+        """When the episode started, from run.json (outside the sandbox, so the agent cannot
+        move it, unlike the workspace's run_meta.json)."""
+        path = self.root / "run.json"
+        try:
+            return datetime.fromisoformat(json.loads(path.read_text())["started_at"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}: no start time recorded ({e})") from e
+
+    def recorded_steps(self) -> int:
+        """The index of the last step in trajectory.jsonl (0 before the first): where an
+        episode taken up after a restart goes on counting. A line cut off by a crash is skipped."""
+        last = 0
+        for line in _lines(self.root / "trajectory.jsonl"):
+            last = max(last, int(line.get("step", 0)))
+        return last
+
+    def recorded_submissions(self) -> list[SubmissionRecord]:
+        """The submissions in submissions.jsonl, in order (the last record of each id wins)."""
+        records = {}
+        for line in _lines(self.root / "submissions.jsonl"):
+            rec = SubmissionRecord.model_validate(line)
+            records[rec.id] = rec
+        return [records[k] for k in sorted(records)]
+
     def run_info(self, info: dict[str, Any]) -> None:
         atomic_write_json(self.root / "run.json", info)
 
@@ -151,3 +177,19 @@ class EpisodeRecorder:
             atomic_write_json(self.root / "test_items.json",
                               [i.model_dump() for i in test_result.items])
         atomic_write_json(self.root / "feedback.json", feedback.model_dump(mode="json"))
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a jsonl file; a torn last line (a crash mid-write) is skipped."""
+    if not path.is_file():
+        return []
+    out = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            log.warning("%s: skipping a line that is not JSON (cut off by a crash?)", path)
+            continue
+        if isinstance(value, dict):
+            out.append(value)
+    return out

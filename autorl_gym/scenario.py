@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from autorl_gym.interactive.prompt import PromptSpec
+from autorl_gym.judge.settings import JudgeSpec
 from autorl_gym.paths import scenario_dirs
 from autorl_gym.tools.sandbox import SandboxLimits
 
@@ -125,6 +126,9 @@ class Scenario(_Strict):
     sandbox: SandboxLimits = Field(default_factory=SandboxLimits)
     reference_baseline: ReferenceBaseline | None = None
     interactive: InteractiveSpec | None = None
+    judge: JudgeSpec | None = Field(None, description="the judge of a judge-graded task (level 2)")
+    task_options: dict[str, Any] = Field(
+        default_factory=dict, description="the task family's own settings (its options_model)")
     source_file: Path | None = Field(None, exclude=True)
 
     @field_validator("id")
@@ -257,22 +261,29 @@ def get_scenario(scenario_id: str) -> Scenario:
     raise ScenarioError(f"unknown scenario {scenario_id!r}; registered: {known}")
 
 
-def register_all() -> ScenarioCatalog:
-    """Register every valid scenario with Gymnasium; warn once per broken file."""
+def register(scenario: Scenario) -> str:
+    """Register one scenario with Gymnasium under its id (a scenario loaded from a YAML path
+    outside the scenario folders too); returns the id."""
     import gymnasium as gym
 
-    cat = catalog(refresh=True)
-    for sid in cat.scenarios:
-        if sid in gym.registry:
-            continue
+    if scenario.id not in gym.registry:
+        in_catalog = catalog().scenarios.get(scenario.id) is scenario
         gym.register(
-            id=sid,
+            id=scenario.id,
             entry_point=ENTRY_POINT,
-            kwargs={"scenario": sid},
+            kwargs={"scenario": scenario.id if in_catalog else scenario},
             nondeterministic=True,
             disable_env_checker=False,
             order_enforce=True,
         )
+    return scenario.id
+
+
+def register_all() -> ScenarioCatalog:
+    """Register every valid scenario with Gymnasium; warn once per broken file."""
+    cat = catalog(refresh=True)
+    for sc in cat.scenarios.values():
+        register(sc)
     for err in cat.errors:
         warnings.warn(f"autorl_gym: scenario not registered: {err}", stacklevel=2)
     return cat

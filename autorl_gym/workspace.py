@@ -55,6 +55,12 @@ class WorkspaceInfo(BaseModel):
     model: Path
     started_at: datetime
 
+    @classmethod
+    def at(cls, root: Path, started_at: datetime) -> WorkspaceInfo:
+        """The layout of the workspace folder ``root``."""
+        return cls(root=root, code=root / "code", output=root / "output", data=root / "data",
+                   model=root / "model", started_at=started_at)
+
 
 def timestamp(now: datetime) -> str:
     return now.strftime("%Y%m%d-%H%M%S-%f")
@@ -89,5 +95,4 @@ def create_workspace(root: Path, scenario: Scenario, assets: ScenarioAssets, now
         "max_steps": steps,
         "max_submissions": submissions,
     })
-    return WorkspaceInfo(root=ws, code=ws / "code", output=ws / "output", data=ws / "data",
-                         model=ws / "model", started_at=now)
+    return WorkspaceInfo.at(ws, now)

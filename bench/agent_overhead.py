@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -29,8 +30,10 @@ from rich.table import Table
 
 import autorl_gym  # noqa: F401
 from autorl_gym.agents import make_agent, run_episode
-from autorl_gym.fake_openai import FakeOpenAIServer, Reply
 from autorl_gym.tools.calls import tool_schemas
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test double
+from fake_openai import FakeOpenAIServer, Reply  # noqa: E402
 
 COPY = ("import os, shutil\nout = os.path.join(os.environ['OUTPUT_DIR'], 'v{n}')\n"
         "shutil.rmtree(out, ignore_errors=True)\nshutil.copytree(os.environ['MODEL_PATH'], out)\n"

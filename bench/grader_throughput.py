@@ -59,7 +59,7 @@ def main() -> int:
     hf = Grader(sc, assets, backend="hf")
     lm = Grader(sc, assets, backend="lm_eval", log_root=runs)
     info = inspect_submission(assets.base_model_dir)
-    problems = hf.problems(args.split, args.limit)
+    problems = hf.ctx.items(args.split, args.limit)
     n = len(problems)
     proto = sc.protocol
     console.print(f"[bold]{sc.id}[/]: {n} {args.split} problems, model {assets.base_model_dir}, "
@@ -81,9 +81,11 @@ def main() -> int:
 
     if not args.skip_batched_lm_eval:
         t0 = time.perf_counter()
-        c = lm_eval_backend.evaluate(info, assets.base_model_dir, grader_spec, proto,
-                                     train_file=hf.split_path("train"), problems=problems,
-                                     run_dir=runs / "lm_eval_batched", batch_size=grader_spec.batch_size)
+        run_dir = runs / "lm_eval_batched"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config = hf.family.lm_eval_task(hf.ctx, problems, run_dir)
+        c = lm_eval_backend.evaluate(info, assets.base_model_dir, grader_spec, config, n, run_dir,
+                                     batch_size=grader_spec.batch_size)
         t_lmb = time.perf_counter() - t0
         same_b = sum(x.completion == y for x, y in zip(b.items, c.completions, strict=True))
         rows.append((f"lm-eval hf model, batch_size {grader_spec.batch_size} (no attention mask)",

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 import autorl_gym  # noqa: F401
+from autorl_gym.tools import sandbox_kinds
 
 
 def _ms(samples: list[float]) -> tuple[float, float, float]:
@@ -31,7 +32,7 @@ def _ms(samples: list[float]) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=100)
-    ap.add_argument("--sandbox", default="local", choices=["local", "none"])
+    ap.add_argument("--sandbox", default="local", choices=sandbox_kinds())
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -39,7 +40,7 @@ def main() -> None:
                        max_steps=10 * args.n + 10, workspace_root=Path(tmp) / "ws",
                        results_dir=Path(tmp) / "results")
         env.reset()
-        sandbox = env.unwrapped._sandbox
+        sandbox = env.unwrapped.episode.sandbox
         bare, exec_only, step = [], [], []
         for _ in range(5):  # warm-up
             subprocess.run(["true"], check=True)

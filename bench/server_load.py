@@ -1,5 +1,8 @@
 """The grading server's figures: its ledger read path under load, and submit-to-graded time.
 
+The load itself is raw HTTP (httpx in a second process: the figure is the server's, not the
+typed client's parsing); the setup goes through the typed client (autorl_gym.client).
+
 1. Requests per second of ``GET /runs/{id}`` (a run with submissions, read from the SQLite
    ledger on every request) under concurrent load from a second process, side by side with
    ``GET /health`` on the same server under the same load (the HTTP stack alone), and with the
@@ -21,12 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.table import Table
+
+from autorl_gym.client import GradingClient
 
 MICRO = "AutoRL-Micro-Arith-v0"
 
@@ -107,17 +111,17 @@ def main() -> None:
                     raise SystemExit(f"the server exited: {log.read_text()[-2000:]}")
                 url = m.group(1) if m else ""
                 time.sleep(0.1)
-        c = httpx.Client(base_url=url, timeout=900)
+        c = GradingClient(url, timeout=900)
         while True:
             try:
-                c.get("/health")
+                c.health()
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
         with console.status("creating a run (baselines on first use)"):
-            run = c.post("/runs", json={"agent": "bench"}).json()
-        auth = {"Authorization": f"Bearer {run['token']}"}
-        ws = Path(run["workspace"])
+            run = c.create_run(agent="bench")
+        auth = {"Authorization": f"Bearer {run.token}"}
+        ws = Path(run.workspace)
 
         grading = []
         from safetensors.torch import load_file, save_file
@@ -130,19 +134,17 @@ def main() -> None:
             save_file(t, dst / "model.safetensors", metadata={"format": "pt"})
             with console.status(f"submission {i + 1}/{args.submissions}"):
                 t0 = time.perf_counter()
-                s = c.post(f"/runs/{run['run_id']}/submit", json={"model_path": f"output/v{i}"},
-                           headers=auth).json()
+                s = c.submit(run.run_id, f"output/v{i}")
                 rtt = time.perf_counter() - t0
-            span = (datetime.fromisoformat(s["graded_at"].replace("Z", "+00:00"))
-                    - datetime.fromisoformat(s["accepted_at"].replace("Z", "+00:00"))).total_seconds()
-            grading.append((span, rtt, s["score"]))
+            assert s.graded_at is not None and s.score is not None, s
+            grading.append(((s.graded_at - s.accepted_at).total_seconds(), rtt, s.score))
 
         with console.status("load: GET /runs/{id}"):
-            rps_run, bad_run = load(url, f"/runs/{run['run_id']}", auth, args.seconds, args.concurrency)
+            rps_run, bad_run = load(url, f"/runs/{run.run_id}", auth, args.seconds, args.concurrency)
         with console.status("load: GET /health"):
             rps_health, bad_health = load(url, "/health", {}, args.seconds, args.concurrency)
         with console.status("direct ledger reads"):
-            rps_direct = direct_reads(root / "ledger.sqlite", run["run_id"], args.seconds)
+            rps_direct = direct_reads(root / "ledger.sqlite", run.run_id, args.seconds)
         rows = [
             ("GET /runs/{id} (ledger read, 3 submissions)", rps_run, bad_run),
             ("GET /health (reference: the HTTP stack alone)", rps_health, bad_health),

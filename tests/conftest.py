@@ -1,4 +1,5 @@
-"""Shared fixtures: the micro assets (built once, cached) and env factories."""
+"""Shared fixtures: the micro assets (built once, cached), env factories, and the one way a test
+reaches real data (:func:`shared_data`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,37 @@ import pytest
 import autorl_gym  # noqa: F401 - registers the scenarios
 
 MICRO_ID = "AutoRL-Micro-Arith-v0"
+DATA_DIR_ENV = "AUTORL_GYM_DATA_DIR"
+# this project's machines keep the real data beside the checkout; a user's clone has none
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_data_root() -> Path:
+    """``$AUTORL_GYM_DATA_DIR`` when set, else ``../shared/data`` beside the repository."""
+    value = os.environ.get(DATA_DIR_ENV)
+    return Path(value).expanduser().resolve() if value else SHARED_DATA
+
+
+def shared_data(name: str, *required: str) -> Path:
+    """The real data folder ``<root>/<name>`` (see :func:`shared_data_root`) holding each of
+    ``required`` (relative paths). When it is not there the test is skipped, with a message
+    naming the folder and ``AUTORL_GYM_DATA_DIR``, and fails instead when ``CI`` is set: CI has
+    the data and must run every test that needs it."""
+    folder = shared_data_root() / name
+    missing = [r for r in required if not (folder / r).exists()] if folder.is_dir() else []
+    if folder.is_dir() and not missing:
+        return folder
+    what = f"{folder} lacks {', '.join(missing)}" if missing else f"no folder {folder}"
+    message = (f"real {name} data not found ({what}): set {DATA_DIR_ENV} to a folder holding "
+               f"{name}/ (this project's machines: ../shared/data, see its README.md)")
+    skip_or_fail(message)
+
+
+def skip_or_fail(message: str) -> None:
+    """Skip with ``message``, or fail with it under ``CI`` (which has every input a test needs)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; CI must have it")
+    pytest.skip(message)
 
 
 def skip_or_fail_without_bwrap(problem: str) -> None:

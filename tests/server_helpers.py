@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from autorl_gym.client import GradingAPIError, GradingClient
+
 QUICK_ID = "AutoRL-Micro-Arith-Quick-v0"
 TEST_SCENARIOS = Path(__file__).parent / "scenarios"
 
@@ -55,15 +57,21 @@ class ServerProcess:
             if m:
                 self.url = m.group(1)
                 try:
-                    if httpx.get(self.url + "/health", timeout=5).status_code == 200:
-                        return self
-                except httpx.HTTPError:
+                    with GradingClient(self.url, timeout=5) as c:
+                        c.health()
+                    return self
+                except (httpx.HTTPError, GradingAPIError):
                     pass
             time.sleep(0.1)
         raise RuntimeError(f"the server did not start: {self.log.read_text()[-3000:]}")
 
-    def client(self, **kwargs) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 600), **kwargs)
+    def client(self, timeout: float = 600) -> GradingClient:
+        """The typed client (autorl_gym.client)."""
+        return GradingClient(self.url, timeout=timeout)
+
+    def raw(self, timeout: float = 600) -> httpx.Client:
+        """A plain HTTP client, for requests the typed client cannot make (malformed ones)."""
+        return httpx.Client(base_url=self.url, timeout=timeout)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""

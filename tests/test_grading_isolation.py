@@ -141,3 +141,30 @@ def test_env_survives_a_model_that_exhausts_memory(micro_assets, tmp_path):
         assert terminated and reward == 0.0 and info["feedback"]["valid_submissions"] == 0
     finally:
         env.close()
+
+
+@pytest.mark.slow
+def test_server_survives_a_model_that_exhausts_memory(micro_assets, tmp_path):
+    """Over HTTP: the submission is refused with the reason, the server keeps answering, and the
+    run goes on to grade a sound submission and finish."""
+    from server_helpers import ServerProcess, model_copy
+
+    srv = ServerProcess(tmp_path / "srv", sandbox="none", scenario="AutoRL-Micro-Arith-LowMem-v0")
+    srv.start()
+    try:
+        with srv.client() as c:
+            run = c.create_run(agent="memory-test")
+            ws = Path(run.workspace)
+            big_model(micro_assets, ws / "output" / "big")
+            out = c.submit(run.run_id, "output/big")
+            assert out.status == "failed" and out.score is None, out
+            assert "grading was stopped" in (out.error or "") and "memory limit exceeded" in out.error
+            assert out.total == 0 and out.run_status == "active"
+            assert c.health().status == "ok"
+            model_copy(micro_assets.model_dir, ws / "output" / "v1", nudge=1)
+            ok = c.submit(run.run_id, "output/v1")
+            assert ok.status == "done" and ok.score is not None and ok.total == 1
+            fin = c.finish(run.run_id)
+            assert fin.status == "finished" and fin.feedback and fin.feedback["submission_id"] == 2
+    finally:
+        srv.stop()

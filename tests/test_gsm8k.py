@@ -1,6 +1,6 @@
-"""AutoRL-GSM8K-v0: real GSM8K items (``AUTORL_GYM_DATA_DIR=../shared/data``), the micro model as
-base, the hf and lm_eval backends compared item by item, a real peft LoRA adapter graded through
-both, and every refused submission."""
+"""AutoRL-GSM8K-v0: real GSM8K items (``$AUTORL_GYM_DATA_DIR/gsm8k``, see conftest.shared_data),
+the micro model as base, the hf and lm_eval backends compared item by item, a real peft LoRA
+adapter graded through both, and every refused submission."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import shared_data
 
 from autorl_gym.assets import resolve_assets
+from autorl_gym.grading.backends import build_prompts
 from autorl_gym.grading.core import Grader
 from autorl_gym.grading.submission import SubmissionError, check_submission, inspect_submission
 from autorl_gym.scenario import Scenario, get_scenario
@@ -20,16 +22,19 @@ from autorl_gym.tasks.gsm8k import ensure_gsm8k, load_local, question_key
 from autorl_gym.tasks.qa import SplitLoadError
 
 GSM8K_ID = "AutoRL-GSM8K-v0"
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 @pytest.fixture(scope="module")
-def gsm8k_env(tmp_path_factory):
+def gsm8k_dir() -> Path:
+    """The real GSM8K files (skipped without them, failed under CI)."""
+    return shared_data("gsm8k", "train.jsonl", "test.jsonl")
+
+
+@pytest.fixture(scope="module")
+def gsm8k_env(gsm8k_dir, tmp_path_factory):
     """AUTORL_GYM_DATA_DIR pointed at the real data, and a private cache, for this module."""
-    if not (DATA_DIR / "gsm8k" / "train.jsonl").is_file():
-        pytest.fail(f"the GSM8K test data is missing: {DATA_DIR}/gsm8k (see shared/data/README.md)")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AUTORL_GYM_DATA_DIR", str(DATA_DIR))
+        mp.setenv("AUTORL_GYM_DATA_DIR", str(gsm8k_dir.parent))
         mp.setenv("AUTORL_GYM_CACHE", str(tmp_path_factory.mktemp("gsm8k_cache")))
         yield
 
@@ -108,13 +113,13 @@ def test_scenario_is_registered_with_its_reference_baseline(scenario):
     assert scenario.protocol.few_shot == 5 and scenario.protocol.max_new_tokens == 256
 
 
-def test_visible_train_holds_no_dev_or_test_problem(assets, scenario):
+def test_visible_train_holds_no_dev_or_test_problem(assets, scenario, gsm8k_dir):
     from autorl_gym.tasks.qa import load_jsonl_split
 
     train = load_jsonl_split(assets.train_dir / "train.jsonl")
     dev = load_jsonl_split(assets.hidden_splits["dev"])
     test = load_jsonl_split(assets.hidden_splits["test"])
-    original = load_local(DATA_DIR / "gsm8k")
+    original = load_local(gsm8k_dir)
     assert len(dev) == 500 and len(test) == len(original["test"]) == 1319
     hidden = {question_key(p.question) for p in dev + test}
     assert not hidden & {question_key(p.question) for p in train}
@@ -136,12 +141,12 @@ def test_materialization_is_deterministic_and_cached(assets, scenario):
     assert again.manifest.sizes["train"] + 500 + len(again.manifest.dropped_from_train) == 7473
 
 
-def test_malformed_local_files_name_the_path_and_line(tmp_path):
+def test_malformed_local_files_name_the_path_and_line(tmp_path, gsm8k_dir):
     folder = tmp_path / "gsm8k"
     with pytest.raises(SplitLoadError, match="GSM8K folder not found"):
         load_local(folder)
     folder.mkdir()
-    lines = (DATA_DIR / "gsm8k" / "train.jsonl").read_text().splitlines()[:3]
+    lines = (gsm8k_dir / "train.jsonl").read_text().splitlines()[:3]
     (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(SplitLoadError, match="test.jsonl: split file not found"):
         load_local(folder)
@@ -174,12 +179,12 @@ def _compare(a, b, lm_run: Path, prompts: list[str]) -> None:
     for k, (x, y) in enumerate(zip(a.items, b.items, strict=True)):
         assert contexts[k] == prompts[k]
         assert x.completion == y.completion, f"item {k} differs"
-        assert (x.strict, x.flexible) == (y.strict, y.flexible)
+        assert (x.answer, x.details["flexible"]) == (y.answer, y.details["flexible"])
         # lm-eval's own filters read the same answers as the project's extraction
         lm_strict = filtered[(k, "strict-match")]
         lm_flex = filtered[(k, "flexible-extract")]
-        assert (None if lm_strict == "[invalid]" else normalize_number(lm_strict)) == x.strict
-        assert (None if lm_flex == "[invalid]" else normalize_number(lm_flex)) == x.flexible
+        assert (None if lm_strict == "[invalid]" else normalize_number(lm_strict)) == x.answer
+        assert (None if lm_flex == "[invalid]" else normalize_number(lm_flex)) == x.details["flexible"]
     assert "lm_eval_strict-match" in b.metrics
     assert b.metrics["lm_eval_strict-match"] == pytest.approx(a.score)
 
@@ -197,7 +202,8 @@ def test_hf_and_lm_eval_agree_on_the_scenario_prompts(assets, scenario, tmp_path
     b = lm.evaluate(assets.base_model_dir, "dev", limit=3)
     from transformers import AutoTokenizer
 
-    prompts = hf.prompts(hf.problems("dev", 3), AutoTokenizer.from_pretrained(assets.base_model_dir))
+    tok = AutoTokenizer.from_pretrained(assets.base_model_dir)
+    prompts = build_prompts(hf.ctx, hf.ctx.items("dev", 3), tok)
     assert prompts[0].count("Question:") == 6 and prompts[0].endswith("\nAnswer:")
     _compare(a, b, _lm_run_dir(b), prompts)
     run = _lm_run_dir(b)
@@ -214,12 +220,13 @@ def test_hf_and_lm_eval_agree_item_by_item_on_real_answers(micro_grading_assets,
     lm = _grader(micro_scenario, assets, "lm_eval", tmp_path)
     a = hf.evaluate(assets.base_model_dir, "dev", limit=12)
     b = lm.evaluate(assets.base_model_dir, "dev", limit=12)
-    assert sum(i.flexible is not None for i in a.items) >= 10  # numeric answers ...
-    assert any(i.strict is not None for i in a.items)          # ... some in the #### format
+    assert sum(i.details["flexible"] is not None for i in a.items) >= 10  # numeric answers ...
+    assert any(i.answer is not None for i in a.items)                    # ... some in the #### format
     assert len({i.completion for i in a.items}) >= 10
     from transformers import AutoTokenizer
 
-    prompts = hf.prompts(hf.problems("dev", 12), AutoTokenizer.from_pretrained(assets.base_model_dir))
+    tok = AutoTokenizer.from_pretrained(assets.base_model_dir)
+    prompts = build_prompts(hf.ctx, hf.ctx.items("dev", 12), tok)
     _compare(a, b, _lm_run_dir(b), prompts)
 
 
@@ -238,14 +245,14 @@ def test_lora_adapter_graded_through_hf_and_lm_eval(micro_grading_assets, micro_
     assert a.kind == b.kind == "lora" and a.model_hash == b.model_hash != hf.base_hash
     base = hf.evaluate(micro_grading_assets.base_model_dir, "dev", limit=8)
     assert [i.completion for i in base.items] != [i.completion for i in a.items]
-    _compare(a, b, _lm_run_dir(b), hf.prompts(hf.problems("dev", 8), tok))
+    _compare(a, b, _lm_run_dir(b), build_prompts(hf.ctx, hf.ctx.items("dev", 8), tok))
     # and on GSM8K, the adapter applied to the base model the run was given
     hf = _grader(scenario, assets, "hf", tmp_path, max_new_tokens=8)
     lm = _grader(scenario, assets, "lm_eval", tmp_path, max_new_tokens=8)
     a = hf.evaluate(lora_dir, "test", limit=2, info=info)
     b = lm.evaluate(lora_dir, "test", limit=2, info=info)
     assert a.kind == b.kind == "lora"
-    _compare(a, b, _lm_run_dir(b), hf.prompts(hf.problems("test", 2), tok))
+    _compare(a, b, _lm_run_dir(b), build_prompts(hf.ctx, hf.ctx.items("test", 2), tok))
 
 
 # -------------------------------------------------------------------------------- refusals

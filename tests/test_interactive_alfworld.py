@@ -1,32 +1,23 @@
-"""The real ALFWorld game (../shared/data/alfworld) through the same code path as full data."""
+"""The real ALFWorld game (``$AUTORL_GYM_DATA_DIR/alfworld``, see conftest.shared_data) through the
+same code path as full data."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
+from conftest import shared_data
 
 from autorl_gym.interactive import GameEnv, PolicyInput, expert_policy, find_games, rollout
-from autorl_gym.paths import REPO_DIR
 from autorl_gym.scenario import get_scenario
 from autorl_gym.tasks.alfworld import alfworld_root, split_dir
 
-SHARED = REPO_DIR.parent / "shared" / "data"
-
-
-def shared_alfworld() -> Path:
-    root = Path(os.environ.get("AUTORL_GYM_DATA_DIR", SHARED)) / "alfworld"
-    if not (root / "json_2.1.1").is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"the real ALFWorld game must be present in CI: {root}")
-        pytest.skip(f"no ALFWorld data at {root}")
-    return root
+ALFWORLD_FILES = ("json_2.1.1", "logic")  # ALFWorld's layout (conftest.shared_data checks it)
 
 
 @pytest.fixture(scope="module")
 def game(tmp_path_factory):  # noqa: ANN001, ANN201
-    root = shared_alfworld()
+    root = shared_data("alfworld", *ALFWORLD_FILES)
     os.environ["ALFWORLD_DATA"] = str(root)
     try:
         scenario = get_scenario("AutoRL-ALFWorld-v0")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
-from conftest import skip_or_fail_without_bwrap
-from test_interactive_alfworld import shared_alfworld
+from conftest import shared_data, skip_or_fail_without_bwrap
+from test_interactive_alfworld import ALFWORLD_FILES
 
 from autorl_gym.micro.textworld import SIZES
 from autorl_gym.scenario import get_scenario
@@ -66,7 +66,7 @@ def make(scenario, tmp_path: Path, **kw) -> gym.Env:  # noqa: ANN001
 def one_game_alfworld(tmp_path: Path) -> tuple[Path, Path]:
     """ALFWorld's layout with the one real game as train, valid_seen and valid_unseen split (the
     evaluation copies hold a secret file)."""
-    real = shared_alfworld()
+    real = shared_data("alfworld", *ALFWORLD_FILES)
     trial = next((real / "json_2.1.1").glob("*/*/*/game.tw-pddl")).parent
     data = tmp_path / "alfworld"
     for split in ("train", "valid_seen", "valid_unseen"):

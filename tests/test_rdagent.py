@@ -1,6 +1,6 @@
 """The rdagent reference agent against a scripted OpenAI-compatible server on loopback.
 
-The server is real HTTP (autorl_gym.fake_openai) and the agent talks to it with the real
+The server is real HTTP (tests/fake_openai.py) and the agent talks to it with the real
 ``openai`` client; the env, the bubblewrap sandbox and the grader are the real ones on the
 micro scenario.
 """
@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_openai import FakeOpenAIServer, Reply
 
 from autorl_gym.agents import make_agent, run_episode
-from autorl_gym.fake_openai import FakeOpenAIServer, Reply
 from autorl_gym.tools.calls import tool_schemas
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

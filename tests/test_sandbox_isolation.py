@@ -1,10 +1,10 @@
-"""What the bubblewrap sandbox hides, checked from inside it with real commands."""
+"""What the bubblewrap sandbox hides beyond the package's conformance suite (which every
+backend passes: hidden splits, read-only mounts, no network, bridges; tests/test_sandbox.py),
+checked from inside it with real commands."""
 
 from __future__ import annotations
 
-import socket
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,101 +49,14 @@ def run(sb: BwrapSandbox, command: str, timeout_s: float = 60) -> tuple[int | No
     return r.exit_code, r.output
 
 
-def test_hidden_data_unreachable(sandbox: BwrapSandbox, layout: dict[str, Path]) -> None:
-    hidden = layout["hidden"] / "test.jsonl"
-    for path in (
-        str(hidden),
-        "../hidden/test.jsonl",
-        "../../hidden/test.jsonl",
-        f"{layout['ws']}/../hidden/test.jsonl",
-        f"/proc/1/root{hidden}",
-        f"/proc/self/root{hidden}",
-        "/proc/1/cwd/../hidden/test.jsonl",
-    ):
-        code, out = run(sandbox, f"cat {path}")
-        assert code != 0 and SECRET not in out, (path, out)
-    code, out = run(sandbox, f"ls {layout['ws'].parent}; ls /proc/*/root{layout['ws'].parent}")
-    assert "hidden" not in out, out
-    code, out = run(
-        sandbox,
-        "find / -path /proc -prune -o -name test.jsonl -print 2>/dev/null; "
-        f"grep -rl {SECRET} /tmp 2>/dev/null; echo done",
-    )
-    assert out == "done\n", out
-    code, out = run(sandbox, f"python -c \"print(open('{hidden}').read())\"")
-    assert code != 0 and "No such file" in out and SECRET not in out
-
-
-def test_mounts_and_system_read_only(sandbox: BwrapSandbox, layout: dict[str, Path]) -> None:
-    data, out_dir = layout["data"], layout["out"]
-    assert run(sandbox, f"cat {data}/train.jsonl")[0] == 0
-    for cmd in (
-        f"touch {data}/new.txt",
-        f"echo x >> {data}/train.jsonl",
-        f"rm {data}/train.jsonl",
-        "touch /usr/new.txt",
-        "touch /etc/new.txt",
-        f"touch {sys.prefix}/new.txt",
-        f"mount -o remount,rw {data}",
-    ):
+def test_system_and_python_env_read_only(sandbox: BwrapSandbox) -> None:
+    """What the package suite cannot know of every backend: bwrap's own system binds."""
+    for cmd in ("touch /usr/new.txt", "touch /etc/new.txt", f"touch {sys.prefix}/new.txt"):
         code, out = run(sandbox, cmd)
         assert code != 0, (cmd, out)
-    assert sorted(p.name for p in data.iterdir()) == ["train.jsonl"]
-    assert (data / "train.jsonl").read_text() == '{"q": "1+1", "a": "2"}\n'
-    # the read-write mount and the workspace are writable, and the host sees the writes
-    code, out = run(sandbox, f"echo result > {out_dir}/r.txt && echo ws > made.txt")
-    assert code == 0, out
-    assert (out_dir / "r.txt").read_text() == "result\n"
-    assert (layout["ws"] / "made.txt").read_text() == "ws\n"
 
 
-@pytest.fixture()
-def host_server() -> Iterator[tuple[int, list[object]]]:
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    srv.settimeout(0.2)
-    accepted: list[object] = []
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, addr = srv.accept()
-            except OSError:
-                continue
-            accepted.append(addr)
-            conn.sendall(b"hello from the host\n")
-            conn.close()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    yield srv.getsockname()[1], accepted
-    stop.set()
-    t.join(2)
-    srv.close()
-
-
-CONNECT = (
-    "python -c \"import socket, sys\n"
-    "try:\n"
-    "    s = socket.create_connection(('{host}', {port}), timeout=3)\n"
-    "    print('CONNECTED', s.recv(100))\n"
-    "except OSError as e:\n"
-    "    print('refused:', e)\n\""
-)
-
-
-def test_no_network(sandbox: BwrapSandbox, host_server: tuple[int, list[object]]) -> None:
-    port, accepted = host_server
-    # the server is real: the host itself can reach it
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-        assert s.recv(100) == b"hello from the host\n"
-    accepted.clear()
-    for host, p in (("127.0.0.1", port), ("localhost", port), ("1.1.1.1", 80), ("8.8.8.8", 53)):
-        code, out = run(sandbox, CONNECT.format(host=host, port=p))
-        assert "CONNECTED" not in out and "refused:" in out, (host, out)
-    assert accepted == []
+def test_only_loopback_interface(sandbox: BwrapSandbox) -> None:
     code, out = run(sandbox, "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '")
     assert out.split() == ["lo"], out
 

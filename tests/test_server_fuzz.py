@@ -4,7 +4,6 @@ answer matches the documented schema and status codes."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -24,8 +23,9 @@ _seen: dict[tuple[str, int], int] = {}
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory: pytest.TempPathFactory, micro_assets, bwrap_ok):  # noqa: F811
     srv = ServerProcess(tmp_path_factory.mktemp("fuzz")).start()
-    run = httpx.post(srv.url + "/runs", json={}, timeout=300).json()
-    _state.update(run_id=run["run_id"], token=run["token"])
+    with srv.client(timeout=300) as c:
+        run = c.create_run()
+    _state.update(run_id=run.run_id, token=run.token)
     yield srv
     srv.stop()
 

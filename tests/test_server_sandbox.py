@@ -14,6 +14,7 @@ from server_helpers import QUICK_ID, TEST_SCENARIOS
 from test_server import bwrap_ok  # noqa: F401 - a fixture
 
 from autorl_gym.agents import AgentError, AgentSpec, load_agent_spec, make_agent
+from autorl_gym.client import GradingAPIError, GradingClient
 from autorl_gym.scenario import catalog
 from autorl_gym.server import ServerSettings, ServerThread, bind_tcp, bind_unix, create_app
 from autorl_gym.tools import BwrapSandbox, SandboxSpec, UnixBridge
@@ -45,10 +46,9 @@ def test_sandbox_reaches_the_server_and_no_other_network(tmp_path: Path, bwrap_o
             assert code.strip() == "403", denied.output
             assert "not available from inside a sandbox" in json.loads(text)["detail"]
         # the same request on the host's port is not refused for that reason
-        import httpx
-
-        host = httpx.post(f"http://127.0.0.1:{port}/evaluate", json={"model_path": "nowhere"})
-        assert host.status_code != 403 and "inside a sandbox" not in host.text, host.text
+        with GradingClient(f"http://127.0.0.1:{port}") as host, pytest.raises(GradingAPIError) as e:
+            host.evaluate("nowhere")
+        assert e.value.status != 403 and "inside a sandbox" not in e.value.detail, e.value
         # The same server on the host's loopback is not reachable: the sandbox's 127.0.0.1 is its
         # own, and there is no other interface.
         outside = box.exec(f"curl -sS --max-time 5 http://127.0.0.1:{port}/health")
@@ -105,20 +105,21 @@ def test_shell_agent_completes_an_episode_through_the_server(tmp_path: Path, mic
                              results_dir=tmp_path / "results", workspace_root=tmp_path / "workspace",
                              console=Console(quiet=True), progress=False,
                              agent_env={"SFT_MAX_STEPS": "60"})
-    results = Path(run["results_dir"])
+    results = Path(run.results_dir)
     output = (results / "agent_output.txt").read_text()
-    assert run["agent_exit_code"] == 0, output[-3000:]
+    assert run.agent_exit_code == 0, output[-3000:]
     assert f"task: {quick_scenario}" in output and "grading server: http://127.0.0.1:8765" in output
-    assert run["status"] == "finished" and run["feedback"]["reason"] == "the agent called finish"
-    [sub] = run["submissions"]
-    assert sub["status"] == "done" and sub["model_path"] == "output/v1" and sub["seq"] == 1
-    assert run["feedback"]["submission_id"] == 1 and run["feedback"]["model_path"] == "output/v1"
+    assert run.status == "finished" and run.feedback is not None
+    assert run.feedback["reason"] == "the agent called finish"
+    [sub] = run.submissions
+    assert sub.status == "done" and sub.model_path == "output/v1" and sub.seq == 1
+    assert run.feedback["submission_id"] == 1 and run.feedback["model_path"] == "output/v1"
     for name in ("feedback.json", "submissions.jsonl", "trajectory.jsonl", "run.json", "test_items.json"):
         assert (results / name).is_file(), name
     lines = (results / "trajectory.jsonl").read_text().splitlines()
     steps = [json.loads(line)["call"]["tool"] for line in lines]
     assert steps == ["submit", "finish"]
     assert yaml.safe_load((folder / "agent.yaml").read_text())["start"] == spec.start
-    assert (Path(run["workspace"]) / "code" / "train_sft.py").is_file()
-    assert not (Path(run["workspace"]) / "code" / "train_sft.py").is_symlink()
+    assert (Path(run.workspace) / "code" / "train_sft.py").is_file()
+    assert not (Path(run.workspace) / "code" / "train_sft.py").is_symlink()
     shutil.rmtree(tmp_path / "workspace", ignore_errors=True)

@@ -81,7 +81,7 @@ class Grader:
         under the scenario's grader limits (``grader.isolation: inline`` grades here)."""
         info = info or inspect_submission(model_dir)
         g = self.scenario.grader
-        if self.backend == "lm_eval" and log_dir is None:
+        if log_dir is None and (self.backend == "lm_eval" or self.family.run_records):
             log_dir = self._log_dir(split, weights_hash(info.weight_files))
         if g.isolation == "inline":
             return self.evaluate_here(info, split, limit, progress, log_dir)
@@ -105,11 +105,10 @@ class Grader:
         t0 = time.perf_counter()
         notes = [] if info.has_tokenizer else [
             "submission has no tokenizer files; the base model's tokenizer was used"]
-        metrics: dict[str, float] = {}
+        gen_metrics: dict[str, float] = {}
         family = self.family
         if isinstance(family, InteractiveTask):
             results = family.play(self.ctx, info, split, limit, progress)
-            metrics = family.summary_metrics(results)
             notes += [f"item {r.index}: {r.details['error']}" for r in results if r.details.get("error")][:20]
         else:
             assert isinstance(family, StaticTask)
@@ -123,14 +122,18 @@ class Grader:
 
             run_dir = log_dir or self._log_dir(split, mhash)
             gen = get_backend(self.backend).generate(self.ctx, info, items, on_batch, run_dir)
+            self.ctx.run_dir = run_dir
             results = family.score(self.ctx, items, gen.completions)
-            metrics = family.summary_metrics(results) | gen.metrics
+            gen_metrics = gen.metrics
             notes += gen.notes
+        summary = family.summarize(self.ctx, items, results)
+        notes += summary.notes
         n = len(results)
         correct = sum(r.correct for r in results)
         return EvalResult(
-            split=split, n=n, score=100.0 * correct / n if n else 0.0, correct=correct,
-            metrics=metrics, model_hash=mhash, kind="base" if mhash == self.base_hash else info.kind,
+            split=split, n=n, score=summary.score, correct=correct,
+            metrics=summary.metrics | gen_metrics, model_hash=mhash,
+            kind="base" if mhash == self.base_hash else info.kind,
             backend=self.backend_label, protocol=self.protocol_record(),
             seconds=time.perf_counter() - t0, items=results, notes=notes)
 

@@ -28,6 +28,19 @@ class RunIdentity(BaseModel):
     status: str
     """finished, truncated, abandoned, or incomplete (no feedback.json)"""
     reason: str | None
+    graded_by: str | None = None
+    """the generation backend, and the judge of a judge-graded task"""
+
+
+def graded_by(protocol: dict) -> str | None:
+    """What graded the final test: the backend, and the judge with its prompt when one did."""
+    backend = protocol.get("backend")
+    judge = protocol.get("judge")
+    if not isinstance(judge, dict):
+        return backend
+    text = f"judge {judge.get('label')} (prompt {judge.get('prompt')}, {judge.get('prompt_version')}" \
+           f", both orders)"
+    return f"{text}; generation {backend}" if backend else text
 
 
 class FinalResult(BaseModel):
@@ -68,7 +81,8 @@ def _identity(run: RunData) -> RunIdentity:
     return RunIdentity(
         name=run.name, scenario=r.get("scenario") or (fb.scenario if fb else None), agent=r.get("agent"),
         driver_model=r.get("driver_model"), base_model=r.get("base_model"), started_at=r.get("started_at"),
-        status=fb.status if fb else "incomplete", reason=fb.reason if fb else None)
+        status=fb.status if fb else "incomplete", reason=fb.reason if fb else None,
+        graded_by=graded_by(fb.protocol) if fb else None)
 
 
 def _noise(run: RunData) -> Noise:

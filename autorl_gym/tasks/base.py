@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from autorl_gym.io import file_digest
 
@@ -37,8 +37,19 @@ class TaskItem(BaseModel):
     gold: str
 
 
+class SplitSummary(BaseModel):
+    """A split's score (the scenario's metric, in percent), secondary figures and notes."""
+
+    score: float
+    metrics: dict[str, float] = {}
+    notes: list[str] = []
+
+
 class GradeContext:
-    """A scenario with its resolved assets, and the splits loaded once (grader side only)."""
+    """A scenario with its resolved assets, and the splits loaded once (grader side only).
+
+    ``run_dir`` is the folder of the grading in progress (under the results folder during an
+    episode), where a family that keeps records of its scoring (judge verdicts) writes them."""
 
     def __init__(self, scenario: Scenario, assets: ScenarioAssets):
         from autorl_gym.tasks.registry import get_family
@@ -47,6 +58,7 @@ class GradeContext:
         self.assets = assets
         self.family = get_family(scenario.task_family)
         self._splits: dict[str, Sequence[Any]] = {}
+        self.run_dir: Path | None = None
 
     def split_path(self, split: str) -> Path:
         if split == "train":
@@ -65,15 +77,34 @@ class GradeContext:
         return items[:limit] if limit else items
 
 
+class NoOptions(BaseModel):
+    """A family without options of its own: ``task_options`` must be empty."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class TaskFamily:
     """Base of every family. Class attributes describe it; methods have working defaults where
-    one makes sense for every family."""
+    one makes sense for every family. ``options_model`` validates the scenario's
+    ``task_options`` (the family's own settings)."""
 
     name: ClassVar[str]
     kind: ClassVar[Literal["static", "interactive"]]
     metrics: ClassVar[tuple[str, ...]]
     data_sources: ClassVar[tuple[str, ...]]
     description: ClassVar[str] = ""
+    # the family writes records of each grading into ctx.run_dir (a judge's verdicts)
+    run_records: ClassVar[bool] = False
+    options_model: ClassVar[type[BaseModel]] = NoOptions
+
+    def options(self, scenario: Scenario) -> Any:
+        """The scenario's ``task_options`` as the family's options model."""
+        try:
+            return self.options_model.model_validate(scenario.task_options)
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"field 'task_options{'.' + loc if loc else ''}': {first['msg']}") from None
 
     # -- the scenario ------------------------------------------------------------------------
     def check_scenario(self, scenario: Scenario) -> None:
@@ -84,6 +115,7 @@ class TaskFamily:
         if scenario.data.source not in self.data_sources:
             raise ValueError(f"field 'data.source': {scenario.data.source!r} is not a data source of "
                              f"task family {self.name!r} (choose from {', '.join(self.data_sources)})")
+        self.options(scenario)
 
     def describe_train_data(self, scenario: Scenario) -> str:
         """The API's ``train_data_path`` before the assets exist."""
@@ -119,6 +151,14 @@ class TaskFamily:
     def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
         """Secondary figures beside the score (GSM8K's flexible accuracy, a mean reward...)."""
         return {}
+
+    def summarize(self, ctx: GradeContext, items: Sequence[Any],
+                  results: list[ItemResult]) -> SplitSummary:
+        """A split's score: the share of items right by default (a judged family computes its
+        win rate here), with :meth:`summary_metrics` beside it."""
+        n = len(results)
+        return SplitSummary(score=100.0 * sum(r.correct for r in results) / n if n else 0.0,
+                            metrics=self.summary_metrics(results))
 
     def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
         """Settings that change a score, for the baseline cache key."""

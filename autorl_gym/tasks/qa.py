@@ -5,8 +5,9 @@ lm-eval's gsm8k task pinned to the same protocol)."""
 
 from __future__ import annotations
 
+import gzip
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -36,31 +37,40 @@ class SplitLoadError(ValueError):
     """A split file is missing or malformed; the message names the path and the line."""
 
 
-def load_jsonl_split(path: Path, limit: int | None = None) -> list[Problem]:
+def jsonl_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """``(where, record)`` for every non-blank line of a ``.jsonl`` (or ``.jsonl.gz``) file,
+    ``where`` being ``path:line``; SplitLoadError names the path and the line."""
     if not path.is_file():
         raise SplitLoadError(f"{path}: split file not found")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise SplitLoadError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+                yield f"{path}:{lineno}", rec
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise SplitLoadError(f"{path}: cannot be read ({e.__class__.__name__}: {e})") from None
+
+
+def load_jsonl_split(path: Path, limit: int | None = None) -> list[Problem]:
     problems: list[Problem] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SplitLoadError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict) or not isinstance(rec.get("question"), str) \
-                    or not isinstance(rec.get("answer"), str):
-                raise SplitLoadError(
-                    f"{path}:{lineno}: expected an object with string fields 'question' and 'answer'"
-                )
-            try:
-                gold = reference_answer(rec["answer"])
-            except ValueError as e:
-                raise SplitLoadError(f"{path}:{lineno}: {e}") from None
-            problems.append(Problem(index=len(problems), question=rec["question"],
-                                    answer=rec["answer"], gold=gold))
-            if limit is not None and len(problems) >= limit:
-                break
+    for where, rec in jsonl_records(path):
+        if not isinstance(rec, dict) or not isinstance(rec.get("question"), str) \
+                or not isinstance(rec.get("answer"), str):
+            raise SplitLoadError(f"{where}: expected an object with string fields 'question' and 'answer'")
+        try:
+            gold = reference_answer(rec["answer"])
+        except ValueError as e:
+            raise SplitLoadError(f"{where}: {e}") from None
+        problems.append(Problem(index=len(problems), question=rec["question"],
+                                answer=rec["answer"], gold=gold))
+        if limit is not None and len(problems) >= limit:
+            break
     if not problems:
         raise SplitLoadError(f"{path}: split file holds no problems")
     return problems

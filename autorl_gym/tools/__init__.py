@@ -1,11 +1,23 @@
 """The agent's tools and the sandboxes they run in.
 
-``make_sandbox("local", spec)`` (bubblewrap) or ``make_sandbox("none", spec)`` (no isolation).
+Backends register by name in :mod:`autorl_gym.tools.registry`: ``make_sandbox("local", spec)``
+(bubblewrap), ``make_sandbox("none", spec)`` (no isolation), or any kind registered with
+``@sandbox_backend`` or the ``autorl_gym.sandboxes`` entry point group. Each must pass the
+conformance suite in :mod:`autorl_gym.tools.conformance`.
 """
 
 from __future__ import annotations
 
 from autorl_gym.tools.local import BwrapSandbox
+from autorl_gym.tools.registry import (
+    UnknownSandboxKind,
+    check_sandbox_kind,
+    make_sandbox,
+    sandbox_backend,
+    sandbox_backends,
+    sandbox_isolated,
+    sandbox_kinds,
+)
 from autorl_gym.tools.sandbox import (
     ExecResult,
     Mount,
@@ -19,7 +31,6 @@ from autorl_gym.tools.sandbox import (
 from autorl_gym.tools.unsandboxed import UnsandboxedSandbox
 
 __all__ = [
-    "SANDBOX_KINDS",
     "BwrapSandbox",
     "ExecResult",
     "Mount",
@@ -29,21 +40,12 @@ __all__ = [
     "SandboxSpec",
     "SandboxUnavailable",
     "UnixBridge",
+    "UnknownSandboxKind",
     "UnsandboxedSandbox",
+    "check_sandbox_kind",
     "make_sandbox",
+    "sandbox_backend",
+    "sandbox_backends",
+    "sandbox_isolated",
+    "sandbox_kinds",
 ]
-
-SANDBOX_KINDS: dict[str, type[BwrapSandbox] | type[UnsandboxedSandbox]] = {
-    "local": BwrapSandbox,
-    "none": UnsandboxedSandbox,
-}
-
-
-def make_sandbox(kind: str, spec: SandboxSpec) -> Sandbox:
-    """Build a sandbox backend by name; SandboxUnavailable if it cannot run here."""
-    try:
-        cls = SANDBOX_KINDS[kind]
-    except KeyError:
-        valid = ", ".join(repr(k) for k in SANDBOX_KINDS)
-        raise ValueError(f"unknown sandbox kind {kind!r}; valid kinds: {valid}") from None
-    return cls(spec)

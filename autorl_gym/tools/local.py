@@ -34,6 +34,7 @@ from pathlib import Path
 
 from autorl_gym.tools.files import SandboxFiles
 from autorl_gym.tools.process import command_env, run_command
+from autorl_gym.tools.registry import sandbox_backend
 from autorl_gym.tools.sandbox import (
     ExecResult,
     SandboxError,
@@ -110,6 +111,7 @@ def _site_packages(prefixes: list[Path]) -> list[Path]:
     return dirs
 
 
+@sandbox_backend("local", description="bubblewrap: each command in a fresh unprivileged sandbox")
 class BwrapSandbox(SandboxFiles):
     """Runs each command as ``bwrap ... bash -c COMMAND`` (see the module docstring)."""
 
@@ -215,6 +217,7 @@ class BwrapSandbox(SandboxFiles):
             timeout_s=_PROBE_TIMEOUT_S,
             env={"PATH": "/usr/bin:/bin"},
             wrapper_processes=_WRAPPER_PROCESSES,
+            pid_namespace=True,
         )
         why = res.output.strip() or res.killed_reason or f"exit code {res.exit_code}"
         if res.exit_code != 0:
@@ -234,6 +237,7 @@ class BwrapSandbox(SandboxFiles):
             timeout_s=timeout_s,
             env={"PATH": "/usr/bin:/bin"},
             wrapper_processes=_WRAPPER_PROCESSES,
+            pid_namespace=True,
         )
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "OutputBuffer",
     "command_env",
     "effective_timeout",
+    "kill_namespace",
     "kill_tree",
     "python_bin_dir",
     "run_command",
@@ -215,6 +216,21 @@ def kill_tree(root_pid: int, extra: Sequence[psutil.Process] = ()) -> None:
             p.kill()
 
 
+def kill_namespace(root_pid: int) -> None:
+    """SIGKILL a launcher whose child is the init of a PID namespace (bwrap): the kernel then
+    kills every process of the namespace at once, however fast it forks (a psutil sweep of a fork
+    loop can take a minute)."""
+    try:
+        children = psutil.Process(root_pid).children()
+    except psutil.Error:
+        children = []
+    for p in children:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    with contextlib.suppress(OSError):
+        os.kill(root_pid, signal.SIGKILL)
+
+
 def _find_marked(marker: str) -> list[psutil.Process]:
     """Processes (other than zombies) whose environment carries ``marker``."""
     found = []
@@ -279,6 +295,7 @@ def run_command(
     env: Mapping[str, str] | None = None,
     wrapper_processes: int = 0,
     hunt_leftovers: bool = False,
+    pid_namespace: bool = False,
 ) -> ExecResult:
     """Run ``argv`` to completion under ``limits``; never raises for a failing command.
 
@@ -289,7 +306,9 @@ def run_command(
     ``wrapper_processes`` is how many processes of the tree belong to the launcher (bwrap) and
     are not counted against ``max_processes``. With ``hunt_leftovers`` (for launchers without a
     PID namespace), processes that escaped the tree but still carry this call's environment
-    marker are killed when the call ends, if anything still holds the output pipe.
+    marker are killed when the call ends, if anything still holds the output pipe. With
+    ``pid_namespace`` (the launcher's child is a PID namespace's init, as under bwrap), a kill
+    starts with that init, which takes the whole namespace down at once.
     """
     timeout = effective_timeout(limits, timeout_s)
     marker = uuid.uuid4().hex
@@ -351,6 +370,8 @@ def run_command(
                 if now >= deadline:
                     timed_out = True
                     killed_reason = f"timed out after {timeout:g} s"
+                    if pid_namespace:
+                        kill_namespace(proc.pid)
                     kill_tree(proc.pid)
                     on_exit()
                     continue
@@ -359,6 +380,8 @@ def run_command(
                     reason, seen = monitor.check()
                     if reason is not None:
                         killed_reason = reason
+                        if pid_namespace:
+                            kill_namespace(proc.pid)
                         kill_tree(proc.pid, seen)
                         on_exit()
                         continue

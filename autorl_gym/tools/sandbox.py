@@ -1,7 +1,8 @@
 """One sandbox interface; every backend (local bubblewrap, none, docker) implements it.
 
-The env and the tool calls only talk to :class:`Sandbox`. Every backend must pass the shared
-conformance suite in ``tests/sandbox_conformance.py``.
+The env and the tool calls only talk to :class:`Sandbox`. Backends register by name with
+``@sandbox_backend`` (:mod:`autorl_gym.tools.registry`), and every one must pass the conformance
+suite shipped in :mod:`autorl_gym.tools.conformance` (``autorl-gym sandbox check KIND``).
 """
 
 from __future__ import annotations

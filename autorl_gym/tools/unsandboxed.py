@@ -18,6 +18,7 @@ from pathlib import Path
 
 from autorl_gym.tools.files import SandboxFiles
 from autorl_gym.tools.process import command_env, run_command
+from autorl_gym.tools.registry import sandbox_backend
 from autorl_gym.tools.sandbox import ExecResult, SandboxError, SandboxSpec
 
 __all__ = ["UNSANDBOXED_WARNING", "UnsandboxedSandbox"]
@@ -31,6 +32,7 @@ UNSANDBOXED_WARNING = (
 )
 
 
+@sandbox_backend("none", isolated=False, description="no isolation: commands run on the host")
 class UnsandboxedSandbox(SandboxFiles):
     """Runs ``bash -c COMMAND`` on the host with cwd = workspace, under the same limits."""
 

@@ -4,15 +4,18 @@ Standalone (the scripted smoke-baseline agent copies it into its workspace's ``c
 it inside the sandbox). Environment:
 
 * ``MODEL_PATH``  the base model directory (read-only)
-* ``DATA_PATH``   a directory holding ``train.jsonl`` (``question`` / ``answer`` records)
+* ``DATA_PATH``   a directory holding ``train.jsonl``: ``question`` / ``answer`` records (GSM8K-style
+  tasks) or ``prompt`` / ``canonical_solution`` records (code completion, HumanEval)
 * ``OUTPUT_DIR``  where to write; the model and tokenizer are saved to ``$OUTPUT_DIR/v1``
 
 Optional: ``SFT_EPOCHS`` (default 2), ``SFT_LR`` (default 2e-3), ``SFT_BATCH`` (default 32),
 ``SFT_MAX_STEPS`` (default: unlimited), ``SFT_THREADS`` (torch threads; default all cores).
 
 Each example is the grading prompt ``"Question: {q}\\nAnswer:"`` and the completion
-``" " + answer``; the loss is on the completion only and TRL appends the end-of-text token to
-it, so the model learns to stop after the ``#### N`` line.
+``" " + answer`` (or, for code, the function's prompt and its canonical body); the loss is on the
+completion only and TRL appends the end-of-text token to it, so the model learns to stop after
+the ``#### N`` line (or the function). ``SFT_MAX_LENGTH`` (default 128) caps the tokens per
+example.
 """
 
 from __future__ import annotations
@@ -40,17 +43,26 @@ def env_path(name: str) -> Path:
     return Path(value)
 
 
-def load_records(data_dir: Path) -> list[dict[str, str]]:
+def load_examples(data_dir: Path) -> list[dict[str, str]]:
+    """(prompt, completion) pairs from question/answer or prompt/canonical_solution records."""
     path = data_dir / "train.jsonl"
-    records = []
+    examples = []
     with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                rec = json.loads(line)
-                records.append({"question": rec["question"], "answer": rec["answer"]})
-    if not records:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            if "question" in rec and "answer" in rec:
+                examples.append({"prompt": PROMPT.format(question=rec["question"]),
+                                 "completion": " " + rec["answer"]})
+            elif "prompt" in rec and "canonical_solution" in rec:
+                examples.append({"prompt": rec["prompt"], "completion": rec["canonical_solution"]})
+            else:
+                sys.exit(f"train_sft.py: {path}:{lineno}: expected question/answer or "
+                         "prompt/canonical_solution fields")
+    if not examples:
         sys.exit(f"train_sft.py: no records in {path}")
-    return records
+    return examples
 
 
 class PrintProgress(TrainerCallback):
@@ -77,19 +89,14 @@ def main() -> None:
     batch = int(os.environ.get("SFT_BATCH", "32"))
     max_steps = int(os.environ.get("SFT_MAX_STEPS", "-1"))
     threads = int(os.environ.get("SFT_THREADS", "0")) or os.cpu_count() or 1
+    max_length = int(os.environ.get("SFT_MAX_LENGTH", "128"))
 
     random.seed(SEED)
     torch.manual_seed(SEED)
     torch.set_num_threads(threads)
     t0 = time.monotonic()
 
-    records = load_records(data_path)
-    dataset = Dataset.from_list(
-        [
-            {"prompt": PROMPT.format(question=r["question"]), "completion": " " + r["answer"]}
-            for r in records
-        ]
-    )
+    dataset = Dataset.from_list(load_examples(data_path))
     print(f"{len(dataset)} training examples from {data_path}", flush=True)
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
@@ -110,7 +117,7 @@ def main() -> None:
         warmup_steps=10,
         weight_decay=0.0,
         max_grad_norm=1.0,
-        max_length=128,
+        max_length=max_length,
         packing=False,
         completion_only_loss=True,
         gradient_checkpointing=False,

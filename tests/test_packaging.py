@@ -1,0 +1,115 @@
+"""A non-editable install works without the checkout: the wheel holds the scenarios, the shipped
+agents, the templates and the conformance suite (and no test double), and installed on its own
+(``pip install --no-deps --target``) it registers every scenario and finds every agent from a
+folder outside the repository."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "autorl_gym"
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__",
+                                     ".pytest_cache", ".ruff_cache", "results", "workspace")
+
+PROBE = """
+import json
+import gymnasium as gym
+import autorl_gym
+from autorl_gym.agents import find_agents, load_agent_spec
+from autorl_gym.scenario import catalog
+from autorl_gym.tools import sandbox_kinds
+from autorl_gym.tools.conformance import CHECKS
+specs = {name: load_agent_spec(name)[0] for name in find_agents()}
+print(json.dumps({
+    "file": autorl_gym.__file__,
+    "registered": sorted(k for k in gym.registry if k.startswith("AutoRL-")),
+    "errors": catalog().errors,
+    "agents": {k: str(v) for k, v in find_agents().items()},
+    "entries": {k: s.entry for k, s in specs.items()},
+    "kinds": sandbox_kinds(),
+    "checks": sorted(CHECKS),
+}))
+"""
+
+
+def _run(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=600, **kw)
+    assert res.returncode == 0, f"{argv}: {res.returncode}\n{res.stdout}\n{res.stderr}"
+    return res
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built from a copy of this source tree (the build leaves nothing in it)."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    shutil.copytree(REPO, src, ignore=_NOT_SOURCE, symlinks=True)
+    # the installed setuptools when there is one (offline); else pip's isolated build env
+    isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", str(src),
+          "-w", str(tmp / "dist")])
+    (built,) = (tmp / "dist").glob("autorl_gym-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("target")
+    _run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target",
+          str(target), str(wheel)])
+    return target
+
+
+def _outside_env(target: Path) -> dict[str, str]:
+    """Only the installed copy on the path (the dependencies come from this interpreter's
+    site-packages); no variable pointing back at the checkout."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "AUTORL_GYM_SCENARIOS", "AUTORL_GYM_AGENTS")}
+    return {**env, "PYTHONPATH": str(target)}
+
+
+def _repo_files(folder: Path) -> set[str]:
+    return {str(p.relative_to(REPO)) for p in folder.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+
+
+def test_wheel_holds_the_package_data_and_no_test_double(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for folder in ("scenarios", "agents", "report/templates", "tools/conformance", "interactive"):
+        missing = _repo_files(PACKAGE / folder) - names
+        assert not missing, f"the wheel lacks {sorted(missing)}"
+    assert "autorl_gym/tools/bridge_forward.py" in names  # bound into every bridged sandbox
+    assert "autorl_gym/py.typed" in names
+    assert not [n for n in names if "fake_openai" in n or n.startswith("tests/")]
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "autorl-gym = autorl_gym.cli:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_installed_alone_registers_every_scenario_and_agent(installed: Path,
+                                                            tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    res = _run([sys.executable, "-c", PROBE], cwd=outside, env=_outside_env(installed))
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert Path(got["file"]).is_relative_to(installed), got["file"]
+    ids = sorted(yaml.safe_load(p.read_text())["id"] for p in (PACKAGE / "scenarios").glob("*.yaml"))
+    assert got["registered"] == ids and not got["errors"], got
+    assert {"scripted", "rdagent", "example_shell"} <= set(got["agents"])
+    assert all(Path(p).is_relative_to(installed) for p in got["agents"].values()), got["agents"]
+    assert got["entries"]["scripted"] and got["entries"]["example_shell"] is None
+    assert got["kinds"][:2] == ["local", "none"] and "hidden_splits_unreachable" in got["checks"]
+    # the console entry point's module runs from there too
+    res = _run([sys.executable, "-m", "autorl_gym.cli", "list", "--json"], cwd=outside,
+               env={**_outside_env(installed), "COLUMNS": "200"})
+    assert sorted(s["id"] for s in json.loads(res.stdout)["scenarios"]) == ids
