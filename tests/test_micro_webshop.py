@@ -62,6 +62,33 @@ def test_cached_build_has_disjoint_splits_and_the_expert_wins(webshop_assets) ->
     assert sc.interactive.max_steps == MAX_STEPS and sc.interactive.prompt == PROMPT
 
 
+def test_expert_finishes_a_winning_purchase_and_leaves_a_losing_one(webshop_assets) -> None:  # noqa: ANN001
+    """On another product's page the expert's label is to buy it when that purchase (with the
+    goal's options) would win, and to go back to the target otherwise."""
+    finished = left = 0
+    for ref in find_games(webshop_assets.split_dir("train"))[:40]:
+        env = ShopEnv(ref, max_steps=MAX_STEPS, expert=True)
+        st = env.step(env.reset().expert_actions[0])
+        for cmd in st.admissible_commands:
+            asin = cmd[len("click["):-1].upper()
+            if asin not in env.shop.by_asin or asin == env.goal["asin"]:
+                continue
+            page = env.step(cmd)
+            if env.buying_wins(asin, {}):
+                assert page.expert_actions[-1] == "click[buy now]", page.expert_actions
+                assert "click[< prev]" not in page.expert_actions
+                won = page
+                for a in page.expert_actions:
+                    won = env.step(a)
+                assert won.won and won.done
+                finished += 1
+            else:
+                assert page.expert_actions[0] == "click[< prev]", page.expert_actions
+                left += 1
+            break
+    assert finished and left, (finished, left)
+
+
 @pytest.mark.slow
 def test_scripted_micro_webshop_episode_runs_end_to_end(tmp_path, webshop_assets) -> None:  # noqa: ANN001
     """`autorl-gym run --env AutoRL-Micro-WebShop-v0 --agent scripted`: the scripted agent
@@ -69,6 +96,8 @@ def test_scripted_micro_webshop_episode_runs_end_to_end(tmp_path, webshop_assets
     and finishes; the episode is graded by rollouts and improves the test success rate."""
     cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-WebShop-v0",
            "--agent", "scripted", "--results-dir", str(tmp_path / "results"),
+           # SFT capped for the suite's time budget; one torch thread (faster on shared cores)
+           "--agent-option", "train_env={SFT_EPOCHS: 1, NOISY_ROLLOUTS: 1, SFT_THREADS: 1}",
            "--workspace-root", str(tmp_path / "workspace")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=2400,
                           env={**os.environ, "COLUMNS": "160"})

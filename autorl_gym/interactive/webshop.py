@@ -13,7 +13,10 @@ The admissible commands are the page's clickables as ``click[...]``; on the sear
 search the original's baselines always offer, the instruction itself (``search[<instruction>]``):
 any other ``search[...]`` is accepted too. The expert (``expert=True``) plans from the current
 page to the target: search the instruction when the target is among its hits, else the target's
-title words; page to the target, click it, click each goal option, buy.
+title words; page to the target, click it, click each goal option, buy. On the page of another
+product whose purchase with the goal's options would already win (reward >= SUCCESS_REWARD, the
+success the evaluator counts), it finishes that purchase instead of going back: its label at
+every state leads to a win by the shortest way it knows.
 """
 
 from __future__ import annotations
@@ -198,6 +201,19 @@ class ShopEnv:
                     clicks.append(f"click[{best[1]}]")
         return clicks
 
+    def buying_wins(self, asin: str, chosen: dict[str, str]) -> bool:
+        """Whether buying ``asin`` after clicking the goal's options (from ``chosen``) wins: the
+        target always does; another product that would win is finished rather than left."""
+        if asin == self.goal["asin"]:
+            return True
+        product = self.shop.by_asin[asin]
+        options = dict(chosen)
+        for click in self.goal_clicks(asin, chosen):
+            name = option_name(product, click[len("click["):-1])
+            if name is not None:
+                options[name] = click[len("click["):-1]
+        return get_reward(product, self.goal, self.shop.prices[asin], options).reward >= SUCCESS_REWARD
+
     def _to_target(self, hits: list[str], page: int) -> list[str] | None:
         target = self.goal["asin"]
         if target not in hits:
@@ -216,7 +232,7 @@ class ShopEnv:
             return fresh
         if p.kind == "done":
             return []
-        if p.kind in ("item", "sub") and p.asin == self.goal["asin"]:
+        if p.kind in ("item", "sub") and p.asin is not None and self.buying_wins(p.asin, p.options):
             back = [f"click[{PREV_PAGE}]"] if p.kind == "sub" else []
             return [*back, *self.goal_clicks(p.asin, p.options), f"click[{END_BUTTON}]"]
         rest = self._to_target(self.hits(), p.page)

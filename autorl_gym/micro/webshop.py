@@ -33,11 +33,11 @@ from pydantic import BaseModel
 
 from autorl_gym.interactive import PromptSpec, Turn, expert_policy, make_prompt, rollout
 from autorl_gym.interactive.webshop import ShopEnv, ShopSession, find_sessions, write_session
-from autorl_gym.micro.shop_catalogue import make_goals, make_products, write_shop
+from autorl_gym.micro.shop_catalogue import TYPES, make_goals, make_products, write_shop
 from autorl_gym.paths import cache_dir as default_cache_dir
 
 # Bump whenever the catalogue, sessions, prompt, tokenizer, model or pre-training change.
-WEBSHOP_VERSION = 1
+WEBSHOP_VERSION = 2
 NAME = "webshop"
 CATALOGUE_SEED = 1
 PRODUCTS_PER_TYPE = 16
@@ -48,7 +48,7 @@ PROMPT = PromptSpec(history=1, max_obs_chars=1000, max_goal_chars=300, intro=Fal
 
 
 class WebShopBuild(BaseModel):
-    steps: int = 250
+    steps: int = 120
     batch_size: int = 16
     layers: int = 2
     lr: float = 2e-3
@@ -57,9 +57,12 @@ class WebShopBuild(BaseModel):
     follow: float = 0.5           # a walk takes the expert's command with this probability
     expert_fraction: float = 0.5  # ... and a later step is labelled with it with this one
     warmup_sessions: int = 120    # expert walkthroughs of the first N training sessions ...
-    warmup_steps: int = 60        # ... the pre-trained policy is then trained on, briefly
+    warmup_steps: int = 40        # ... the pre-trained policy is then trained on, briefly
+    # the expert's labels (pre-training and warm-up) only on sessions of the first N product
+    # types: the policy shops for those and wanders in the others (a low, non-zero baseline)
+    expert_types: int = 1
     seed: int = 1234
-    threads: int = 2
+    threads: int = 1              # one torch thread: two were ~4x slower on shared 2-core machines
 
 
 class WebShopManifest(BaseModel):
@@ -110,14 +113,16 @@ def pretrain_examples(sessions_dir: Path, cfg: WebShopBuild) -> list[tuple[str, 
     on a fraction ``expert_fraction`` of the later ones, else with a random admissible command."""
     rng = random.Random(f"autorl-gym/webshop/pretrain/{cfg.seed}")
     examples: list[tuple[str, str]] = []
+    known = expert_types(cfg)
     for ref in find_sessions(sessions_dir):
         env = ShopEnv(ref, max_steps=cfg.walk_steps, expert=True)
+        labelled = env.goal.get("query") in known
         for _ in range(cfg.walks_per_session):
             st = env.reset()
             turns: list[Turn] = []
             while not st.done:
                 prompt = make_prompt(st, turns, PROMPT)
-                if st.expert_actions and (not turns or rng.random() < cfg.expert_fraction):
+                if labelled and st.expert_actions and (not turns or rng.random() < cfg.expert_fraction):
                     label = st.expert_actions[0]
                 else:
                     label = rng.choice(st.admissible_commands)
@@ -131,10 +136,18 @@ def pretrain_examples(sessions_dir: Path, cfg: WebShopBuild) -> list[tuple[str, 
     return examples
 
 
+def expert_types(cfg: WebShopBuild) -> set[str]:
+    """The product types (search queries) whose sessions the pre-training labels with the expert."""
+    return {t.noun for t in TYPES[:cfg.expert_types]}
+
+
 def warmup_examples(sessions_dir: Path, cfg: WebShopBuild) -> list[tuple[str, str]]:
     """(prompt, expert command) pairs of the expert's walkthroughs of the first
-    ``warmup_sessions`` training sessions, in the evaluator's prompt format."""
-    refs = find_sessions(sessions_dir)[:cfg.warmup_sessions]
+    ``warmup_sessions`` training sessions of the expert's product types, in the evaluator's
+    prompt format."""
+    known = expert_types(cfg)
+    refs = [r for r in find_sessions(sessions_dir)[:cfg.warmup_sessions]
+            if ShopEnv(r).goal.get("query") in known]
     episodes = rollout(refs, expert_policy, max_steps=MAX_STEPS, prompt=PROMPT, expert=True)
     return [(t.prompt, t.action) for e in episodes for t in e.turns]
 
