@@ -4,7 +4,7 @@ test sessions through ``autorl_gym.interactive.rollout``, batched across session
 sessions), side by side in one run; optionally the wall time and scores of the scripted micro
 WebShop episode.
 
-    python bench/webshop_steps.py [--rounds 3] [--episode]
+    python bench/webshop_steps.py [--rounds 3] [--episode] [--threads 1]
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def evaluator(sessions, policy) -> tuple[int, float, float, float]:  # noqa: ANN
 def episode() -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-WebShop-v0",
-               "--agent", "scripted", "--results-dir", f"{tmp}/results", "--workspace-root", f"{tmp}/ws"]
+               "--agent", "scripted", "--agent-option", "train_env={SFT_THREADS: 1}",
+               "--results-dir", f"{tmp}/results", "--workspace-root", f"{tmp}/ws"]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "160"})
         wall = time.perf_counter() - t0
@@ -69,7 +70,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--episode", action="store_true", help="also time the scripted episode")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads of the policy (the grader's: 1)")
     args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     assets = ensure_webshop_assets()
     sessions = find_games(assets.split_dir("test"))
     policy = HFPolicy(assets.model_dir, batch_size=64, choose="admissible")
