@@ -120,6 +120,12 @@ BUILDERS: dict[str, Builder] = {
         notes="the generated worlds (documents, questions, answer keys) are shipped with the "
               "policy, so the BM25 index and the questions are the same everywhere",
     ),
+    "webshop": Builder(
+        version="autorl_gym.micro.webshop:WEBSHOP_VERSION",
+        build="autorl_gym.micro.webshop:build_webshop",
+        archives=["train", "hidden"],
+        notes="the generated shop, its BM25 index and the sessions are shipped with the policy",
+    ),
 }
 
 

@@ -27,10 +27,7 @@ gets there. The evaluator picks among the admissible commands (``choose: admissi
 
 from __future__ import annotations
 
-import fcntl
 import random
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,7 +36,6 @@ from pydantic import BaseModel
 from autorl_gym.interactive import PromptSpec, Turn, expert_policy, make_prompt, rollout
 from autorl_gym.interactive.webshop import ShopEnv, ShopSession, find_sessions, write_session
 from autorl_gym.micro.shop_catalogue import TYPES, make_goals, make_products, write_shop
-from autorl_gym.paths import cache_dir as default_cache_dir
 
 # Bump whenever the catalogue, sessions, prompt, tokenizer, model or pre-training change.
 WEBSHOP_VERSION = 2
@@ -217,52 +213,29 @@ def build_webshop_assets(dest: Path, cfg: WebShopBuild | None = None,
     return manifest
 
 
-def _root(cache_dir: Path | None) -> Path:
-    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return base / "micro" / f"{NAME}-v{WEBSHOP_VERSION}"
-
-
 def _assets(root: Path) -> WebShopAssets:
     return WebShopAssets(root=root, model_dir=root / "model", train_dir=root / "train",
                          hidden_dir=root / "hidden")
 
 
-def _complete(root: Path) -> bool:
-    return (root / "manifest.json").is_file() and (root / "model" / "model.safetensors").is_file()
+def build_webshop(dest: Path, progress: bool = True) -> WebShopManifest:
+    """The full build of the current version (what ``autorl-gym micro build webshop`` runs)."""
+    return build_webshop_assets(dest, progress=progress)
 
 
 def webshop_assets_if_built(cache_dir: Path | None = None) -> WebShopAssets | None:
-    root = _root(cache_dir)
-    return _assets(root) if _complete(root) else None
+    """The installed shop, sessions and policy if they are on disk; never installs."""
+    from autorl_gym.micro.shipped import installed_root, is_installed
+
+    if not is_installed(NAME, WEBSHOP_VERSION, cache_dir):
+        return None
+    return _assets(installed_root(NAME, WEBSHOP_VERSION, cache_dir))
 
 
 def ensure_webshop_assets(cache_dir: Path | None = None, progress: bool = True) -> WebShopAssets:
-    """The cached shop, sessions and micro policy, built on first use (file-locked, atomic)."""
-    root = _root(cache_dir)
-    if _complete(root):
-        return _assets(root)
-    parent = root.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    with (parent / f".{root.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if _complete(root):
-                return _assets(root)
-            prefix = f".{root.name}."
-            for stale in parent.glob(prefix + "*"):
-                if stale.is_dir():
-                    shutil.rmtree(stale, ignore_errors=True)
-            tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-            try:
-                build_webshop_assets(tmp, progress=progress)
-                for p in [tmp, *tmp.rglob("*")]:
-                    p.chmod(0o755 if p.is_dir() else 0o644)
-                if root.exists():
-                    shutil.rmtree(root)
-                tmp.rename(root)
-            finally:
-                if tmp.exists():
-                    shutil.rmtree(tmp, ignore_errors=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-    return _assets(root)
+    """The shipped shop, sessions and micro policy (sha256 published in ``artifacts.json``),
+    installed into the cache on first use and checked on every load. Never builds: ``autorl-gym
+    micro build webshop`` makes the next version."""
+    from autorl_gym.micro.shipped import ensure_installed
+
+    return _assets(ensure_installed(NAME, WEBSHOP_VERSION, cache_dir))
