@@ -3,8 +3,6 @@ built offline by :mod:`autorl_gym.micro.webshop`, played by the WebShop engine, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar
 
 from autorl_gym.tasks.interactive import GamesTask, games_assets
@@ -12,28 +10,9 @@ from autorl_gym.tasks.registry import register_family
 
 if TYPE_CHECKING:
     from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.grading.results import ItemResult
-    from autorl_gym.grading.submission import SubmissionInfo
     from autorl_gym.scenario import Scenario
-    from autorl_gym.tasks.base import GradeContext, Progress
 
 MICRO_MODEL = "micro:webshop"
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's CPU threads set to ``n`` for the block (None: left as they are)."""
-    if n is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @register_family
@@ -44,11 +23,6 @@ class MicroWebShopTask(GamesTask):
     # the micro policy's rollouts on one torch thread: on shared 2-core machines two threads
     # were about 4x slower than one
     grading_threads: ClassVar[int | None] = 1
-
-    def play(self, ctx: GradeContext, info: SubmissionInfo, split: str, limit: int | None,
-             progress: Progress | None = None) -> list[ItemResult]:
-        with torch_threads(self.grading_threads):
-            return super().play(ctx, info, split, limit, progress)
 
     def describe_train_data(self, scenario: Scenario) -> str:
         return "micro:webshop"
