@@ -30,11 +30,13 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel
 
 from autorl_gym.interactive import PromptSpec, Turn, expert_policy, make_prompt, rollout
 from autorl_gym.interactive.webshop import ShopEnv, ShopSession, find_sessions, write_session
+from autorl_gym.micro.shipped import InstalledAssets
 from autorl_gym.micro.shop_catalogue import TYPES, make_goals, make_products, write_shop
 
 # Bump whenever the catalogue, sessions, prompt, tokenizer, model or pre-training change.
@@ -80,14 +82,8 @@ class WebShopManifest(BaseModel):
     build_seconds: float
 
 
-class WebShopAssets(BaseModel):
-    root: Path
-    model_dir: Path
-    train_dir: Path
-    hidden_dir: Path
-
-    def split_dir(self, split: str) -> Path:
-        return self.train_dir / "sessions" if split == "train" else self.hidden_dir / split
+class WebShopAssets(InstalledAssets):
+    train_split: ClassVar[str] = "sessions"
 
 
 def write_sessions(dest: Path) -> int:
@@ -213,11 +209,6 @@ def build_webshop_assets(dest: Path, cfg: WebShopBuild | None = None,
     return manifest
 
 
-def _assets(root: Path) -> WebShopAssets:
-    return WebShopAssets(root=root, model_dir=root / "model", train_dir=root / "train",
-                         hidden_dir=root / "hidden")
-
-
 def build_webshop(dest: Path, progress: bool = True) -> WebShopManifest:
     """The full build of the current version (what ``autorl-gym micro build webshop`` runs)."""
     return build_webshop_assets(dest, progress=progress)
@@ -225,17 +216,11 @@ def build_webshop(dest: Path, progress: bool = True) -> WebShopManifest:
 
 def webshop_assets_if_built(cache_dir: Path | None = None) -> WebShopAssets | None:
     """The installed shop, sessions and policy if they are on disk; never installs."""
-    from autorl_gym.micro.shipped import installed_root, is_installed
-
-    if not is_installed(NAME, WEBSHOP_VERSION, cache_dir):
-        return None
-    return _assets(installed_root(NAME, WEBSHOP_VERSION, cache_dir))
+    return WebShopAssets.if_installed(NAME, WEBSHOP_VERSION, cache_dir)
 
 
 def ensure_webshop_assets(cache_dir: Path | None = None, progress: bool = True) -> WebShopAssets:
     """The shipped shop, sessions and micro policy (sha256 published in ``artifacts.json``),
     installed into the cache on first use and checked on every load. Never builds: ``autorl-gym
     micro build webshop`` makes the next version."""
-    from autorl_gym.micro.shipped import ensure_installed
-
-    return _assets(ensure_installed(NAME, WEBSHOP_VERSION, cache_dir))
+    return WebShopAssets.ensure(NAME, WEBSHOP_VERSION, cache_dir)
