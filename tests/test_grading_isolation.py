@@ -6,6 +6,7 @@ exhausts memory while grading (the env lives on and the submission is refused wi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -179,7 +180,7 @@ def as_the_warm_server_started(monkeypatch) -> None:
     started = forkserver.server_env()
     if started is None:
         return
-    for name in forkserver.import_time_env(__import__("os").environ).keys() - started.keys():
+    for name in forkserver.import_time_env(os.environ).keys() - started.keys():
         monkeypatch.delenv(name)
     for name, value in started.items():
         monkeypatch.setenv(name, value)
@@ -192,10 +193,10 @@ def test_warm_and_cold_grading_children_agree(micro_assets, monkeypatch):
     as_the_warm_server_started(monkeypatch)
     sc = scenario_with()
     g = Grader(sc, resolve_assets(sc, progress=False))
-    assert forkserver.warm_environment_matches(dict(__import__("os").environ))
+    assert forkserver.warm_environment_matches(dict(os.environ))
     warm = g.evaluate(micro_assets.model_dir, "dev", limit=6)
     monkeypatch.setenv(forkserver.SWITCH_VAR, "0")
-    assert not forkserver.warm_environment_matches(dict(__import__("os").environ))
+    assert not forkserver.warm_environment_matches(dict(os.environ))
     cold = g.evaluate(micro_assets.model_dir, "dev", limit=6)
     assert [(r.answer, r.correct) for r in warm.items] == [(r.answer, r.correct) for r in cold.items]
     assert warm.score == cold.score
@@ -205,7 +206,7 @@ def test_an_import_time_variable_that_differs_runs_cold(monkeypatch):
     from autorl_gym.grading import forkserver
 
     as_the_warm_server_started(monkeypatch)
-    env = dict(__import__("os").environ)
+    env = dict(os.environ)
     assert forkserver.warm_environment_matches(env)
     assert not forkserver.warm_environment_matches({**env, "HF_HUB_OFFLINE": "maybe"})
     assert forkserver.warm_environment_matches({**env, "AUTORL_GYM_SOMETHING": "x"})
