@@ -32,4 +32,4 @@ def test_scripted_micro_episode_improves(tmp_path, micro_assets):
           f"improvement {fb['improvement']:+.2f} in {fb['elapsed_s']:.0f} s")
     ws = next((tmp_path / "workspace").iterdir())
     assert (ws / "output" / "v1" / "model.safetensors").is_file()
-    assert Path(ws / "code" / "train.py").is_file()
+    assert Path(ws / "code" / "train_sft.py").is_file()
