@@ -180,10 +180,10 @@ def run(
         try:
             info = run_episode(env, _Announcing(the_agent, prog, task), seed=seed,
                                on_step=on_step)
-        except SandboxUnavailable as e:
+        except (SandboxUnavailable, ScenarioError) as e:
             _fail(str(e))
-        except ScenarioError as e:
-            _fail(str(e))
+        except AgentError as e:  # e.g. an option that does not fit this scenario's task kind
+            _fail(f"agent {agent}: {e}")
         finally:
             env.close()
     from autorl_gym.progress import episode_table

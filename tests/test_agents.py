@@ -120,7 +120,7 @@ def test_scripted_recipes_chain_their_stages(monkeypatch):
                     "export SFT_EPOCHS=1; MODEL_PATH=output/v1 OUTPUT_NAME=v2 python code/train_sft.py"]
     assert [c["model_path"] for c in plan if c["tool"] in ("submit", "finish")] == [
         "output/v1", "output/v2", "output/v2"]
-    with pytest.raises(ValueError, match="has no script for interactive tasks"):
+    with pytest.raises(AgentError, match="has no script for interactive tasks"):
         a.reset("", {"scenario": {"task_kind": "interactive"}})
     for bad, msg in (("sft+dpo", "unknown stage.*'dpo'.*stages: .*sft"),
                      ("sft+sft", "names a stage twice"), ("", "non-empty string")):

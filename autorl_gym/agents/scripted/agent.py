@@ -18,6 +18,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from autorl_gym.agents import AgentError
 from autorl_gym.tools.process import shell_exports
 
 HERE = Path(__file__).parent
@@ -47,8 +48,8 @@ def parse_recipe(recipe: str) -> list[str]:
 
 def stage_script(stage: str, kind: str) -> Path:
     scripts = STAGES[stage]
-    if kind not in scripts:
-        raise ValueError(f"stage {stage!r} has no script for {kind} tasks; it runs on: "
+    if kind not in scripts:  # known only once the episode has started: the run stops cleanly
+        raise AgentError(f"stage {stage!r} has no script for {kind} tasks; it runs on: "
                          f"{', '.join(sorted(scripts))}")
     return HERE / scripts[kind]
 
