@@ -62,6 +62,9 @@ def test_a_killed_worker_is_retried_and_a_second_run_runs_nothing(ray_local, tmp
     assert not any(layout.partial.iterdir())
     finals = [d for d in layout.cells.iterdir() if not d.name.startswith(".")]
     assert len(finals) == 4 and all(layout.is_complete(d.name) for d in finals)
+    recs = [layout.record(d) for d in finals]
+    assert all(r.episode_status == "finished" and r.seconds is not None for r in recs)
+    assert {r.attempt for r in recs if r.cell.agent_label == "crashy"} == {2}
     assert "retry" in out.getvalue() and "done 4" in out.getvalue()
 
     again = run_sweep(spec, console=Console(file=io.StringIO()), attempt_fn=sweep_doubles.fake_attempt)

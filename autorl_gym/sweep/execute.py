@@ -5,6 +5,7 @@ renamed to the cell's final one. A failure never leaves a half-written final fol
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import time
@@ -105,6 +106,14 @@ def run_episode_of(job: CellJob, work: Path, console: Console) -> tuple[str | No
     return run.relative_to(work.resolve()).as_posix(), None
 
 
+def _episode_status(work: Path, run_dir: str | None) -> str | None:
+    """feedback.json's status (finished, truncated) of the attempt's run."""
+    try:
+        return str(json.loads((work / str(run_dir) / "feedback.json").read_text())["status"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def run_attempt(job: CellJob, episode: EpisodeFn = run_episode_of) -> AttemptOutcome:
     """Run one attempt of ``job.cell``; a worker that dies in here leaves the attempt folder for
     the driver to set aside."""
@@ -130,7 +139,8 @@ def run_attempt(job: CellJob, episode: EpisodeFn = run_episode_of) -> AttemptOut
     seconds = time.monotonic() - t0
     status: Literal["done", "error"] = "error" if error else "done"
     rec = rec.model_copy(update={"status": status, "ended_at": datetime.now(UTC), "seconds": seconds,
-                                 "run_dir": run_dir, "reason": error})
+                                 "run_dir": run_dir, "reason": error,
+                                 "episode_status": _episode_status(work, run_dir)})
     write_record(work, rec)
     if status == "done" and not publish(layout, work, cell_id):
         return AttemptOutcome(cell_id=cell_id, attempt=job.attempt, status="skipped",
