@@ -228,3 +228,25 @@ def test_the_sweep_command_lists_its_cells(tmp_path):
     res = CliRunner().invoke(app, ["sweep", str(f)])
     assert res.exit_code == 2
     assert "scenarios: Field required" in res.output and "Traceback" not in res.output
+
+
+def test_the_sweep_report_shows_mean_and_standard_error_per_agent(tmp_path):
+    from autorl_gym.sweep.report import write_sweep_report
+
+    spec = _spec(agents=[{"name": "scripted", "label": "a"}, {"name": "scripted", "label": "b"}])
+    layout = SweepLayout(tmp_path)
+    layout.make()
+    gains = {("a", 0): 1.0, ("a", 1): 2.0, ("b", 0): 3.0, ("b", 1): 5.0}
+    for cell in expand(spec):
+        _complete_cell(layout, cell, improvement=gains[cell.agent_label, cell.seed])
+    (tmp_path / "summary.json").write_text(json.dumps({"failed": [
+        {"cell_id": "X__c__nodriver__default__s0__00000000", "attempts": 3,
+         "reason": "WorkerCrashedError: the worker died"}]}))
+    html = write_sweep_report(tmp_path).read_text()
+    assert "data:image/png;base64," in html  # the plot with its error bars, embedded
+    assert "+1.50 ± 0.50" in html and "+4.00 ± 1.00" in html
+    assert html.count("<code>AutoRL-Micro-Arith-v0__") == 4  # the cells
+    assert "after 3 attempt(s): WorkerCrashedError: the worker died" in html
+    csv = (tmp_path / "leaderboard.csv").read_text().splitlines()
+    assert len(csv) == 3 and csv[0].endswith(",seeds")
+    assert len((tmp_path / "leaderboard_runs.csv").read_text().splitlines()) == 5

@@ -55,3 +55,10 @@ def render_html(report: Any, plots: dict[str, bytes], history: list[dict[str, An
 
 def render_leaderboard_html(board: Any) -> str:
     return _env(True).get_template("leaderboard.html.j2").render(b=board)
+
+
+def render_sweep_html(board: Any, name: str, image: str | None, cells: list[Any],
+                      failed: list[dict[str, Any]]) -> str:
+    """The sweep report (autorl_gym.sweep.report)."""
+    return _env(True).get_template("sweep_report.html.j2").render(
+        b=board, name=name, image=image, cells=cells, failed=failed)

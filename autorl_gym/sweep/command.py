@@ -54,5 +54,12 @@ def sweep_command(path: Path, address: str | None, num_cpus: float | None, dashb
         err.print(f"[bold red]failed:[/] {f.cell_id} after {f.attempts} attempt(s): {f.reason} "
                   f"(kept in {SweepLayout(summary.root).failed})")
     if summary.done or summary.skipped:
+        from autorl_gym.sweep.report import write_sweep_report
+
         leaderboard_command(summary.root, None, False, console, err)
+        try:
+            console.print(f"[dim]sweep report[/] {write_sweep_report(summary.root)}")
+        except Exception as e:  # noqa: BLE001 - the cells' results are complete and untouched
+            err.print(f"[yellow]warning:[/] the sweep report could not be written "
+                      f"({e.__class__.__name__}: {e})")
     return 1 if summary.failed else 0
