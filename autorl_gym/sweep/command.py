@@ -42,6 +42,10 @@ def sweep_command(path: Path, address: str | None, num_cpus: float | None, dashb
     except SweepError as e:
         err.print(f"[bold red]error:[/] {e}")
         return 2
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted:[/] the cells that ended are kept; the ones under way are set "
+                  f"aside on the next run. Run again to resume: autorl-gym sweep {path}")
+        return 130
     t = Table(title=f"sweep {summary.name}", show_header=False)
     t.add_row("cells", str(summary.cells))
     t.add_row("already complete (skipped)", str(summary.skipped))

@@ -100,7 +100,9 @@ class _Scheduler:
     def __init__(self, ray: Any, spec: SweepSpec, layout: SweepLayout, fn: AttemptFn,
                  view: SweepView):
         self.ray, self.spec, self.layout, self.view = ray, spec, layout, view
-        self.remote = ray.remote(fn)
+        # a fresh worker process per attempt: nothing an episode leaves in its process (imported
+        # agent modules, CUDA state, threads) reaches the next cell
+        self.remote = ray.remote(max_calls=1)(fn)
         self.workspace = Path(spec.workspace_root or layout.root / ".workspace")
         self.inflight: dict[Any, tuple[Cell, int, int]] = {}  # ref -> cell, attempt, tries
         self.summary_failed: list[FailedCell] = []
