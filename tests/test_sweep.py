@@ -116,6 +116,8 @@ def test_resources_come_from_the_scenario(tmp_path):
     assert (r.cpus, r.gpus) == (4.0, 2.0)
     r = scenario_resources(gpu.model_copy(update={"sandbox": sc.sandbox}), CellResources())
     assert r.gpus == 1.0  # vllm grading needs its GPU
+    cuda = sc.model_copy(update={"grader": sc.grader.model_copy(update={"device": "cuda:0"})})
+    assert scenario_resources(cuda, CellResources()).gpus == 1.0
     r = scenario_resources(gpu, CellResources(cpus=0.5, gpus=0, memory_mb=512))
     assert (r.cpus, r.gpus, r.memory_mb) == (0.5, 0.0, 512)  # the sweep's resources win
 

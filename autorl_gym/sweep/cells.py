@@ -64,15 +64,18 @@ class Cell(BaseModel):
 
 
 def scenario_resources(scenario: Any, override: CellResources) -> Resources:
-    """A cell's demand: the sandbox's CPU cap (1 when uncapped), its GPUs (1 for 'all') and the
-    larger of the sandbox's and the grader's memory caps; the sweep's ``resources`` win."""
+    """A cell's demand: the sandbox's CPU cap (1 when uncapped), its GPUs (1 for 'all'; at least 1
+    for a vllm or cuda grader) and the larger of the sandbox's and the grader's memory caps; the
+    sweep's ``resources`` win. Ray hides the GPUs from a task that asks for none, so a sweep
+    whose agents should train on a GPU sets ``resources.gpus``."""
     from autorl_gym.tools.docker_gpus import parse_gpus
 
     req = parse_gpus(scenario.sandbox.gpus)
     gpus = 0.0 if req is None else float(len(req.device_ids) if req.device_ids else max(req.count, 1))
     g = scenario.grader
-    if g.backend == "vllm" or (g.backend == "lm_eval" and g.lm_eval_model == "vllm"):
-        gpus = max(gpus, 1.0)  # the grader's own GPU
+    if g.backend == "vllm" or (g.backend == "lm_eval" and g.lm_eval_model == "vllm") or \
+            g.device.startswith("cuda"):
+        gpus = max(gpus, 1.0)  # the grader's own GPU (device "auto" asks for none)
     return Resources(
         cpus=override.cpus or scenario.sandbox.cpus or 1.0,
         gpus=override.gpus if override.gpus is not None else gpus,
