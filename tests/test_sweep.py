@@ -252,3 +252,15 @@ def test_the_sweep_report_shows_mean_and_standard_error_per_agent(tmp_path):
     csv = (tmp_path / "leaderboard.csv").read_text().splitlines()
     assert len(csv) == 3 and csv[0].endswith(",seeds")
     assert len((tmp_path / "leaderboard_runs.csv").read_text().splitlines()) == 5
+
+
+def test_without_ray_a_sweep_says_how_to_install_it(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    spec = _spec().model_copy(update={"results_dir": tmp_path / "sw"})
+    with pytest.raises(SweepError, match=r"pip install 'autorl-gym\[sweep\]'"):
+        run_sweep(spec, console=Console(file=io.StringIO()))
+    # the lock is released: the next run is not refused
+    with pytest.raises(SweepError, match="not installed"):
+        run_sweep(spec, console=Console(file=io.StringIO()))

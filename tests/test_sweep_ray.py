@@ -94,3 +94,13 @@ def test_cells_that_keep_dying_or_fail_are_recorded_with_their_reason(ray_local,
     assert not [d for d in layout.cells.iterdir() if not d.name.startswith(".")]
     saved = json.loads((layout.root / "summary.json").read_text())
     assert len(saved["failed"]) == 2
+
+
+def test_a_cell_the_local_cluster_cannot_hold_is_an_error_before_anything_runs(ray_local, tmp_path):
+    from autorl_gym.sweep import SweepError
+
+    spec = _spec(tmp_path, ["good"], [0], resources={"cpus": 4, "memory_mb": 64})
+    with pytest.raises(SweepError, match=r"asks for 4 cpus and the Ray cluster has 1: set resources\.cpus"):
+        run_sweep(spec, console=Console(file=io.StringIO()), attempt_fn=sweep_doubles.fake_attempt)
+    layout = SweepLayout(spec.results_dir)
+    assert not layout.events.exists() and not any(layout.partial.iterdir())
