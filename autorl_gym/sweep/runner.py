@@ -30,6 +30,15 @@ class FailedCell(BaseModel):
     reason: str
 
 
+class RayOptions(BaseModel):
+    """Where the cells run: a local Ray started here (the default) or a cluster's address."""
+
+    address: str | None = Field(None, description="a running cluster (ray://host:10001, auto)")
+    num_cpus: float | None = Field(None, gt=0, description="local Ray only (default: all)")
+    object_store_mb: int = Field(256, ge=80, description="local Ray only: cells return little")
+    dashboard: bool = Field(False, description="local Ray only: start Ray's own dashboard")
+
+
 class SweepSummary(BaseModel):
     name: str
     root: Path
@@ -174,11 +183,12 @@ class _Scheduler:
 
 
 def run_sweep(spec: SweepSpec, *, address: str | None = None, num_cpus: float | None = None,
-              object_store_mb: int = 256, dashboard: bool = False, console: Console | None = None,
-              live: bool = True, attempt_fn: AttemptFn = run_attempt,
-              poll_s: float = 1.0) -> SweepSummary:
-    """Run every cell of ``spec`` that is not complete yet; returns what happened."""
+              dashboard: bool = False, console: Console | None = None, live: bool = True,
+              attempt_fn: AttemptFn = run_attempt, poll_s: float = 1.0) -> SweepSummary:
+    """Run every cell of ``spec`` that is not complete yet; returns what happened. An already
+    initialised Ray (``ray.init`` by the caller) is used as it is."""
     console = console or Console()
+    opts = RayOptions(address=address, num_cpus=num_cpus, dashboard=dashboard)
     if spec.results_dir is None:
         raise SweepError("results_dir: unset (load the spec with load_sweep, or set it)")
     cells = expand(spec)
@@ -196,37 +206,44 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, num_cpus: float | 
         todo = [c for c in cells if not layout.is_complete(c.id)]
         summary = SweepSummary(name=spec.name, root=layout.root, cells=len(cells),
                                skipped=len(cells) - len(todo))
-        if todo:
-            _run_cells(spec, layout, todo, summary, address, num_cpus, object_store_mb, dashboard,
-                       console, live, attempt_fn, poll_s)
+        try:
+            if todo:
+                with SweepView(console, total=len(todo), skipped=summary.skipped, live=live) as view:
+                    _run_cells(spec, layout, todo, summary, opts, view, attempt_fn, poll_s)
+        finally:  # an interrupted sweep says how far it got
+            summary.seconds = time.monotonic() - t0
+            atomic_write_text(layout.root / "summary.json", summary.model_dump_json(indent=2))
     finally:
         lock.release()
-    summary.seconds = time.monotonic() - t0
-    atomic_write_text(layout.root / "summary.json", summary.model_dump_json(indent=2))
     return summary
 
 
+def _init_ray(ray: Any, spec: SweepSpec, opts: RayOptions) -> None:
+    env = _worker_env(spec)
+    kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": opts.dashboard,
+                              "runtime_env": {"env_vars": env} if env else None}
+    if opts.address is None:
+        kwargs |= {"num_cpus": opts.num_cpus, "object_store_memory": opts.object_store_mb * 2**20}
+    ray.init(address=opts.address, **kwargs)
+
+
 def _run_cells(spec: SweepSpec, layout: SweepLayout, todo: list[Cell], summary: SweepSummary,
-               address: str | None, num_cpus: float | None, object_store_mb: int, dashboard: bool,
-               console: Console, live: bool, attempt_fn: AttemptFn, poll_s: float) -> None:
+               opts: RayOptions, view: SweepView, attempt_fn: AttemptFn, poll_s: float) -> None:
     ray = _ray()
     started_here = not ray.is_initialized()
     if started_here:
-        env = _worker_env(spec)
-        kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": dashboard,
-                                  "runtime_env": {"env_vars": env} if env else None}
-        if address is None:
-            kwargs |= {"num_cpus": num_cpus, "object_store_memory": object_store_mb * 2**20}
-        ray.init(address=address, **kwargs)
+        _init_ray(ray, spec, opts)
     try:
-        _check_feasible(ray, todo, address is None, console)
-        with SweepView(console, total=len(todo), skipped=summary.skipped, live=live) as view:
-            sched = _Scheduler(ray, spec, layout, attempt_fn, view)
+        _check_feasible(ray, todo, opts.address is None, view.console)
+        sched = _Scheduler(ray, spec, layout, attempt_fn, view)
+        try:
             for cell in todo:
                 sched.submit(cell)
             view.update(running=sched.running(), queued=len(sched.inflight))
             sched.loop(poll_s)
-        summary.done, summary.failed, summary.retried = sched.done, sched.summary_failed, sched.retried
+        finally:
+            summary.done, summary.failed = sched.done, sched.summary_failed
+            summary.retried = sched.retried
     finally:
         if started_here:
             ray.shutdown()
