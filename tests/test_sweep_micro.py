@@ -112,3 +112,7 @@ def test_a_second_run_of_the_micro_sweep_runs_nothing(micro_sweep):
     summary = json.loads((root / "sweeps" / "micro" / "summary.json").read_text())
     assert (summary["skipped"], summary["done"]) == (4, 0)
     assert (root / "sweeps" / "micro" / "events.jsonl").read_text() == before
+    plan = subprocess.run([sys.executable, "-m", "autorl_gym.cli", "sweep", str(file), "--plan"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "250", "AUTORL_GYM_AGENTS": str(agents)})
+    assert plan.returncode == 0 and plan.stdout.count("complete") == 4, plan.stdout

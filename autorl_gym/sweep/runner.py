@@ -222,9 +222,9 @@ def _init_ray(ray: Any, spec: SweepSpec, opts: RayOptions) -> None:
     env = _worker_env(spec)
     kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": opts.dashboard,
                               "runtime_env": {"env_vars": env} if env else None}
-    if opts.address is None:
+    if opts.address is None:  # "local": a new Ray here, never one that `ray start` left running
         kwargs |= {"num_cpus": opts.num_cpus, "object_store_memory": opts.object_store_mb * 2**20}
-    ray.init(address=opts.address, **kwargs)
+    ray.init(address=opts.address or "local", **kwargs)
 
 
 def _run_cells(spec: SweepSpec, layout: SweepLayout, todo: list[Cell], summary: SweepSummary,
