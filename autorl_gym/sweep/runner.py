@@ -144,7 +144,7 @@ class _Scheduler:
         try:
             out: AttemptOutcome = ray.get(ref)
         except ray.exceptions.RayTaskError as e:  # the attempt's own code raised: not retried
-            self._failed(cell, attempt, tries, _died_reason(e.cause or e), "error")
+            self._failed(cell, attempt, tries, _died_reason(getattr(e, "cause", None) or e), "error")
             return
         except ray.exceptions.RayError as e:  # the worker or its node died, or was killed
             reason = _died_reason(e)
