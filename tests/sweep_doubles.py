@@ -44,5 +44,8 @@ def fake_episode(job, work: Path, console):
 
 
 def fake_attempt(job):
-    """What a Ray worker runs: the real attempt (folders, cell.json, publish) on a fake episode."""
+    """What a Ray worker runs: the real attempt (folders, cell.json, publish) on a fake episode;
+    ``raises`` fails outside the attempt (a bug in the task itself)."""
+    if job.cell.agent_label == "raises":
+        raise RuntimeError("a bug outside the attempt")
     return run_attempt(job, episode=fake_episode)

@@ -81,19 +81,21 @@ def test_a_killed_worker_is_retried_and_a_second_run_runs_nothing(ray_local, tmp
 
 
 def test_cells_that_keep_dying_or_fail_are_recorded_with_their_reason(ray_local, tmp_path):
-    spec = _spec(tmp_path, ["dies", "broken"], [0], max_attempts=2)
+    spec = _spec(tmp_path, ["dies", "broken", "raises"], [0], max_attempts=2)
     summary = run_sweep(spec, console=Console(file=io.StringIO()), attempt_fn=sweep_doubles.fake_attempt,
                         poll_s=0.2)
     assert summary.done == 0 and summary.retried == 1
     failed = {f.cell_id.split("__")[1]: f for f in summary.failed}
     assert failed["dies"].attempts == 2 and failed["dies"].reason  # Ray's reason for the death
     assert failed["broken"].attempts == 1 and failed["broken"].reason == "the fake agent broke"
+    assert failed["raises"].attempts == 1  # not retried: a bug, not a death
+    assert failed["raises"].reason == "RuntimeError: a bug outside the attempt"
     layout = SweepLayout(spec.results_dir)
     kinds = [e["event"] for e in _events(layout) if "dies" in e["cell_id"]]
     assert kinds == ["submitted", "retry", "submitted", "died"]
     assert not [d for d in layout.cells.iterdir() if not d.name.startswith(".")]
     saved = json.loads((layout.root / "summary.json").read_text())
-    assert len(saved["failed"]) == 2
+    assert len(saved["failed"]) == 3
 
 
 def test_a_cell_the_local_cluster_cannot_hold_is_an_error_before_anything_runs(ray_local, tmp_path):
