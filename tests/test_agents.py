@@ -24,7 +24,8 @@ def test_registry_finds_both_agents_and_passes_options(monkeypatch):
     scripted = make_agent("scripted", train_env={"SFT_EPOCHS": 1, "NOISE": "0.5 x"})
     scripted.reset("", {"scenario": {"task_family": "textworld"}})
     run = [a for a in scripted._plan if a["tool"] == "run"][0]
-    assert run["command"] == "export SFT_EPOCHS=1; export NOISE='0.5 x'; python code/train.py"
+    assert run["command"] == ("export SFT_EPOCHS=1; export NOISE='0.5 x'; "
+                              "OUTPUT_NAME=v1 python code/train_sft.py")
     with pytest.raises(AgentError, match="not environment variable names: 'A B'"):
         make_agent("scripted", train_env={"A B": 1})
     with pytest.raises(AgentError, match="train_env must be a mapping"):
@@ -104,3 +105,26 @@ def test_llm_retries_are_cut_to_fit_the_deadline():
     assert llm.retries_within(3.5, 6) == 3
     assert llm.retries_within(23.5, 6) == 6
     assert llm.retries_within(1000.0, 2) == 2
+
+
+def test_scripted_recipes_chain_their_stages(monkeypatch):
+    scripted_agent = import_agent_module("scripted", "agent")
+    monkeypatch.setitem(scripted_agent.STAGES, "polish", {"static": "train_sft.py"})
+    a = scripted_agent.ScriptedAgent(recipe="sft+polish", train_env={"SFT_EPOCHS": 1})
+    a.reset("", {"scenario": {"task_kind": "static"}})
+    plan = a._plan
+    assert [c["tool"] for c in plan] == ["list_files", "write_file", "run", "submit",
+                                         "write_file", "run", "submit", "finish"]
+    runs = [c["command"] for c in plan if c["tool"] == "run"]
+    assert runs == ["export SFT_EPOCHS=1; OUTPUT_NAME=v1 python code/train_sft.py",
+                    "export SFT_EPOCHS=1; MODEL_PATH=output/v1 OUTPUT_NAME=v2 python code/train_sft.py"]
+    assert [c["model_path"] for c in plan if c["tool"] in ("submit", "finish")] == [
+        "output/v1", "output/v2", "output/v2"]
+    with pytest.raises(ValueError, match="has no script for interactive tasks"):
+        a.reset("", {"scenario": {"task_kind": "interactive"}})
+    for bad, msg in (("sft+dpo", "unknown stage.*'dpo'.*stages: .*sft"),
+                     ("sft+sft", "names a stage twice"), ("", "non-empty string")):
+        with pytest.raises(AgentError, match=msg):
+            make_agent("scripted", recipe=bad)
+    with pytest.raises(ValueError, match="either script"):
+        scripted_agent.ScriptedAgent(recipe="sft+polish", script="x.py")

@@ -2,11 +2,11 @@
 
 Offline, a scenario gets: its real data where this machine has it (``conftest.shared_data``: the
 first GSM8K items, HumanEval, ALFWorld's one shared game laid out as every split; never the
-hub), and the micro model as base model when its own is a hub id (Qwen cannot be downloaded
-here). A scenario whose base model is replaced is graded with short generations and rollouts:
-its scores mean nothing with the micro model, and the env's API is what is checked. A scenario
-whose assets still cannot be built is skipped with the reason, and fails under CI, which has the
-shared data.
+hub; WebShop's fixture catalogue in its own layout), and the micro model as base model when its
+own is a hub id (Qwen cannot be downloaded here). A scenario whose base model is replaced is
+graded with short generations and rollouts: its scores mean nothing with the micro model, and the
+env's API is what is checked. A scenario whose assets still cannot be built is skipped with the
+reason, and fails under CI, which has the shared data.
 """
 
 from __future__ import annotations
@@ -82,6 +82,16 @@ def _deepsearchqa(sc: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         "judge": sc.judge.model_copy(update={"base_url": judge.base_url, "api_key_env": None})})
 
 
+def _webshop(sc: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Scenario:
+    """The fixture catalogue in WebShop's own layout (no real WebShop data here), its 8 sessions
+    split as test_webshop_env splits them."""
+    from test_webshop_env import FIXTURE, fixture_scenario
+
+    monkeypatch.setenv("WEBSHOP_DATA", str(FIXTURE))
+    fx = fixture_scenario()
+    return sc.model_copy(update={"data": fx.data, "interactive": fx.interactive})
+
+
 _JUDGES: list[Any] = []  # stopped after each test
 
 
@@ -95,7 +105,8 @@ def _stop_judges():
 # How a family's assets are built here from the shared data (skipped without it, failed in CI).
 OFFLINE_DATA: dict[str, Callable[[Scenario, Path, pytest.MonkeyPatch], Scenario]] = {
     "gsm8k": _gsm8k, "humaneval": _humaneval, "alfworld": _alfworld, "alpacaeval": _alpacaeval,
-    "deepsearchqa": _deepsearchqa}
+    "deepsearchqa": _deepsearchqa,
+    "webshop": _webshop}
 
 
 def _on_the_hub(base_model: str) -> bool:

@@ -133,7 +133,10 @@ def test_grader_gets_the_gpus_the_agent_does_not(monkeypatch: pytest.MonkeyPatch
     visible, why = grader_cuda_visible_devices("all", four)
     assert visible is None and "shares" in why
     assert grader_cuda_visible_devices(None, four)[0] is None
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    # set, then removed, through monkeypatch: what keep_grader_apart sets is undone afterwards
+    # (delenv of an absent variable records nothing, and the value leaked into later tests)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     monkeypatch.setattr("autorl_gym.tools.docker_gpus.host_gpu_ids", lambda: ["0", "1"])
     assert "grader GPUs 1" in keep_grader_apart("device=0")
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"

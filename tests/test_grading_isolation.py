@@ -6,6 +6,7 @@ exhausts memory while grading (the env lives on and the submission is refused wi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -171,16 +172,31 @@ def test_server_survives_a_model_that_exhausts_memory(micro_assets, tmp_path):
         srv.stop()
 
 
+def as_the_warm_server_started(monkeypatch) -> None:
+    """This process's import-time variables set back to the warm server's (an earlier test in
+    the session may have changed one, which sends every later grading the cold way)."""
+    from autorl_gym.grading import forkserver
+
+    started = forkserver.server_env()
+    if started is None:
+        return
+    for name in forkserver.import_time_env(os.environ).keys() - started.keys():
+        monkeypatch.delenv(name)
+    for name, value in started.items():
+        monkeypatch.setenv(name, value)
+
+
 def test_warm_and_cold_grading_children_agree(micro_assets, monkeypatch):
     """The forked child (torch preloaded) grades exactly as a fresh interpreter does."""
     from autorl_gym.grading import forkserver
 
+    as_the_warm_server_started(monkeypatch)
     sc = scenario_with()
     g = Grader(sc, resolve_assets(sc, progress=False))
-    assert forkserver.warm_environment_matches(dict(__import__("os").environ))
+    assert forkserver.warm_environment_matches(dict(os.environ))
     warm = g.evaluate(micro_assets.model_dir, "dev", limit=6)
     monkeypatch.setenv(forkserver.SWITCH_VAR, "0")
-    assert not forkserver.warm_environment_matches(dict(__import__("os").environ))
+    assert not forkserver.warm_environment_matches(dict(os.environ))
     cold = g.evaluate(micro_assets.model_dir, "dev", limit=6)
     assert [(r.answer, r.correct) for r in warm.items] == [(r.answer, r.correct) for r in cold.items]
     assert warm.score == cold.score
@@ -189,7 +205,8 @@ def test_warm_and_cold_grading_children_agree(micro_assets, monkeypatch):
 def test_an_import_time_variable_that_differs_runs_cold(monkeypatch):
     from autorl_gym.grading import forkserver
 
-    env = dict(__import__("os").environ)
+    as_the_warm_server_started(monkeypatch)
+    env = dict(os.environ)
     assert forkserver.warm_environment_matches(env)
     assert not forkserver.warm_environment_matches({**env, "HF_HUB_OFFLINE": "maybe"})
     assert forkserver.warm_environment_matches({**env, "AUTORL_GYM_SOMETHING": "x"})

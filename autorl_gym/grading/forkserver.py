@@ -51,8 +51,14 @@ _lock = threading.Lock()
 _server_env: dict[str, str] | None = None  # the import-time variables the server started with
 
 
-def _import_time_env(env: Mapping[str, str]) -> dict[str, str]:
+def import_time_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``env`` that the preloaded modules may read when they are imported."""
     return {k: v for k, v in env.items() if k.startswith(_IMPORT_TIME_PREFIXES)}
+
+
+def server_env() -> dict[str, str] | None:
+    """Those variables as the warm server started with them (None: not started yet)."""
+    return None if _server_env is None else dict(_server_env)
 
 
 def enabled(env: Mapping[str, str] | None = None) -> bool:
@@ -65,7 +71,7 @@ def _context() -> multiprocessing.context.ForkServerContext:
     with _lock:
         if _server_env is None:
             ctx.set_forkserver_preload([PRELOAD_MODULE])
-            _server_env = _import_time_env(os.environ)
+            _server_env = import_time_env(os.environ)
     return ctx
 
 
@@ -73,8 +79,8 @@ def warm_environment_matches(env: Mapping[str, str]) -> bool:
     """Whether a job with this environment may be forked from the (running or next) server."""
     if not enabled(env) or sys.platform != "linux":
         return False
-    server = _server_env if _server_env is not None else _import_time_env(os.environ)
-    return _import_time_env(env) == server
+    server = _server_env if _server_env is not None else import_time_env(os.environ)
+    return import_time_env(env) == server
 
 
 def _child(argv: list[str], log_file: str, env: dict[str, str], cwd: str) -> None:

@@ -25,11 +25,13 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel
 
 from autorl_gym.interactive import PolicyInput, PromptSpec, find_games, rollout
 from autorl_gym.micro.search_world import Sizes, generate_world, write_split
+from autorl_gym.micro.shipped import InstalledAssets
 
 # Bump whenever the worlds, prompt, tokenizer, model or pre-training change: it names the cache.
 DEEPSEARCH_VERSION = 2
@@ -71,14 +73,8 @@ class DeepSearchManifest(BaseModel):
     build_seconds: float
 
 
-class DeepSearchAssets(BaseModel):
-    root: Path
-    model_dir: Path
-    train_dir: Path
-    hidden_dir: Path
-
-    def split_dir(self, split: str) -> Path:
-        return self.train_dir if split == "train" else self.hidden_dir / split
+class DeepSearchAssets(InstalledAssets):
+    train_split: ClassVar[str] = ""
 
 
 def write_worlds(dest: Path) -> None:
@@ -168,11 +164,6 @@ def build_deepsearch_assets(dest: Path, cfg: DeepSearchBuild | None = None,
     return manifest
 
 
-def _assets(root: Path) -> DeepSearchAssets:
-    return DeepSearchAssets(root=root, model_dir=root / "model", train_dir=root / "train",
-                            hidden_dir=root / "hidden")
-
-
 def build_deepsearch(dest: Path, progress: bool = True) -> DeepSearchManifest:
     """The full build of the current version (what ``autorl-gym micro build deepsearch`` runs)."""
     return build_deepsearch_assets(dest, progress=progress)
@@ -180,17 +171,11 @@ def build_deepsearch(dest: Path, progress: bool = True) -> DeepSearchManifest:
 
 def deepsearch_assets_if_built(cache_dir: Path | None = None) -> DeepSearchAssets | None:
     """The installed worlds and policy if they are on disk; never installs."""
-    from autorl_gym.micro.shipped import installed_root, is_installed
-
-    if not is_installed(NAME, DEEPSEARCH_VERSION, cache_dir):
-        return None
-    return _assets(installed_root(NAME, DEEPSEARCH_VERSION, cache_dir))
+    return DeepSearchAssets.if_installed(NAME, DEEPSEARCH_VERSION, cache_dir)
 
 
 def ensure_deepsearch_assets(cache_dir: Path | None = None, progress: bool = True) -> DeepSearchAssets:
     """The shipped worlds and micro policy (sha256 published in ``artifacts.json``), installed
     into the cache on first use and checked on every load. Never builds: ``autorl-gym micro build
     deepsearch`` makes the next version."""
-    from autorl_gym.micro.shipped import ensure_installed
-
-    return _assets(ensure_installed(NAME, DEEPSEARCH_VERSION, cache_dir))
+    return DeepSearchAssets.ensure(NAME, DEEPSEARCH_VERSION, cache_dir)

@@ -35,7 +35,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel
 
@@ -120,6 +120,12 @@ BUILDERS: dict[str, Builder] = {
         notes="the generated worlds (documents, questions, answer keys) are shipped with the "
               "policy, so the BM25 index and the questions are the same everywhere",
     ),
+    "webshop": Builder(
+        version="autorl_gym.micro.webshop:WEBSHOP_VERSION",
+        build="autorl_gym.micro.webshop:build_webshop",
+        archives=["train", "hidden"],
+        notes="the generated shop, its BM25 index and the sessions are shipped with the policy",
+    ),
 }
 
 
@@ -187,6 +193,36 @@ _FIX_PACKAGE = ("The package's copy is damaged: reinstall autorl-gym (or, in a c
 
 
 # --------------------------------------------------------------------------- install and load
+
+
+class InstalledAssets(BaseModel):
+    """An installed micro asset's folders: the policy, the visible train folder, the hidden splits."""
+
+    root: Path
+    model_dir: Path
+    train_dir: Path
+    hidden_dir: Path
+    train_split: ClassVar[str] = ""  # where the train split lies under ``train_dir``
+
+    def split_dir(self, split: str) -> Path:
+        return self.train_dir / self.train_split if split == "train" else self.hidden_dir / split
+
+    @classmethod
+    def at(cls, root: Path) -> Self:
+        return cls(root=root, model_dir=root / "model", train_dir=root / "train",
+                   hidden_dir=root / "hidden")
+
+    @classmethod
+    def ensure(cls, name: str, version: int, cache_dir: Path | None = None) -> Self:
+        """Installed on first use, checked on every load (:func:`ensure_installed`)."""
+        return cls.at(ensure_installed(name, version, cache_dir))
+
+    @classmethod
+    def if_installed(cls, name: str, version: int, cache_dir: Path | None = None) -> Self | None:
+        """The installed asset if it is on disk; never installs."""
+        if not is_installed(name, version, cache_dir):
+            return None
+        return cls.at(installed_root(name, version, cache_dir))
 
 
 def installed_root(name: str, version: int, cache_dir: Path | None = None) -> Path:

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel
 
@@ -50,6 +51,7 @@ from autorl_gym.interactive import (
     make_prompt,
     rollout,
 )
+from autorl_gym.micro.shipped import InstalledAssets
 
 # Bump whenever the games, prompt, tokenizer, model or pre-training change: it names the shipped
 # artifact (textworld-v3) and its cache folder; a new version is a new scenario id.
@@ -94,16 +96,8 @@ class TextWorldManifest(BaseModel):
     build_seconds: float
 
 
-class TextWorldAssets(BaseModel):
-    root: Path
-    model_dir: Path
-    train_dir: Path
-    hidden_dir: Path
-
-    def split_dir(self, split: str) -> Path:
-        if split == "train":
-            return self.train_dir / "games"
-        return self.hidden_dir / split
+class TextWorldAssets(InstalledAssets):
+    train_split: ClassVar[str] = "games"
 
 
 # --------------------------------------------------------------------------- games
@@ -281,11 +275,6 @@ def _progress(enabled: bool, what: str, total: int) -> Iterator[Callable[[int], 
         yield lambda n: bar.advance(task, n)
 
 
-def _assets(root: Path) -> TextWorldAssets:
-    return TextWorldAssets(root=root, model_dir=root / "model", train_dir=root / "train",
-                           hidden_dir=root / "hidden")
-
-
 def build_textworld(dest: Path, progress: bool = True) -> TextWorldManifest:
     """The full build of the current version (what ``autorl-gym micro build textworld`` runs)."""
     return build_textworld_assets(dest, progress=progress)
@@ -293,17 +282,11 @@ def build_textworld(dest: Path, progress: bool = True) -> TextWorldManifest:
 
 def textworld_assets_if_built(cache_dir: Path | None = None) -> TextWorldAssets | None:
     """The installed games and policy if they are on disk; never installs."""
-    from autorl_gym.micro.shipped import installed_root, is_installed
-
-    if not is_installed(NAME, TEXTWORLD_VERSION, cache_dir):
-        return None
-    return _assets(installed_root(NAME, TEXTWORLD_VERSION, cache_dir))
+    return TextWorldAssets.if_installed(NAME, TEXTWORLD_VERSION, cache_dir)
 
 
 def ensure_textworld_assets(cache_dir: Path | None = None, progress: bool = True) -> TextWorldAssets:
     """The shipped games and micro policy (sha256 published in ``artifacts.json``), installed into
     the cache on first use and checked against the published hashes on every load. Never builds:
     ``autorl-gym micro build textworld`` makes the next version."""
-    from autorl_gym.micro.shipped import ensure_installed
-
-    return _assets(ensure_installed(NAME, TEXTWORLD_VERSION, cache_dir))
+    return TextWorldAssets.ensure(NAME, TEXTWORLD_VERSION, cache_dir)

@@ -9,14 +9,12 @@ with its bootstrap interval (``score_ci_low``/``score_ci_high`` in the metrics).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from autorl_gym.paths import cache_dir
 from autorl_gym.tasks.base import GradeContext, Progress
-from autorl_gym.tasks.interactive import GamesTask
+from autorl_gym.tasks.interactive import GamesTask, torch_threads
 
 if TYPE_CHECKING:
     from autorl_gym.grading.results import ItemResult
@@ -31,27 +29,9 @@ def search_cache_dir() -> Path:
     return cache_dir() / "search_cache"
 
 
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's CPU threads set to ``n`` for the block (None: left as they are)."""
-    if n is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class SearchQATask(GamesTask):
     metrics: ClassVar[tuple[str, ...]] = ("accuracy",)
     backend: ClassVar[str] = "hf-rollout"
-    # torch CPU threads of the grader's rollouts (None: torch's default)
-    grading_threads: ClassVar[int | None] = None
 
     def check_scenario(self, scenario: Scenario) -> None:
         super().check_scenario(scenario)

@@ -82,7 +82,7 @@ class PrintProgress(TrainerCallback):
 
 def main() -> None:
     model_path = env_path("MODEL_PATH")
-    out_dir = env_path("OUTPUT_DIR") / "v1"
+    out_dir = env_path("OUTPUT_DIR") / os.environ.get("OUTPUT_NAME", "v1")
     epochs = float(os.environ.get("SFT_EPOCHS", "5"))
     lr = float(os.environ.get("SFT_LR", "2e-3"))
     batch = int(os.environ.get("SFT_BATCH", "16"))
