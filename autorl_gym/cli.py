@@ -269,7 +269,8 @@ def serve(
     results_dir: Annotated[Path, typer.Option(help="where results go")] = Path("results"),
     workspace_root: Annotated[Path, typer.Option(help="where workspaces go")] = Path("workspace"),
 ) -> None:
-    """The grading HTTP API (OpenAPI document at /docs and /openapi.json)."""
+    """The grading HTTP API (OpenAPI document at /docs and /openapi.json) and the results
+    dashboard over RESULTS_DIR (/dashboard/)."""
     from autorl_gym.server import ServerSettings
     from autorl_gym.server import serve as run_server
 
@@ -277,7 +278,8 @@ def serve(
                               sandbox=sandbox, default_scenario=env_id)
     try:
         run_server(settings, host, port,
-                   on_ready=lambda url: err.print(f"grading API on {url} (docs: {url}/docs)"))
+                   on_ready=lambda url: err.print(f"grading API on {url} (docs: {url}/docs; "
+                                                  f"results dashboard: {url}/dashboard/)"))
     except OSError as e:
         _fail(f"cannot listen on {host}:{port}: {e}")
 
@@ -314,12 +316,17 @@ def sweep(
         help="local Ray only: the CPUs it may schedule (default: all)")] = None,
     ray_dashboard: Annotated[bool, typer.Option(help="start Ray's own dashboard (local Ray)")] = False,
     plan: Annotated[bool, typer.Option(help="list the cells and what is complete; run nothing")] = False,
+    results_dashboard: Annotated[bool, typer.Option(
+        "--dashboard/--no-dashboard", help="serve the results dashboard while the sweep runs")] = True,
+    dashboard_port: Annotated[int, typer.Option(
+        help="the dashboard's port on 127.0.0.1 (0: any free port)", min=0, max=65535)] = 8001,
 ) -> None:
     """Run every episode of a sweep's grid as Ray tasks (complete cells are skipped), then write
     the sweep's leaderboard."""
     from autorl_gym.sweep.command import sweep_command
 
-    raise typer.Exit(sweep_command(sweep_file, address, num_cpus, ray_dashboard, plan, console, err))
+    raise typer.Exit(sweep_command(sweep_file, address, num_cpus, ray_dashboard, plan, console, err,
+                                   dashboard_port if results_dashboard else None))
 
 
 @app.command()

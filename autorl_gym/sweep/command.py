@@ -29,7 +29,8 @@ def plan_table(path: Path) -> Table:
 
 
 def sweep_command(path: Path, address: str | None, num_cpus: float | None, dashboard: bool,
-                  plan: bool, console: Console, err: Console) -> int:
+                  plan: bool, console: Console, err: Console,
+                  dashboard_port: int | None = None) -> int:
     from autorl_gym.report.commands import leaderboard_command
     from autorl_gym.sweep.runner import run_sweep
 
@@ -38,7 +39,7 @@ def sweep_command(path: Path, address: str | None, num_cpus: float | None, dashb
             console.print(plan_table(path))
             return 0
         summary = run_sweep(load_sweep(path), address=address, num_cpus=num_cpus,
-                            dashboard=dashboard, console=console)
+                            dashboard=dashboard, console=console, dashboard_port=dashboard_port)
     except SweepError as e:
         err.print(f"[bold red]error:[/] {e}")
         return 2

@@ -5,9 +5,10 @@ recorded in ``events.jsonl``. Ray is imported here only (the ``sweep`` extra).""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from autorl_gym.sweep.spec import SweepError, SweepSpec
 from autorl_gym.sweep.view import SweepView
 
 AttemptFn = Callable[[CellJob], AttemptOutcome]
+#: the dashboard's address while a sweep serves it
+DASHBOARD_FILE = "dashboard.url"
 
 
 class FailedCell(BaseModel):
@@ -184,9 +187,11 @@ class _Scheduler:
 
 def run_sweep(spec: SweepSpec, *, address: str | None = None, num_cpus: float | None = None,
               dashboard: bool = False, console: Console | None = None, live: bool = True,
-              attempt_fn: AttemptFn = run_attempt, poll_s: float = 1.0) -> SweepSummary:
+              attempt_fn: AttemptFn = run_attempt, poll_s: float = 1.0,
+              dashboard_port: int | None = None) -> SweepSummary:
     """Run every cell of ``spec`` that is not complete yet; returns what happened. An already
-    initialised Ray (``ray.init`` by the caller) is used as it is."""
+    initialised Ray (``ray.init`` by the caller) is used as it is. ``dashboard_port``: serve the
+    results dashboard over the sweep's folder on 127.0.0.1 while it runs (0: any free port)."""
     console = console or Console()
     opts = RayOptions(address=address, num_cpus=num_cpus, dashboard=dashboard)
     if spec.results_dir is None:
@@ -208,7 +213,8 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, num_cpus: float | 
                                skipped=len(cells) - len(todo))
         try:
             if todo:
-                with SweepView(console, total=len(todo), skipped=summary.skipped, live=live) as view:
+                with _dashboard(layout.root, dashboard_port, console), \
+                        SweepView(console, total=len(todo), skipped=summary.skipped, live=live) as view:
                     _run_cells(spec, layout, todo, summary, opts, view, attempt_fn, poll_s)
         finally:  # an interrupted sweep says how far it got
             summary.seconds = time.monotonic() - t0
@@ -216,6 +222,30 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, num_cpus: float | 
     finally:
         lock.release()
     return summary
+
+
+@contextlib.contextmanager
+def _dashboard(root: Path, port: int | None, console: Console) -> Iterator[str | None]:
+    """The results dashboard over the sweep's folder while the cells run; a port that cannot be
+    had is a warning, never a reason to stop the sweep."""
+    if port is None:
+        yield None
+        return
+    from autorl_gym.dashboard import DashboardServer
+
+    try:
+        server = DashboardServer(root, port=port)
+    except OSError as e:
+        console.print(f"[yellow]warning:[/] no dashboard: cannot listen on 127.0.0.1:{port} ({e})")
+        yield None
+        return
+    with server:
+        console.print(f"[dim]dashboard[/] {server.url}")
+        atomic_write_text(root / DASHBOARD_FILE, server.url + "\n")
+        try:
+            yield server.url
+        finally:
+            (root / DASHBOARD_FILE).unlink(missing_ok=True)
 
 
 def _init_ray(ray: Any, spec: SweepSpec, opts: RayOptions) -> None:
