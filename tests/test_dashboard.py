@@ -126,6 +126,20 @@ def dashboard(results):
 
 
 @pytest.fixture(scope="module")
+def grading_server(results, tmp_path_factory):
+    """``autorl-gym serve``'s app over the same results folder."""
+    from autorl_gym.server import ServerSettings, ServerThread, bind_tcp, create_app
+
+    private = tmp_path_factory.mktemp("server")
+    sock = bind_tcp("127.0.0.1", 0)
+    server = ServerThread(create_app(ServerSettings(
+        ledger=private / "ledger.sqlite", results_dir=results, workspace_root=private / "ws")), [sock])
+    server.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def browse(chromium, tmp_path_factory):
     profile = tmp_path_factory.mktemp("chromium-profile")
 
@@ -150,8 +164,9 @@ def _rows(doc) -> dict[str, lxml.html.HtmlElement]:
             for r in doc.xpath('//table[@id="runs"]//tr[@class="run"]')}
 
 
-def test_the_index_shows_every_run_in_chromium(results, dashboard, browse):
-    doc = browse(dashboard + "/")
+def test_the_index_shows_every_run_in_chromium(results, grading_server, browse):
+    doc = browse(grading_server + "/")  # autorl-gym serve: / leads to /dashboard/
+    assert doc.xpath('//nav/a[@href="/dashboard/leaderboard"]')
     rows = _rows(doc)
     assert len(rows) == 1 + 4 + 1 + 2, list(rows)
     status = {name: r.get("data-status") for name, r in rows.items()}
@@ -194,9 +209,6 @@ def test_a_run_page_shows_its_curve_submissions_and_output(results, dashboard, b
     assert "LOG-TAIL-MARKER" in _text(doc.xpath('//pre[@id="log"]')[0])
     assert doc.xpath('//meta[@http-equiv="refresh"]')
 
-    doc = browse(f"{dashboard}/runs/runs/damaged_run")
-    notes = " ".join(_text(n) for n in doc.xpath('//div[contains(@class, "note")]'))
-    assert "run.json: not readable JSON" in notes and "truncated or not JSON" in notes
 
 
 def test_the_leaderboard_page_shows_mean_and_standard_error(dashboard, browse):
@@ -215,12 +227,16 @@ def test_the_leaderboard_page_shows_mean_and_standard_error(dashboard, browse):
 
 
 def test_every_page_answers_and_never_fails(results, dashboard):
-    """Over plain HTTP: every run's page (damaged ones included) is a page, never a 500; ids
-    outside the folder are not found; a finished attempt's old address leads to its cell."""
+    """Over plain HTTP: every run's page (damaged ones included, with their notes) is a page, never
+    a 500; ids outside the folder are not found; a finished attempt's old address leads to its
+    cell."""
     with httpx.Client(base_url=dashboard, timeout=60) as http:
         for r in collect(results).runs:
             page = http.get(f"/runs/{quote(r.id)}")
             assert page.status_code == 200 and r.name in page.text, (r.id, page.text[-500:])
+        doc = lxml.html.fromstring(http.get("/runs/runs/damaged_run").text)
+        notes = " ".join(_text(n) for n in doc.xpath('//div[contains(@class, "note")]'))
+        assert "run.json: not readable JSON" in notes and "truncated or not JSON" in notes
         assert http.get("/runs/..%2F..%2Fetc").status_code == 404
         assert http.get("/runs/nowhere").status_code == 404
         layout = SweepLayout(results / "sweeps" / "grid")
@@ -230,19 +246,3 @@ def test_every_page_answers_and_never_fails(results, dashboard):
         moved = http.get(f"/runs/{old}", follow_redirects=False)
         assert moved.status_code == 307
         assert moved.headers["location"].endswith(f"cells/{cell.name}/{run.name}")
-
-
-def test_autorl_gym_serve_serves_the_dashboard(results, browse, tmp_path):
-    from autorl_gym.server import ServerSettings, ServerThread, bind_tcp, create_app
-
-    sock = bind_tcp("127.0.0.1", 0)
-    app = create_app(ServerSettings(ledger=tmp_path / "ledger.sqlite", results_dir=results,
-                                    workspace_root=tmp_path / "ws"))
-    server = ServerThread(app, [sock])
-    server.start()
-    try:
-        doc = browse(f"http://127.0.0.1:{sock.getsockname()[1]}/")  # redirected to /dashboard/
-        assert len(_rows(doc)) == 8
-        assert doc.xpath('//nav/a[@href="/dashboard/leaderboard"]')
-    finally:
-        server.stop()

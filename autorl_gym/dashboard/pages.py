@@ -75,15 +75,23 @@ def _score_png(run: RunData) -> tuple[str | None, str | None]:
     return "data:image/png;base64," + base64.b64encode(png).decode(), None
 
 
+def _trouble(what: str, e: Exception, common: dict[str, Any]) -> HTMLResponse:
+    return _render("missing.html.j2", title="Could not be shown", refresh=REFRESH_S, **common,
+                   message=f"{what} ({e.__class__.__name__}: {e})")
+
+
 def dashboard_router(results_dir: Path, base: str = "") -> APIRouter:
     """The pages over ``results_dir``; ``base``: the prefix they are mounted under (for links)."""
-    root = Path(results_dir)
+    root = Path(results_dir).resolve()
     router = APIRouter()
     common = {"base": base, "root": str(root)}
 
     @router.get("/", response_class=HTMLResponse)
     def index() -> HTMLResponse:
-        data = collect(root)
+        try:
+            data = collect(root)
+        except Exception as e:  # noqa: BLE001 - collect reads leniently; this is a last resort
+            return _trouble(f"the runs under {root} could not be listed", e, common)
         counts = sorted(Counter(r.status for r in data.runs).items())
         live = any(r.live for r in data.runs)
         return _render("index.html.j2", d=data, counts=counts, refresh=REFRESH_S if live or not data.runs
@@ -110,6 +118,12 @@ def dashboard_router(results_dir: Path, base: str = "") -> APIRouter:
 
     @router.get("/runs/{run_id:path}", response_class=HTMLResponse, response_model=None)
     def run_page(run_id: str) -> Response:
+        try:
+            return _run_page(run_id)
+        except Exception as e:  # noqa: BLE001 - a page that says what went wrong, never a 500
+            return _trouble(f"{run_id} could not be shown", e, common)
+
+    def _run_page(run_id: str) -> Response:
         folder = resolve_run(root, run_id)
         if folder is None:
             moved = moved_to(root, run_id)

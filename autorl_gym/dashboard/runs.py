@@ -74,7 +74,11 @@ class DashboardData(BaseModel):
 
 
 def _rel(root: Path, path: Path) -> str:
-    return path.relative_to(root).as_posix() if path != root else "."
+    try:
+        rel = path.relative_to(root)
+    except ValueError:  # one of them through a symbolic link
+        rel = path.resolve().relative_to(root.resolve())
+    return rel.as_posix()
 
 
 def discover(root: Path) -> tuple[list[Path], list[Path]]:
