@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pytest
 import sweep_doubles
@@ -106,3 +107,37 @@ def test_a_cell_the_local_cluster_cannot_hold_is_an_error_before_anything_runs(r
         run_sweep(spec, console=Console(file=io.StringIO()), attempt_fn=sweep_doubles.fake_attempt)
     layout = SweepLayout(spec.results_dir)
     assert not layout.events.exists() and not any(layout.partial.iterdir())
+
+
+def test_the_sweep_serves_the_dashboard_while_it_runs(ray_local, tmp_path):
+    """While a cell is under way, the dashboard the sweep serves lists it as running; when the
+    sweep ends, the server is gone."""
+    import threading
+
+    import httpx
+
+    from autorl_gym.sweep.runner import DASHBOARD_FILE
+
+    spec = _spec(tmp_path, ["waits"], [0])
+    out: dict[str, object] = {}
+    sweep = threading.Thread(target=lambda: out.update(summary=run_sweep(
+        spec, console=Console(file=io.StringIO()), attempt_fn=sweep_doubles.fake_attempt, poll_s=0.2,
+        dashboard_port=0)))
+    sweep.start()
+    url_file = spec.results_dir / DASHBOARD_FILE
+    try:
+        page = ""
+        for _ in range(300):
+            if 'data-status="running"' in page:
+                break
+            time.sleep(0.2)
+            if url_file.exists():
+                page = httpx.get(url_file.read_text().strip(), timeout=30).text
+        assert 'data-status="running"' in page and 'data-agent="waits"' in page, page[-2000:]
+        url = url_file.read_text().strip()
+    finally:
+        (spec.results_dir / "go").touch()
+        sweep.join(timeout=120)
+    assert out["summary"].done == 1 and not url_file.exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=5)
