@@ -92,7 +92,7 @@ def real(cells: int, cpus: float, console: Console) -> Table:
         (agents / "agent.yaml").write_text('name: copy-base\nentry: "agent:CopyBase"\n')
         (agents / "agent.py").write_text(
             "class CopyBase:\n    def reset(self, obs, info):\n        self.left = ["
-            "{'tool': 'run', 'command': 'cp -r \"$MODEL_PATH\" \"$OUTPUT_DIR/base\"'},"
+            "{'tool': 'run', 'command': 'cp -rL \"$MODEL_PATH\" \"$OUTPUT_DIR/base\"'},"
             "{'tool': 'submit', 'model_path': 'output/base'}]\n"
             "    def act(self, obs):\n        return self.left.pop(0) if self.left else {'tool': 'finish'}\n")
         env["AUTORL_GYM_AGENTS"] = str(agents.parent)
@@ -107,7 +107,8 @@ def real(cells: int, cpus: float, console: Console) -> Table:
                                      "agents": [{"name": "copy-base"}],
                                      "resources": {"cpus": 1, "memory_mb": 2048}}))
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "autorl_gym.cli", "sweep", str(f), "--num-cpus", str(cpus)],
+        subprocess.run([sys.executable, "-m", "autorl_gym.cli", "sweep", str(f), "--num-cpus", str(cpus),
+                        "--dashboard-port", "0"],
                        env=env, check=True, capture_output=True)
         swept = time.perf_counter() - t0
     t = Table(title=f"{cells} micro base-copy episodes: autorl-gym sweep (local Ray, {cpus:g} CPUs) "

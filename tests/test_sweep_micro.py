@@ -1,10 +1,11 @@
 """A real micro sweep on a local Ray: 2 agents × 2 seeds of the micro arithmetic scenario through
-``autorl-gym sweep`` (a base-copy agent, and the scripted agent capped at 20 SFT steps); the
+``autorl-gym sweep`` (a base-copy agent, and the scripted agent capped at 5 SFT steps); the
 base-copy agent kills its worker once, in the middle of its episode, and the cell is tried again;
 a second run of the sweep runs nothing; the leaderboard shows mean ± standard error per agent."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -15,8 +16,9 @@ import pytest
 import yaml
 
 MICRO = "AutoRL-Micro-Arith-v0"
+SFT_STEPS = 5  # plumbing: the scripted agent's SFT, capped (its default is 250 steps)
 COPY_PLAN = [
-    {"tool": "run", "command": "cp -r \"$MODEL_PATH\" \"$OUTPUT_DIR/base\"", "timeout_s": 120},
+    {"tool": "run", "command": "cp -rL \"$MODEL_PATH\" \"$OUTPUT_DIR/base\"", "timeout_s": 120},
     {"tool": "submit", "model_path": "output/base"},
     {"tool": "finish"},
 ]
@@ -44,7 +46,10 @@ class CopyBase:
 
 
 def _sweep(file: Path, agents: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autorl_gym.cli", "sweep", str(file), "--num-cpus", "2"],
+    """The sweep through the CLI; 4 CPUs for Ray on a 2-core machine: the copy cells mostly wait
+    (a flagged base copy is not graded), so all four cells run at once."""
+    return subprocess.run([sys.executable, "-m", "autorl_gym.cli", "sweep", str(file), "--num-cpus", "4",
+                           "--dashboard-port", "0"],
                           capture_output=True, text=True, timeout=1200,
                           env={**os.environ, "COLUMNS": "200", "AUTORL_GYM_AGENTS": str(agents)})
 
@@ -66,7 +71,7 @@ def micro_sweep(tmp_path_factory, micro_assets):
     file.write_text(yaml.safe_dump({
         "name": "micro", "scenarios": [MICRO], "seeds": [0, 1],
         "agents": [{"name": "copy-base", "options": {"crash_marker": str(root / "crashed")}},
-                   {"name": "scripted", "options": {"train_env": {"SFT_MAX_STEPS": 20}}}],
+                   {"name": "scripted", "options": {"train_env": {"SFT_MAX_STEPS": SFT_STEPS}}}],
         "resources": {"cpus": 1, "memory_mb": 2048}}))
     first = _sweep(file, agents)
     return root, file, agents, first
@@ -91,6 +96,11 @@ def test_micro_sweep_runs_retries_and_aggregates(micro_sweep):
         assert rec["status"] == "done" and rec["episode_status"] == "finished"
         run = cell / rec["run_dir"]
         assert (run / "feedback.json").is_file() and (run / "metrics.json").is_file()
+        if rec["cell"]["agent_label"] == "copy-base":  # graded, and flagged as the base model
+            [sub] = [json.loads(x) for x in (run / "submissions.jsonl").read_text().splitlines()]
+            assert sub["error"] is None and sub["flagged_base_copy"], sub
+    # the dashboard was served while the sweep ran, and is gone with it
+    assert "dashboard http://127.0.0.1:" in out and not (sweep / "dashboard.url").exists()
     # the leaderboard: one row per agent, mean ± s.e. over the two seeds
     assert "mean improvement ± s.e." in out
     board = (sweep / "leaderboard.csv").read_text().splitlines()
@@ -103,16 +113,23 @@ def test_micro_sweep_runs_retries_and_aggregates(micro_sweep):
 
 
 @pytest.mark.slow
-def test_a_second_run_of_the_micro_sweep_runs_nothing(micro_sweep):
+def test_a_second_run_of_the_micro_sweep_runs_nothing(micro_sweep, monkeypatch):
+    """In this process (the CLI's own code, no second interpreter): nothing runs, Ray is not
+    even started, and --plan lists every cell as complete."""
+    from rich.console import Console
+
+    from autorl_gym.sweep.command import sweep_command
+
     root, file, agents, first = micro_sweep
     assert first.returncode == 0
+    monkeypatch.setenv("AUTORL_GYM_AGENTS", str(agents))
     before = (root / "sweeps" / "micro" / "events.jsonl").read_text()
-    proc = _sweep(file, agents)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = io.StringIO()
+    console = Console(file=out, width=250)
+    assert sweep_command(file, None, 2, False, False, console, console, dashboard_port=0) == 0, out.getvalue()
     summary = json.loads((root / "sweeps" / "micro" / "summary.json").read_text())
     assert (summary["skipped"], summary["done"]) == (4, 0)
     assert (root / "sweeps" / "micro" / "events.jsonl").read_text() == before
-    plan = subprocess.run([sys.executable, "-m", "autorl_gym.cli", "sweep", str(file), "--plan"],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "COLUMNS": "250", "AUTORL_GYM_AGENTS": str(agents)})
-    assert plan.returncode == 0 and plan.stdout.count("complete") == 4, plan.stdout
+    plan = io.StringIO()
+    assert sweep_command(file, None, None, False, True, Console(file=plan, width=250), console) == 0
+    assert plan.getvalue().count("complete") == 4, plan.getvalue()
