@@ -1,4 +1,4 @@
-"""``autorl-gym list | run | eval | baseline | serve | report | leaderboard | sandbox | agents``."""
+"""``autorl-gym list | run | eval | baseline | serve | report | leaderboard | sweep | sandbox | agents``."""
 
 from __future__ import annotations
 
@@ -111,52 +111,34 @@ def run(
         "--agent-option", help="KEY=VALUE passed to the agent (YAML value); repeatable")] = None,
 ) -> None:
     """Run one episode of an agent on a scenario and print baseline, score and improvement."""
-    import gymnasium as gym
-
-    import autorl_gym  # noqa: F401 - registers the scenarios
-    from autorl_gym.agents import AgentError, agent_options, load_agent_spec, make_agent, run_episode
-    from autorl_gym.scenario import ScenarioError, get_scenario, register
-    from autorl_gym.tools.sandbox import SandboxUnavailable
+    from autorl_gym.agents import AgentError, agent_options
+    from autorl_gym.launch import EpisodeRequest, LaunchError, launch_episode
+    from autorl_gym.report.commands import report_after_episode
 
     try:
-        env_id = register(get_scenario(env_id))  # a YAML path runs too
-        spec, folder = load_agent_spec(agent)
-        if gpus and sandbox != "docker":
-            raise ValueError(f"--gpus needs --sandbox docker (the {sandbox!r} sandbox cannot "
-                             "choose devices)")
-        limits = {"gpus": gpus} if gpus else None
-        if spec.start is not None:  # an external agent: a command talking to the grading server
-            if gpus:
-                raise ValueError("--gpus is for Python agents; give an external agent GPUs "
-                                 "with the scenario's sandbox: gpus: field")
-            from autorl_gym.external import run_external_command
-            from autorl_gym.external_cli import LLMRequest
-            from autorl_gym.gateway import GatewayLimits
-
-            llm = LLMRequest(model=llm_model, base_url=llm_base_url, limits=GatewayLimits(
-                max_requests=llm_max_requests, max_tokens=llm_max_tokens, max_cost_usd=llm_max_cost))
-            results = run_external_command(spec, folder, env_id, console, sandbox=sandbox,
-                                           results_dir=results_dir, workspace_root=workspace_root,
-                                           budget_seconds=budget_seconds, llm=llm)
-            from autorl_gym.report.commands import report_after_episode
-
-            report_after_episode(results, console, err)
-            return
-        if gpus:  # before anything initialises CUDA in this (the grader's) process
-            from autorl_gym.tools.docker_gpus import keep_grader_apart
-
-            err.print(f"[dim]gpus[/] {keep_grader_apart(gpus)}")
-        the_agent = make_agent(agent, **agent_options(agent_option, llm_base_url=llm_base_url,
-                                                      llm_model=llm_model))
-        env = gym.make(env_id, sandbox=sandbox, results_dir=results_dir,
-                       workspace_root=workspace_root, base_model=base_model,
-                       budget_seconds=budget_seconds, max_steps=max_steps, agent_name=agent,
-                       driver_model=getattr(the_agent, "driver_model", None), progress=True,
-                       sandbox_limits=limits)
-    except (AgentError, ScenarioError, ValueError, gym.error.Error) as e:
+        req = EpisodeRequest(
+            env_id=env_id, agent=agent, sandbox=sandbox, gpus=gpus, results_dir=results_dir,
+            workspace_root=workspace_root, base_model=base_model, budget_seconds=budget_seconds,
+            max_steps=max_steps, seed=seed, llm_base_url=llm_base_url, llm_model=llm_model,
+            llm_max_requests=llm_max_requests, llm_max_tokens=llm_max_tokens,
+            llm_max_cost=llm_max_cost, agent_options=agent_options(agent_option))
+        outcome = launch_episode(req, console, drive=_drive_with_progress, err=err)
+    except AgentError as e:
         _fail(str(e))
+    except LaunchError as e:
+        if isinstance(e.__cause__, typer.Exit):  # the external agent's run already said why
+            raise e.__cause__ from None
+        _fail(str(e))
+    report_after_episode(outcome.results_dir, console, err)
+
+
+def _drive_with_progress(env: Any, the_agent: Any, req: Any, env_id: str) -> dict[str, Any]:
+    """``autorl-gym run``'s loop: a rich progress line per step, then the episode's table."""
+    from autorl_gym.agents import run_episode
+    from autorl_gym.progress import episode_table
+
     t0 = time.monotonic()
-    console.rule(f"[bold]{env_id}[/] with agent [bold]{agent}[/]")
+    console.rule(f"[bold]{env_id}[/] with agent [bold]{req.agent}[/]")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
                   console=console) as prog:
@@ -177,22 +159,10 @@ def run(
                         completed=b["elapsed_s"],
                         status=f"{b['seconds_left']:.0f}s / {b['steps_left']} steps left")
 
-        try:
-            info = run_episode(env, _Announcing(the_agent, prog, task), seed=seed,
-                               on_step=on_step)
-        except (SandboxUnavailable, ScenarioError) as e:
-            _fail(str(e))
-        except AgentError as e:  # e.g. an option that does not fit this scenario's task kind
-            _fail(f"agent {agent}: {e}")
-        finally:
-            env.close()
-    from autorl_gym.progress import episode_table
-
+        info = run_episode(env, _Announcing(the_agent, prog, task), seed=req.seed, on_step=on_step)
     console.print(episode_table(info.get("feedback") or {}, time.monotonic() - t0,
                                 info.get("results_dir")))
-    from autorl_gym.report.commands import report_after_episode
-
-    report_after_episode(info.get("results_dir"), console, err)
+    return info
 
 
 class _Announcing:
@@ -299,7 +269,8 @@ def serve(
     results_dir: Annotated[Path, typer.Option(help="where results go")] = Path("results"),
     workspace_root: Annotated[Path, typer.Option(help="where workspaces go")] = Path("workspace"),
 ) -> None:
-    """The grading HTTP API (OpenAPI document at /docs and /openapi.json)."""
+    """The grading HTTP API (OpenAPI document at /docs and /openapi.json) and the results
+    dashboard over RESULTS_DIR (/dashboard/)."""
     from autorl_gym.server import ServerSettings
     from autorl_gym.server import serve as run_server
 
@@ -307,7 +278,8 @@ def serve(
                               sandbox=sandbox, default_scenario=env_id)
     try:
         run_server(settings, host, port,
-                   on_ready=lambda url: err.print(f"grading API on {url} (docs: {url}/docs)"))
+                   on_ready=lambda url: err.print(f"grading API on {url} (docs: {url}/docs; "
+                                                  f"results dashboard: {url}/dashboard/)"))
     except OSError as e:
         _fail(f"cannot listen on {host}:{port}: {e}")
 
@@ -333,6 +305,28 @@ def leaderboard(
     from autorl_gym.report.commands import leaderboard_command
 
     raise typer.Exit(leaderboard_command(results_dir, out, fresh, console, err))
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="a sweep file (SWEEP.yaml: the grid of cells)")],
+    address: Annotated[str | None, typer.Option(
+        help="a Ray cluster's address (default: a local Ray on this machine)")] = None,
+    num_cpus: Annotated[float | None, typer.Option(
+        help="local Ray only: the CPUs it may schedule (default: all)")] = None,
+    ray_dashboard: Annotated[bool, typer.Option(help="start Ray's own dashboard (local Ray)")] = False,
+    plan: Annotated[bool, typer.Option(help="list the cells and what is complete; run nothing")] = False,
+    results_dashboard: Annotated[bool, typer.Option(
+        "--dashboard/--no-dashboard", help="serve the results dashboard while the sweep runs")] = True,
+    dashboard_port: Annotated[int, typer.Option(
+        help="the dashboard's port on 127.0.0.1 (0: any free port)", min=0, max=65535)] = 8001,
+) -> None:
+    """Run every episode of a sweep's grid as Ray tasks (complete cells are skipped), then write
+    the sweep's leaderboard."""
+    from autorl_gym.sweep.command import sweep_command
+
+    raise typer.Exit(sweep_command(sweep_file, address, num_cpus, ray_dashboard, plan, console, err,
+                                   dashboard_port if results_dashboard else None))
 
 
 @app.command()

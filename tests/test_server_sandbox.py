@@ -48,6 +48,10 @@ def test_sandbox_reaches_the_server_and_no_other_network(tmp_path: Path, kind: s
             text, code = denied.output.rsplit("\n", 1)
             assert code.strip() == "403", denied.output
             assert "not available from inside a sandbox" in json.loads(text)["detail"]
+        # nor read the results dashboard (every run's results)
+        for path in ("/dashboard/", "/"):
+            denied = box.exec(f"curl -sS -o /dev/null -w '%{{http_code}}' $GRADING_SERVER_URL{path}")
+            assert denied.output.strip() == "403", (path, denied.output)
         # the same request on the host's port is not refused for that reason
         with GradingClient(f"http://127.0.0.1:{port}") as host, pytest.raises(GradingAPIError) as e:
             host.evaluate("nowhere")

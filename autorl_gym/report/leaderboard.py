@@ -1,8 +1,13 @@
 """``autorl-gym leaderboard RESULTS_DIR``: one row per (scenario, agent, driver model, base
-model) over every results folder found below RESULTS_DIR."""
+model) over every results folder found below RESULTS_DIR, with the mean and standard error over
+its runs (the seeds of a sweep), and one entry per run with its paired-bootstrap interval.
+
+A run inside a sweep cell (``cell.json`` beside the run folder, see autorl_gym.sweep) is counted
+under the cell's agent label and seed, so two option sets of one agent are two rows."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable
@@ -41,11 +46,31 @@ class Row(BaseModel):
     mean_cost_usd: float | None = None
     cost_per_point: float | None = None
     """total cost over total improvement of the finished runs, when both are positive"""
+    seeds: int = 0
+    """distinct seeds among the finished runs (runs of a sweep; others have none)"""
+
+
+class RunEntry(BaseModel):
+    """One run of a row, with its own paired-bootstrap interval on the test items."""
+
+    scenario: str
+    agent: str
+    driver_model: str
+    base_model: str
+    run: str
+    """the results folder, relative to the leaderboard's folder"""
+    seed: int | None
+    complete: bool
+    improvement: float | None
+    ci_low: float | None
+    ci_high: float | None
+    significant: bool
 
 
 class Leaderboard(BaseModel):
     results_dir: Path
     rows: list[Row]
+    entries: list[RunEntry] = []
     runs_found: int
     skipped: list[str]
     """folders that could not be read at all, with the reason"""
@@ -82,6 +107,22 @@ def run_report(run_dir: Path, reuse: bool = True) -> RunReport:
     return (_cached(run_dir) if reuse else None) or analyse(load_run(run_dir))
 
 
+def sweep_cell(run_dir: Path) -> dict[str, object]:
+    """The agent label and seed of a run made by a sweep cell (its cell.json), else {}."""
+    try:
+        cell = json.loads((run_dir.parent / "cell.json").read_text(encoding="utf-8")).get("cell", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(cell, dict):
+        return {}
+    out: dict[str, object] = {}
+    if isinstance(cell.get("agent_label"), str):
+        out["agent"] = cell["agent_label"]
+    if isinstance(cell.get("seed"), int):
+        out["seed"] = cell["seed"]
+    return out
+
+
 def build_leaderboard(results_dir: Path, reuse: bool = True,
                       progress: Callable[[int, int], None] | None = None) -> Leaderboard:
     results_dir = Path(results_dir)
@@ -104,9 +145,12 @@ def build_leaderboard(results_dir: Path, reuse: bool = True,
                 progress(n, len(runs))
         warnings += [f"{name}: {p}" for p in rep.problems]
         iv = rep.noise.interval
+        cell = sweep_cell(run_dir)
         records.append({
-            "scenario": rep.run.scenario or "?", "agent": rep.run.agent or "?",
+            "scenario": rep.run.scenario or "?", "agent": cell.get("agent") or rep.run.agent or "?",
             "driver_model": rep.run.driver_model or "-", "base_model": rep.run.base_model or "?",
+            "run": name, "seed": cell.get("seed"), "ci_low": iv.low if iv else None,
+            "ci_high": iv.high if iv else None,
             "complete": rep.result.improvement is not None,
             "improvement": rep.result.improvement,
             # a run with no graded submission has an improvement of exactly 0: not significant
@@ -131,11 +175,18 @@ def build_leaderboard(results_dir: Path, reuse: bool = True,
                 best=float(imp.max()) if n else None,
                 significant_gain_rate=float(done["significant"].mean()) if n else None,
                 median_time_to_first_improvement_s=float(t.median()) if len(t) else None,
-                runs_that_improved_on_feedback=len(t), **_llm_columns(g, done)))
+                runs_that_improved_on_feedback=len(t), seeds=int(done["seed"].dropna().nunique()),
+                **_llm_columns(g, done)))
         rows.sort(key=lambda r: (r.scenario, -(r.mean_improvement if r.mean_improvement is not None
                                                else -math.inf)))
-    return Leaderboard(results_dir=results_dir, rows=rows, runs_found=len(runs), skipped=skipped,
-                       warnings=warnings)
+    return Leaderboard(results_dir=results_dir, rows=rows, entries=_entries(records),
+                       runs_found=len(runs), skipped=skipped, warnings=warnings)
+
+
+def _entries(records: list[dict]) -> list[RunEntry]:
+    out = [RunEntry(**{k: r[k] for k in RunEntry.model_fields if k in r}) for r in records]
+    return sorted(out, key=lambda e: (*(getattr(e, k) for k in GROUP),
+                                      e.seed if e.seed is not None else -1, e.run))
 
 
 def _llm_columns(g: pd.DataFrame, done: pd.DataFrame) -> dict[str, float | None]:
@@ -157,7 +208,10 @@ def write_leaderboard(board: Leaderboard, out_dir: Path | None = None) -> dict[s
 
     out = Path(out_dir) if out_dir else board.results_dir
     out.mkdir(parents=True, exist_ok=True)
-    files = {"csv": out / "leaderboard.csv", "html": out / "leaderboard.html"}
+    files = {"csv": out / "leaderboard.csv", "runs_csv": out / "leaderboard_runs.csv",
+             "html": out / "leaderboard.html"}
     atomic_write_text(files["csv"], to_frame(board).to_csv(index=False, float_format="%.4f"))
+    runs = pd.DataFrame([e.model_dump() for e in board.entries], columns=list(RunEntry.model_fields))
+    atomic_write_text(files["runs_csv"], runs.to_csv(index=False, float_format="%.4f"))
     atomic_write_text(files["html"], render_leaderboard_html(board))
     return files

@@ -28,8 +28,11 @@ def _pct(value: float | None) -> str:
 
 
 @cache
-def _env(autoescape: bool) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=autoescape,
+def _env(autoescape: bool, extra: Path | None = None) -> jinja2.Environment:
+    """The report's templates and filters; ``extra``: a folder of templates searched first (the
+    dashboard's, which include the leaderboard's tables)."""
+    paths = [extra, TEMPLATES] if extra else [TEMPLATES]
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(paths), autoescape=autoescape,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
     env.filters["num"] = _num
@@ -53,5 +56,18 @@ def render_html(report: Any, plots: dict[str, bytes], history: list[dict[str, An
     return _env(True).get_template("report.html.j2").render(r=report, images=images, history=history)
 
 
+def template_env(extra: Path) -> jinja2.Environment:
+    """An HTML (autoescaped) environment over ``extra`` and the report's templates, with the
+    report's filters (num, pct)."""
+    return _env(True, Path(extra))
+
+
 def render_leaderboard_html(board: Any) -> str:
     return _env(True).get_template("leaderboard.html.j2").render(b=board)
+
+
+def render_sweep_html(board: Any, name: str, image: str | None, cells: list[Any],
+                      failed: list[dict[str, Any]]) -> str:
+    """The sweep report (autorl_gym.sweep.report)."""
+    return _env(True).get_template("sweep_report.html.j2").render(
+        b=board, name=name, image=image, cells=cells, failed=failed)

@@ -128,6 +128,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def finish(run_id: str, s: Svc, creds: Creds, body: FinishIn | None = None) -> RunOut:
         return await s.finish(s.check_token(run_id, creds), body or FinishIn())
 
+    from autorl_gym.dashboard import mount_dashboard
+
+    mount_dashboard(app, settings.results_dir)  # /dashboard: the results pages (not for sandboxes)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(SandboxSide, bridge_socket=settings.bridge_socket)
     return app

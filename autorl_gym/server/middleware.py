@@ -69,6 +69,10 @@ async def _no_receive() -> Message:
 
 
 
+#: first path segments a sandboxed caller may not even read ("" is the redirect to the dashboard)
+HOST_ONLY = ("dashboard", "")
+
+
 class SandboxSide:
     """Requests that arrive over the socket bridged into sandboxes come from agents: they may read
     (GET) and submit or finish their own run (which the run's token guards), but not create runs
@@ -82,6 +86,12 @@ class SandboxSide:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.bridge is not None and _over(scope, self.bridge):
             method, parts = scope["method"], scope["path"].strip("/").split("/")
+            if parts[0] in HOST_ONLY:
+                response = JSONResponse(status_code=403, content={
+                    "detail": f"{scope['path']} is not available from inside a sandbox: the results "
+                              "dashboard shows every run's results"})
+                await response(scope, receive, send)
+                return
             allowed = method in ("GET", "HEAD") or (
                 method == "POST" and len(parts) == 3 and parts[0] == "runs"
                 and parts[2] in ("submit", "finish"))
