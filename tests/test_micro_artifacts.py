@@ -108,10 +108,12 @@ def _baseline(scenario_id: str, cache: Path, monkeypatch: pytest.MonkeyPatch, li
     return grader, grader.baseline("test", limit=limit)
 
 
-def test_two_fresh_caches_give_identical_baselines(tmp_path: Path,
+@pytest.mark.parametrize("scenario_id", ["AutoRL-Micro-Arith-v0", "AutoRL-Micro-Arith-Multistep-v0"])
+def test_two_fresh_caches_give_identical_baselines(scenario_id: str, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    ga, a = _baseline("AutoRL-Micro-Arith-v0", tmp_path / "a", monkeypatch, 24)
-    gb, b = _baseline("AutoRL-Micro-Arith-v0", tmp_path / "b", monkeypatch, 24)
+    """(The multi-step scenario shares the arith-v1 model; its data is its own asset.)"""
+    ga, a = _baseline(scenario_id, tmp_path / "a", monkeypatch, 24)
+    gb, b = _baseline(scenario_id, tmp_path / "b", monkeypatch, 24)
     assert ga.assets.base_model_dir != gb.assets.base_model_dir
     assert ga.base_hash == gb.base_hash and a.model_hash == b.model_hash == ga.base_hash
     assert file_digest(ga.assets.base_model_dir / "model.safetensors") == \
