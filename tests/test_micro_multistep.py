@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,25 @@ def test_scripted_sft_episode_gains_but_modestly(tmp_path, micro_assets, multist
     assert 0 < fb["improvement"] <= 30, fb
     print(f"\nmulti-step SFT episode: test {fb['baseline']:.2f} -> {fb['score']:.2f} "
           f"({fb['improvement']:+.2f}) in {fb['elapsed_s']:.0f} s")
+
+
+def test_the_static_grpo_stage_rewards_the_strict_answer_and_trains(tmp_path, micro_assets):
+    """Two GRPO steps on a slice of the plain arithmetic split (unit-level; the stage's gain is
+    the bench's to measure)."""
+    grpo = import_agent_module("scripted", "train_grpo")
+    assert grpo.strict_reward([" 3 + 4 = 7\n#### 7", " #### 7\n\n#### 8", "#### 8", "7"],
+                              ["#### 7"] * 4) == [1.0, 1.0, 0.0, 0.0]
+    assert grpo.strict_reward(["\n\n#### 7"], ["#### 7"]) == [0.0]   # past the grader's stop
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = micro_assets.train_file.read_text().splitlines()[:8]
+    (data / "train.jsonl").write_text("\n".join(lines) + "\n")
+    script = Path(grpo.__file__)
+    env = {**os.environ, "MODEL_PATH": str(micro_assets.model_dir), "DATA_PATH": str(data),
+           "OUTPUT_DIR": str(tmp_path / "out"), "GRPO_MAX_STEPS": "2", "GRPO_PROMPTS": "2",
+           "GRPO_GENERATIONS": "4", "GRPO_MAX_COMPLETION": "16", "GRPO_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "step 2/2  reward" in proc.stdout
+    assert (tmp_path / "out" / "v1" / "model.safetensors").is_file()

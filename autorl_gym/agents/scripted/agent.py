@@ -9,9 +9,10 @@ model for the first stage) and ``OUTPUT_NAME`` to ``v1``, ``v2``, ... in stage o
 
 Static tasks: ``train_sft.py`` (SFT on the train split); ``train_scratchpad.py`` (stage
 ``scratchpad``: the working of answers that show only ``#### N`` derived from their questions,
-then SFT on it with ``train_sft.py``, which is written beside it). Interactive tasks (every family of kind
-``interactive``): ``train_interactive.py`` (collects expert demonstrations with the rollout API,
-then SFT).
+then SFT on it with ``train_sft.py``, which is written beside it); ``train_grpo.py`` (stage
+``grpo``: TRL's GRPO on the train prompts, the reward the strict answer check). Interactive tasks
+(every family of kind ``interactive``): ``train_interactive.py`` (collects expert demonstrations
+with the rollout API, then SFT).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ TRAIN_SCRIPT = HERE / "train_sft.py"
 STAGES: dict[str, dict[str, str]] = {
     "sft": {"static": "train_sft.py", "interactive": "train_interactive.py"},
     "scratchpad": {"static": "train_scratchpad.py"},
+    "grpo": {"static": "train_grpo.py"},
 }
 # script -> the files of this folder it needs beside it in code/ (written before it)
 SUPPORT: dict[str, tuple[str, ...]] = {"train_scratchpad.py": ("train_sft.py",)}
