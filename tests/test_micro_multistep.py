@@ -105,3 +105,11 @@ def test_the_static_grpo_stage_rewards_the_strict_answer_and_trains(tmp_path, mi
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "step 2/2  reward" in proc.stdout
     assert (tmp_path / "out" / "v1" / "model.safetensors").is_file()
+
+
+def test_the_data_only_asset_is_refused_as_a_base_model(multistep_assets):
+    from autorl_gym.assets import resolve_base_model
+    from autorl_gym.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match="ships data only.*micro:arith"):
+        resolve_base_model("micro:arith_multistep", progress=False)
