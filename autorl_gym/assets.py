@@ -37,7 +37,11 @@ def resolve_base_model(spec: str, progress: bool = True) -> Path:
     if spec.startswith("micro:"):
         from autorl_gym.micro.build import ensure_micro_assets
 
-        return ensure_micro_assets(spec.split(":", 1)[1], progress=progress).model_dir
+        model_dir = ensure_micro_assets(spec.split(":", 1)[1], progress=progress).model_dir
+        if not (model_dir / "config.json").is_file():   # a data-only asset (arith_multistep)
+            raise ScenarioError(f"base model {spec!r}: that micro asset ships data only, no model "
+                                f"(the multi-step arithmetic data is trained from 'micro:arith')")
+        return model_dir
     path = Path(spec).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():

@@ -14,6 +14,7 @@ from autorl_gym.grading.core import make_grader
 from autorl_gym.io import file_digest
 from autorl_gym.micro import MICRO_VERSION
 from autorl_gym.micro.build import ensure_micro_assets
+from autorl_gym.micro.multistep import MULTISTEP_VERSION
 from autorl_gym.micro.shipped import (
     ARTIFACTS_DIR,
     BUILDERS,
@@ -48,7 +49,8 @@ def test_every_shipped_file_is_published_with_its_sha256() -> None:
         verify_files(ARTIFACTS_DIR / key, entry.files, "")
         plain = {rel: sha for rel, sha in entry.files.items() if not rel.endswith(".tar.xz")}
         assert plain.items() <= entry.content.items()
-        assert "model/model.safetensors" in entry.content
+        # a model, or a data-only asset (arith_multistep: generated splits for micro:arith's model)
+        assert "model/model.safetensors" in entry.content or set(entry.content) == set(entry.generated)
 
 
 def test_a_damaged_installed_model_is_refused_with_a_clear_message(
@@ -94,10 +96,12 @@ def test_a_damaged_package_file_or_unreproduced_data_is_refused(tmp_path: Path) 
         ensure_installed("arith", MICRO_VERSION, cache_dir=tmp_path / "c2", artifacts_dir=pkg)
 
 
-def test_packing_an_install_reproduces_the_published_entry(tmp_path: Path) -> None:
-    root = ensure_installed("arith", MICRO_VERSION, cache_dir=tmp_path / "cache")
-    entry = pack("arith", MICRO_VERSION, root, tmp_path / "out", BUILDERS["arith"])
-    assert entry == read_manifest().artifacts["arith-v1"]
+@pytest.mark.parametrize("name", ["arith", "arith_multistep"])
+def test_packing_an_install_reproduces_the_published_entry(name: str, tmp_path: Path) -> None:
+    version = MICRO_VERSION if name == "arith" else MULTISTEP_VERSION
+    root = ensure_installed(name, version, cache_dir=tmp_path / "cache")
+    entry = pack(name, version, root, tmp_path / "out", BUILDERS[name])
+    assert entry == read_manifest().artifacts[f"{name}-v{version}"]
 
 
 def _baseline(scenario_id: str, cache: Path, monkeypatch: pytest.MonkeyPatch, limit: int):  # noqa: ANN202
@@ -108,10 +112,12 @@ def _baseline(scenario_id: str, cache: Path, monkeypatch: pytest.MonkeyPatch, li
     return grader, grader.baseline("test", limit=limit)
 
 
-def test_two_fresh_caches_give_identical_baselines(tmp_path: Path,
+@pytest.mark.parametrize("scenario_id", ["AutoRL-Micro-Arith-v0", "AutoRL-Micro-Arith-Multistep-v0"])
+def test_two_fresh_caches_give_identical_baselines(scenario_id: str, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    ga, a = _baseline("AutoRL-Micro-Arith-v0", tmp_path / "a", monkeypatch, 24)
-    gb, b = _baseline("AutoRL-Micro-Arith-v0", tmp_path / "b", monkeypatch, 24)
+    """(The multi-step scenario shares the arith-v1 model; its data is its own asset.)"""
+    ga, a = _baseline(scenario_id, tmp_path / "a", monkeypatch, 24)
+    gb, b = _baseline(scenario_id, tmp_path / "b", monkeypatch, 24)
     assert ga.assets.base_model_dir != gb.assets.base_model_dir
     assert ga.base_hash == gb.base_hash and a.model_hash == b.model_hash == ga.base_hash
     assert file_digest(ga.assets.base_model_dir / "model.safetensors") == \

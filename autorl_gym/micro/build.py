@@ -296,10 +296,22 @@ def _write_splits(dest: Path, splits: dict[str, list[Problem]]) -> None:
     write_jsonl(dest / "hidden" / "test.jsonl", splits["test"])
 
 
+def asset_version(name: str) -> int:
+    """The current version of a question/answer micro asset (``arith``, ``arith_multistep``), as
+    its builder in :data:`autorl_gym.micro.shipped.BUILDERS` names it."""
+    from autorl_gym.micro.shipped import BUILDERS, ArtifactError, resolve
+
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        raise ValueError(f"bad micro scenario name {name!r}")
+    if name not in BUILDERS:
+        raise ArtifactError(f"unknown micro asset {name!r} (known: {', '.join(sorted(BUILDERS))})")
+    return int(resolve(BUILDERS[name].version))
+
+
 def _assets(name: str, root: Path) -> MicroAssets:
     return MicroAssets(
         name=name,
-        version=MICRO_VERSION,
+        version=asset_version(name),
         root=root,
         model_dir=root / "model",
         train_dir=root / "train",
@@ -309,20 +321,20 @@ def _assets(name: str, root: Path) -> MicroAssets:
 
 def micro_assets_if_built(name: str = "arith", cache_dir: Path | None = None) -> MicroAssets | None:
     """The installed assets if they are on disk; never installs."""
-    root = installed_root(name, MICRO_VERSION, cache_dir)
-    return _assets(name, root) if is_installed(name, MICRO_VERSION, cache_dir) else None
+    version = asset_version(name)
+    root = installed_root(name, version, cache_dir)
+    return _assets(name, root) if is_installed(name, version, cache_dir) else None
 
 
 def ensure_micro_assets(
     name: str = "arith", cache_dir: Path | None = None, progress: bool = True
 ) -> MicroAssets:
-    """The micro assets for ``name``: the shipped artifact (base model and tokenizer with their
+    """The micro assets for ``name`` (``arith``; ``arith_multistep``, data only: its base model is
+    ``micro:arith``): the shipped artifact (base model and tokenizer with their
     published sha256), installed into the cache on first use with its seeded data, and checked
     against the published hashes on every load (:mod:`autorl_gym.micro.shipped`). Never builds:
     ``autorl-gym micro build`` makes the next version."""
-    if not re.fullmatch(r"[a-z0-9_]+", name):
-        raise ValueError(f"bad micro scenario name {name!r}")
-    return _assets(name, ensure_installed(name, MICRO_VERSION, cache_dir))
+    return _assets(name, ensure_installed(name, asset_version(name), cache_dir))
 
 
 def load_split(assets: MicroAssets, split: str) -> list[Problem]:

@@ -106,6 +106,15 @@ BUILDERS: dict[str, Builder] = {
         notes="the splits are pure-Python seeded generation (reproducible): generated at install "
               "and checked against their published hash",
     ),
+    "arith_multistep": Builder(
+        version="autorl_gym.micro.multistep:MULTISTEP_VERSION",
+        build="autorl_gym.micro.multistep:build_multistep",
+        generated=["train/train.jsonl", "hidden/dev.jsonl", "hidden/test.jsonl"],
+        generator="autorl_gym.micro.multistep:write_multistep_data",
+        notes="data only (the base model is micro:arith): multi-step problems whose answers show "
+              "only '#### N'; pure-Python seeded generation, generated at install and checked "
+              "against their published hash",
+    ),
     "textworld": Builder(
         version="autorl_gym.micro.textworld:TEXTWORLD_VERSION",
         build="autorl_gym.micro.textworld:build_textworld",

@@ -7,9 +7,12 @@ standalone training script for the task's kind, registered in ``STAGES``: the ag
 model for the first stage) and ``OUTPUT_NAME`` to ``v1``, ``v2``, ... in stage order, submits
 ``output/v<i>`` for feedback, and finishes with the last stage's model.
 
-Static tasks: ``train_sft.py`` (SFT on the train split). Interactive tasks (every family of kind
-``interactive``): ``train_interactive.py`` (collects expert demonstrations with the rollout API,
-then SFT).
+Static tasks: ``train_sft.py`` (SFT on the train split); ``train_scratchpad.py`` (stage
+``scratchpad``: the working of answers that show only ``#### N`` derived from their questions,
+then SFT on it with ``train_sft.py``, which is written beside it); ``train_grpo.py`` (stage
+``grpo``: TRL's GRPO on the train prompts, the reward the strict answer check). Interactive tasks
+(every family of kind ``interactive``): ``train_interactive.py`` (collects expert demonstrations
+with the rollout API, then SFT).
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ TRAIN_SCRIPT = HERE / "train_sft.py"
 # stage name -> task kind -> the script that runs it (a file in this folder)
 STAGES: dict[str, dict[str, str]] = {
     "sft": {"static": "train_sft.py", "interactive": "train_interactive.py"},
+    "scratchpad": {"static": "train_scratchpad.py"},
+    "grpo": {"static": "train_grpo.py"},
 }
+# script -> the files of this folder it needs beside it in code/ (written before it)
+SUPPORT: dict[str, tuple[str, ...]] = {"train_scratchpad.py": ("train_sft.py",)}
 DEFAULT_RECIPE = "sft"
 
 
@@ -84,6 +91,9 @@ class ScriptedAgent:
         for i, script in enumerate(self._scripts(kind), 1):
             name = f"v{i}"
             code = f"code/{script.name}"
+            self._plan += [{"tool": "write_file", "path": f"code/{dep}",
+                            "content": (HERE / dep).read_text()}
+                           for dep in SUPPORT.get(script.name, ())]
             self._plan += [
                 {"tool": "write_file", "path": code, "content": script.read_text()},
                 {"tool": "run", "timeout_s": self.train_timeout_s,
