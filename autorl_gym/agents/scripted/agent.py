@@ -9,7 +9,8 @@ model for the first stage) and ``OUTPUT_NAME`` to ``v1``, ``v2``, ... in stage o
 
 Static tasks: ``train_sft.py`` (SFT on the train split). Interactive tasks (every family of kind
 ``interactive``): ``train_interactive.py`` (collects expert demonstrations with the rollout API,
-then SFT).
+then SFT); ``train_interactive_grpo.py`` (stage ``grpo``: GRPO on online rollouts of the training
+games, in the evaluator's prompt format and choice mode; recipe ``sft+grpo``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TRAIN_SCRIPT = HERE / "train_sft.py"
 # stage name -> task kind -> the script that runs it (a file in this folder)
 STAGES: dict[str, dict[str, str]] = {
     "sft": {"static": "train_sft.py", "interactive": "train_interactive.py"},
+    "grpo": {"interactive": "train_interactive_grpo.py"},
 }
 DEFAULT_RECIPE = "sft"
 
