@@ -5,8 +5,10 @@ the evaluator's policy loads. The whole ``sft+grpo`` recipe is measured by
 
 from __future__ import annotations
 
+import json
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from autorl_gym.agents import import_agent_module
@@ -14,6 +16,7 @@ from autorl_gym.interactive import HFPolicy, find_games, rollout
 from autorl_gym.micro.textworld import PROMPT
 from autorl_gym.scenario import get_scenario
 from autorl_gym.tasks.interactive import settings_json
+
 
 def test_group_advantages_are_relative_to_each_group() -> None:
     grpo = import_agent_module("scripted", "train_interactive_grpo")
@@ -25,8 +28,6 @@ def test_group_advantages_are_relative_to_each_group() -> None:
 
 def test_grpo_stage_trains_on_a_few_games_and_saves_a_loadable_model(tmp_path, monkeypatch, capsys,  # noqa: ANN001
                                                                      textworld_assets) -> None:  # noqa: ANN001
-    import torch
-
     grpo = import_agent_module("scripted", "train_interactive_grpo")
     games_dir = tmp_path / "data" / "games"
     games_dir.mkdir(parents=True)
@@ -34,13 +35,19 @@ def test_grpo_stage_trains_on_a_few_games_and_saves_a_loadable_model(tmp_path, m
         for f in (game.path, game.path.with_suffix(".json")):
             (games_dir / f.name).symlink_to(f)
     monkeypatch.chdir(tmp_path)
-    settings = settings_json(get_scenario("AutoRL-Micro-TextWorld-v0"), "data/games")
+    # the scenario's settings, but games cut to 6 steps to keep the test short
+    settings = json.dumps({**json.loads(settings_json(get_scenario("AutoRL-Micro-TextWorld-v0"),
+                                                      "data/games")), "max_steps": 6})
     for name, value in {"AUTORL_INTERACTIVE": settings, "MODEL_PATH": str(textworld_assets.model_dir),
                         "OUTPUT_DIR": str(tmp_path / "output"), "OUTPUT_NAME": "v2", "GRPO_ITERS": "2",
-                        "GAMES": "3", "GROUP": "4", "THREADS": str(torch.get_num_threads()),
+                        "GAMES": "3", "GROUP": "3", "THREADS": "1",
                         "TEMPERATURE": "2.0"}.items():
         monkeypatch.setenv(name, value)
-    grpo.main()  # in-process: a subprocess would pay torch's and transformers' imports again
+    threads = torch.get_num_threads()
+    try:
+        grpo.main()  # in-process: a subprocess would pay torch's and transformers' imports again
+    finally:
+        torch.set_num_threads(threads)
     lines = capsys.readouterr().out.splitlines()
     assert sum(ln.startswith("iteration ") for ln in lines) == 2, lines
     assert "saved model and tokenizer" in lines[-1]

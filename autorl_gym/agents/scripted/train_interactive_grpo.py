@@ -11,23 +11,27 @@ those log-likelihoods over the admissible commands (divided by ``TEMPERATURE``),
 choice is the evaluator's.
 
 Each iteration samples ``GAMES`` training games, plays each ``GROUP`` times with the sampling
-policy, and takes as every episode's advantage its return (1 if won, else the game's reward)
-minus its group's mean, divided by the group's standard deviation (GRPO's group-relative
-advantage; a group that all won or all lost teaches nothing and is skipped). The loss is
-``-advantage * log pi(command | prompt)`` summed over the episode's steps, averaged over the
-episodes: one on-policy step per batch, so GRPO's clipped ratio is 1 and the loss is plain
-REINFORCE with the group baseline. Identical (prompt, command) steps of a group are merged.
-Saves ``$OUTPUT_DIR/$OUTPUT_NAME`` (default ``v1``).
+policy, and takes as every episode's advantage its return (1 if won, else the game's reward,
+less ``STEP_COST`` times the fraction of ``max_steps`` it took) minus its group's mean, divided
+by the group's standard deviation (GRPO's group-relative advantage; a group that all won or all
+lost teaches nothing and is skipped). The loss is ``-advantage * log pi(command | prompt)``
+summed over the episode's steps, averaged over the episodes: one on-policy step per batch, so
+GRPO's clipped ratio is 1 and the loss is plain REINFORCE with the group baseline. Identical
+(prompt, command) steps of a group are merged. Saves ``$OUTPUT_DIR/$OUTPUT_NAME`` (default
+``v1``).
 
 Why not TRL's ``GRPOTrainer``: it is single-turn (one completion per prompt, a reward per
 completion) and generates freely, while an episode here is many steps whose reward comes at the
 end, and the evaluator does not generate but ranks the admissible commands.
 
-Optional knobs: ``GRPO_ITERS`` (default 30), ``GAMES`` (training games per iteration, default 16),
-``GROUP`` (rollouts per game, default 8), ``LR`` (default 3e-4), ``TEMPERATURE`` (default 1.0),
-``GRPO_BATCH`` (commands scored per forward pass, default 512), ``THREADS`` (torch threads,
-default: the CPU count), ``GRPO_MAX_SECONDS`` (hard wall-clock cap on the whole script: no
-iteration starts that the last one's time says would pass it, default 600), ``GRPO_SEED``.
+Optional knobs: ``GRPO_ITERS`` (default 30), ``GAMES`` (training games per iteration, default
+16), ``GROUP`` (rollouts per game, default 8), ``LR`` (default 3e-4), ``TEMPERATURE`` (default
+5.0: the SFT policy wins nearly every training game at 1.0, so its groups would teach nothing),
+``STEP_COST`` (subtracted from the return per step, as a fraction of ``max_steps``; default 0.2,
+so shorter wins rank higher), ``GRPO_BATCH`` (commands scored per forward pass, default 512),
+``THREADS`` (torch threads, default: the CPU count), ``GRPO_MAX_SECONDS`` (hard wall-clock cap
+on the whole script: no iteration starts that the last one's time says would pass it, default
+480), ``GRPO_SEED``.
 """
 
 from __future__ import annotations
@@ -254,11 +258,11 @@ def main() -> None:
     n_games = knob("GAMES", "16", int)
     group = knob("GROUP", "8", int)
     lr = knob("LR", "3e-4")
-    temperature = knob("TEMPERATURE", "1.0")
-    step_cost = knob("STEP_COST", "0")
+    temperature = knob("TEMPERATURE", "5.0")
+    step_cost = knob("STEP_COST", "0.2")
     batch = knob("GRPO_BATCH", "512", int)
     threads = knob("THREADS", "0", int) or os.cpu_count() or 1
-    cap = knob("GRPO_MAX_SECONDS", "600")
+    cap = knob("GRPO_MAX_SECONDS", "480")
     seed = knob("GRPO_SEED", "1234", int)
     if group < 2:
         sys.exit("train_interactive_grpo.py: GROUP must be at least 2 (advantages are group-relative)")
