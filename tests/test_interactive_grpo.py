@@ -67,3 +67,14 @@ def test_grpo_stage_trains_on_a_few_games_and_saves_a_loadable_model(tmp_path, m
     monkeypatch.setenv("GROUP", "1")
     with pytest.raises(SystemExit, match="GROUP must be at least 2"):
         grpo.main()
+
+
+def test_sft_grpo_recipe_chains_the_interactive_stages() -> None:
+    agent = import_agent_module("scripted", "agent")
+    a = agent.ScriptedAgent(recipe="sft+grpo", train_env={"THREADS": 1})
+    a.reset("", {"scenario": {"task_kind": "interactive"}})
+    runs = [c["command"] for c in a._plan if c["tool"] == "run"]
+    assert runs == ["export THREADS=1; OUTPUT_NAME=v1 python code/train_interactive.py",
+                    "export THREADS=1; MODEL_PATH=output/v1 OUTPUT_NAME=v2 python "
+                    "code/train_interactive_grpo.py"]
+    assert a._plan[-1] == {"tool": "finish", "model_path": "output/v2"}
