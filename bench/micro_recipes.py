@@ -29,6 +29,7 @@ from rich.table import Table
 
 from autorl_gym.agents import import_agent_module
 from autorl_gym.report.build import analyse
+from autorl_gym.report.noise import paired_bootstrap
 from autorl_gym.report.run_folder import load_run
 from autorl_gym.scenario import catalog
 
@@ -48,6 +49,8 @@ class Row(BaseModel):
     wall_s: float
     error: str | None = None
     ratio: str = ""
+    vs_reference: str = ""
+    items: dict[int, bool] = {}
 
 
 def applicable(recipe: str, kind: str) -> bool:
@@ -78,7 +81,8 @@ def read_row(scenario: str, recipe: str, results: Path, wall: float, error: str)
     runs = sorted(results.iterdir()) if results.is_dir() else []
     if error or not runs:
         return Row(scenario=scenario, recipe=recipe, wall_s=wall, error=error or "no results folder")
-    rep = analyse(load_run(runs[-1]))
+    run = load_run(runs[-1])
+    rep = analyse(run)
     iv, sc = rep.noise.interval, rep.noise.score
     verdict = ("significant gain" if iv and iv.significant else "significant loss"
                if iv and iv.significant_loss else "inside the noise" if iv else rep.noise.note)
@@ -86,14 +90,23 @@ def read_row(scenario: str, recipe: str, results: Path, wall: float, error: str)
                score_ci=f"[{sc.low:.2f}, {sc.high:.2f}]" if sc else "",
                improvement=rep.result.improvement,
                improvement_ci=f"[{iv.low:+.2f}, {iv.high:+.2f}]" if iv else "", verdict=verdict,
-               wall_s=wall)
+               wall_s=wall, items={i.index: i.correct for i in run.test_items or []})
 
 
 def add_ratios(rows: list[Row]) -> None:
-    ref = {r.scenario: r.improvement for r in rows if r.recipe == REFERENCE and r.improvement}
+    """Each recipe's improvement over the reference recipe's: their ratio, and the test-score
+    difference with a paired bootstrap interval over the test items both were graded on."""
+    ref = {r.scenario: r for r in rows if r.recipe == REFERENCE and r.improvement is not None}
     for r in rows:
-        if r.improvement is not None and ref.get(r.scenario):
-            r.ratio = f"{r.improvement / ref[r.scenario]:.2f}"
+        base = ref.get(r.scenario)
+        if base is None or r.improvement is None or r is base:
+            continue
+        if base.improvement:
+            r.ratio = f"{r.improvement / base.improvement:.2f}"
+        common = sorted(r.items.keys() & base.items.keys())
+        if len(common) >= 2:
+            iv = paired_bootstrap([float(r.items[i]) for i in common], [float(base.items[i]) for i in common])
+            r.vs_reference = f"{iv.improvement:+.2f} [{iv.low:+.2f}, {iv.high:+.2f}]"
 
 
 def fmt(v: float | None, sign: bool = False) -> str:
@@ -101,14 +114,14 @@ def fmt(v: float | None, sign: bool = False) -> str:
 
 
 COLUMNS = ("scenario", "recipe", "baseline", "test score [95% CI]", "improvement [95% paired CI]",
-           f"vs {REFERENCE}", "wall")
+           f"improvement / {REFERENCE}'s", f"score - {REFERENCE}'s [95% paired CI]", "wall")
 
 
 def cells(r: Row) -> list[str]:
     if r.error:
-        return [r.scenario, r.recipe, "", "", f"failed: {r.error}", "", f"{r.wall_s:.0f} s"]
+        return [r.scenario, r.recipe, "", "", f"failed: {r.error}", "", "", f"{r.wall_s:.0f} s"]
     return [r.scenario, r.recipe, fmt(r.baseline), f"{fmt(r.score)} {r.score_ci}",
-            f"**{fmt(r.improvement, True)}** {r.improvement_ci} ({r.verdict})", r.ratio or "",
+            f"**{fmt(r.improvement, True)}** {r.improvement_ci} ({r.verdict})", r.ratio, r.vs_reference,
             f"{r.wall_s:.0f} s"]
 
 
