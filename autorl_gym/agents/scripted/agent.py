@@ -12,7 +12,8 @@ Static tasks: ``train_sft.py`` (SFT on the train split); ``train_scratchpad.py``
 then SFT on it with ``train_sft.py``, which is written beside it); ``train_grpo.py`` (stage
 ``grpo``: TRL's GRPO on the train prompts, the reward the strict answer check). Interactive tasks
 (every family of kind ``interactive``): ``train_interactive.py`` (collects expert demonstrations
-with the rollout API, then SFT).
+with the rollout API, then SFT); ``train_interactive_grpo.py`` (stage ``grpo``: GRPO on online
+rollouts of the training games, in the evaluator's prompt format and choice mode).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ TRAIN_SCRIPT = HERE / "train_sft.py"
 STAGES: dict[str, dict[str, str]] = {
     "sft": {"static": "train_sft.py", "interactive": "train_interactive.py"},
     "scratchpad": {"static": "train_scratchpad.py"},
-    "grpo": {"static": "train_grpo.py"},
+    "grpo": {"static": "train_grpo.py", "interactive": "train_interactive_grpo.py"},
 }
 # script -> the files of this folder it needs beside it in code/ (written before it)
 SUPPORT: dict[str, tuple[str, ...]] = {"train_scratchpad.py": ("train_sft.py",)}
