@@ -1,7 +1,7 @@
 """AutoRL-Micro-Arith-Multistep-v0, the headroom scenario: its seeded data (every step a fact the
 base model knows, answers without working), the scratchpad stage's derivation of that working
 from the data alone, and the scripted SFT episode's modest gain. (The recipe comparison, SFT
-against the scratchpad recipe at full length, is ``bench/headroom_recipes.py``: minutes.)"""
+against the scratchpad recipe at full length, is ``bench/micro_recipes.py``: minutes.)"""
 
 from __future__ import annotations
 
