@@ -57,12 +57,17 @@ def test_clear_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert run.settings.base_url == "https://api.anthropic.com"
 
 
-def test_agents_cli_commands() -> None:
+def test_agents_cli_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autorl_gym import agents_cli
+
+    # the module's console took its width when first imported (80 without a terminal): widen it,
+    # whichever test imported it first
+    monkeypatch.setattr(agents_cli.console, "width", 200)
     res = CliRunner().invoke(app, ["agents", "install", "example_shell"])
     assert res.exit_code == 2 and "has no CLI to install" in _flat(res.output)
     res = CliRunner().invoke(app, ["agents", "install", "nobody"])
     assert res.exit_code == 2 and "unknown agent 'nobody'" in _flat(res.output)
-    res = CliRunner().invoke(app, ["agents", "list"], env={"COLUMNS": "200"})
+    res = CliRunner().invoke(app, ["agents", "list"])
     assert res.exit_code == 0 and "@anthropic-ai/claude-code@" in res.output
 
 
