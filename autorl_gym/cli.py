@@ -379,6 +379,34 @@ def sandbox_check(
     raise typer.Exit(check_command(kind, check, as_json, scratch, console, err))
 
 
+attacks_app = typer.Typer(help="The attack suite: known attacks on the benchmark's integrity, run "
+                          "against a real episode.", no_args_is_help=True)
+app.add_typer(attacks_app, name="attacks")
+
+
+@attacks_app.command("list")
+def attacks_list() -> None:
+    """The registered attacks, by class."""
+    from autorl_gym.attacks.command import list_command
+
+    raise typer.Exit(list_command(console))
+
+
+@attacks_app.command("run")
+def attacks_run(
+    scenario: Annotated[str, typer.Option(help="scenario id or YAML path")] = "AutoRL-Micro-Arith-v0",
+    sandbox: Annotated[str, typer.Option(help=SANDBOX_HELP, callback=_sandbox_kind)] = "local",
+    only: Annotated[list[str] | None, typer.Option(help="run only this attack; repeatable")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    scratch: Annotated[Path | None, typer.Option(help="folder for the attacks' files (default: a "
+                                                  "temporary one)")] = None,
+) -> None:
+    """Run every known attack that applies to SCENARIO and SANDBOX; exit code 1 if one breaks."""
+    from autorl_gym.attacks.command import run_command
+
+    raise typer.Exit(run_command(scenario, sandbox, only, as_json, scratch, console, err))
+
+
 image_app = typer.Typer(help="Docker images: the sandbox's and the grader's on GPU machines (docker/).")
 app.add_typer(image_app, name="image")
 
