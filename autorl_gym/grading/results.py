@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from autorl_gym.integrity import IntegrityEvent
+
 
 class ItemResult(BaseModel):
     """One graded item: a problem, a program's tests, a game."""
@@ -35,6 +37,8 @@ class EvalResult(BaseModel):
     seconds: float
     items: list[ItemResult] = Field(default_factory=list, repr=False)
     notes: list[str] = Field(default_factory=list)
+    integrity_events: list[IntegrityEvent] = Field(
+        default_factory=list, description="what grading refused or neutralised (integrity.jsonl)")
 
     def summary(self) -> dict:
         return self.model_dump(exclude={"items"})
