@@ -53,9 +53,11 @@ def served_turns(messages: list[dict[str, Any]]) -> list[Turn]:
     turns = []
     for i, m in enumerate(starts):
         end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
-        role = m.group("a") or m.group("b") or m.group("c") or "system"
-        body = _TURN_END.split(text[m.end():end], maxsplit=1)[0]
-        turns.append(("system" if m.group("d") else role, body))
+        role = "system" if m.group("d") else m.group("a") or m.group("b") or m.group("c")
+        body, *rest = _TURN_END.split(text[m.end():end], maxsplit=1)
+        turns.append((role, body))
+        if rest and rest[0].strip():   # text after a turn's end marker: read as the user's
+            turns.append(("user", rest[0]))
     return turns
 
 
