@@ -89,6 +89,9 @@ def test_clean_fields_render_exactly_as_before():
                       else {"question": QUESTION, "answer": a, "gold": b})
             assert p.render(**fields) == old_render(p.template, **fields)
             assert neutralise(a, p.delimiters) == Neutralised(text=a, markers=[])
+    # a field that spells another field's placeholder stays literal text
+    msgs = get_prompt("alpaca_eval_clf").render(instruction="i", output_1="{output_2}", output_2="B")
+    assert '"""{output_2}"""' in msgs[1]["content"] and '"""B"""' in msgs[1]["content"]
 
 
 def test_neutralise_reaches_a_fixed_point_and_keeps_content():
