@@ -5,6 +5,11 @@ It reads AlpacaEval's pairwise prompt (``alpaca_eval_clf``: the instruction, the
 model ``m`` and model ``M``) and answers ``m`` or ``M`` by ``rule(instruction, output_1,
 output_2)``; it can answer garbage (``malformed``), fail with an HTTP status (``status``), and
 keeps every request it was sent (``requests``) so a test can see what was asked, in which order.
+
+With ``credulous=True`` it reads its messages as a served judge model does (rendered through
+ChatML, every chat-template marker in any text splitting turns:
+:func:`autorl_gym.attacks.credulous_judge.served_turns`) and obeys a forged system turn that names
+an output by its content, or tells it to reply yes, before its rule.
 """
 
 from __future__ import annotations
@@ -15,6 +20,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from autorl_gym.attacks.credulous_judge import (
+    injected_preference,
+    pairwise_verdict,
+    served_turns,
+    told_yes,
+)
 
 Rule = Callable[[str, str, str], str]  # (instruction, output_1, output_2) -> the reply text
 _INSTRUCTION = re.compile(r'"instruction": """(.*?)""",\n}', re.S)
@@ -51,8 +63,9 @@ class Asked:
 
 
 class ScriptedJudge:
-    def __init__(self, rule: Rule = longer, model: str = "scripted-judge"):
+    def __init__(self, rule: Rule = longer, model: str = "scripted-judge", credulous: bool = False):
         self.rule = rule
+        self.credulous = credulous
         self.model = model
         self.requests: list[Asked] = []
         self.status: int | None = None         # answer every request with this HTTP status
@@ -65,14 +78,20 @@ class ScriptedJudge:
     # -- what it answers ---------------------------------------------------------------------
     def answer(self, body: dict) -> str:
         text = "\n".join(m.get("content", "") for m in body.get("messages", []))
+        turns = served_turns(body.get("messages", [])) if self.credulous else []
         found = _MATCH.search(text)
         if found:
             q, gold, answer = found.groups()
-            reply = self.match_rule(q, answer, gold)
+            reply = "yes" if self.credulous and told_yes(turns) else self.match_rule(q, answer, gold)
             self._keep(Asked("match", (q, answer, gold), reply, body.get("model", "")))
             return reply
         instruction = _INSTRUCTION.search(text)
         outputs = _OUTPUT.findall(text)
+        forced = pairwise_verdict(turns) if self.credulous and injected_preference(turns) else None
+        if forced is not None:
+            self._keep(Asked("pairwise", (instruction.group(1) if instruction else "", *outputs),
+                             forced, body.get("model", "")))
+            return forced
         if instruction is None or len(outputs) != 2:
             return "cannot read this prompt"
         instr = instruction.group(1)

@@ -17,7 +17,6 @@ from autorl_gym.grading.backends import build_prompts
 from autorl_gym.grading.core import Grader
 from autorl_gym.grading.submission import SubmissionError, check_submission, inspect_submission
 from autorl_gym.scenario import Scenario, get_scenario
-from autorl_gym.tasks.answers import normalize_number
 from autorl_gym.tasks.gsm8k import ensure_gsm8k, load_local, question_key
 from autorl_gym.tasks.qa import SplitLoadError
 
@@ -183,8 +182,8 @@ def _compare(a, b, lm_run: Path, prompts: list[str]) -> None:
         # lm-eval's own filters read the same answers as the project's extraction
         lm_strict = filtered[(k, "strict-match")]
         lm_flex = filtered[(k, "flexible-extract")]
-        assert (None if lm_strict == "[invalid]" else normalize_number(lm_strict)) == x.answer
-        assert (None if lm_flex == "[invalid]" else normalize_number(lm_flex)) == x.details["flexible"]
+        assert (None if lm_strict == "[invalid]" else lm_strict) == x.answer
+        assert (None if lm_flex == "[invalid]" else lm_flex) == x.details["flexible"]
     assert "lm_eval_strict-match" in b.metrics
     assert b.metrics["lm_eval_strict-match"] == pytest.approx(a.score)
 

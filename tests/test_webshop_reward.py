@@ -78,3 +78,59 @@ def test_no_goal_options_and_colour_normalisation() -> None:
     assert get_option_reward(["x"], []) == (None, 0)
     info = get_reward(PRODUCT, {**GOAL, "goal_options": []}, price=1.0, options={})
     assert info.reward == 1.0 and info.r_option is None
+
+
+# WebShop's own get_option_reward, verbatim (web_agent_site/engine/goal.py, princeton-nlp/WebShop,
+# MIT License, Copyright (c) 2023 Princeton Natural Language Processing), the reference below.
+def _original_get_option_reward(purchased_options, goal_options):
+    from thefuzz import fuzz
+
+    purchased_options = [normalize_color(o) for o in purchased_options]
+    goal_options = [normalize_color(o) for o in goal_options]
+    num_option_matches = 0
+    for g_option in goal_options:
+        for p_option in purchased_options:
+            score = fuzz.token_set_ratio(p_option, g_option)
+            if score > 85:
+                num_option_matches += 1
+                break
+    r_option = num_option_matches / len(goal_options) if len(goal_options) > 0 else None
+    return r_option, num_option_matches
+
+
+def _original_options(goal):
+    """What the original get_reward hands get_option_reward (its own expression)."""
+    return goal['goal_options'].items() if isinstance(goal['goal_options'], dict) else goal['goal_options']
+
+
+def test_dict_goal_options_are_scored_as_webshop_scores_them() -> None:
+    """A synthetic goal (goal_options a name -> value dict): the original compares the chosen
+    values with the (name, value) pairs, so 'x-large' misses {'size': 'large'} (83 <= 85) where
+    the bare value would match (100), and 'navy blue' still matches {'color': 'navy blue'}."""
+    goal = GOAL | {"goal_options": {"size": "large", "color": "navy blue"}}
+    chosen = {"size": "x-large", "color": "navy blue"}
+    info = get_reward(PRODUCT, goal, 20.0, chosen)
+    assert info.options_matched == 1 and info.r_option == 0.5
+    assert _original_get_option_reward(list(chosen.values()), _original_options(goal)) == (0.5, 1)
+    assert get_option_reward(list(chosen.values()), ["large", "navy blue"]) == (1.0, 2)  # as values
+    assert info.reward == pytest.approx((2 + 1 + 1) / (2 + 2 + 1))
+
+
+def test_option_reward_equals_the_originals_on_varied_goals() -> None:
+    import random
+
+    rng = random.Random(5)
+    values = {"size": ["small", "large", "x-large", "3 ounce (pack of 1)", "6 ounce (pack of 2)"],
+              "color": ["black", "navy blue", "light grey", "rose gold", "white | black", "natural"],
+              "style": ["classic", "modern classic", "slim fit", "bright citrus"]}
+    differ_from_values = 0
+    for _ in range(300):
+        names = rng.sample(sorted(values), rng.randint(1, 3))
+        opts = {n: rng.choice(values[n]) for n in names}
+        goal = GOAL | {"goal_options": opts if rng.random() < 0.7 else list(opts.values())}
+        chosen = {n: rng.choice(values[n]) for n in names}
+        info = get_reward(PRODUCT, goal, 20.0, chosen)
+        r, n = _original_get_option_reward(list(chosen.values()), _original_options(goal))
+        assert (info.r_option, info.options_matched) == (r, n), (goal["goal_options"], chosen)
+        differ_from_values += n != get_option_reward(list(chosen.values()), list(opts.values()))[1]
+    assert differ_from_values > 0   # the dict case is a different rule, and it is exercised

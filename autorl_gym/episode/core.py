@@ -283,6 +283,7 @@ class Episode:
         else:
             try:
                 result = self.grading.grade(check_model(model_path, self._ws.root), split)
+                self._record_events(result)
                 rec.kind, rec.weights_hash = result.kind, result.model_hash
                 rec.score, rec.metrics = result.score, result.metrics
                 rec.flagged_base_copy = result.kind == "base"
@@ -297,6 +298,16 @@ class Episode:
         self.budget.submissions_used = sum(s.valid for s in self.submissions)
         self.recorder.submission(rec)
         return rec
+
+    def _record_events(self, result: EvalResult) -> None:
+        """The grading's integrity events (a judged output that carried markers, ...) into the
+        run's integrity.jsonl; a base copy's result is the baseline's and adds none."""
+        from autorl_gym.integrity import record_event
+
+        if result.kind == "base":
+            return
+        for event in result.integrity_events:
+            record_event(self.recorder.root, event)
 
     def best(self) -> SubmissionRecord | None:
         """The best valid submission on the feedback split (the earliest of equal scores)."""
@@ -339,6 +350,7 @@ class Episode:
         if chosen is not None and grade:
             try:
                 test_result = self.grading.grade(check_model(chosen.model_path, self._ws.root), "test")
+                self._record_events(test_result)
                 score = test_result.score
             except Exception as e:  # noqa: BLE001 - the episode must still end with results
                 log.exception("grading submission %s on test failed", chosen.id)

@@ -18,6 +18,8 @@ class ItemResult(BaseModel):
     correct: bool
     completion: str = Field(description="the model's output (or the game's transcript)")
     details: dict[str, Any] = Field(default_factory=dict, description="the family's own fields")
+    integrity_events: list[IntegrityEvent] = Field(
+        default_factory=list, description="what scoring this item refused or neutralised")
 
 
 class EvalResult(BaseModel):

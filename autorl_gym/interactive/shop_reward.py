@@ -7,7 +7,12 @@
   token-set ratio above 85 with it (``thefuzz``, as the original), or else when it occurs in the
   product's title, bullet points or description (lowercased).
 * **options**: a goal option is matched when one of the chosen option values does (ratio > 85),
-  after both are mapped to the first colour name they contain (``normalize_color``).
+  after both are mapped to the first colour name they contain (``normalize_color``). Where the
+  goal's ``goal_options`` is a dict (WebShop's synthetic goals, option name -> value), the original
+  compares against its ``items()``: each goal option is the pair ``(name, value)``, which
+  ``normalize_color`` maps to a colour only when the value *is* one, and which ``thefuzz`` reads as
+  the text ``"('name', 'value')"`` (so ``x-large`` does not match ``{'size': 'large'}`` there,
+  ratio 83, where it matches the bare value ``large``, ratio 100). That is what is scored here.
 * **price**: 1 when the price paid is at most the goal's ``price_upper``.
 * **r_type** (``get_type_reward``): 1.0, but 0.5 when neither the product's search query, nor two
   of its category levels, nor more than 20% of the goal name's nouns match; 0.1 when under 10% of
@@ -62,8 +67,9 @@ class RewardInfo(BaseModel):
     options_matched: int
 
 
-def normalize_color(color_string: str) -> str:
-    """The first colour of COLOR_SET found in the string, else the string itself."""
+def normalize_color(color_string: Any) -> Any:
+    """The first colour of COLOR_SET found in the string, else the string itself (a goal's
+    ``(name, value)`` pair, as the original passes it, holds a colour only as an element)."""
     for norm_color in COLOR_SET:
         if norm_color in color_string:
             return norm_color
@@ -94,7 +100,7 @@ def type_nouns(name: str) -> tuple[str, ...]:
     return tuple(t.text.lower() for t in doc if t.is_alpha and not t.is_stop)
 
 
-def _fuzzy(a: str, b: str) -> int:
+def _fuzzy(a: Any, b: Any) -> int:
     from thefuzz import fuzz
 
     return fuzz.token_set_ratio(a, b)
@@ -134,7 +140,7 @@ def get_attribute_reward(purchased: Mapping[str, Any], goal: Mapping[str, Any]) 
     return matches / len(g_attrs), matches
 
 
-def get_option_reward(purchased_options: Iterable[str], goal_options: Iterable[str]
+def get_option_reward(purchased_options: Iterable[str], goal_options: Iterable[Any]
                       ) -> tuple[float | None, int]:
     """Fraction (None without goal options) and number of the goal's options chosen."""
     chosen = [normalize_color(o) for o in purchased_options]
@@ -144,9 +150,17 @@ def get_option_reward(purchased_options: Iterable[str], goal_options: Iterable[s
 
 
 def goal_option_values(goal: Mapping[str, Any]) -> list[str]:
-    """The goal's option values (human goals hold a list; synthetic goals a name -> value map)."""
+    """The goal's option values (human goals hold a list; synthetic goals a name -> value map),
+    for choosing options; the reward compares :func:`goal_options_as_scored` instead."""
     opts = goal["goal_options"]
     return list(opts.values()) if isinstance(opts, Mapping) else list(opts)
+
+
+def goal_options_as_scored(goal: Mapping[str, Any]) -> list[Any]:
+    """The goal options as WebShop's ``get_reward`` hands them to ``get_option_reward``:
+    ``goal_options.items()`` (``(name, value)`` pairs) for a dict, the list itself otherwise."""
+    opts = goal["goal_options"]
+    return list(opts.items()) if isinstance(opts, dict) else list(opts)
 
 
 def get_reward(purchased: Mapping[str, Any], goal: Mapping[str, Any], price: float,
@@ -155,7 +169,7 @@ def get_reward(purchased: Mapping[str, Any], goal: Mapping[str, Any], price: flo
     t = get_type_reward(purchased, goal)
     r_price = price <= goal["price_upper"] if goal["price_upper"] > 0 else None
     r_att, n_att = get_attribute_reward(purchased, goal)
-    g_opts = goal_option_values(goal)
+    g_opts = goal_options_as_scored(goal)
     r_option, n_opt = get_option_reward(list(options.values()), g_opts)
     total = (n_att + n_opt + bool(r_price)) / (len(goal["attributes"]) + len(g_opts) + 1)
     return RewardInfo(reward=total * t["r_type"], r_type=t["r_type"], r_att=r_att, r_option=r_option,

@@ -68,6 +68,9 @@ class OpenAIJudgeBackend:
                 "temperature": self.spec.temperature, "max_tokens": self.spec.max_tokens,
                 "pairwise": self.pairwise_prompt.identity(), "match": self.match_prompt.identity()}
 
+    def delimiters(self, kind: str) -> tuple[str, ...]:
+        return {"pairwise": self.pairwise_prompt, "match": self.match_prompt}[kind].delimiters
+
     def _send(self, messages: Messages) -> str:
         import openai
 

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from autorl_gym.integrity import IntegrityEvent
+
 Order = Literal["reference_first", "output_first"]
 Winner = Literal["output", "reference", "tie"]
 
@@ -50,6 +52,8 @@ class Comparison(BaseModel):
     """An output against a reference, asked in both orders."""
 
     verdicts: list[Verdict]
+    events: list[IntegrityEvent] = Field(
+        default_factory=list, description="judge.markers when the output had to be neutralised")
 
     @property
     def preference(self) -> float:
@@ -70,6 +74,8 @@ class Match(BaseModel):
     attempts: int
     parsed: bool
     cached: bool = False
+    events: list[IntegrityEvent] = Field(
+        default_factory=list, description="judge.markers when the answer had to be neutralised")
 
 
 class Judge(Protocol):
@@ -92,6 +98,11 @@ class JudgeBackend(Protocol):
     def identity(self) -> dict[str, Any]:
         """What decides a verdict: the model and settings, and under ``pairwise`` and ``match``
         the identity of each prompt (name, version, digest). Part of every cache key."""
+        ...
+
+    def delimiters(self, kind: str) -> tuple[str, ...]:
+        """The delimiters of the prompt asked for ``kind`` (``pairwise`` or ``match``), which a
+        model's text must not carry (:func:`autorl_gym.judge.quoting.neutralise`)."""
         ...
 
     def pairwise(self, instruction: str, output_1: str, output_2: str) -> Reply: ...

@@ -4,6 +4,12 @@
 with the model's output as output_1, and counts each order's verdict (a tie, from an unparseable
 reply, counts a half). Every verdict goes through the grader-side cache; every judgement is
 appended to ``record`` (``judgements.jsonl`` in the results folder) with both orders' raw replies.
+
+The model's text (the output of ``compare``, the answer of ``match``) is data: it is neutralised
+(:func:`autorl_gym.judge.quoting.neutralise`, chat-template markers and the prompt's own
+delimiters) before anything else sees it, so the cache, the backend and the record all hold the
+text as judged; an output that needed it is judged exactly as its neutralised text would be and
+carries a ``judge.markers`` integrity event (in its Comparison or Match, and in ``events``).
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from autorl_gym.integrity import IntegrityEvent
 from autorl_gym.io import append_jsonl
 from autorl_gym.judge.backends import make_judge_backend
 from autorl_gym.judge.base import Comparison, JudgeBackend, Match, Order, Reply, Verdict
 from autorl_gym.judge.cache import JudgementCache, judgement_key
+from autorl_gym.judge.quoting import neutralise
 from autorl_gym.judge.settings import JudgeSpec
 
 Progress = Callable[[int, int], None]
@@ -40,6 +48,7 @@ class CachedJudge:
         self.record = record
         self.concurrency = concurrency
         self.stats = JudgeStats()
+        self.events: list[IntegrityEvent] = []   # every judge.markers event of this judge
         self._lock = threading.Lock()
         ident = backend.identity()
         self.label = f"{ident.get('backend')}:{ident.get('model')}"
@@ -51,6 +60,22 @@ class CachedJudge:
         ident = self.backend.identity()
         other = {"pairwise": "match", "match": "pairwise"}[kind]
         return {k: v for k, v in ident.items() if k != other}
+
+    def _as_data(self, kind: str, field: str, text: str,
+                 tag: dict[str, Any] | None) -> tuple[str, list[IntegrityEvent]]:
+        """The model's ``text`` as the judge will read it, and the event when it had to change."""
+        n = neutralise(text, self.backend.delimiters(kind))
+        if not n.changed:
+            return text, []
+        event = IntegrityEvent(
+            kind="judge.markers", source="judge",
+            detail=f"the {field} sent to the judge carried chat-template markers or the judge "
+                   f"prompt's delimiters ({', '.join(repr(m) for m in n.markers[:5])}); it was "
+                   "judged as its neutralised text",
+            data={**(tag or {}), "field": field, "markers": n.markers, "question": kind})
+        with self._lock:
+            self.events.append(event)
+        return n.text, [event]
 
     def _ask(self, kind: str, fields: dict[str, str], ask: Callable[[], Reply]) -> tuple[Reply, bool]:
         key = judgement_key(kind, self._identity_for(kind), **fields)
@@ -85,21 +110,25 @@ class CachedJudge:
     def compare(self, instruction: str, output: str, reference: str,
                 tag: dict[str, Any] | None = None) -> Comparison:
         """The output against the reference, both orders; recorded with ``tag`` (item ids)."""
-        comp = Comparison(verdicts=[self._pairwise(o, instruction, output, reference)
-                                    for o in ("reference_first", "output_first")])
+        judged, events = self._as_data("pairwise", "output", output, tag)
+        comp = Comparison(verdicts=[self._pairwise(o, instruction, judged, reference)
+                                    for o in ("reference_first", "output_first")], events=events)
         self._write({**(tag or {}), "kind": "pairwise", "instruction": instruction,
-                     "output": output, "reference": reference, "preference": comp.preference,
-                     "verdicts": [v.model_dump() for v in comp.verdicts]})
+                     "output": judged, "reference": reference, "preference": comp.preference,
+                     "verdicts": [v.model_dump() for v in comp.verdicts],
+                     **({"markers": events[0].data["markers"]} if events else {})})
         return comp
 
     def match(self, question: str, answer: str, gold: str,
               tag: dict[str, Any] | None = None) -> Match:
+        answer, events = self._as_data("match", "answer", answer, tag)
         reply, cached = self._ask("match", {"question": question, "answer": answer, "gold": gold},
                                   lambda: self.backend.correct(question, answer, gold))
         m = Match(correct=reply.choice is True, raw=reply.raw, attempts=reply.attempts,
-                  parsed=reply.choice is not None, cached=cached)
+                  parsed=reply.choice is not None, cached=cached, events=events)
         self._write({**(tag or {}), "kind": "match", "question": question, "answer": answer,
-                     "gold": gold, **m.model_dump()})
+                     "gold": gold, **m.model_dump(exclude={"events"}),
+                     **({"markers": events[0].data["markers"]} if events else {})})
         return m
 
     def compare_many(self, triples: Sequence[tuple[str, str, str]],

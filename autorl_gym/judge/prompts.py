@@ -5,6 +5,11 @@ from the installed ``alpaca-eval`` package): the judge answers ``m`` (output_1 i
 (output_2). ``match_v1``: is an answer correct given the gold answer (``yes``/``no``), for judged
 question answering (DeepSearchQA). Verdicts are parsed strictly: the reply, stripped of
 surrounding white space, must be exactly one of the identifiers.
+
+A prompt is rendered structure first: the template's ``<|im_start|>role`` blocks become the
+messages, and only then is each field inserted into its message as data, neutralised
+(:func:`autorl_gym.judge.quoting.neutralise`: no chat-template marker, no triple-quote or
+section header of the template's own), so no field can add a message, a turn or a section.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autorl_gym.judge.quoting import QUOTE, neutralise
+
 Messages = list[dict[str, str]]
 _ALPACA_EVAL_CLF = "evaluators_configs/alpaca_eval_clf_gpt4_turbo/alpaca_eval_clf.txt"
 _PLACEHOLDER = re.compile(r"\{(instruction|output_1|output_2|question|answer|gold)\}")
+_HEADER = re.compile(r"(?m)^#{1,6} [^\n]+$")
 
 
 class PromptError(ValueError):
@@ -42,10 +50,20 @@ class JudgePrompt:
     def identity(self) -> dict[str, str]:
         return {"prompt": self.name, "prompt_version": self.version, "prompt_sha": self.digest}
 
+    @property
+    def delimiters(self) -> tuple[str, ...]:
+        """What delimits a field in this template: its triple quotes (where fields sit between
+        them) and its section header lines (``## Task``, ...)."""
+        quote = (QUOTE,) if re.search(r'"""\{\w+\}"""', self.template) else ()
+        headers = tuple(dict.fromkeys(m.group(0).strip() for m in _HEADER.finditer(self.template)))
+        return quote + headers
+
     def render(self, **fields: str) -> Messages:
-        """The messages, every placeholder filled once (inserted text is never scanned again)."""
-        text = _PLACEHOLDER.sub(lambda m: fields[m.group(1)], self.template)
-        return chatml_messages(text)
+        """The messages: the template's structure first, then every placeholder filled once with
+        its field neutralised (inserted text is never scanned again)."""
+        safe = {k: neutralise(v, self.delimiters).text for k, v in fields.items()}
+        return [{"role": m["role"], "content": _PLACEHOLDER.sub(lambda p: safe[p.group(1)], m["content"])}
+                for m in chatml_messages(self.template)]
 
 
 def chatml_messages(text: str) -> Messages:

@@ -54,7 +54,7 @@ from autorl_gym.micro.model import (
 )
 from autorl_gym.micro.shipped import ensure_installed, installed_root, is_installed
 from autorl_gym.micro.tokenizer import train_tokenizer
-from autorl_gym.tasks.answers import extract_strict, reference_answer
+from autorl_gym.tasks.answers import extract_strict, is_correct, reference_answer
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
 STOP_STRINGS: tuple[str, ...] = ("\n\n", "Question:")
@@ -181,7 +181,7 @@ def evaluate(
     completions = generate(model, tokenizer, [_prompt(r.question) for r in records], protocol,
                            batch_size=64)
     hits = sum(
-        extract_strict(c) == reference_answer(r.answer)
+        is_correct(extract_strict(c), reference_answer(r.answer))
         for c, r in zip(completions, records, strict=True)
     )
     return hits / max(1, len(records))

@@ -183,7 +183,7 @@ class AlpacaEvalTask(StaticTask):
             out.append(ItemResult(
                 index=it.index, gold=f"preferred to {it.generator}'s reference",
                 answer="won" if p > 0.5 else "lost" if p < 0.5 else "tie", correct=p > 0.5,
-                completion=text,
+                completion=text, integrity_events=comp.events,
                 details={"preference": p, "source_index": it.source_index,
                          "reference_chars": len(it.reference),
                          "verdicts": [v.model_dump() for v in comp.verdicts]}))

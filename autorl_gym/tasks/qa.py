@@ -1,7 +1,8 @@
 """Question/answer tasks stored as JSON lines (``question``, ``answer`` ending in ``#### N``):
 the format of GSM8K and of the micro arithmetic task, and :class:`QATask`, the family base both
-share (few-shot prompts from the visible train split, GSM8K-style strict and flexible answers,
-lm-eval's gsm8k task pinned to the same protocol)."""
+share (few-shot prompts from the visible train split, answers scored exactly as lm-eval's gsm8k
+task scores them (:mod:`autorl_gym.tasks.answers`), lm-eval's gsm8k task pinned to the same
+protocol)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from autorl_gym.tasks.answers import (
     FLEXIBLE_RE,
+    IGNORE_CASE,
+    REGEXES_TO_IGNORE,
+    SCORING,
     STRICT_RE,
     extract_flexible,
     extract_strict,
+    is_correct,
+    is_lenient_correct,
     reference_answer,
 )
 from autorl_gym.tasks.base import GradeContext, Progress, StaticTask, TaskItem
@@ -125,8 +131,8 @@ def gsm8k_task_config(protocol: Protocol, train_file: Path, eval_file: Path,
         "repeats": 1,
         "metric_list": [{
             "metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
-            "ignore_case": True, "ignore_punctuation": False,
-            "regexes_to_ignore": [",", "\\$", "(?s).*#### ", "\\.$"],
+            "ignore_case": IGNORE_CASE, "ignore_punctuation": False,
+            "regexes_to_ignore": list(REGEXES_TO_IGNORE),
         }],
         "filter_list": [
             {"name": "strict-match", "filter": [
@@ -168,18 +174,25 @@ class QATask(StaticTask):
         out = []
         for p, text in zip(items, completions, strict=True):
             strict, flex = extract_strict(text), extract_flexible(text)
-            out.append(ItemResult(index=p.index, gold=p.gold, answer=strict, correct=strict == p.gold,
-                                  completion=text, details={"flexible": flex,
-                                                            "flexible_correct": flex == p.gold}))
+            out.append(ItemResult(index=p.index, gold=p.gold, answer=strict,
+                                  correct=is_correct(strict, p.gold), completion=text,
+                                  details={"flexible": flex, "flexible_correct": is_correct(flex, p.gold),
+                                           "lenient_correct": is_lenient_correct(strict, p.gold)}))
         return out
 
     def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
+        """``flexible``: lm-eval's flexible-extract; ``lenient``: the strict answer compared as a
+        number (not lm-eval's; ``#### 48.0`` counts there)."""
         n = len(results) or 1
-        return {"flexible": 100.0 * sum(bool(r.details.get("flexible_correct")) for r in results) / n}
+        return {"flexible": 100.0 * sum(bool(r.details.get("flexible_correct")) for r in results) / n,
+                "lenient": 100.0 * sum(bool(r.details.get("lenient_correct")) for r in results) / n}
+
+    def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
+        return super().baseline_settings(ctx) | {"scoring": SCORING}
 
     def protocol_record(self, ctx: GradeContext, backend: str) -> dict[str, Any]:
         return super().protocol_record(ctx, backend) | {
-            "few_shot_source": "first problems of the visible train split"}
+            "few_shot_source": "first problems of the visible train split", "scoring": SCORING}
 
     def lm_eval_task(self, ctx: GradeContext, items: Sequence[Problem], run_dir: Path) -> dict[str, Any]:
         from autorl_gym.io import atomic_write_text, file_digest

@@ -102,7 +102,8 @@ class SearchQATask(GamesTask):
                 details["error"] = ep.error
             out.append(ItemResult(index=i, gold=q.answer or "", answer=answer, correct=correct,
                                   completion=(f"[{q.id}] {q.question}\n" + ep.transcript())[:8000],
-                                  details=details))
+                                  details=details,
+                                  integrity_events=verdict.events if verdict is not None else []))
         if backends and out:  # this grading's searches: answered by the backend / by the cache
             out[0].details["search"] = {"backend_calls": sum(b.misses for b in backends),
                                         "cache_hits": sum(b.hits for b in backends)}
