@@ -4,7 +4,9 @@ line before it (skipping blank lines and snippet markers) is a marker comment:
 
 * ``<!-- not run: REASON -->`` (or ``<!-- not run by the docs tests: REASON -->``): never run;
   the reason says why (it needs a GPU, an API key, a placeholder path, serves forever, ...);
-* ``<!-- slow: REASON -->``: run, under the ``slow`` mark (a whole episode).
+* ``<!-- slow: REASON -->``: run, under the ``slow`` mark (a whole episode);
+* ``<!-- file: NAME -->`` before a block in any language: the block is a file that the page's
+  later blocks use; it is written as NAME into their folder before they run.
 
 Every other code block is run: Python as a script file (``python block.py``, as a user runs
 it), shell with ``bash -e``, each in a fresh folder. Blocks in other languages (text, yaml,
@@ -23,9 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CODE_LANGS = {"python": "python", "py": "python", "bash": "bash", "sh": "bash", "shell": "bash",
               "console": "bash", "pycon": "python"}
-FENCE = re.compile(r"^(?P<indent>[ ]{0,3})(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
+FENCE = re.compile(r"^(?P<indent>[ ]*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 MARKER = re.compile(r"^<!--\s*(?P<kind>not run|slow)(?: by the docs tests)?\s*:\s*(?P<reason>.+?)\s*-->$")
 SNIPPET_MARKER = re.compile(r"^<!--\s*--8<--.*-->$")
+FILE_MARKER = re.compile(r"^<!--\s*file:\s*(?P<name>[\w.-]+)\s*-->$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Block:
     run: bool
     slow: bool
     reason: str       # why not run (or why slow)
+    files: tuple[tuple[str, str], ...] = ()  # (name, content) of the page's file blocks before it
 
     @property
     def id(self) -> str:
@@ -51,13 +55,15 @@ def doc_files() -> list[Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
-def _marker_before(lines: list[str], index: int) -> re.Match[str] | None:
+def _line_before(lines: list[str], index: int) -> str:
     j = index - 1
     while j >= 0 and (not lines[j].strip() or SNIPPET_MARKER.match(lines[j].strip())):
         j -= 1
-    if j < 0:
-        return None
-    text = lines[j].strip()
+    return lines[j].strip() if j >= 0 else ""
+
+
+def _marker_before(lines: list[str], index: int) -> re.Match[str] | None:
+    text = _line_before(lines, index)
     match = MARKER.match(text)
     if match is None and text.startswith("<!--") and re.match(r"<!--\s*(not run|slow)", text):
         raise MarkupError(f"malformed marker {text!r}: write <!-- not run: REASON --> or "
@@ -68,6 +74,7 @@ def _marker_before(lines: list[str], index: int) -> re.Match[str] | None:
 def blocks_of(file: Path) -> list[Block]:
     lines = file.read_text().splitlines()
     out: list[Block] = []
+    files: dict[str, str] = {}
     i = 0
     while i < len(lines):
         opening = FENCE.match(lines[i])
@@ -81,14 +88,17 @@ def blocks_of(file: Path) -> list[Block]:
         if end is None:
             raise MarkupError(f"{file}:{i + 1}: fence {fence} is never closed")
         lang = info.split()[0].lower() if info else ""
-        if lang in CODE_LANGS:
+        indent = len(opening["indent"])
+        code = "\n".join(line[indent:] for line in lines[i + 1:end]) + "\n"
+        as_file = FILE_MARKER.match(_line_before(lines, i))
+        if as_file:
+            files[as_file["name"]] = code
+        elif lang in CODE_LANGS:
             marker = _marker_before(lines, i)
-            indent = len(opening["indent"])
-            code = "\n".join(line[indent:] for line in lines[i + 1:end]) + "\n"
             out.append(Block(file=file, line=i + 1, lang=CODE_LANGS[lang], code=code,
                              run=not (marker and marker["kind"] == "not run"),
                              slow=bool(marker and marker["kind"] == "slow"),
-                             reason=marker["reason"] if marker else ""))
+                             reason=marker["reason"] if marker else "", files=tuple(files.items())))
         i = end + 1
     return out
 

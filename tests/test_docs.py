@@ -33,6 +33,8 @@ def block_env() -> dict[str, str]:
 
 
 def run_block(block: Block, cwd: Path) -> subprocess.CompletedProcess[str]:
+    for name, content in block.files:
+        (cwd / name).write_text(content)
     if block.lang == "python":
         script = cwd / "block.py"
         script.write_text(block.code)
@@ -71,6 +73,9 @@ def test_a_malformed_marker_or_unclosed_fence_is_an_error(tmp_path: Path) -> Non
     page.write_text("<!-- not run: needs a GPU -->\n\n```python\nimport vllm\n```\n```text\nx\n```\n")
     (block,) = blocks_of(page)
     assert not block.run and block.reason == "needs a GPU"
+    page.write_text("<!-- file: a.yaml -->\n```yaml\nx: 1\n```\n```bash\ncat a.yaml\n```\n")
+    (block,) = blocks_of(page)
+    assert block.run and block.files == (("a.yaml", "x: 1\n"),)
     page.write_text("```bash\ntrue\n")
     with pytest.raises(MarkupError, match="never closed"):
         blocks_of(page)
@@ -116,3 +121,9 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert "task_family" in (site / "reference" / "scenario-yaml" / "index.html").read_text()
     assert (site / "scenarios" / "AutoRL-Micro-Arith-v0" / "index.html").is_file()
     assert "make_agent" in (site / "reference" / "api" / "autorl_gym.agents" / "index.html").read_text()
+    home = (site / "index.html").read_text()  # the nav: every security page, every scenario page
+    for page in (ROOT / "docs" / "security").glob("*.md"):
+        target = "security/" if page.stem == "index" else f"security/{page.stem}/"
+        assert f'href="{target}"' in home, f"{page.name} is not in the nav"
+    for scenario in (site / "scenarios").iterdir():
+        assert f'href="scenarios/{scenario.name}/"' in home
