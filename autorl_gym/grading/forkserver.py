@@ -1,14 +1,19 @@
 """Grading children forked from a warm server, so a grading does not pay for importing torch.
 
 A fresh ``python -m autorl_gym.grading.worker`` spends seconds importing torch, transformers and
-this package before it reads a weight (most of a micro grading). Python's own
-:mod:`multiprocessing` forkserver, with those modules preloaded (:mod:`autorl_gym.grading.preload`),
-forks each grading child from a process that has them already: the child is still a process of
-its own, with its own memory, killed on its own, so the isolation is the same as a fresh
-interpreter's. The same watchdog as every sandbox command (:class:`~autorl_gym.tools.process.Monitor`,
-about four samples a second) caps the child's tree's resident memory and its process count, and
-the wall-clock limit kills it; what the child prints goes to a log file whose head and tail come
-back, as :func:`~autorl_gym.tools.process.run_command` returns them.
+this package before it reads a weight (most of a micro grading). The warm server
+(:mod:`autorl_gym.grading.warm_server`, a fresh interpreter of ours started once per process, with
+those modules preloaded) forks each grading child from a process that has them already: the child
+is still a process of its own, with its own memory, killed on its own, so the isolation is the same
+as a fresh interpreter's. The server is ours, not :mod:`multiprocessing`'s: it never re-imports the
+``__main__`` of the Python that asked for a grading, so a script without a main guard, ``python -``,
+``python -c``, ``python -m``, a notebook kernel or a Ray worker all grade the same way. The same
+watchdog as every sandbox command (:class:`~autorl_gym.tools.process.Monitor`, about four samples a
+second) caps the child's tree's resident memory and its process count, and the wall-clock limit
+kills it; what the child prints goes to a log file whose head and tail come back, as
+:func:`~autorl_gym.tools.process.run_command` returns them. What the server itself could not do
+(open the log, fork) comes back as its traceback, and a server that dies mid-grading is reported
+with the tail of its own log.
 
 The preloaded modules read some environment variables when they are imported (``HF_*``,
 ``TRANSFORMERS_*``, ``CUDA_*``, ...). A job whose environment differs from the server's in any of
@@ -18,18 +23,26 @@ those is run the cold way (:func:`warm_environment_matches` says so), as is ever
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import multiprocessing
+import json
 import os
 import select
+import shutil
 import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from autorl_gym.grading.warm_server import READY
 from autorl_gym.tools.process import (
     EXEC_MARKER_VAR,
     WATCHDOG_INTERVAL_S,
@@ -40,15 +53,62 @@ from autorl_gym.tools.process import (
 )
 from autorl_gym.tools.sandbox import ExecResult, SandboxLimits
 
-PRELOAD_MODULE = "autorl_gym.grading.preload"
 SWITCH_VAR = "AUTORL_GYM_GRADING_FORKSERVER"
 # variables that the preloaded modules (or the interpreter) read when they are imported
 _IMPORT_TIME_PREFIXES = ("HF_", "HUGGINGFACE", "TRANSFORMERS", "TOKENIZERS", "TORCH", "PYTORCH",
                          "CUDA", "NVIDIA", "OMP_", "MKL", "PYTHON", "LD_")
 _READ_CHUNK = 65536
+_START_TIMEOUT_S = 300.0  # importing torch on a loaded machine
+_EXIT_WAIT_S = 10.0       # after a kill, how long the server has to report the child's end
+# the server's bootstrap: the client's sys.path, then our module; nothing of the client's __main__
+_BOOTSTRAP = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+              "from autorl_gym.grading.warm_server import main; sys.exit(main(sys.argv[2]))")
 
 _lock = threading.Lock()
 _server_env: dict[str, str] | None = None  # the import-time variables the server started with
+
+
+class ServerUnavailable(RuntimeError):
+    """The warm server could not be started; the message holds its log's tail."""
+
+
+@dataclass
+class _Server:
+    proc: subprocess.Popen[bytes]
+    folder: Path
+    owner_pid: int
+
+    @property
+    def socket_path(self) -> Path:
+        return self.folder / "server.sock"
+
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "server.log"
+
+    def alive(self) -> bool:
+        return self.owner_pid == os.getpid() and self.proc.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-chars:].strip()
+        return ""
+
+    def stop(self) -> None:
+        if self.owner_pid != os.getpid():
+            return
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_server: _Server | None = None
 
 
 def import_time_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -65,16 +125,6 @@ def enabled(env: Mapping[str, str] | None = None) -> bool:
     return (os.environ if env is None else env).get(SWITCH_VAR, "1") != "0"
 
 
-def _context() -> multiprocessing.context.ForkServerContext:
-    global _server_env
-    ctx = multiprocessing.get_context("forkserver")
-    with _lock:
-        if _server_env is None:
-            ctx.set_forkserver_preload([PRELOAD_MODULE])
-            _server_env = import_time_env(os.environ)
-    return ctx
-
-
 def warm_environment_matches(env: Mapping[str, str]) -> bool:
     """Whether a job with this environment may be forked from the (running or next) server."""
     if not enabled(env) or sys.platform != "linux":
@@ -83,26 +133,74 @@ def warm_environment_matches(env: Mapping[str, str]) -> bool:
     return import_time_env(env) == server
 
 
-def _child(argv: list[str], log_file: str, env: dict[str, str], cwd: str) -> None:
-    """Runs in the forked child: its own session, output to the log, the job's environment."""
-    os.setsid()
-    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(cwd)
-    from autorl_gym.grading.worker import main
+def _start_server() -> _Server:
+    folder = Path(tempfile.mkdtemp(prefix="autorl-grading-server-"))
+    with (folder / "server.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _BOOTSTRAP, json.dumps(sys.path), str(folder / "server.sock")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=folder,
+            env=dict(os.environ), start_new_session=True, close_fds=True)
+    server = _Server(proc, folder, os.getpid())
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], _START_TIMEOUT_S)
+    line = proc.stdout.readline() if ready else b""
+    proc.stdout.close()
+    if line != READY:
+        with contextlib.suppress(OSError):
+            proc.kill()
+        proc.wait()
+        tail = server.log_tail()
+        shutil.rmtree(folder, ignore_errors=True)
+        why = "did not answer in time" if not ready else f"exited with code {proc.returncode}"
+        raise ServerUnavailable(f"the warm grading server {why}:\n{tail or '(no output)'}")
+    return server
 
-    code = 1
-    try:
-        code = main(*argv)
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+
+def _ensure_server() -> _Server:
+    global _server, _server_env
+    with _lock:
+        if _server is None or not _server.alive():
+            if _server is not None:
+                _server.stop()
+            _server_env = import_time_env(os.environ)
+            _server = _start_server()
+        return _server
+
+
+def stop_server() -> None:
+    """Stop the warm server (the next grading starts a new one)."""
+    global _server
+    with _lock:
+        if _server is not None:
+            _server.stop()
+            _server = None
+
+
+atexit.register(stop_server)
+
+
+class _Lines:
+    """JSON lines from the server's socket, with a timeout per line."""
+
+    def __init__(self, conn: socket.socket):
+        self.conn, self.buf = conn, b""
+
+    def next(self, timeout: float) -> dict[str, Any] | None:
+        """The next message; None when none came within ``timeout``; EOFError when closed."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self.conn], [], [], left)
+            if not ready:
+                return None
+            chunk = self.conn.recv(_READ_CHUNK)
+            if not chunk:
+                raise EOFError("the warm grading server closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
 
 
 def _read_log(path: Path, limit_chars: int) -> tuple[str, bool, int]:
@@ -113,52 +211,78 @@ def _read_log(path: Path, limit_chars: int) -> tuple[str, bool, int]:
     return buf.finish()
 
 
+def _failed_to_start(why: str, duration: float) -> ExecResult:
+    return ExecResult(exit_code=1, output=why, truncated=False, omitted_chars=0, duration_s=duration,
+                      timed_out=False, killed_reason=None)
+
+
 def run_forked(argv: list[str], *, log_file: Path, limits: SandboxLimits, timeout_s: float,
                env: Mapping[str, str], cwd: str | Path | None = None) -> ExecResult:
     """``autorl_gym.grading.worker.main(*argv)`` in a child forked from the warm server, under
-    ``limits`` and ``timeout_s``; never raises for a failing child."""
+    ``limits`` and ``timeout_s``; never raises for a failing child (its output says why).
+    Raises :class:`ServerUnavailable` when no server could be started."""
     marker = uuid.uuid4().hex
-    job_env = {**env, EXEC_MARKER_VAR: marker}
+    request = {"argv": list(argv), "log_file": str(log_file), "cwd": str(cwd or os.getcwd()),
+               "env": {**env, EXEC_MARKER_VAR: marker}}
     start = time.monotonic()
-    proc = _context().Process(target=_child, daemon=False,
-                              args=(argv, str(log_file), job_env, str(cwd or os.getcwd())))
-    proc.start()
-    pid = proc.pid
-    assert pid is not None
-    monitor = Monitor(pid, limits, 0)
-    deadline = start + timeout_s
-    killed_reason: str | None = None
-    timed_out = False
-    try:
-        while True:
-            ready, _, _ = select.select([proc.sentinel], [], [],
-                                        max(min(WATCHDOG_INTERVAL_S, deadline - time.monotonic()), 0))
-            if ready:
-                break
-            if time.monotonic() >= deadline:
-                timed_out, killed_reason = True, f"timed out after {timeout_s:g} s"
-                kill_tree(pid)
-                break
-            reason, seen = monitor.check()
-            if reason is not None:
-                killed_reason = reason
-                kill_tree(pid, seen)
-                break
-    except BaseException:  # KeyboardInterrupt and the like: never leave the child behind
-        kill_tree(pid)
-        raise
-    finally:
-        proc.join()
+    server = _ensure_server()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        try:
+            conn.connect(str(server.socket_path))
+            conn.sendall(json.dumps(request).encode() + b"\n")
+            lines = _Lines(conn)
+            first = lines.next(_START_TIMEOUT_S)
+        except (OSError, EOFError) as e:
+            return _failed_to_start(f"the warm grading server did not start the child ({e}); its "
+                                    f"log:\n{server.log_tail() or '(no output)'}", time.monotonic() - start)
+        if first is None or "pid" not in first:
+            why = first.get("error") if first else "no answer"
+            return _failed_to_start(f"the warm grading server could not start the child:\n{why}",
+                                    time.monotonic() - start)
+        pid = int(first["pid"])
+        exit_code, killed_reason, timed_out = _watch(pid, lines, Monitor(pid, limits, 0),
+                                                     start + timeout_s, timeout_s)
         duration = time.monotonic() - start
         with contextlib.suppress(OSError):  # its background processes go with it
             os.killpg(pid, signal.SIGKILL)
         for p in find_marked(marker):
             kill_tree(p.pid)
     output, truncated, omitted = _read_log(log_file, limits.output_limit_chars)
-    code = proc.exitcode
-    exit_code: int | None = None if killed_reason is not None else code
-    if exit_code is not None and exit_code < 0:
-        exit_code = 128 - exit_code
-    return ExecResult(exit_code=exit_code, output=output, truncated=truncated,
-                      omitted_chars=omitted, duration_s=duration, timed_out=timed_out,
-                      killed_reason=killed_reason)
+    if exit_code is None and killed_reason is None:
+        killed_reason = "the warm grading server died while the child ran"
+        output = f"{output}\n[the server's log]\n{server.log_tail()}".strip()
+    return ExecResult(exit_code=None if killed_reason is not None else exit_code, output=output,
+                      truncated=truncated, omitted_chars=omitted, duration_s=duration,
+                      timed_out=timed_out, killed_reason=killed_reason)
+
+
+def _watch(pid: int, lines: _Lines, monitor: Monitor, deadline: float,
+           timeout_s: float) -> tuple[int | None, str | None, bool]:
+    """Wait for the child's end under the limits: (exit code, why it was killed, timed out)."""
+    killed_reason: str | None = None
+    timed_out = False
+    wait = min(WATCHDOG_INTERVAL_S, timeout_s)
+    try:
+        while True:
+            try:
+                msg = lines.next(wait)
+            except EOFError:  # the server is gone; so must its child be
+                kill_tree(pid)
+                return None, killed_reason, timed_out
+            if msg is not None:
+                code = int(msg.get("exit", 1))
+                return (128 - code if code < 0 else code), killed_reason, timed_out
+            if killed_reason is not None:  # killed, and the server's report did not come in time
+                return None, killed_reason, timed_out
+            if time.monotonic() >= deadline:
+                timed_out, killed_reason = True, f"timed out after {timeout_s:g} s"
+                kill_tree(pid)
+            else:
+                killed_reason, seen = monitor.check()
+                if killed_reason is not None:
+                    kill_tree(pid, seen)
+            wait = (_EXIT_WAIT_S if killed_reason is not None
+                    else max(min(WATCHDOG_INTERVAL_S, deadline - time.monotonic()), 0))
+    except BaseException:  # KeyboardInterrupt and the like: never leave the child behind
+        kill_tree(pid)
+        raise

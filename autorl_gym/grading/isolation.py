@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -26,7 +27,7 @@ from autorl_gym.grading.results import EvalResult
 from autorl_gym.grading.submission import SubmissionError, SubmissionInfo
 from autorl_gym.io import atomic_write_text
 from autorl_gym.tools.process import run_command
-from autorl_gym.tools.sandbox import SandboxLimits
+from autorl_gym.tools.sandbox import ExecResult, SandboxLimits
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -75,12 +76,44 @@ def _watch_progress(path: Path, progress: Progress, stop: threading.Event) -> No
             progress(p.done, p.total)
 
 
+def rerun_command(job_file: Path, out_file: Path) -> str:
+    """The command that reruns a grading job by hand, in the foreground, printing everything."""
+    return f"{sys.executable} -m autorl_gym.grading.worker {job_file} {out_file}"
+
+
+def _run_child(job_file: Path, out_file: Path, log_file: Path, limits: SandboxLimits,
+               timeout_s: float) -> ExecResult:
+    env = dict(os.environ)
+    if forkserver.warm_environment_matches(env):
+        try:
+            return forkserver.run_forked([str(job_file), str(out_file)], log_file=log_file,
+                                         limits=limits, timeout_s=timeout_s, env=env)
+        except forkserver.ServerUnavailable as e:
+            log.warning("grading the cold way: %s", e)
+    return run_command([sys.executable, "-m", "autorl_gym.grading.worker", str(job_file), str(out_file)],
+                       limits=limits, timeout_s=timeout_s, env=env, hunt_leftovers=True)
+
+
+def _failure(res: ExecResult, job_file: Path, out_file: Path, outcome: GradeOutcome | None) -> str:
+    """What a failed grading says: why, the child's own traceback or output, how to rerun it."""
+    if outcome is not None:
+        what = f"the grading process failed: {outcome.failed or 'it returned no result'}"
+        detail = (outcome.trace or "").strip() or res.output.strip()[-3000:]
+    else:
+        what = f"the grading process ended with exit code {res.exit_code} and no result"
+        detail = res.output.strip()[-3000:] or "(it printed nothing)"
+    return (f"{what}\n{detail}\nTo rerun it by hand (its job is kept): "
+            f"{rerun_command(job_file, out_file)}")
+
+
 def run_isolated(job: dict[str, Any], memory_mb: int, timeout_s: float,
                  progress: Progress | None = None) -> EvalResult:
     """Run one grading job in a child process under the limits; its result, or SubmissionError
-    (the model was refused or went past a limit), or GradingFailed."""
-    with tempfile.TemporaryDirectory(prefix="autorl-grade-") as tmp:
-        tmp_path = Path(tmp)
+    (the model was refused or went past a limit), or GradingFailed (its message holds the child's
+    traceback and the command to rerun the job, whose folder is then kept)."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="autorl-grade-"))
+    keep = False
+    try:
         full = GradeJob.model_validate({**job, "progress_file": tmp_path / "progress.json"})
         job_file, out_file = tmp_path / "job.json", tmp_path / "outcome.json"
         atomic_write_text(job_file, full.model_dump_json())
@@ -94,15 +127,7 @@ def run_isolated(job: dict[str, Any], memory_mb: int, timeout_s: float,
                                        args=(full.progress_file, progress, stop))
             watcher.start()
         try:
-            env = dict(os.environ)
-            if forkserver.warm_environment_matches(env):
-                res = forkserver.run_forked([str(job_file), str(out_file)],
-                                            log_file=tmp_path / "worker.log", limits=limits,
-                                            timeout_s=timeout_s, env=env)
-            else:
-                res = run_command([sys.executable, "-m", "autorl_gym.grading.worker",
-                                   str(job_file), str(out_file)], limits=limits,
-                                  timeout_s=timeout_s, env=env, hunt_leftovers=True)
+            res = _run_child(job_file, out_file, tmp_path / "worker.log", limits, timeout_s)
         finally:
             stop.set()
             if watcher is not None:
@@ -115,13 +140,16 @@ def run_isolated(job: dict[str, Any], memory_mb: int, timeout_s: float,
         try:
             outcome = GradeOutcome.model_validate_json(out_file.read_text())
         except (OSError, ValueError):
-            tail = res.output.strip()[-1500:] or "(no output)"
-            raise GradingFailed(f"the grading process ended with exit code {res.exit_code} and no "
-                                f"result:\n{tail}") from None
-    if outcome.refused is not None:
-        raise SubmissionError(outcome.refused)
-    if outcome.failed is not None or outcome.result is None:
-        if outcome.trace:
-            log.warning("grading failed in the child process:\n%s", outcome.trace)
-        raise GradingFailed(outcome.failed or "the grading process returned nothing")
-    return outcome.result
+            keep = True
+            raise GradingFailed(_failure(res, job_file, out_file, None)) from None
+        if outcome.refused is not None:
+            raise SubmissionError(outcome.refused)
+        if outcome.failed is not None or outcome.result is None:
+            keep = True
+            if outcome.trace:
+                log.warning("grading failed in the child process:\n%s", outcome.trace)
+            raise GradingFailed(_failure(res, job_file, out_file, outcome))
+        return outcome.result
+    finally:
+        if not keep:
+            shutil.rmtree(tmp_path, ignore_errors=True)

@@ -1,0 +1,139 @@
+"""The Gymnasium loop works in any Python a user starts: a script with no main guard, ``python -``,
+``python -c``, ``python -m``, the console script, and a notebook under ipykernel. Each runs a real
+reset/step/finish from a cache with no baselines, so the baselines really are graded in a grading
+child (the warm server's: it must never import the user's ``__main__``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from autorl_gym.grading import forkserver
+from autorl_gym.grading.isolation import GradingFailed, rerun_command
+from autorl_gym.tools.sandbox import SandboxLimits
+
+MARK = "TOP OF THE USER'S SCRIPT RAN"
+LOOP = textwrap.dedent(f"""\
+    import gymnasium as gym
+    import autorl_gym  # registers every scenario
+
+    print({MARK!r}, flush=True)
+    env = gym.make("AutoRL-Micro-Arith-v0", workspace_root="ws", results_dir="results")
+    obs, info = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step({{"tool": "run", "command": "echo hi"}})
+    obs, reward, terminated, truncated, info = env.step({{"tool": "finish"}})
+    print("REWARD", reward, terminated, flush=True)
+    env.close()
+    """)
+
+
+@pytest.fixture
+def empty_cache(tmp_path: Path, micro_assets) -> Path:
+    """A cache holding the installed micro assets and no baselines."""
+    cache = tmp_path / "cache"
+    shutil.copytree(micro_assets.root, cache / "micro" / micro_assets.root.name)
+    return cache
+
+
+def _env(cache: Path) -> dict[str, str]:
+    return {**os.environ, "AUTORL_GYM_CACHE": str(cache), "AUTORL_GYM_GRADING_FORKSERVER": "1"}
+
+
+def _check(proc: subprocess.CompletedProcess[str], cache: Path) -> None:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert out.count(MARK) == 1, f"the user's script ran {out.count(MARK)} times:\n{out[-4000:]}"
+    assert "REWARD 0.0 True" in out, out[-4000:]
+    assert len(list((cache / "baselines").glob("*.json"))) >= 2, "the baselines were not graded"
+
+
+@pytest.mark.parametrize("mode", ["script", "stdin", "dash_c", "dash_m"])
+def test_guardless_loop_in_every_start_mode(mode: str, tmp_path: Path, empty_cache: Path) -> None:
+    (tmp_path / "loop.py").write_text(LOOP)
+    argv = {"script": [sys.executable, "loop.py"], "stdin": [sys.executable, "-"],
+            "dash_c": [sys.executable, "-c", LOOP], "dash_m": [sys.executable, "-m", "loop"]}[mode]
+    proc = subprocess.run(argv, cwd=tmp_path, env=_env(empty_cache), text=True, capture_output=True,
+                          input=LOOP if mode == "stdin" else None, timeout=900)
+    _check(proc, empty_cache)
+
+
+def test_console_script_grades_a_baseline(tmp_path: Path, empty_cache: Path) -> None:
+    exe = Path(sys.executable).with_name("autorl-gym")
+    if not exe.exists():
+        pytest.skip(f"no console script beside {sys.executable}")
+    argv = [str(exe), "baseline", "--env", "AutoRL-Micro-Arith-v0", "--split", "dev"]
+    proc = subprocess.run(argv, cwd=tmp_path, env=_env(empty_cache), text=True, capture_output=True,
+                          timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert list((empty_cache / "baselines").glob("*.json"))
+
+
+def test_quickstart_notebook_runs_under_ipykernel(tmp_path: Path, empty_cache: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    for k, v in _env(empty_cache).items():
+        monkeypatch.setenv(k, v)
+    nb_path = Path(__file__).resolve().parents[1] / "examples" / "quickstart.ipynb"
+    nb = nbformat.read(nb_path, as_version=4)
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=1200,
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                     for o in c.get("outputs", []))
+    assert "reward (test score - baseline, in points):" in text
+    reward = float(text.split("reward (test score - baseline, in points):")[1].split()[0])
+    assert reward > 0, text[-3000:]
+    images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert images, "the score plot was not shown"
+    assert list(tmp_path.glob("results/*/report.html"))
+    assert list((empty_cache / "baselines").glob("*.json"))
+
+
+# -- a grading child that fails says why, with its own traceback and the command to rerun it --------
+
+def test_child_crash_before_its_log_opens_reports_the_traceback(tmp_path: Path) -> None:
+    """The server cannot open the child's log (its folder does not exist): the client gets the
+    server's traceback, not "no output"."""
+    res = forkserver.run_forked(["job.json", "out.json"], log_file=tmp_path / "missing" / "worker.log",
+                                limits=SandboxLimits(memory_mb=2048), timeout_s=60, env=dict(os.environ))
+    assert res.exit_code == 1
+    assert "Traceback" in res.output and "FileNotFoundError" in res.output, res.output
+
+
+def test_child_crash_in_the_worker_reports_traceback_and_rerun_command(micro_assets) -> None:
+    """A grading that fails inside the child (a split the scenario does not have): the child's own
+    traceback and how to rerun it come back, and the job is kept so the command works."""
+    from autorl_gym.assets import resolve_assets
+    from autorl_gym.grading.isolation import run_isolated
+    from autorl_gym.grading.submission import inspect_submission
+    from autorl_gym.scenario import get_scenario
+
+    sc = get_scenario("AutoRL-Micro-Arith-v0")
+    job = {"scenario": sc.model_dump(mode="json"), "assets": resolve_assets(sc, None), "backend": "hf",
+           "info": inspect_submission(micro_assets.model_dir), "split": "no-such-split"}
+    with pytest.raises(GradingFailed) as e:
+        run_isolated(job, memory_mb=4096, timeout_s=300)
+    msg = str(e.value)
+    assert "Traceback" in msg and "no-such-split" in msg, msg
+    assert "-m autorl_gym.grading.worker" in msg
+    job_file = Path(msg.split("-m autorl_gym.grading.worker ")[1].split()[0])
+    assert job_file.exists(), "the failed job's folder must be kept for the rerun"
+    shutil.rmtree(job_file.parent)
+
+
+def test_worker_failure_before_the_result_is_reported(tmp_path: Path) -> None:
+    """The worker itself dies on a garbage job: its traceback (printed to its log) comes back."""
+    job, out = tmp_path / "job.json", tmp_path / "out.json"
+    job.write_text("{not json")
+    res = forkserver.run_forked([str(job), str(out)], log_file=tmp_path / "worker.log",
+                                limits=SandboxLimits(memory_mb=2048), timeout_s=120, env=dict(os.environ))
+    assert res.exit_code == 1
+    assert "Traceback" in res.output and "ValidationError" in res.output, res.output
+    assert rerun_command(job, out).endswith(f"-m autorl_gym.grading.worker {job} {out}")
