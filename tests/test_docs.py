@@ -54,6 +54,7 @@ def test_docs_code_block_runs(block: Block, tmp_path: Path, micro_assets) -> Non
     assert proc.returncode == 0, (f"{block.id} exited {proc.returncode}\n--- code ---\n{block.code}"
                                   f"--- stdout ---\n{proc.stdout[-3000:]}\n--- stderr ---\n"
                                   f"{proc.stderr[-3000:]}")
+    print(proc.stdout[-2000:])  # pytest -s / -rP shows what the block printed
 
 
 def test_every_code_block_is_run_or_marked_with_a_reason() -> None:
