@@ -9,15 +9,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from docs_blocks import readme_commands
 
 
 @pytest.mark.slow
 def test_scripted_micro_episode_improves(tmp_path, micro_assets):
-    cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-Arith-v0",
-           "--agent", "scripted", "--results-dir", str(tmp_path / "results"),
-           "--workspace-root", str(tmp_path / "workspace")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200,
-                          env={**os.environ, "COLUMNS": "160"})
+    """The README's command 2, exactly as written, run in a fresh folder (results/ and workspace/
+    land there)."""
+    bin_dir = Path(sys.executable).parent  # the venv's autorl-gym
+    env = {**os.environ, "COLUMNS": "160", "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]),
+                                                     os.environ.get("PYTHONPATH", "")) if p)}
+    proc = subprocess.run(readme_commands()[1], shell=True, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=1200, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "improvement" in proc.stdout
     runs = list((tmp_path / "results").iterdir())
