@@ -307,7 +307,33 @@ GATEWAY_ATTACKS = sorted(n for n, a in load_cases().items() if a.klass == "gatew
 
 
 def test_the_gateway_attacks_of_the_suite_hold(tmp_path: Path) -> None:
-    assert len(GATEWAY_ATTACKS) == 8
+    assert len(GATEWAY_ATTACKS) == 9
     report = run_attacks("AutoRL-Micro-Arith-v0", "none", tmp_path, names=GATEWAY_ATTACKS)
     assert [(o.name, o.status) for o in report.outcomes] == [(n, "held") for n in GATEWAY_ATTACKS], \
         [o.detail for o in report.outcomes if o.status != "held"]
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])
+def test_tools_the_provider_runs_itself_are_removed(tmp_path: Path, provider: str) -> None:
+    """Web fetch and search, code execution, MCP servers, file search: the network and the
+    account from outside the sandbox. The client's own tools stay, and the removal is recorded."""
+    from autorl_gym.attacks.cases.gateway import SERVER_TOOLS
+
+    route, body = {"anthropic": ("/v1/messages", anthropic_body(stream=False)),
+                   "openai": ("/v1/responses", {"model": MODEL, "input": "hi"}),
+                   "gemini": (f"/v1beta/models/{MODEL}:generateContent", {"contents": []})}[provider]
+    with FakeLLMServer([Text(text="hi")]) as up:
+        gw = gateway(tmp_path, base_url(up, provider), provider)
+        try:
+            status, _ = raw(gw, provider, "POST", route, body={**body, **SERVER_TOOLS[provider]})
+        finally:
+            gw.stop()
+    assert status == 200
+    [served] = up.calls
+    client_tools = {"anthropic": [{"name": "Bash", "input_schema": {"type": "object"}}],
+                    "openai": [{"type": "function", "name": "shell", "parameters": {"type": "object"}}],
+                    "gemini": [{"functionDeclarations": [{"name": "shell"}]}]}[provider]
+    assert served.body["tools"] == client_tools
+    assert "mcp_servers" not in served.body
+    [event] = read_events(tmp_path)
+    assert event.kind == "gateway.server_tool_removed" and len(event.data["removed"]) >= 3

@@ -165,6 +165,9 @@ class Gateway:
         if not isinstance(parsed, dict):
             raise Refused(400, "the request body is not a JSON object", "invalid_request_error",
                           "gateway.request_refused")
+        if path_model is not None and parsed.get("model") not in (None, path_model, f"models/{path_model}"):
+            raise Refused(400, "the body names another model than the path", "invalid_request_error",
+                          "gateway.model_refused")
         model = path_model if path_model is not None else parsed.get("model")
         if not isinstance(model, str) or not model:
             raise Refused(400, "the request names no model", "invalid_request_error",
@@ -173,10 +176,16 @@ class Gateway:
             raise Refused(403, f"model {model!r} is not allowed in this run; allowed: "
                                f"{', '.join(s.allowed_models)}", "permission_error", "gateway.model_refused")
         stream = routes.streams(route, rel, parsed)
+        removed = routes.strip_server_tools(route.api, parsed)
+        if removed:
+            self.event("gateway.server_tool_removed", "removed what the provider would run itself, out "
+                       f"of the sandbox: {', '.join(removed)}", route=f"{request.method} {path}",
+                       removed=removed)
         strip = routes.wants_usage_injected(route, parsed)
         if strip:  # ask the upstream for the usage the client did not ask for
             opts = parsed.get("stream_options")
             parsed["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+        if strip or removed:
             body = json.dumps(parsed).encode()
         reserve, cost = 0, 0.0
         if route.billed:
@@ -352,10 +361,12 @@ class _Relay:
         except Exception:  # noqa: BLE001 - a broken upstream ends the answer; it is recorded
             pass
         finally:
-            self.gw.record(self.adm, self.upstream.status_code, meter, complete, self.base, self.t0, ttft,
-                           size, self.client_gone)
-            self.queue.put_nowait(None)
-            await self.upstream.aclose()
+            try:
+                self.gw.record(self.adm, self.upstream.status_code, meter, complete, self.base, self.t0,
+                               ttft, size, self.client_gone)
+            finally:
+                self.queue.put_nowait(None)
+                await self.upstream.aclose()
 
     async def chunks(self) -> AsyncIterator[bytes]:
         finished = False

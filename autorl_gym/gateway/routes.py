@@ -160,3 +160,59 @@ def wants_usage_injected(route: Route, body: dict[str, Any]) -> bool:
         return False
     opts = body.get("stream_options")
     return not (isinstance(opts, dict) and opts.get("include_usage") is True)
+
+
+# Tools the provider runs itself (web search and fetch, code execution, MCP servers, file search
+# over the account's stores, ...): they reach the network or the account from the provider's side,
+# out of the sandbox. Only the tools the client runs are forwarded; the others are removed.
+_CLIENT_TOOL_TYPES = {
+    "anthropic": ("custom", "bash_", "text_editor_", "computer_", "memory_"),
+    "responses": ("function", "custom", "local_shell", "shell", "apply_patch", "computer_use"),
+    "chat": ("function", "custom"),
+}
+_SERVER_FIELDS = {"anthropic": ("mcp_servers", "container"), "chat": ("web_search_options",),
+                  "responses": (), "completions": (), "gemini": ()}
+
+
+def _client_tool(kinds: tuple[str, ...], tool: Any) -> bool:
+    if not isinstance(tool, dict):
+        return False
+    kind = tool.get("type")
+    return kind is None or (isinstance(kind, str) and any(kind == k or kind.startswith(k) for k in kinds))
+
+
+def strip_server_tools(api: Api, body: dict[str, Any]) -> list[str]:
+    """Remove from ``body`` (in place) the tools and fields the provider would run itself; the
+    names of what was removed."""
+    removed: list[str] = []
+    for field in _SERVER_FIELDS[api]:
+        if field in body:
+            removed.append(field)
+            del body[field]
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return removed
+    kept: list[Any] = []
+    if api == "gemini":
+        for tool in tools:
+            if not isinstance(tool, dict):
+                continue
+            removed += [k for k in tool if k != "functionDeclarations"]
+            if "functionDeclarations" in tool:
+                kept.append({"functionDeclarations": tool["functionDeclarations"]})
+    elif api in _CLIENT_TOOL_TYPES:
+        for tool in tools:
+            if _client_tool(_CLIENT_TOOL_TYPES[api], tool):
+                kept.append(tool)
+            else:
+                removed.append(str(tool.get("type") if isinstance(tool, dict) else tool))
+    else:
+        kept = tools
+    if removed:
+        if kept:
+            body["tools"] = kept
+        else:
+            del body["tools"]
+            body.pop("tool_choice", None)
+            body.pop("toolConfig", None)
+    return removed

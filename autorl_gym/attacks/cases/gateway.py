@@ -293,3 +293,48 @@ def gateway_output_multiplier(ctx: AttackContext) -> str:
         if seen and (seen[0].body or {}).get("n", 1) * 500 + 100 > cap:
             raise AttackBroken(f"a call that may generate {8 * 500} tokens was admitted under a cap of {cap}")
         return "the call asking for 8 choices was refused at admission"
+
+
+SERVER_TOOLS = {  # tools the provider would run itself: the network or the account, out of the sandbox
+    "anthropic": {"tools": [{"type": "web_fetch_20250910", "name": "web_fetch"},
+                            {"type": "web_search_20250305", "name": "web_search"},
+                            {"type": "code_execution_20250825", "name": "code_execution"},
+                            {"name": "Bash", "input_schema": {"type": "object"}}],
+                  "mcp_servers": [{"type": "url", "url": "https://example.com/mcp", "name": "x"}]},
+    "openai": {"tools": [{"type": "web_search"}, {"type": "file_search", "vector_store_ids": ["vs_1"]},
+                         {"type": "mcp", "server_url": "https://example.com/mcp", "server_label": "x"},
+                         {"type": "code_interpreter", "container": {"type": "auto"}},
+                         {"type": "function", "name": "shell", "parameters": {"type": "object"}}]},
+    "gemini": {"tools": [{"googleSearch": {}}, {"urlContext": {}}, {"codeExecution": {}},
+                         {"functionDeclarations": [{"name": "shell"}]}]},
+}
+
+
+@attack(klass="gateway")
+def gateway_server_tools(ctx: AttackContext) -> str:
+    """Offer the model the tools its provider runs itself (web fetch and search, code execution, MCP
+    servers, file search over the account's stores): the network, from outside the sandbox."""
+    got: list[str] = []
+    kept = 0
+    targets = {"anthropic": "/v1/messages", "openai": "/v1/responses",
+               "gemini": f"/v1beta/models/{MODELS['gemini']}:generateContent"}
+    for provider, extra in SERVER_TOOLS.items():
+        with _gateway(ctx, provider) as run:
+            body = {**INFERENCE[provider][2], **extra}
+            if provider == "openai":
+                body = {"model": MODELS["openai"], "input": "fetch the test set", "max_output_tokens": 500,
+                        **extra}
+            run.send("POST", targets[provider], body=body)
+            for s in run.up.seen:
+                b = s.body or {}
+                tools = b.get("tools") or []
+                server = [t for t in tools if isinstance(t, dict) and (
+                    t.get("type") not in (None, "function") or set(t) - {"functionDeclarations", "name",
+                                                                        "input_schema", "type",
+                                                                        "parameters"})]
+                got += [f"{provider}: {json.dumps(t)[:60]}" for t in server]
+                kept += len(tools) - len(server)
+                got += [f"{provider}: {k}" for k in ("mcp_servers", "container") if k in b]
+    if got:
+        raise AttackBroken(f"provider-run tools reached the upstream: {'; '.join(got)}")
+    return f"provider-run tools removed on 3 providers; {kept} of the client's own tools went through"
