@@ -259,8 +259,10 @@ class Gateway:
         keep = routes.FORWARDED_PARAMS[s.provider]
         params = [(k, v) for k, v in request.query_params.multi_items() if k in keep]
         assert self._client is not None
-        url = httpx.URL(s.upstream_origin).copy_with(raw_path=(s.upstream_path + adm.path).encode())
-        return self._client.build_request("POST", url, params=params, headers=headers, content=adm.body)
+        # the matched path only: letters, digits and ``/._-:`` (the templates admit nothing else)
+        url = s.upstream_origin + s.upstream_path + adm.path
+        return self._client.build_request("POST", url, params=params or None, headers=headers,
+                                          content=adm.body)
 
     async def handle(self, request: Request) -> Response:
         t0, when = time.perf_counter(), datetime.now(UTC)
