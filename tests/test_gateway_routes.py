@@ -307,7 +307,7 @@ GATEWAY_ATTACKS = sorted(n for n, a in load_cases().items() if a.klass == "gatew
 
 
 def test_the_gateway_attacks_of_the_suite_hold(tmp_path: Path) -> None:
-    assert len(GATEWAY_ATTACKS) == 9
+    assert len(GATEWAY_ATTACKS) == 10
     report = run_attacks("AutoRL-Micro-Arith-v0", "none", tmp_path, names=GATEWAY_ATTACKS)
     assert [(o.name, o.status) for o in report.outcomes] == [(n, "held") for n in GATEWAY_ATTACKS], \
         [o.detail for o in report.outcomes if o.status != "held"]
@@ -337,3 +337,21 @@ def test_tools_the_provider_runs_itself_are_removed(tmp_path: Path, provider: st
     assert "mcp_servers" not in served.body
     [event] = read_events(tmp_path)
     assert event.kind == "gateway.server_tool_removed" and len(event.data["removed"]) >= 3
+
+
+def test_a_body_naming_the_model_twice_is_refused(tmp_path: Path) -> None:
+    """JSON parsers differ on which repeated key wins: the gateway refuses a repeated key, so the
+    model it checks is the model the upstream reads."""
+    raw_body = (b'{"model": "claude-opus-4-5", "max_tokens": 5, "messages": [], '
+                b'"model": "' + MODEL.encode() + b'"}')
+    with FakeLLMServer([]) as up:
+        gw = gateway(tmp_path, up.base_url)
+        try:
+            with client(gw) as c:
+                r = c.post("/v1/messages", content=raw_body,
+                           headers={"x-api-key": gw.token, "content-type": "application/json"})
+        finally:
+            gw.stop()
+    assert r.status_code == 400 and "'model' appears twice" in r.json()["error"]["message"]
+    assert up.seen == []
+    assert [e.kind for e in read_events(tmp_path)] == ["gateway.request_refused"]

@@ -27,6 +27,7 @@ class Seen(BaseModel):
     path: str
     headers: dict[str, str]
     body: dict[str, Any] | None
+    raw: bytes = b""
 
     @property
     def inference(self) -> bool:
@@ -141,7 +142,8 @@ class AttackUpstream:
                 path = self.path.split("?")[0]
                 with up._lock:
                     up.seen.append(Seen(method=self.command, path=self.path,
-                                        headers={k.lower(): v for k, v in self.headers.items()}, body=body))
+                                        headers={k.lower(): v for k, v in self.headers.items()}, body=body,
+                                        raw=raw))
                 stream = self.command == "POST" and (bool((body or {}).get("stream"))
                                                      or ":streamGenerateContent" in path)
                 if not stream:

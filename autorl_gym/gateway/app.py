@@ -80,6 +80,23 @@ class Admitted:
     reserve_cost: float
 
 
+class DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects with each key once: parsers differ on which of two ``"model"`` keys wins (the
+    gateway checking one and the upstream using the other), so a body with a repeated key is refused."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise DuplicateKey(repr(k))
+            seen.add(k)
+    return out
+
+
 def refusal(status: int, message: str, kind: str) -> JSONResponse:
     """One error body every client reads: Anthropic's ``error.type/message``, OpenAI's
     ``error.message/type/code`` and Gemini's ``error.code/message/status``. ``x-should-retry:
@@ -159,7 +176,10 @@ class Gateway:
             raise Refused(status, f"refused by the LLM gateway: {e}", "not_found_error",
                           "gateway.route_refused") from e
         try:
-            parsed = json.loads(body) if body else None
+            parsed = json.loads(body, object_pairs_hook=_unique_keys) if body else None
+        except DuplicateKey as e:
+            raise Refused(400, f"the key {e} appears twice in one object of the request body",
+                          "invalid_request_error", "gateway.request_refused") from e
         except ValueError:
             parsed = None
         if not isinstance(parsed, dict):

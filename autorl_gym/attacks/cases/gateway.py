@@ -338,3 +338,26 @@ def gateway_server_tools(ctx: AttackContext) -> str:
     if got:
         raise AttackBroken(f"provider-run tools reached the upstream: {'; '.join(got)}")
     return f"provider-run tools removed on 3 providers; {kept} of the client's own tools went through"
+
+
+@attack(klass="gateway")
+def gateway_duplicate_model_key(ctx: AttackContext) -> str:
+    """A body naming the model twice, ``{"model": "other", ..., "model": "allowed"}``: the gateway's
+    parser keeps the last, a first-wins parser upstream would serve the other model."""
+    got: list[str] = []
+    for provider in ("anthropic", "openai"):
+        with _gateway(ctx, provider) as run:
+            method, path, body = INFERENCE[provider]
+            inner = json.dumps({k: v for k, v in body.items() if k != "model"})[1:-1]
+            raw = f'{{"model": "not-allowed-model", {inner}, "model": "{MODELS[provider]}"}}'.encode()
+            conn = run.connection()
+            try:
+                conn.request(method, path, body=raw, headers={"content-type": "application/json",
+                                                               **_auth(provider, run.gw.token)})
+                conn.getresponse().read()
+            finally:
+                conn.close()
+            got += [f"{provider}: {s.raw[:80]!r}" for s in run.up.seen if b"not-allowed-model" in s.raw]
+    if got:
+        raise AttackBroken(f"a body naming a second model reached the upstream: {'; '.join(got)}")
+    return "bodies with a repeated key refused on 2 providers"
