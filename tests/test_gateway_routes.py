@@ -355,3 +355,19 @@ def test_a_body_naming_the_model_twice_is_refused(tmp_path: Path) -> None:
     assert r.status_code == 400 and "'model' appears twice" in r.json()["error"]["message"]
     assert up.seen == []
     assert [e.kind for e in read_events(tmp_path)] == ["gateway.request_refused"]
+
+
+def test_a_body_over_the_limit_is_refused_while_it_is_read(tmp_path: Path, monkeypatch) -> None:
+    import autorl_gym.gateway.app as app_module
+
+    monkeypatch.setattr(app_module, "_MAX_REQUEST_BYTES", 10_000)
+    with FakeLLMServer([]) as up:
+        gw = gateway(tmp_path, up.base_url)
+        try:
+            with client(gw) as c:
+                big = c.post("/v1/messages", json={**anthropic_body(), "pad": "x" * 20_000},
+                             headers={"x-api-key": gw.token})
+                ok = c.post("/v1/messages", json=anthropic_body(), headers={"x-api-key": gw.token})
+        finally:
+            gw.stop()
+    assert big.status_code == 413 and ok.status_code == 200 and len(up.calls) == 1

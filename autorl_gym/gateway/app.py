@@ -97,6 +97,17 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it passes ``limit`` bytes (never held whole)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def refusal(status: int, message: str, kind: str) -> JSONResponse:
     """One error body every client reads: Anthropic's ``error.type/message``, OpenAI's
     ``error.message/type/code`` and Gemini's ``error.code/message/status``. ``x-should-retry:
@@ -277,7 +288,7 @@ class Gateway:
     def _upstream_request(self, request: Request, adm: Admitted, headers: dict[str, str]) -> httpx.Request:
         s = self.settings
         keep = routes.FORWARDED_PARAMS[s.provider]
-        params = [(k, v) for k, v in request.query_params.multi_items() if k in keep]
+        params = [(k, v) for k, v in request.query_params.multi_items() if v in keep.get(k, ())]
         assert self._client is not None
         # the matched path only: letters, digits and ``/._-:`` (the templates admit nothing else)
         url = s.upstream_origin + s.upstream_path + adm.path
@@ -287,9 +298,8 @@ class Gateway:
     async def handle(self, request: Request) -> Response:
         t0, when = time.perf_counter(), datetime.now(UTC)
         route = f"{request.method} {request.url.path}"
-        body = await request.body()
         base: dict[str, Any] = {"time": when, "route": route, "model": None, "stream": False,
-                                "request_bytes": len(body)}
+                                "request_bytes": 0}
 
         def refuse(r: Refused) -> Response:
             self.log.add(LLMCall(**base, status=r.status, latency_s=time.perf_counter() - t0,
@@ -302,9 +312,11 @@ class Gateway:
                 raise Refused(401, "missing or wrong run token: use the key the sandbox was given "
                                    "(the gateway adds the real one)", "authentication_error",
                               "gateway.auth_refused")
-            if len(body) > _MAX_REQUEST_BYTES:
+            body = await _read_capped(request, _MAX_REQUEST_BYTES)
+            if body is None:
                 raise Refused(413, f"request body over {_MAX_REQUEST_BYTES} bytes", "invalid_request_error",
                               "gateway.request_refused")
+            base["request_bytes"] = len(body)
             adm = self._parse(request, body)
             base.update(model=adm.model, stream=adm.stream, reserved_tokens=adm.reserve_tokens)
             headers = self._headers(request, route)

@@ -59,15 +59,16 @@ FORWARDED_HEADERS: dict[str, frozenset[str]] = {
 }
 # Dropped headers recorded as an integrity event: they would move billing or identity upstream.
 SUSPECT_HEADER_PREFIXES = ("openai-", "anthropic-", "x-goog-", "x-openai-", "x-anthropic-", "forwarded",
-                           "x-forwarded-")
+                           "x-forwarded-", "x-http-method", "x-method-override")
 # Dropped without an event: what the CLIs send on their own, and the run token's headers.
 QUIET_HEADERS = frozenset({"x-goog-api-client", "x-goog-api-key", "anthropic-dangerous-direct-browser-access",
                            "openai-beta"})
-# Query parameters forwarded (the run token's ``key`` is consumed by the gateway).
-FORWARDED_PARAMS: dict[str, frozenset[str]] = {
-    "anthropic": frozenset({"beta"}),
-    "openai": frozenset(),
-    "gemini": frozenset({"alt"}),
+# Query parameters forwarded, with the values allowed (the run token's ``key`` is read by the
+# gateway; everything else is dropped).
+FORWARDED_PARAMS: dict[str, dict[str, frozenset[str]]] = {
+    "anthropic": {"beta": frozenset({"true"})},
+    "openai": {},
+    "gemini": {"alt": frozenset({"sse", "json"})},
 }
 # Response headers never passed back to the sandbox: hop-by-hop, and what names the account.
 DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive",

@@ -195,7 +195,7 @@ BILLING_HEADERS = {"openai-organization": "org-someone-else", "openai-project": 
                    "x-goog-user-project": "someone-elses-project", "anthropic-organization": "org-x",
                    "anthropic-workspace-id": "wrkspc_x", "x-stainless-organization": "org-x",
                    "x-goog-request-params": "project=x", "forwarded": "for=1.2.3.4",
-                   "x-openai-project": "proj_x"}
+                   "x-openai-project": "proj_x", "x-http-method-override": "DELETE"}
 
 
 @attack(klass="gateway")
