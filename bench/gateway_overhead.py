@@ -8,7 +8,9 @@ socket (as the host sees it), and from inside a bwrap sandbox through the unix-s
 Each call is a streamed Anthropic Messages request (a 1.2 kB prompt) answered with six
 server-sent events (``--delay-ms`` apart, a tool call); per call the client measures the time
 to the first body byte (TTFT) and to the last (total). The table prints medians and p90s,
-and the gateway's extra time against the direct call.
+the gateway's extra time against the direct call, and the CPU time this process spent per call
+(client, scripted server and, on the unix-socket path, the gateway: all in this process), which
+a loaded machine disturbs far less than wall-clock times.
 """
 
 from __future__ import annotations
@@ -99,11 +101,16 @@ def main() -> None:
                 timed_calls(via, warm, {"x-api-key": gw.token})
                 # interleaved rounds, so load changes on the machine hit both alike
                 d, g = [], []
+                cpu = {"direct": 0.0, "gateway": 0.0}
                 for _ in range(10):
+                    c0 = time.process_time()
                     d += timed_calls(direct, args.calls // 10, {})
+                    c1 = time.process_time()
                     g += timed_calls(via, args.calls // 10, {"x-api-key": gw.token})
-            results["direct (reference)"] = summary(d)
-            results["gateway, unix socket"] = summary(g)
+                    cpu["direct"] += c1 - c0
+                    cpu["gateway"] += time.process_time() - c1
+            results["direct (reference)"] = summary(d) | {"cpu": cpu["direct"] / len(d)}
+            results["gateway, unix socket"] = summary(g) | {"cpu": cpu["gateway"] / len(g)}
             (tmp / "ws").mkdir()
             (tmp / "ws" / "client.py").write_text(CLIENT)
             (tmp / "ws" / "body.json").write_text(json.dumps(BODY))
@@ -119,12 +126,12 @@ def main() -> None:
     table = Table(title=f"LLM gateway overhead: {args.calls} streamed Anthropic calls per path, "
                         f"events {args.delay_ms:.0f} ms apart (load average {os.getloadavg()[0]:.2f})")
     for col in ("path", "TTFT median ms", "TTFT p90 ms", "total median ms", "total p90 ms",
-                "extra per call ms", "total / direct"):
+                "extra per call ms", "total / direct", "CPU ms per call"):
         table.add_column(col, justify="right" if col != "path" else "left")
     for name, r in results.items():
         table.add_row(name, f"{r['ttft'] * 1e3:.2f}", f"{r['ttft90'] * 1e3:.2f}", f"{r['total'] * 1e3:.2f}",
                       f"{r['total90'] * 1e3:.2f}", f"{(r['total'] - ref['total']) * 1e3:+.2f}",
-                      f"{r['total'] / ref['total']:.2f}x")
+                      f"{r['total'] / ref['total']:.2f}x", f"{r['cpu'] * 1e3:.2f}" if "cpu" in r else "-")
     console.print(table)
 
 

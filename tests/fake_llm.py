@@ -8,7 +8,11 @@ Routes (real HTTP, ``http.server`` in a thread):
 * ``POST /v1/responses``: OpenAI Responses (SSE ``response.created`` ... ``response.completed``);
 * ``POST /v1/chat/completions``: OpenAI Chat Completions (chunks, usage in the last one);
 * ``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent`` (Gemini).
-* ``GET /v1/models``: a listing.
+* ``GET /v1/models``: a listing;
+* with ``account_routes=True``, every other route and method answers 200 with an account listing,
+  as a real account's files, batches or keys would (for the gateway's route tests).
+
+Every request of any route and method is kept in ``server.seen`` (method, raw path, headers).
 
 Which reply a request gets is decided by the conversation it carries, not by arrival order, so
 a CLI's retries and side requests (titles, quota probes) do not shift the script: a request that
@@ -55,6 +59,7 @@ class ServedCall(BaseModel):
     output_tokens: int
     cached_tokens: int
     sent: bytes = Field(b"", description="the answer's body as this server wrote it")
+    reports_usage: bool = True
 
 
 def count_tool_results(path: str, body: dict[str, Any]) -> int:
@@ -107,7 +112,8 @@ class FakeLLMServer:
     def __init__(self, turns: list[ScriptStep] | None = None, final: str = "Done.",
                  chunk_delay_s: float = 0.0, cached_tokens: int = 3,
                  side_text: str = "ok", on_request: Callable[[ServedCall], None] | None = None,
-                 policy: Callable[[str, dict[str, Any]], Turn] | None = None):
+                 policy: Callable[[str, dict[str, Any]], Turn] | None = None,
+                 account_routes: bool = False, report_usage: bool = True):
         self.turns = list(turns or [])
         self.policy = policy  # instead of turns: (path, body) -> the reply to a tool-offering request
         self.final = final
@@ -115,7 +121,10 @@ class FakeLLMServer:
         self.cached_tokens = cached_tokens
         self.side_text = side_text
         self.on_request = on_request
+        self.account_routes = account_routes
+        self.report_usage = report_usage  # False: a server that sends no usage at all
         self.calls: list[ServedCall] = []
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
         self._lock = threading.Lock()
         self._n = 0
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -177,14 +186,37 @@ class FakeLLMServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _see(self) -> None:
+                with srv._lock:
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    srv.seen.append((self.command, self.path, headers))
+
+            def _account(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._json(200, {"object": "list", "data": [{"id": "file-account-secret"}]})
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                self._see()
+                self._account() if srv.account_routes else self._json(404, {"error": {"message": "no route"}})
+
+            do_PUT = do_PATCH = do_DELETE  # noqa: N815
+
             def do_GET(self) -> None:  # noqa: N802
-                if self.path.split("?")[0].rstrip("/").endswith("/models"):
+                self._see()
+                if srv.account_routes:
+                    self._account()
+                elif self.path.split("?")[0].rstrip("/").endswith("/models"):
                     self._json(200, {"object": "list", "data": [
                         {"id": "fake", "object": "model", "created": 0, "owned_by": "tests"}]})
                 else:
                     self._json(404, {"error": {"message": f"no route GET {self.path}"}})
 
             def do_POST(self) -> None:  # noqa: N802
+                self._see()
+                if srv.account_routes and _api_of(self.path.split("?")[0]) is None \
+                        and not self.path.startswith("/v1/messages/count_tokens"):
+                    self._account()
+                    return
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 path = self.path.split("?")[0]
                 try:
@@ -209,7 +241,7 @@ class FakeLLMServer:
                 usage_out = max(1, len(json.dumps(final)) // 8)
                 call = ServedCall(path=path, headers=dict(self.headers.items()), body=body, model=model,
                                   stream=stream, turn=k, input_tokens=usage_in, output_tokens=usage_out,
-                                  cached_tokens=srv.cached_tokens)
+                                  cached_tokens=srv.cached_tokens, reports_usage=srv.report_usage)
                 with srv._lock:
                     srv.calls.append(call)
                 if srv.on_request:
@@ -375,6 +407,8 @@ def _usage_fields(api: str, call: ServedCall) -> dict[str, Any]:
 
 
 def _with_usage(api: str, final: dict[str, Any], call: ServedCall) -> dict[str, Any]:
+    if not call.reports_usage:
+        return final
     key = "usageMetadata" if api == "gemini" else "usage"
     return {**final, key: _usage_fields(api, call)}
 
@@ -383,6 +417,8 @@ def _with_stream_usage(api: str, events: Events, call: ServedCall) -> Events:
     """The events with usage where each API's stream carries it."""
     u = _usage_fields(api, call)
     out: Events = []
+    if not call.reports_usage:
+        return [(n, d) for n, d in events if d.get("choices") != []]
     for name, data in events:
         if api == "anthropic" and data["type"] == "message_start":
             data = {**data, "message": {**data["message"], "usage": {**u, "output_tokens": 1}}}

@@ -5,6 +5,7 @@ messages, and ``llm_calls.jsonl`` matching what the scripted upstream served."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -142,8 +143,22 @@ def test_refusals_are_clear_and_never_forwarded(tmp_path: Path) -> None:
 
 
 def test_token_and_cost_caps(tmp_path: Path) -> None:
+    """A call is admitted only if its worst case (its input, estimated as bytes / 4, plus its
+    max_tokens) fits what is left; it is then charged what the upstream reports."""
     with FakeLLMServer([]) as up:
-        gw = gateway(tmp_path, up.base_url, max_tokens=10)
+        gw = gateway(tmp_path, up.base_url, max_tokens=10_000)
+        try:
+            with client(gw) as c:
+                c.post("/v1/messages", json=anthropic_body(), headers={"x-api-key": gw.token})
+        finally:
+            gw.stop()
+    [one] = read_calls(tmp_path / "llm_calls.jsonl")
+    served = up.calls[0].input_tokens + up.calls[0].output_tokens
+    assert one.charged_tokens == served < one.reserved_tokens == math.ceil(one.request_bytes / 4) + 100
+    (tmp_path / "a").mkdir()
+    cap = one.reserved_tokens + served - 1  # holds the first call's worst case, not the second's
+    with FakeLLMServer([]) as up:
+        gw = gateway(tmp_path / "a", up.base_url, max_tokens=cap)
         try:
             with client(gw) as c:
                 first = c.post("/v1/messages", json=anthropic_body(), headers={"x-api-key": gw.token})
@@ -151,20 +166,22 @@ def test_token_and_cost_caps(tmp_path: Path) -> None:
         finally:
             gw.stop()
     assert first.status_code == 200 and second.status_code == 429
-    assert "tokens used of this run's cap of 10" in second.json()["error"]["message"]
+    assert f"{served} tokens used of this run's cap of {cap}" in second.json()["error"]["message"]
     with pytest.raises(ValueError, match="no price for my-local-model"):
         GatewaySettings(provider="openai", base_url="http://localhost:8000/v1", api_key="x",
                         allowed_models=["my-local-model"], limits=GatewayLimits(max_cost_usd=1.0))
+    worst = load_prices().cost(MODEL, one.reserved_tokens - 100, 100)
     with FakeLLMServer([]) as up:
         (tmp_path / "b").mkdir()
-        gw = gateway(tmp_path / "b", up.base_url, max_cost_usd=0.000001)
+        gw = gateway(tmp_path / "b", up.base_url, max_cost_usd=worst * 1.2)
         try:
             with client(gw) as c:
-                c.post("/v1/messages", json=anthropic_body(), headers={"x-api-key": gw.token})
+                ok = c.post("/v1/messages", json=anthropic_body(), headers={"x-api-key": gw.token})
                 over = c.post("/v1/messages", json=anthropic_body(), headers={"x-api-key": gw.token})
         finally:
             gw.stop()
-    assert over.status_code == 429 and "of this run's cap of $0.00" in over.json()["error"]["message"]
+    assert ok.status_code == 200
+    assert over.status_code == 429 and "this call may cost up to" in over.json()["error"]["message"]
 
 
 def test_upstream_down_is_a_clear_502(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """The LLM gateway: a host-side proxy, one per run, that a sandboxed agent reaches through a
-unix-socket bridge. It forwards to one upstream (Anthropic Messages, OpenAI Chat Completions and
-Responses, Gemini ``generateContent``, or any OpenAI-compatible server), adds the real key on the
-host (the sandbox holds only a per-run token), enforces the run's model allowlist and its caps on
-requests, tokens and cost (HTTP 429 past one), and records every call in ``llm_calls.jsonl``."""
+unix-socket bridge. It forwards inference and nothing else to one upstream (Anthropic Messages,
+OpenAI Chat Completions and Responses, Gemini ``generateContent``, or any OpenAI-compatible
+server; the routes, headers and tools allowed are in :mod:`autorl_gym.gateway.routes`), adds the
+real key on the host (the sandbox holds only a per-run token), enforces the run's model allowlist
+and its caps on requests, tokens and cost (each call's worst case reserved at admission, HTTP 429
+past one), records every call in ``llm_calls.jsonl`` and every refusal as an integrity event."""
 
 from autorl_gym.gateway.app import Gateway
 from autorl_gym.gateway.prices import PriceTable, load_prices

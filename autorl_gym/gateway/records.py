@@ -26,6 +26,12 @@ class LLMCall(BaseModel):
     request_bytes: int = 0
     response_bytes: int = 0
     refused: str | None = Field(None, description="why the gateway refused it (not forwarded)")
+    reserved_tokens: int | None = Field(None, description="held against the token cap while in flight: "
+                                        "the input estimate plus the output the request may generate")
+    charged_tokens: int | None = Field(None, description="counted against the token cap: the usage the "
+                                       "upstream reported, or the reservation when it reported none")
+    client_closed: bool = Field(False, description="the client hung up first; the gateway read the "
+                                "answer to its end for its usage")
 
 
 class Usage(BaseModel):

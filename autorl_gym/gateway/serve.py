@@ -28,11 +28,15 @@ class GatewayServer:
     the key)."""
 
     def __init__(self, settings: GatewaySettings, socket_path: Path, log_path: Path | None,
-                 tcp: bool = False, token: str | None = None):
+                 tcp: bool = False, token: str | None = None, events_dir: Path | None = None):
+        """``log_path``: the run's ``llm_calls.jsonl``; integrity events go to ``events_dir``
+        (default: the folder of ``log_path``, the run's results folder)."""
         self.settings = settings
         self.socket_path = socket_path
         self.token = token or f"autorl-run-{secrets.token_urlsafe(24)}"
-        self.gateway = Gateway(settings, self.token, CallLog(log_path))
+        if events_dir is None and log_path is not None:
+            events_dir = log_path.parent
+        self.gateway = Gateway(settings, self.token, CallLog(log_path), events_dir)
         self.log_path = log_path
         self._sockets: list[socket.socket] = [bind_unix(socket_path)]
         if tcp:

@@ -27,11 +27,20 @@ GATEWAY_PORT = 8766  # the gateway's port on each sandbox's private loopback
 
 
 class GatewayLimits(BaseModel):
-    """Per-run caps; a request past one is refused with HTTP 429 and a message naming it."""
+    """Per-run caps; a request past one is refused with HTTP 429 and a message naming it.
+
+    Every forwarded call counts as a request (token counts included; refused ones are not
+    forwarded and do not count). A call is admitted only if its worst case fits what is left of
+    the token and cost caps: its input (estimated as request bytes / 4) plus the output it may
+    generate (its ``max_tokens`` or the API's equivalent, times the choices it asks for;
+    ``default_output_tokens`` when it names none), held while it runs and settled to the
+    upstream's usage afterwards."""
 
     max_requests: int | None = Field(None, gt=0, description="LLM calls in the run")
     max_tokens: int | None = Field(None, gt=0, description="input plus output tokens in the run")
     max_cost_usd: float | None = Field(None, gt=0, description="USD in the run (price table)")
+    default_output_tokens: int = Field(8192, gt=0, description="output reserved for a call that "
+                                       "declares no maximum")
 
 
 class GatewaySettings(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -116,3 +117,42 @@ class UsageMeter:
                     self._absorb(json.loads(bytes(self._buf)))
             self._buf = bytearray()
         return self._best
+
+
+_EVENT_END = re.compile(rb"\r?\n\r?\n")
+
+
+class UsageChunkStripper:
+    """Removes, from an OpenAI stream, the usage-only chunk (``"choices": []`` and a ``usage``) that
+    the gateway asked for on the client's behalf: the client gets the stream it asked for. Works on
+    whole server-sent events; a partial event waits for its end (the client could not parse it)."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._buf += chunk
+        out, start = [], 0
+        for m in _EVENT_END.finditer(self._buf):
+            event = self._buf[start:m.end()]
+            if not self._usage_only(event):
+                out.append(event)
+            start = m.end()
+        self._buf = self._buf[start:]
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        rest, self._buf = self._buf, b""
+        return rest
+
+    @staticmethod
+    def _usage_only(event: bytes) -> bool:
+        for line in event.splitlines():
+            if line.startswith(b"data:"):
+                try:
+                    obj = json.loads(line[5:])
+                except ValueError:
+                    return False
+                return (isinstance(obj, dict) and obj.get("choices") == []
+                        and isinstance(obj.get("usage"), dict))
+        return False
