@@ -26,10 +26,13 @@ from autorl_gym.attacks.base import AttackBroken, AttackContext, AttackSkipped, 
 #: what a probe sends: raw HTTP with placeholders <own> <token> <other> <other_token> <sc>
 #: <other_sc> (the run's id, its token, a second run's id and token, the scenarios)
 _PROBE = r"""
-import base64, json, socket, sys
+import base64, json, re, socket, sys
 out = []
 for r in json.loads(base64.b64decode(sys.argv[1])):
     data = base64.b64decode(r["raw"]) + b"a" * r.get("pad", 0)
+    if r.get("chunks"):
+        data += b"".join(b"4000\r\n" + b"a" * 0x4000 + b"\r\n" for _ in range(r["chunks"]))
+        data += b"0\r\n\r\n"
     got, err = b"", None
     s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=60)
     try:
@@ -45,7 +48,9 @@ for r in json.loads(base64.b64decode(sys.argv[1])):
     except OSError as e:
         err = err or repr(e)
     s.close()
-    out.append({"response": got.decode("latin-1"), "error": err})
+    text = got.decode("latin-1")
+    statuses = [int(m) for m in re.findall(r"HTTP/1\.[01] (\d{3}) [A-Z]", text)]
+    out.append({"statuses": statuses, "response": text[:1500], "error": err})
 print(json.dumps(out))
 """
 
@@ -57,6 +62,8 @@ class Probe:
     name: str
     raw: str
     pad: int = 0
+    #: 16 KiB chunks sent after ``raw`` (a chunked body), then the last chunk
+    chunks: int = 0
     #: statuses that count as refused; the bridge's own refusal is a 403
     refused: tuple[int, ...] = (403,)
     #: a refusal the app sees is recorded as an integrity event (False: the HTTP parser refuses
@@ -101,7 +108,8 @@ class Bridged:
                 text = text.replace(k, v)
             return text
 
-        payload = [{"raw": base64.b64encode(fill(p.raw).encode("latin-1")).decode(), "pad": p.pad}
+        payload = [{"raw": base64.b64encode(fill(p.raw).encode("latin-1")).decode(), "pad": p.pad,
+                    "chunks": p.chunks}
                    for p in probes]
         arg = base64.b64encode(json.dumps(payload).encode()).decode()
         res = self.box.exec(f"python3 -I -S -c {shlex.quote(_PROBE)} {arg} {self.port}", timeout_s=300)
@@ -109,10 +117,7 @@ class Bridged:
             raise RuntimeError(f"the probe failed in the sandbox: {res.output[-2000:]}")
         answers = []
         for p, got in zip(probes, json.loads(res.output.strip().splitlines()[-1]), strict=True):
-            text = got["response"]
-            statuses = [int(line.split()[1]) for line in text.split("\r\n")
-                        if line.startswith("HTTP/1.") and len(line.split()) > 1
-                        and line.split()[1].isdigit()]
+            text, statuses = got["response"], got["statuses"]
             body = text.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in text else text
             answers.append(Answer(p, statuses, body[:1000], got["error"]))
         return answers
@@ -195,7 +200,8 @@ def judge(b: Bridged, answers: list[Answer]) -> str:
         broken.append(f"{want} refusals but {len(events)} bridge.refused integrity events")
     if broken:
         raise AttackBroken("; ".join(broken))
-    return (f"{len(answers)} requests refused ({', '.join(sorted({str(s) for a in answers for s in a.statuses}))}), "
+    seen = ", ".join(sorted({str(s) for a in answers for s in a.statuses}))
+    return (f"{len(answers)} requests refused ({seen}), "
             f"no work started on the host, {len(events)} bridge.refused events")
 
 
@@ -268,7 +274,8 @@ def bridge_path_tricks(ctx: AttackContext) -> str:
         ev = '{"model_path": "model"}'
         return judge(b, b.send([
             Probe("POST /runs/<own>/../../evaluate", _post("/runs/<own>/../../evaluate", ev)),
-            Probe("POST /runs/<own>/submit/../../../evaluate", _post("/runs/<own>/submit/../../../evaluate", ev)),
+            Probe("POST /runs/<own>/submit/../../../evaluate",
+                  _post("/runs/<own>/submit/../../../evaluate", ev)),
             Probe("GET /runs/<own>/../<other_sc>", _get("/runs/<own>/../../scenarios/<other_sc>")),
             Probe("GET /runs/%2e%2e/scenarios/<other_sc>", _get("/runs/%2e%2e/scenarios/<other_sc>")),
             Probe("GET /scenarios%2F<other_sc>", _get("/scenarios%2F<other_sc>")),
@@ -292,9 +299,11 @@ def bridge_method_override(ctx: AttackContext) -> str:
     requests to the run's own routes and to host routes."""
     with bridged(ctx) as b:
         return judge(b, b.send([
-            Probe("GET /runs/<own> overridden to POST", _get("/runs/<own>", extra="X-HTTP-Method-Override: POST\r\n")),
+            Probe("GET /runs/<own> overridden to POST",
+                  _get("/runs/<own>", extra="X-HTTP-Method-Override: POST\r\n")),
             Probe("POST /runs/<own>/submit overridden to DELETE",
-                  _post("/runs/<own>/submit", '{"model_path": "model"}', extra="X-HTTP-Method-Override: DELETE\r\n")),
+                  _post("/runs/<own>/submit", '{"model_path": "model"}',
+                        extra="X-HTTP-Method-Override: DELETE\r\n")),
             Probe("GET /evaluate overridden to POST", _get("/evaluate", extra="X-HTTP-Method: POST\r\n")),
             Probe("GET /runs overridden to POST", _get("/runs", extra="X-Method-Override: POST\r\n")),
         ]))
@@ -308,12 +317,11 @@ def bridge_oversized_body(ctx: AttackContext) -> str:
         big = 1 << 20
         head = ("POST /runs/<own>/submit HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer <token>\r\n"
                 "Content-Type: application/json\r\n")
-        chunked = head + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + "".join(
-            f"{0x4000:x}\r\n" + "a" * 0x4000 + "\r\n" for _ in range(64)) + "0\r\n\r\n"
+        chunked = head + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         return judge(b, b.send([
             Probe("POST submit with a declared 1 MB body",
                   head + f"Content-Length: {big}\r\nConnection: close\r\n\r\n", pad=big, refused=(403, 413)),
-            Probe("POST submit with a chunked 1 MB body", chunked, refused=(403, 413)),
+            Probe("POST submit with a chunked 1 MB body", chunked, chunks=64, refused=(403, 413)),
             Probe("GET /runs/<own> with a body",
                   _get("/runs/<own>", extra="Content-Length: 5\r\n") + "hello"),
         ]))
@@ -339,16 +347,16 @@ def bridge_header_injection(ctx: AttackContext) -> str:
     with bridged(ctx) as b:
         smuggled = ("GET /runs/<own>/time HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer <token>\r\n"
                     "X-Note: a\rPOST /evaluate HTTP/1.1\r\nConnection: close\r\n\r\n")
-        cl_te = ("POST /runs/<own>/finish HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer <token>\r\n"
+        cl_te = ("GET /runs/<own>/time HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer <token>\r\n"
                  "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
                  "GET /scenarios/<other_sc> HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        pipelined = ("GET /runs/<own>/time HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer <token>\r\n\r\n"
-                     + _get("/scenarios/<other_sc>"))
+        pipelined = ("GET /runs/<own>/time HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Authorization: Bearer <token>\r\n\r\n" + _get("/scenarios/<other_sc>"))
         folded = ("GET /scenarios/<other_sc> HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: b\r\n c\r\n"
                   "Connection: close\r\n\r\n")
         answers = b.send([
             Probe("CR inside a header value", smuggled, refused=(400,), event=False),
-            Probe("Content-Length with Transfer-Encoding", cl_te, refused=(400,), event=False),
+            Probe("Content-Length with Transfer-Encoding", cl_te, refused=(400, 403), event=False),
             Probe("a pipelined GET /scenarios/<other_sc> after GET /runs/<own>/time", pipelined,
                   refused=(200, 403)),
             Probe("a folded header", folded, refused=(400, 403), event=False),
