@@ -148,14 +148,14 @@ def bridged(ctx: AttackContext, runs: int = 1) -> Iterator[Bridged]:
     if not sandbox_isolated(ctx.sandbox):
         raise AttackSkipped(f"sandbox {ctx.sandbox!r} has no bridge (its commands reach the host)")
     tmp = Path(tempfile.mkdtemp(prefix="autorl-bridge-attack-"))
-    bridge, host = tmp / "grading.sock", tmp / "host.sock"
+    host = tmp / "host.sock"  # the host's side; each run's bridge is made by the server
     settings = ServerSettings(ledger=ctx.scratch / "private" / "ledger.sqlite",
                               workspace_root=ctx.scratch / "workspace",
                               results_dir=ctx.scratch / "results", sandbox=ctx.sandbox,
-                              default_scenario=ctx.scenario_id, bridge_socket=bridge,
+                              default_scenario=ctx.scenario_id, bridge_dir=tmp / "bridges",
                               sandbox_url=f"http://127.0.0.1:{SANDBOX_PORT}")
     app = create_app(settings)
-    server = ServerThread(app, [bind_unix(bridge), bind_unix(host)])
+    server = ServerThread(app, [bind_unix(host)])
     server.start()
     box = None
     try:
