@@ -235,12 +235,23 @@ def bridge_other_run(ctx: AttackContext) -> str:
     finish run B, or reach run A's routes with B's token."""
     with bridged(ctx, runs=2) as b:
         body = '{"model_path": "model"}'
+        folder = b.service.bridges.folder
+        if folder is not None:  # the other run's own bridge, by its host path
+            other_sock = folder / f"{b.runs[1].run_id}.sock"
+            res = b.box.exec(f"ls -a {folder}; python3 -I -S -c 'import socket, sys; "
+                             f"socket.socket(socket.AF_UNIX).connect(sys.argv[1])' {other_sock}")
+            if res.exit_code == 0:
+                raise AttackBroken(f"the other run's bridge socket is reachable inside: {res.output[:500]}")
         return judge(b, b.send([
             Probe("GET /runs/<other>", _get("/runs/<other>", "<other_token>")),
             Probe("GET /runs/<other>/time", _get("/runs/<other>/time", "<other_token>")),
             Probe("POST /runs/<other>/submit", _post("/runs/<other>/submit", body, "<other_token>")),
             Probe("POST /runs/<other>/finish", _post("/runs/<other>/finish", "{}", "<other_token>")),
             Probe("GET /runs/<other> with the run's own token", _get("/runs/<other>")),
+            # the other run's token does not open the run's own routes either (the handler's
+            # token check: a 403 that is not the bridge's, so no bridge event)
+            Probe("GET /runs/<own> with the other run's token", _get("/runs/<own>", "<other_token>"),
+                  event=False),
         ]))
 
 
@@ -360,6 +371,15 @@ def bridge_header_injection(ctx: AttackContext) -> str:
             Probe("a pipelined GET /scenarios/<other_sc> after GET /runs/<own>/time", pipelined,
                   refused=(200, 403)),
             Probe("a folded header", folded, refused=(400, 403), event=False),
+            Probe("forwarding headers claiming the host",
+                  _get("/scenarios/<other_sc>", extra="X-Forwarded-For: 127.0.0.1\r\nX-Real-IP: 127.0.0.1\r\n"
+                       "Forwarded: for=127.0.0.1;host=127.0.0.1:8000\r\nX-Forwarded-Host: 127.0.0.1\r\n")),
+            Probe("a websocket upgrade to another scenario",
+                  _get("/scenarios/<other_sc>", extra="Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n").replace(
+                           "Connection: close", "Connection: Upgrade")),
+            Probe("an h2c upgrade to /evaluate",
+                  _get("/evaluate", extra="Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n")),
         ])
         pipe = answers[2]
         if pipe.statuses[:1] != [200] or (len(pipe.statuses) > 1 and pipe.statuses[1] != 403):
