@@ -127,3 +127,60 @@ def test_own_run_through_its_bridge(tmp_path: Path, kind: str, micro_assets,
         assert events[0].source == "server" and events[0].data["run_id"] == created.run_id
     finally:
         server.stop()
+
+
+def test_an_allowed_request_carries_its_bridge_run(tmp_path: Path) -> None:
+    """A route added for the bridge's own run finds the run in request.state.bridge_run; a
+    refused request never reaches the app."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from autorl_gym.server.bridge import BridgeGate
+
+    seen: list[object] = []
+
+    async def app(scope, receive, send) -> None:
+        seen.append(getattr(Request(scope).state, "bridge_run", None))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    bridges = Bridges(tmp_path / "bridges")
+    bridges.set_listener(lambda sock: sock.close())  # no server here: the socket is not served
+    path = bridges.open("aaaa1111", MICRO_ID, tmp_path / "results")
+    gate = BridgeGate(app, bridges)
+    sent: list[dict] = []
+
+    async def send(msg: dict) -> None:
+        sent.append(msg)
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def one(method: str, target: str, server: tuple[str, int | None]) -> int:
+        sent.clear()
+        await gate(_scope(method, target, server, state={}), receive, send)
+        return sent[0]["status"]
+
+    assert asyncio.run(one("GET", "/runs/aaaa1111/time", (str(path), None))) == 204
+    assert isinstance(seen[-1], BridgeRun) and seen[-1].run_id == "aaaa1111"
+    assert asyncio.run(one("GET", "/runs/aaaa1111/time", ("127.0.0.1", 8000))) == 204
+    assert seen[-1] is None  # a host request: no bridge run
+    n = len(seen)
+    assert asyncio.run(one("GET", "/scenarios/x", (str(path), None))) == 403
+    assert len(seen) == n  # never reached the app
+    [event] = read_events(tmp_path / "results")
+    assert event.kind == "bridge.refused" and event.data["path"] == "/scenarios/x"
+
+
+def test_refusals_recorded_up_to_a_cap(tmp_path: Path) -> None:
+    from autorl_gym.server.bridge import MAX_EVENTS
+
+    bridges = Bridges(tmp_path / "bridges")
+    run = BridgeRun(run_id="r", scenario=MICRO_ID, socket=tmp_path / "x.sock",
+                    results_dir=tmp_path / "results")
+    for i in range(MAX_EVENTS + 50):
+        bridges.refused(run, "GET", f"/scenarios/{i}", "a sandbox may reach its own run only")
+    events = read_events(tmp_path / "results")
+    assert len(events) == MAX_EVENTS and run.refused == MAX_EVENTS + 50
+    assert "later ones are not recorded" in events[-1].detail
