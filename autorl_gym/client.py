@@ -106,6 +106,11 @@ class GradingClient:
         return self._call(RunOut, "POST", f"/runs/{run_id}/finish", run_id=run_id, token=token,
                           json=_body(model_path=model_path))
 
+    def end(self, run_id: str, reason: str, token: str | None = None) -> RunOut:
+        """The runner ends a run its agent did not finish (host side only), saying why."""
+        return self._call(RunOut, "POST", f"/runs/{run_id}/end", run_id=run_id, token=token,
+                          json={"reason": reason})
+
     # ------------------------------------------------------------------ plumbing
     def _call(self, model: type[M], method: str, path: str, *, run_id: str | None = None,
               token: str | None = None, json: dict[str, Any] | None = None) -> M:

@@ -31,7 +31,7 @@ from autorl_gym.server import SANDBOX_PORT, ServerSettings, ServerThread, bind_t
 from autorl_gym.server.bodies import RunCreated, RunOut, SubmissionOut
 from autorl_gym.tools.process import shell_exports
 from autorl_gym.tools.registry import make_sandbox, sandbox_isolated
-from autorl_gym.tools.sandbox import Sandbox
+from autorl_gym.tools.sandbox import ExecResult, Sandbox
 
 
 class ExternalRun(RunOut):
@@ -63,17 +63,16 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    sock_path = tmp / "grading.sock"  # bridged into the sandbox: the agent's side
     host_sock = tmp / "host.sock"  # this process's side (it creates the run)
-    sockets = [bind_unix(sock_path), bind_unix(host_sock)]
-    if sandbox_isolated(sandbox):  # a private network: the server is bridged in
-        url, bridge = f"http://127.0.0.1:{SANDBOX_PORT}", sock_path
+    sockets = [bind_unix(host_sock)]
+    if sandbox_isolated(sandbox):  # a private network: the run's own socket is bridged in
+        url, bridge = f"http://127.0.0.1:{SANDBOX_PORT}", tmp / "bridges"
     else:  # no sandbox: the agent runs on the host and reaches a loopback port directly
         sockets.append(bind_tcp("127.0.0.1", 0))
         url, bridge = f"http://127.0.0.1:{sockets[-1].getsockname()[1]}", None
     settings = ServerSettings(ledger=Path(results_dir) / "ledger.sqlite",
                               workspace_root=Path(workspace_root), results_dir=Path(results_dir),
-                              sandbox=sandbox, default_scenario=scenario_id, bridge_socket=bridge,
+                              sandbox=sandbox, default_scenario=scenario_id, bridge_dir=bridge,
                               sandbox_url=url, progress=progress)
     app = create_app(settings)
     server = ServerThread(app, sockets)
@@ -94,7 +93,10 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
         result: dict[str, Any] = {}
 
         def agent() -> None:
-            result["exec"] = box.exec(command, timeout_s=max(1.0, created.time.remaining_s))
+            try:
+                result["exec"] = box.exec(command, timeout_s=max(1.0, created.time.remaining_s))
+            except Exception as e:  # noqa: BLE001 - the run still ends, saying why
+                result["error"] = f"{e.__class__.__name__}: {e}"
 
         t = threading.Thread(target=agent, name=f"agent-{spec.name}", daemon=True)
         t0 = time.monotonic()
@@ -116,8 +118,9 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
             console.print(f"[dim]agent command ended[/] exit code {res.exit_code}"
                           + (" (timed out)" if res.timed_out else "") + f" after {res.duration_s:.1f} s")
         if run.status == "active":
-            with console.status("the agent did not finish: finishing the run (test grading)"):
-                run = client.finish(run_id)
+            why = ending_reason(res, result.get("error"))
+            with console.status(f"{why}: ending the run (test grading)"):
+                run = client.end(run_id, why)
         usage = (cli_run.finish(ws, Path(run.results_dir), run.feedback) if cli_run is not None
                  else None)
         return ExternalRun(**run.model_dump(), agent_exit_code=res.exit_code if res is not None else None,
@@ -128,6 +131,25 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
         client.close()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ending_reason(res: ExecResult | None, error: str | None = None) -> str:
+    """Why a run ended that the agent did not finish, from how its command ended (feedback.json's
+    ``reason``; never "the agent called finish")."""
+    if res is None:
+        return f"the agent's command could not run ({error or 'no result'})"
+    if res.timed_out:
+        return (f"wall-clock budget spent: the agent's command was still running after "
+                f"{res.duration_s:.0f} s and was stopped")
+    if res.exit_code is None:
+        return (f"the agent's command was killed ({res.killed_reason or 'by the sandbox'}) "
+                "before it called finish")
+    if res.exit_code == 0:
+        return "the agent's command exited (exit code 0) without calling finish"
+    if res.exit_code > 128:
+        return (f"the agent's command was killed by signal {res.exit_code - 128} "
+                f"(exit code {res.exit_code}) before it called finish")
+    return f"the agent's command crashed (exit code {res.exit_code}) without calling finish"
 
 
 def _agent_box(spec: AgentSpec, service: Any, created: RunCreated, sandbox: str, cli_run: CLIRun | None,

@@ -160,6 +160,7 @@ def test_step_limit_truncates(make_env):
     obs, _, term, trunc, info = env.step({"tool": "list_files"})
     assert trunc and not term and "step limit" in obs
     assert info["feedback"]["status"] == "truncated"
+    assert info["feedback"]["reason"] == "step limit reached"
 
 
 def test_time_budget_truncates_and_caps_timeouts(make_env):

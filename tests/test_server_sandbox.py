@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import MICRO_ID
 from server_helpers import QUICK_ID, TEST_SCENARIOS
 from test_server import bwrap_ok  # noqa: F401 - a fixture
 
@@ -17,26 +18,32 @@ from autorl_gym.agents import AgentError, AgentSpec, load_agent_spec, make_agent
 from autorl_gym.client import GradingAPIError, GradingClient
 from autorl_gym.scenario import catalog
 from autorl_gym.server import ServerSettings, ServerThread, bind_tcp, bind_unix, create_app
-from autorl_gym.tools import SandboxSpec, UnixBridge, make_sandbox
+from autorl_gym.tools import SandboxSpec, make_sandbox
 
 
 @pytest.mark.parametrize("kind", ["local", "docker"])
-def test_sandbox_reaches_the_server_and_no_other_network(tmp_path: Path, kind: str,
+def test_sandbox_reaches_the_server_and_no_other_network(tmp_path: Path, kind: str, micro_assets,
                                                          request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("bwrap_ok" if kind == "local" else "need_docker")
-    sock = tmp_path / "bridge" / "grading.sock"
-    sock.parent.mkdir()
+    bridges = tmp_path / "bridge" / "runs"
+    host_sock = tmp_path / "bridge" / "host.sock"
+    bridges.parent.mkdir()
     tcp = bind_tcp("127.0.0.1", 0)
     port = tcp.getsockname()[1]
     ledger = tmp_path / "private" / "ledger.sqlite"
-    app = create_app(ServerSettings(ledger=ledger, workspace_root=tmp_path / "ws",
-                                    results_dir=tmp_path / "results", bridge_socket=sock))
-    server = ServerThread(app, [bind_unix(sock), tcp])
+    app = create_app(ServerSettings(ledger=ledger, workspace_root=tmp_path / "ws", sandbox=kind,
+                                    results_dir=tmp_path / "results", bridge_dir=bridges,
+                                    sandbox_url="http://127.0.0.1:8765"))
+    server = ServerThread(app, [bind_unix(host_sock), tcp])
     server.start()
     try:
-        ws = tmp_path / "ws" / "one"
-        box = make_sandbox(kind, SandboxSpec(workspace=ws, bridges=[UnixBridge(socket=sock, port=8765)],
-                                             env={"GRADING_SERVER_URL": "http://127.0.0.1:8765"}))
+        with GradingClient(uds=host_sock) as host:
+            created = host.create_run(MICRO_ID)
+        service = app.state.service
+        spec = service.episode(service.run_row(created.run_id)).sandbox_spec()
+        [bridge] = spec.bridges  # the run's own socket, named after it, in the host-only folder
+        assert bridge.socket == bridges.resolve() / f"{created.run_id}.sock"
+        box = make_sandbox(kind, spec)
         inside = box.exec("curl -sS --fail $GRADING_SERVER_URL/health")
         assert inside.exit_code == 0, inside.output
         assert json.loads(inside.output)["status"] == "ok"
@@ -65,16 +72,17 @@ def test_sandbox_reaches_the_server_and_no_other_network(tmp_path: Path, kind: s
         assert probe.exit_code != 0 and "unreachable" in probe.output.lower(), probe.output
         interfaces = box.exec("tail -n +3 /proc/net/dev | cut -d: -f1")
         assert interfaces.output.split() == ["lo"], interfaces.output
-        # the ledger and the socket's host folder are not visible inside
-        hidden = box.exec(f"ls {ledger.parent} {sock.parent}")
+        # the ledger, the host's socket and the bridge folder are not visible inside
+        hidden = box.exec(f"ls {ledger.parent} {host_sock.parent} {bridges}")
         assert hidden.exit_code != 0 and "No such file" in hidden.output, hidden.output
         # a command run in the same sandbox without the bridge option has no server at all
-        plain = make_sandbox(kind, SandboxSpec(workspace=ws)).exec(
+        plain = make_sandbox(kind, SandboxSpec(workspace=spec.workspace)).exec(
             "curl -sS --max-time 5 http://127.0.0.1:8765/health")
         assert plain.exit_code != 0
         # the forwarder does not change exit codes or output
         res = box.exec("echo out; echo err >&2; exit 7")
         assert res.exit_code == 7 and res.output.split() == ["out", "err"]
+        box.close()
     finally:
         server.stop()
 

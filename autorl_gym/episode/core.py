@@ -315,6 +315,16 @@ class Episode:
         return max(valid, key=lambda s: (s.score, -s.id)) if valid else None
 
     # ------------------------------------------------------------------ the end
+    def end(self, reason: str) -> Feedback:
+        """The runner ends the episode its agent did not finish (an external agent's command
+        exited, crashed, was killed or timed out): like ``finish`` with the best submission, but
+        the results say ``reason`` and the status is ``truncated``. No step is counted."""
+        if not self.active:
+            if self.final_feedback is None:
+                raise RuntimeError("the episode is not running")
+            return self.final_feedback
+        return self._end(None, "truncated", reason)
+
     def abandon(self, reason: str) -> None:
         """End a running episode without grading (results say "abandoned"); close the sandbox."""
         if self.active and self.recorder is not None:

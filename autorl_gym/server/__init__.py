@@ -1,9 +1,10 @@
 """The grading HTTP API: a thin HTTP adapter over the episode core.
 
 ``bodies`` (the API's pydantic models), ``service`` (:class:`GradingService`: runs as episodes,
-the ledger), ``queues`` (one grading worker per device), ``middleware`` (body cap, what sandboxed
-callers may do), ``app`` (routes), ``serving`` (sockets, a background server, ``serve``). The
-typed client is :mod:`autorl_gym.client`.
+the ledger), ``queues`` (one grading worker per device), ``middleware`` (body cap), ``bridge``
+(each run's own socket into its sandbox, and the one allow-list of what a sandbox may ask),
+``app`` (routes), ``serving`` (sockets, a background server, ``serve``). The typed client is
+:mod:`autorl_gym.client`.
 """
 
 from __future__ import annotations

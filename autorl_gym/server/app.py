@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from autorl_gym.scenario import catalog
 from autorl_gym.server.bodies import (
+    EndIn,
     ErrorOut,
     EvaluateIn,
     EvaluateOut,
@@ -38,7 +39,8 @@ from autorl_gym.server.bodies import (
     SubmitOut,
     TimeOut,
 )
-from autorl_gym.server.middleware import BodyLimit, SandboxSide
+from autorl_gym.server.bridge import BridgeGate, Bridges
+from autorl_gym.server.middleware import BodyLimit
 from autorl_gym.server.service import GradingService, run_time
 from autorl_gym.server.settings import API_VERSION, ServerSettings
 
@@ -59,10 +61,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
     settings = settings or ServerSettings()
+    bridges = Bridges(settings.bridge_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        service = GradingService(settings)
+        service = GradingService(settings, bridges)
         app.state.service = service
         n = service.recover()
         if n:
@@ -128,11 +131,17 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def finish(run_id: str, s: Svc, creds: Creds, body: FinishIn | None = None) -> RunOut:
         return await s.finish(s.check_token(run_id, creds), body or FinishIn())
 
+    @app.post("/runs/{run_id}/end")
+    async def end(run_id: str, body: EndIn, s: Svc, creds: Creds) -> RunOut:
+        """The runner ends a run the agent did not finish (host only: never over a bridge)."""
+        return await s.end(s.check_token(run_id, creds), body.reason)
+
     from autorl_gym.dashboard import mount_dashboard
 
     mount_dashboard(app, settings.results_dir)  # /dashboard: the results pages (not for sandboxes)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    app.add_middleware(SandboxSide, bridge_socket=settings.bridge_socket)
+    app.state.bridges = bridges
+    app.add_middleware(BridgeGate, bridges=bridges)  # outermost: before anything reads the request
     return app
 
 

@@ -127,6 +127,11 @@ class FinishIn(_Strict):
                                    description="the submission to grade on test (default: best)")
 
 
+class EndIn(_Strict):
+    reason: str = Field(min_length=1, max_length=1000,
+                        description="why the runner ended the run (the agent did not finish)")
+
+
 class RunOut(BaseModel):
     run_id: str
     scenario: str

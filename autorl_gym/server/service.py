@@ -34,6 +34,7 @@ from autorl_gym.server.bodies import (
     SubmitOut,
     TimeOut,
 )
+from autorl_gym.server.bridge import Bridges
 from autorl_gym.server.queues import DeviceQueues, device_for
 from autorl_gym.server.settings import SANDBOX_PORT, ServerSettings
 from autorl_gym.tools.calls import tool_schemas
@@ -44,8 +45,9 @@ log = logging.getLogger(__name__)
 
 
 class GradingService:
-    def __init__(self, settings: ServerSettings):
+    def __init__(self, settings: ServerSettings, bridges: Bridges | None = None):
         self.settings = settings
+        self.bridges = bridges or Bridges(settings.bridge_dir)
         self.ledger = Ledger(settings.ledger)
         self.queues = DeviceQueues()
         self._episodes: dict[str, Episode] = {}  # run id -> its episode, started or taken up
@@ -138,15 +140,17 @@ class GradingService:
         return self._locks.setdefault(key, asyncio.Lock())
 
     def _episode_config(self, sc: Scenario, run: RunRow, token: str | None) -> EpisodeConfig:
-        """A run's episode, with the server reachable from inside its sandbox."""
+        """A run's episode, with the server reachable from inside its sandbox (through the run's
+        own bridge socket when the sandbox isolates: see :mod:`autorl_gym.server.bridge`)."""
         env = {"RUN_ID": run.id}
         if token:
             env["RUN_TOKEN"] = token
         if self.settings.sandbox_url:
             env["GRADING_SERVER_URL"] = self.settings.sandbox_url
         bridges = []
-        if self.settings.bridge_socket is not None and sandbox_isolated(self.settings.sandbox):
-            bridges = [UnixBridge(socket=self.settings.bridge_socket, port=SANDBOX_PORT)]
+        if self.bridges.enabled and sandbox_isolated(self.settings.sandbox):
+            sock = self.bridges.open(run.id, sc.id, Path(run.results_dir) if run.results_dir else None)
+            bridges = [UnixBridge(socket=sock, port=SANDBOX_PORT)]
         return EpisodeConfig(
             scenario=sc, sandbox=run.sandbox, workspace_root=self.settings.workspace_root,
             results_dir=self.settings.results_dir, budget_seconds=run.budget_seconds,
@@ -179,6 +183,8 @@ class GradingService:
                                        "workspace": str(episode.workspace.root),
                                        "results_dir": str(episode.recorder.root)})
         self.ledger.add_run(run, token)
+        if self.bridges.enabled:  # refusals from now on go to the run's integrity record
+            self.bridges.open(run_id, sc.id, episode.recorder.root)
         self._episodes[run_id] = episode
         env = {k: v for k, v in episode.sandbox_env().items() if k != "RUN_TOKEN"}  # it is `token`
         return RunCreated(**self.run_out(run).model_dump(), token=token, env=env)
@@ -302,6 +308,23 @@ class GradingService:
             self._ended(run.id, self.episode(current).finish(body.model_path).feedback)
 
         await self.queues.submit(device_for(sc), f"finish {run.id}", job)
+        return self.run_out(self.run_row(run.id))
+
+    async def end(self, run: RunRow, reason: str) -> RunOut:
+        """The runner ends a run its agent did not finish (its command exited, crashed, was
+        killed or ran out of time): the best submission is graded on test, and the feedback says
+        ``reason``, not that the agent finished."""
+        if run.status != "active":
+            raise HTTPException(409, f"run {run.id} is already {run.status}")
+        sc = self.scenario(run.scenario)
+
+        def job() -> None:
+            current = self.ledger.run(run.id)
+            if current is None or current.status != "active":
+                return
+            self._ended(run.id, self.episode(current).end(reason))
+
+        await self.queues.submit(device_for(sc), f"end {run.id}", job)
         return self.run_out(self.run_row(run.id))
 
     # -- restart -----------------------------------------------------------------------------

@@ -3,6 +3,8 @@ background thread (for ``autorl-gym run --agent``), and ``autorl-gym serve``."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import shutil
 import socket
 import tempfile
@@ -36,14 +38,41 @@ def bind_unix(path: Path) -> socket.socket:
     return sock
 
 
+def _server(app: Any, log_level: str) -> Any:
+    """A uvicorn server for ``app`` that also accepts on each bridge socket the app opens while it
+    runs (a grading app's ``app.state.bridges``: one socket per run, made when the run is)."""
+    import uvicorn
+
+    bridges = getattr(getattr(app, "state", None), "bridges", None)
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if bridges is None or not bridges.enabled:
+                return
+            loop = asyncio.get_running_loop()
+            protocol = functools.partial(self.config.http_protocol_class, config=self.config,
+                                         server_state=self.server_state,
+                                         app_state=self.lifespan.state)
+
+            async def accept(sock: socket.socket) -> None:
+                self.servers.append(await loop.create_server(protocol, sock=sock,
+                                                             backlog=self.config.backlog))
+
+            def listen(sock: socket.socket) -> None:  # from any thread
+                loop.call_soon_threadsafe(lambda: loop.create_task(accept(sock)))
+
+            bridges.set_listener(listen)
+
+    return _Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
+
+
 class ServerThread:
     """A uvicorn server on already-bound sockets, in a background thread (for ``run --agent``)."""
 
     def __init__(self, app: Any, sockets: list[socket.socket]):
-        import uvicorn
-
         self.sockets = sockets
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.server = _server(app, "warning")
         self.thread = threading.Thread(target=self._run, name="grading-server", daemon=True)
 
     def _run(self) -> None:
@@ -64,24 +93,21 @@ class ServerThread:
 
 def serve(settings: ServerSettings, host: str, port: int,
           on_ready: Callable[[str], Awaitable[None] | None] | None = None) -> None:
-    """Serve on ``host:port`` and, with the local sandbox, on a private unix socket bridged into
-    every run's sandbox. Blocks until interrupted."""
-    import uvicorn
-
+    """Serve on ``host:port`` and, with an isolating sandbox, on a private unix socket per run,
+    bridged into that run's sandbox. Blocks until interrupted."""
     sockets = [bind_tcp(host, port)]
     actual_port = sockets[0].getsockname()[1]
     bridge_dir = None
-    if sandbox_isolated(settings.sandbox) and settings.bridge_socket is None:
+    if sandbox_isolated(settings.sandbox) and settings.bridge_dir is None:
         bridge_dir = Path(tempfile.mkdtemp(prefix="autorl-grading-"))
-        settings = settings.model_copy(update={"bridge_socket": bridge_dir / "grading.sock"})
-    if settings.bridge_socket is not None:
-        sockets.append(bind_unix(settings.bridge_socket))
+        settings = settings.model_copy(update={"bridge_dir": bridge_dir / "bridges"})
+    if settings.bridge_dir is not None:
         settings = settings.model_copy(update={"sandbox_url": f"http://127.0.0.1:{SANDBOX_PORT}"})
     elif settings.sandbox_url is None:
         settings = settings.model_copy(update={"sandbox_url": f"http://{host}:{actual_port}"})
     if on_ready:
         on_ready(f"http://{host}:{actual_port}")
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="info", lifespan="on"))
+    server = _server(create_app(settings), "info")
     try:
         server.run(sockets=sockets)
     finally:

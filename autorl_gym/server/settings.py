@@ -18,8 +18,9 @@ class ServerSettings(BaseModel):
     results_dir: Path = Path("results")
     sandbox: str = Field("local", description="a registered sandbox kind (autorl-gym sandbox list)")
     default_scenario: str = "AutoRL-Micro-Arith-v0"
-    bridge_socket: Path | None = Field(
-        None, description="a unix socket this server also listens on, bridged into sandboxes")
+    bridge_dir: Path | None = Field(
+        None, description="a host-only folder where the server makes each run's bridge socket "
+                          "(bridged into the run's sandbox; see autorl_gym.server.bridge)")
     sandbox_url: str | None = Field(None, description="GRADING_SERVER_URL as seen from a sandbox")
     max_body_bytes: int = Field(64 * 1024, gt=0)
     progress: bool = False
