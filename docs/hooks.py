@@ -3,6 +3,7 @@
 * ``reference/cli.md``: the typer app ``autorl_gym.cli:app`` (typer's own markdown generator);
 * ``reference/scenario-yaml.md`` and ``reference/agent-yaml.md``: the JSON schema of
   ``autorl_gym.scenario.Scenario`` and ``autorl_gym.agents.AgentSpec``, as tables;
+* ``reference/attacks.md``: every registered attack of the suite (``autorl_gym.attacks``);
 * ``reference/environment.md``: ``autorl_gym.envvars.ENV_VARS``, and the knobs the agents' training
   scripts read (``train_env``), found in the scripts' source;
 * ``scenarios/<id>.md``: one page per shipped scenario YAML;
@@ -288,6 +289,24 @@ def api_page(module: str) -> str:
             f"docstrings and signatures.*\n\n::: {module}\n")
 
 
+def attacks_page() -> str:
+    """Every registered attack of the suite (``autorl_gym.attacks.cases``), by class."""
+    from autorl_gym.attacks.base import load_cases
+
+    lines = ["# The attack suite", "",
+             "*Generated at build time from the attack registry (`autorl_gym/attacks/cases/`).*", "",
+             "`autorl-gym attacks run [--scenario ID] [--sandbox KIND] [--only NAME]` runs every "
+             "attack below that applies to the scenario's task family and the sandbox kind against "
+             "a real episode (or the real part under attack), and prints held, broken, skipped or "
+             "error per attack; it exits 1 when one breaks. `tests/test_attacks.py` runs it on every "
+             "registered sandbox kind. See [the security model](../security/index.md).", "",
+             "| attack | class | task families | sandbox kinds | what it tries |", "|---|---|---|---|---|"]
+    for a in sorted(load_cases().values(), key=lambda a: (a.klass, a.name)):
+        lines.append(f"| `{a.name}` | {a.klass} | {', '.join(a.families or ('all',))} | "
+                     f"{', '.join(a.sandboxes or ('all',))} | {_cell(a.description)} |")
+    return "\n".join(lines) + "\n"
+
+
 def generated_pages() -> dict[str, str]:
     from autorl_gym.agents import AgentSpec
     from autorl_gym.scenario import Scenario
@@ -306,6 +325,7 @@ def generated_pages() -> dict[str, str]:
             "started in the sandbox (`start`), optionally a command-line coding agent (`cli`). "
             "See [Agents](../agents/index.md)."),
         "reference/environment.md": environment_page(),
+        "reference/attacks.md": attacks_page(),
     }
     for sid, scenario in _scenarios().items():
         pages[f"scenarios/{sid}.md"] = scenario_page(sid, scenario)
