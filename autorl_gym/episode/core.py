@@ -24,6 +24,7 @@ from autorl_gym.episode.grading import ScenarioGrading
 from autorl_gym.grading.core import Grader
 from autorl_gym.grading.results import EvalResult
 from autorl_gym.grading.submission import SubmissionError, check_model
+from autorl_gym.integrity import record_event
 from autorl_gym.recording import SNAPSHOT_TOOLS, EpisodeRecorder, Feedback, SubmissionRecord
 from autorl_gym.tools import check_sandbox_kind, make_sandbox
 from autorl_gym.tools.calls import (
@@ -271,6 +272,12 @@ class Episode:
                  acted.exit_code, budget.model_dump(), code_commit=commit)
 
     # ------------------------------------------------------------------ submissions
+    def _record_integrity(self, result: EvalResult) -> None:
+        """What grading refused or neutralised goes into the run's integrity.jsonl."""
+        if self.recorder is not None:
+            for event in result.integrity_events:
+                record_event(self.recorder.root, event)
+
     def _submit(self, model_path: str) -> SubmissionRecord:
         assert self.recorder is not None
         split = self.scenario.feedback_split
@@ -283,6 +290,7 @@ class Episode:
         else:
             try:
                 result = self.grading.grade(check_model(model_path, self._ws.root), split)
+                self._record_integrity(result)
                 rec.kind, rec.weights_hash = result.kind, result.model_hash
                 rec.score, rec.metrics = result.score, result.metrics
                 rec.flagged_base_copy = result.kind == "base"
@@ -339,6 +347,7 @@ class Episode:
         if chosen is not None and grade:
             try:
                 test_result = self.grading.grade(check_model(chosen.model_path, self._ws.root), "test")
+                self._record_integrity(test_result)
                 score = test_result.score
             except Exception as e:  # noqa: BLE001 - the episode must still end with results
                 log.exception("grading submission %s on test failed", chosen.id)

@@ -135,7 +135,8 @@ class Grader:
             metrics=summary.metrics | gen_metrics, model_hash=mhash,
             kind="base" if mhash == self.base_hash else info.kind,
             backend=self.backend_label, protocol=self.protocol_record(),
-            seconds=time.perf_counter() - t0, items=results, notes=notes)
+            seconds=time.perf_counter() - t0, items=results, notes=notes,
+            integrity_events=summary.integrity_events)
 
     def grade(self, path: Path, split: str, info: SubmissionInfo, baseline: EvalResult,
               progress: Progress | None = None) -> EvalResult:
