@@ -6,7 +6,8 @@ an earlier revision (``--ref``, loaded from git into a temporary package).
 
 Prints, for each executor: how many hidden problems (HumanEval/82-163) each escape of
 ``autorl_gym.attacks.cases.code_grader.ESCAPES`` passed without solving them; the canonical
-pass rate on all 164; the verdicts of the plausible wrong completions (:func:`wrong_completions`)
+pass rate on all 164; the verdicts of the plausible wrong completions
+(``tests/humaneval_wrong.py``)
 item for item against the reference; and the seconds per problem of the canonical run (wall
 time of the run divided by problems, and the mean of each problem's own time), with ``uptime``'s
 load average before and after each run. The problems come from
@@ -16,7 +17,6 @@ load average before and after each run. The problems come from
 from __future__ import annotations
 
 import argparse
-import ast
 import gzip
 import importlib.util
 import json
@@ -30,6 +30,8 @@ from pathlib import Path
 from autorl_gym.attacks.cases.code_grader import ESCAPES
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from humaneval_wrong import wrong_completions  # noqa: E402 - the tests' helper, shared
 
 
 def load_problems() -> list[dict]:
@@ -66,95 +68,6 @@ def executor_module(ref: str | None):
     return mod
 
 
-# -- plausible wrong completions ------------------------------------------------------------------
-class _WrapReturns(ast.NodeTransformer):
-    """``return X`` -> ``return WRAP(X)`` in the entry function only (not nested functions)."""
-
-    def __init__(self, wrap: str):
-        self.wrap, self.depth = wrap, 0
-
-    def visit_FunctionDef(self, node):  # noqa: N802
-        self.depth += 1
-        if self.depth == 1:
-            self.generic_visit(node)
-        self.depth -= 1
-        return node
-
-    visit_Lambda = visit_FunctionDef  # noqa: N815
-
-    def visit_Return(self, node):  # noqa: N802
-        if node.value is not None:
-            node.value = ast.Call(func=ast.Name(self.wrap, ast.Load()), args=[node.value],
-                                  keywords=[])
-        return node
-
-
-class _Mutate(ast.NodeTransformer):
-    """The first occurrence of one operator or constant changed (a classic mutant)."""
-
-    def __init__(self, kind: str):
-        self.kind, self.done = kind, False
-
-    def visit_BinOp(self, node):  # noqa: N802
-        self.generic_visit(node)
-        if self.kind == "arith" and not self.done and isinstance(node.op, (ast.Add, ast.Sub)):
-            node.op = ast.Sub() if isinstance(node.op, ast.Add) else ast.Add()
-            self.done = True
-        return node
-
-    def visit_Compare(self, node):  # noqa: N802
-        self.generic_visit(node)
-        swap = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
-                ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}
-        if self.kind == "compare" and not self.done and type(node.ops[0]) in swap:
-            node.ops[0] = swap[type(node.ops[0])]()
-            self.done = True
-        return node
-
-    def visit_Constant(self, node):  # noqa: N802
-        if (self.kind == "const" and not self.done and type(node.value) is int
-                and node.value in (0, 1, 2)):
-            self.done = True
-            return ast.Constant(node.value + 1)
-        return node
-
-
-def _entry_body(p: dict, transform: ast.NodeTransformer) -> str | None:
-    try:
-        tree = ast.parse(p["prompt"] + p["canonical_solution"])
-    except SyntaxError:
-        return None
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef)
-               and n.name == p["entry_point"]), None)
-    if fn is None:
-        return None
-    body = fn.body[1:] if (fn.body and isinstance(fn.body[0], ast.Expr)
-                           and isinstance(fn.body[0].value, ast.Constant)) else fn.body
-    mod = ast.Module(body=[transform.visit(s) for s in body], type_ignores=[])
-    if isinstance(transform, _Mutate) and not transform.done:
-        return None
-    return "".join("    " + line + "\n" for line in ast.unparse(mod).splitlines())
-
-
-def wrong_completions(problems: list[dict]) -> list[tuple[str, int, str]]:
-    """(kind, problem index, completion): answers a weak model writes, right and wrong."""
-    out: list[tuple[str, int, str]] = []
-    for i, p in enumerate(problems):
-        out.append(("pass", i, "    pass\n"))
-        out.append(("return_0", i, "    return 0\n"))
-        out.append(("other_solution", i, problems[(i + 1) % len(problems)]["canonical_solution"]))
-        for wrap in ("tuple", "set", "iter", "str"):
-            body = _entry_body(p, _WrapReturns(wrap))
-            if body:
-                out.append((f"wrap_{wrap}", i, body))
-        for kind in ("arith", "compare", "const"):
-            body = _entry_body(p, _Mutate(kind))
-            if body:
-                out.append((f"mutant_{kind}", i, body))
-        out.append(("raises", i, "    raise ValueError('not implemented')\n"))
-    return out
-
-
 def load() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip().split(
         "load average:")[-1].strip()
@@ -169,14 +82,45 @@ def run_set(ex_mod, programs, workers: int) -> tuple[list, float, str]:
     return outs, wall, f"{before} -> {load()}"
 
 
+def timing(problems: list[dict], args) -> int:
+    """The 164 canonical solutions, the sides alternating round by round (median counts)."""
+    import statistics
+
+    mods = {"after": executor_module(None)}
+    if args.ref:
+        mods = {f"before ({args.ref})": executor_module(args.ref), **mods}
+    rows: dict[str, list[tuple[float, float, str]]] = {k: [] for k in mods}
+    for r in range(args.timing_rounds):
+        for label, mod in mods.items():
+            progs = [mod.Program(task_id=p["task_id"], prompt=p["prompt"],
+                                 completion=p["canonical_solution"], test=p["test"],
+                                 entry_point=p["entry_point"]) for p in problems]
+            outs, wall, ld = run_set(mod, progs, args.workers)
+            item = sum(o.seconds for o in outs) / len(outs)
+            rows[label].append((wall / len(outs), item, ld))
+            print(f"round {r} {label:22} {sum(o.passed for o in outs)}/{len(outs)} passed  "
+                  f"{wall / len(outs):.3f} s/problem (wall)  {item:.3f} s mean per problem  "
+                  f"load {ld}", flush=True)
+    for label, rs in rows.items():
+        print(f"median {label:22} {statistics.median(x[0] for x in rs):.3f} s/problem (wall), "
+              f"{statistics.median(x[1] for x in rs):.3f} s mean per problem", flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", help="git revision of the executor to compare against")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--skip-wrong", action="store_true")
+    ap.add_argument("--timing-rounds", type=int, default=0,
+                    help="only time the canonical run: this many alternating rounds per side")
     args = ap.parse_args()
     problems = load_problems()
+    if args.timing_rounds:
+        return timing(problems, args)
     hidden = [p for p in problems if int(p["task_id"].split("/")[1]) >= 82]
     sides = {"after (this tree)": executor_module(None)}
     if args.ref:

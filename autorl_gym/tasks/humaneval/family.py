@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 PROMPT_FIELD = "{prompt}"
 FILTER = "execution"
+CHECKER = "two-process-builtin-values-v1"  # how a run is judged (a baseline measured otherwise is stale)
 
 
 class HumanEvalItem(TaskItem):
@@ -196,13 +197,13 @@ class HumanEvalTask(StaticTask):
         return super().protocol_record(ctx, backend) | {
             "stop_source": "the Codex paper's stop sequences, as lm-eval's humaneval.yaml",
             "program": "prompt + completion + '\\n' + test + '\\n' + f'check({entry_point})'",
-            "isolation": "candidate and test in two processes; results compared as builtin values",
+            "checker": CHECKER,
             "executor": {"sandbox": s.sandbox, "workers": s.workers, **s.limits.model_dump()}}
 
     def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
         s = self.options(ctx.scenario)
         return super().baseline_settings(ctx) | {"executor": s.limits.model_dump(),
-                                                 "sandbox": s.sandbox}
+                                                 "sandbox": s.sandbox, "checker": CHECKER}
 
     # -- lm-eval -----------------------------------------------------------------------------
     def lm_eval_task(self, ctx: GradeContext, items: Sequence[HumanEvalItem],

@@ -156,7 +156,8 @@ class ForeignObject:
 
 
 def _short(text, limit=80):
-    keep = "".join(c if (c.isalnum() or c in "_.") else "?" for c in str(text)[:limit])
+    """One printable line of at most ``limit`` characters (for names the candidate chose)."""
+    keep = "".join(c if c.isprintable() else "?" for c in str(text)[:limit]).strip()
     return keep or "?"
 
 
