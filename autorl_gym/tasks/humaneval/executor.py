@@ -3,7 +3,7 @@
 Model-written code is untrusted. For every (problem, completion) pair the executor:
 
 * makes a fresh temporary folder holding that problem's candidate program (``prompt +
-  completion``), the test with the entry point and a per-run random token (``test.json``), and
+  completion``), the test with the entry point and a per-run random token (``test.txt``), and
   the harness, and nothing else of the hidden data;
 * builds a fresh sandbox on it with :func:`autorl_gym.tools.make_sandbox` (``local`` =
   bubblewrap by default; ``none`` only when asked): no network, no episode workspace, the
@@ -28,7 +28,6 @@ Problems run in parallel in a bounded thread pool (each run is a subprocess).
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import sys
@@ -109,9 +108,8 @@ def candidate_program(p: Program) -> str:
 
 
 def test_spec(p: Program, token: str) -> str:
-    """What only the checker process reads (``test.json``)."""
-    return json.dumps({"prompt": p.prompt, "test": p.test, "entry_point": p.entry_point,
-                       "token": token})
+    """What only the checker process reads (``test.txt``: the harness's own value format)."""
+    return harness.dumps((p.prompt, p.test, p.entry_point, token))
 
 
 def guards_of(output: str) -> list[str]:
@@ -198,7 +196,8 @@ class Executor:
             (folder / harness.PROGRAM_FILE).write_text(candidate_program(program),
                                                        encoding="utf-8")
             shutil.copyfile(HARNESS_FILE, folder / "harness.py")
-            (folder / harness.TEST_FILE).write_text(test_spec(program, token), encoding="utf-8")
+            (folder / harness.TEST_FILE).write_bytes(test_spec(program, token).encode(
+                "utf-8", "surrogatepass"))
             spec = SandboxSpec(workspace=folder, limits=self.limits.sandbox_limits(),
                                network=False)
             try:

@@ -2,11 +2,11 @@
 
 Standard library only; it never imports this package. Run as ``python -I -S -B harness.py`` in
 a folder holding ``program.py`` (the problem's prompt + the completion: the candidate's code
-only) and ``test.json`` (the prompt, the test, the entry point and a random per-run token).
+only) and ``test.txt`` (the prompt, the test, the entry point and a random per-run token).
 
 Two processes, so that nothing the candidate's code does can reach the test or its verdict:
 
-* The harness opens ``test.json`` and unlinks it, then forks. The **candidate** process (the
+* The harness opens ``test.txt`` and unlinks it, then forks. The **candidate** process (the
   child) closes that descriptor at once, points its stdin, stdout and stderr at ``/dev/null`` and
   waits until the parent is sealed. Then it installs an audit hook (:pep:`578`, never removed)
   that refuses starting processes and opening any file but the standard library's, executes
@@ -17,7 +17,7 @@ Two processes, so that nothing the candidate's code does can reach the test or i
   ``CAP_SYS_PTRACE``, which no sandbox grants), lets the child go, and only then reads the test.
   It executes the prompt (the problem's own helper functions: ``poly``, ``encode_cyclic``) and
   the test in a namespace of its own, and calls ``check`` with a proxy for the entry point. The
-  proxy sends the arguments to the child and rebuilds the result with :func:`decode`, which makes
+  proxy sends the arguments to the child and rebuilds the result with :func:`loads`, which makes
   values of exact builtin types only (``None``, ``bool``, ``int``, ``float``, ``complex``,
   ``str``, ``bytes``, lists, tuples, dicts, sets, ranges, iterators over decoded items;
   ``fractions.Fraction`` and ``decimal.Decimal``); an object of any other type comes back as a
@@ -44,12 +44,11 @@ process).
 """
 
 import builtins
-import json
 import os
 import sys
 from contextlib import suppress
 
-TEST_FILE = "test.json"
+TEST_FILE = "test.txt"
 PROGRAM_FILE = "program.py"
 SYNTAX_EXIT = 3
 HARNESS_EXIT = 4
@@ -89,48 +88,105 @@ def _make_guard(stdlib):
 
 
 # -- values across the boundary ------------------------------------------------------------------
-def encode(v, depth=0):
-    """A JSON-able form of ``v``: builtin values by value (a subclass of a builtin type as its
-    builtin value, marked), anything else as its type's name only."""
-    if depth > 200:
+# A value is written as text: a tag, then its payload. Numbers are hexadecimal, each ended by
+# ";"; strings are "<length>;<characters>"; containers "<count>;" then their items.
+#   N None   T True   F False   i int   f float (float.hex)   c complex   s str   y bytes
+#   Y bytearray   l list   t tuple   S set   Z frozenset   d dict (key, value, ...)   r range
+#   I iterator (its items)   K V D dict keys / values / items views   q Fraction   m Decimal
+#   o an object of another type (its type's name only)   ! a subclass of a builtin type: its
+#   name, then its builtin value
+MAX_DEPTH = 200
+_SCALARS = ((int, "i"), (float, "f"), (complex, "c"), (str, "s"), (bytes, "y"),
+            (bytearray, "Y"), (list, "l"), (tuple, "t"), (set, "S"), (frozenset, "Z"),
+            (dict, "d"))
+_VIEWS = {"dict_keys": "K", "dict_values": "V", "dict_items": "D"}
+
+
+def _name(text, out):
+    text = str(text)
+    out.append(format(len(text), "d") + ";" + text)
+
+
+def _enc(v, out, depth):
+    if depth > MAX_DEPTH:
         raise RecursionError("the value is nested too deeply")
-    d = depth + 1
+    depth += 1
     if v is None:
-        return ["N"]
-    if isinstance(v, bool):
-        return ["b", 1 if v else 0] + ([] if type(v) is bool else [type(v).__name__])
-    kinds = ((int, "i", lambda x: int.__index__(x).__format__("x")), (float, "f", float.hex),
-             (complex, "c", lambda x: [float.hex(x.real), float.hex(x.imag)]),
-             (str, "s", str.__str__), (bytes, "y", bytes.hex), (bytearray, "Y", bytearray.hex))
-    for typ, tag, conv in kinds:
-        if isinstance(v, typ):
-            return [tag, conv(v)] + ([] if type(v) is typ else [type(v).__name__])
-    seqs = ((list, "l"), (tuple, "t"), (set, "S"), (frozenset, "F"))
-    for typ, tag in seqs:
-        if isinstance(v, typ):
-            items = [encode(x, d) for x in typ.__iter__(v)]
-            return [tag, items] + ([] if type(v) is typ else [type(v).__name__])
-    if isinstance(v, dict):
-        pairs = [[encode(k, d), encode(x, d)] for k, x in dict.items(v)]
-        return ["d", pairs] + ([] if type(v) is dict else [type(v).__name__])
-    if type(v) is range:
-        return ["r", [format(v.start, "x"), format(v.stop, "x"), format(v.step, "x")]]
-    tname = type(v).__name__
-    if tname in ("dict_keys", "dict_values", "dict_items"):
-        return [{"dict_keys": "K", "dict_values": "V", "dict_items": "D"}[tname],
-                [encode(x, d) for x in v]]
-    if tname in ("Fraction", "Decimal") and type(v).__module__ in ("fractions", "decimal",
-                                                                   "_pydecimal"):
-        return ["q", [format(v.numerator, "x"), format(v.denominator, "x")]] \
-            if tname == "Fraction" else ["m", str(v)]
-    if hasattr(type(v), "__next__") and hasattr(type(v), "__iter__"):  # generators, map, ...
+        out.append("N")
+        return
+    if v is True or v is False:
+        out.append("T" if v else "F")
+        return
+    t = type(v)
+    for base, tag in _SCALARS:
+        if isinstance(v, base):
+            if t is not base:
+                out.append("!")
+                _name(t.__name__, out)
+            out.append(tag)
+            if tag == "i":
+                out.append(format(int.__index__(v), "x") + ";")
+            elif tag == "f":
+                out.append(float.hex(v) + ";")
+            elif tag == "c":
+                out.append(float.hex(v.real) + ";" + float.hex(v.imag) + ";")
+            elif tag == "s":
+                _name(str.__str__(v), out)
+            elif tag in "yY":
+                out.append(base.hex(v) + ";")
+            elif tag == "d":
+                items = list(dict.items(v))
+                out.append(format(len(items), "d") + ";")
+                for key, value in items:
+                    _enc(key, out, depth)
+                    _enc(value, out, depth)
+            else:
+                items = list(base.__iter__(v))
+                out.append(format(len(items), "d") + ";")
+                for x in items:
+                    _enc(x, out, depth)
+            return
+    if t is range:
+        out.append("r" + format(v.start, "x") + ";" + format(v.stop, "x") + ";"
+                   + format(v.step, "x") + ";")
+        return
+    if t.__name__ in _VIEWS and t.__module__ == "builtins":
+        items = list(v)
+        out.append(_VIEWS[t.__name__] + format(len(items), "d") + ";")
+        for x in items:
+            if t.__name__ == "dict_items":
+                _enc(x[0], out, depth)
+                _enc(x[1], out, depth)
+            else:
+                _enc(x, out, depth)
+        return
+    if t.__name__ == "Fraction" and t.__module__ == "fractions":
+        out.append("q" + format(v.numerator, "x") + ";" + format(v.denominator, "x") + ";")
+        return
+    if t.__name__ == "Decimal" and t.__module__ in ("decimal", "_decimal", "_pydecimal"):
+        out.append("m")
+        _name(str(v), out)
+        return
+    if hasattr(t, "__next__") and hasattr(t, "__iter__"):  # generators, map, filter, ...
         items = []
         for x in v:
             if len(items) >= MAX_ITEMS:
                 break
-            items.append(encode(x, d))
-        return ["I", items]
-    return ["o", tname]
+            items.append(x)
+        out.append("I" + format(len(items), "d") + ";")
+        for x in items:
+            _enc(x, out, depth)
+        return
+    out.append("o")
+    _name(t.__name__, out)
+
+
+def dumps(v):
+    """``v`` as text: builtin values by value (a subclass of a builtin type as its builtin
+    value, marked), an object of any other type as its type's name only."""
+    out = []
+    _enc(v, out, 0)
+    return "".join(out)
 
 
 class ForeignObject:
@@ -161,76 +217,103 @@ def _short(text, limit=80):
     return keep or "?"
 
 
-def decode(x, guards, depth=0):
-    """The checker's own value for an encoded one: exact builtin types, built here."""
-    if depth > 200:
-        raise RecursionError("the value is nested too deeply")
-    if type(x) is not list or not x or type(x[0]) is not str:
-        raise ValueError("malformed value from the candidate")
-    d = depth + 1
-    tag = x[0]
-    if len(x) == 3 and type(x[2]) is str:
-        guards.add("builtin_subclass " + _short(x[2]))
-    if tag == "N":
-        return None
-    if tag == "b":
-        return x[1] == 1
-    if tag == "o":
-        guards.add("foreign_object " + _short(x[1]))
-        return ForeignObject(_short(x[1]))
-    if tag == "K":
-        return dict.fromkeys(decode(v, guards, d) for v in x[1]).keys()
-    if tag == "V":
-        return dict(enumerate(decode(v, guards, d) for v in x[1])).values()
-    if tag == "D":
-        return dict(decode(v, guards, d) for v in x[1]).items()
-    if tag == "I":
-        return iter([decode(v, guards, d) for v in x[1]])
-    body = x[1]
-    if tag == "i":
-        return int(_text(body), 16)
-    if tag == "f":
-        return float.fromhex(_text(body))
-    if tag == "c":
-        return complex(float.fromhex(_text(body[0])), float.fromhex(_text(body[1])))
-    if tag == "s":
-        return _text(body)
-    if tag in ("y", "Y"):
-        return (bytes if tag == "y" else bytearray).fromhex(_text(body))
-    if tag == "r":
-        return range(*(int(_text(b), 16) for b in body))
-    if tag == "q":
-        import fractions
+class _Reader:
+    """Parses :func:`dumps`'s text into values of exact builtin types, built here."""
 
-        return fractions.Fraction(int(_text(body[0]), 16), int(_text(body[1]), 16))
-    if tag == "m":
-        import decimal
+    def __init__(self, text, guards):
+        self.text, self.pos, self.guards = text, 0, guards
 
-        return decimal.Decimal(_text(body))
-    if type(body) is not list:
-        raise ValueError("malformed value from the candidate")
-    if tag == "d":
-        return {decode(k, guards, d): decode(v, guards, d) for k, v in body}
-    items = [decode(v, guards, d) for v in body]
-    kinds = {"l": list, "t": tuple, "S": set, "F": frozenset}
-    if tag not in kinds:
-        raise ValueError("malformed value from the candidate")
-    return kinds[tag](items)
+    def field(self):
+        end = self.text.index(";", self.pos)  # ValueError when missing
+        out = self.text[self.pos:end]
+        self.pos = end + 1
+        return out
+
+    def count(self):
+        n = int(self.field(), 10)
+        if n < 0 or n > len(self.text) - self.pos:
+            raise ValueError("malformed value from the candidate")
+        return n
+
+    def chars(self):
+        n = self.count()
+        out = self.text[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def value(self, depth=0):
+        if depth > MAX_DEPTH:
+            raise RecursionError("the value is nested too deeply")
+        depth += 1
+        tag = self.text[self.pos]
+        self.pos += 1
+        if tag == "!":
+            self.guards.add("builtin_subclass " + _short(self.chars()))
+            return self.value(depth)
+        if tag in "NTF":
+            return {"N": None, "T": True, "F": False}[tag]
+        if tag == "i":
+            return int(self.field(), 16)
+        if tag == "f":
+            return float.fromhex(self.field())
+        if tag == "c":
+            return complex(float.fromhex(self.field()), float.fromhex(self.field()))
+        if tag == "s":
+            return self.chars()
+        if tag in "yY":
+            return (bytes if tag == "y" else bytearray).fromhex(self.field())
+        if tag == "r":
+            return range(int(self.field(), 16), int(self.field(), 16), int(self.field(), 16))
+        if tag == "q":
+            import fractions
+
+            return fractions.Fraction(int(self.field(), 16), int(self.field(), 16))
+        if tag == "m":
+            import decimal
+
+            return decimal.Decimal(self.chars())
+        if tag == "o":
+            name = _short(self.chars())
+            self.guards.add("foreign_object " + name)
+            return ForeignObject(name)
+        n = self.count()
+        if tag in "dD":
+            pairs = [(self.value(depth), self.value(depth)) for _ in range(n)]
+            return dict(pairs) if tag == "d" else dict(pairs).items()
+        items = [self.value(depth) for _ in range(n)]
+        if tag == "K":
+            return dict.fromkeys(items).keys()
+        if tag == "V":
+            return dict(enumerate(items)).values()
+        if tag == "I":
+            return iter(items)
+        kinds = {"l": list, "t": tuple, "S": set, "Z": frozenset}
+        if tag not in kinds:
+            raise ValueError("malformed value from the candidate")
+        return kinds[tag](items)
 
 
-def _text(v):
-    if type(v) is not str:
+def loads(text, guards):
+    """The checker's own value for :func:`dumps`'s text; guard trips are added to ``guards``."""
+    reader = _Reader(text, guards)
+    value = reader.value()
+    if reader.pos != len(text):
         raise ValueError("malformed value from the candidate")
-    return v
+    return value
 
 
 # -- the channel ---------------------------------------------------------------------------------
-def send(fd, obj, _write=os.write):
-    data = json.dumps(obj, ensure_ascii=True, allow_nan=False).encode("ascii")
+def send_text(fd, text, _write=os.write):
+    """One message: its length (8 bytes), then :func:`dumps`'s text in UTF-8."""
+    data = text.encode("utf-8", "surrogatepass")
     data = len(data).to_bytes(8, "big") + data
     view = memoryview(data)
     while view:
         view = view[_write(fd, view):]
+
+
+def send(fd, value):
+    send_text(fd, dumps(value))
 
 
 def _read_exact(fd, n):
@@ -244,8 +327,8 @@ def _read_exact(fd, n):
     return b"".join(chunks)
 
 
-def recv(fd):
-    """The next message, or None when the other side is gone."""
+def recv(fd, guards):
+    """The next message (a tuple), or None when the other side is gone."""
     head = _read_exact(fd, 8)
     if head is None:
         return None
@@ -256,7 +339,10 @@ def recv(fd):
     body = _read_exact(fd, size)
     if body is None:
         return None
-    return json.loads(body.decode("ascii"))
+    message = loads(body.decode("utf-8", "surrogatepass"), guards)
+    if type(message) is not tuple or not message:
+        raise ValueError("malformed message from the candidate")
+    return message
 
 
 def _exc_record(e):
@@ -268,11 +354,11 @@ def _exc_record(e):
         message = str(e)[:2000]
     except BaseException:  # noqa: BLE001 - an exception whose str() raises
         message = "(the exception cannot be described)"
-    return ["raise", type(e).__name__[:100], message, isinstance(e, Exception), line]
+    return ("raise", type(e).__name__[:100], message, isinstance(e, Exception), line)
 
 
 # -- the candidate's process ---------------------------------------------------------------------
-def candidate_main(requests, replies, send=send, recv=recv, encode=encode, decode=decode,
+def candidate_main(requests, replies, send=send, send_text=send_text, recv=recv, dumps=dumps,
                    _exc_record=_exc_record):
     """Execute the program, then serve calls until the checker closes the channel (the
     helpers are bound now: a program that rebinds the module's names breaks only itself)."""
@@ -285,7 +371,7 @@ def candidate_main(requests, replies, send=send, recv=recv, encode=encode, decod
         try:
             code = compile(source, PROGRAM_FILE, "exec")
         except (SyntaxError, ValueError) as e:
-            send(replies, ["syntax", type(e).__name__ + ": " + str(e)])
+            send(replies, ("syntax", type(e).__name__ + ": " + str(e)))
             exit_now(0)
         namespace = {"__name__": "__main__", "__builtins__": builtins}
         del source
@@ -294,20 +380,19 @@ def candidate_main(requests, replies, send=send, recv=recv, encode=encode, decod
         except BaseException as e:  # noqa: BLE001 - reported to the checker
             send(replies, _exc_record(e))
             exit_now(0)
-        send(replies, ["ready"])
+        send(replies, ("ready",))
         while True:
-            msg = recv(requests)
+            msg = recv(requests, set())
             if msg is None:
                 exit_now(0)
             try:
-                if msg[1] not in namespace:
-                    raise NameError("name '" + msg[1] + "' is not defined")
-                args = decode(msg[2], set())
-                kwargs = decode(msg[3], set())
-                out = ["return", encode(namespace[msg[1]](*args, **kwargs))]
+                _, name, args, kwargs = msg
+                if name not in namespace:
+                    raise NameError("name '" + name + "' is not defined")
+                text = dumps(("return", namespace[name](*args, **kwargs)))
             except BaseException as e:  # noqa: BLE001 - reported to the checker
-                out = _exc_record(e)
-            send(replies, out)
+                text = dumps(_exc_record(e))
+            send_text(replies, text)
     except BaseException:  # noqa: BLE001 - the channel broke: the checker sees the end
         exit_now(1)
 
@@ -339,12 +424,23 @@ def _rebuild(reply, guards):
 
 
 def _seal():
-    """Make this process non-dumpable; raise if that cannot be done."""
-    import ctypes
+    """Make this process non-dumpable; raise if that cannot be done. (``_ctypes`` directly:
+    ``ctypes`` itself costs several milliseconds more to import, per problem.)"""
+    import _ctypes
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 or libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+    class CInt(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class CFunc(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+        _restype_ = CInt
+
+    class Libc:
+        _handle = _ctypes.dlopen(None, 2)  # the process's own symbols (libc), RTLD_NOW
+
+    prctl = CFunc(("prctl", Libc()))
+    if prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 or prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0:
+        raise OSError("prctl(PR_SET_DUMPABLE, 0) failed")
 
 
 def _describe(exc):
@@ -367,6 +463,8 @@ def main():
 
     secret = os.open(TEST_FILE, os.O_RDONLY | os.O_CLOEXEC)
     os.unlink(TEST_FILE)
+    with suppress(ImportError):  # what most prompts import, imported once for both processes
+        import typing  # noqa: F401
     req_r, req_w = os.pipe()
     rep_r, rep_w = os.pipe()
     go_r, go_w = os.pipe()
@@ -407,8 +505,8 @@ def main():
             break
         chunks.append(chunk)
     os.close(secret)
-    spec = json.loads(b"".join(chunks).decode("utf-8"))
-    token, entry_point = spec["token"], spec["entry_point"]
+    prompt, test, entry_point, token = loads(b"".join(chunks).decode("utf-8", "surrogatepass"),
+                                             set())
     del chunks
 
     def ended():
@@ -418,37 +516,33 @@ def main():
         return CandidateExited(EXITED_MARK + ": the candidate's process ended before check() "
                                "returned")
 
-    def exchange(message):
-        send(req_w, message)
-        reply = recv(rep_r)
-        if reply is None or type(reply) is not list or not reply:
-            raise ended()
-        return reply
-
     def candidate(*args, **kwargs):
-        reply = exchange(["call", entry_point, encode(list(args)), encode(kwargs)])
+        send(req_w, ("call", entry_point, args, kwargs))
+        reply = recv(rep_r, guards)
+        if reply is None:
+            raise ended()
         if reply[0] == "return" and len(reply) == 2:
-            return decode(reply[1], guards)
+            return reply[1]
         if reply[0] == "raise" and len(reply) == 5:
             raise _rebuild(reply, guards)
         raise ValueError("malformed reply from the candidate")
 
     candidate.__name__ = candidate.__qualname__ = str(entry_point)
     try:
-        first = recv(rep_r)
+        first = recv(rep_r, guards)
         if first is None:
             raise ended()
-        if type(first) is list and len(first) == 2 and first[0] == "syntax":
+        if len(first) == 2 and first[0] == "syntax":
             finish(SYNTAX_MARK + " " + str(first[1])[:300].replace("\n", " "), SYNTAX_EXIT,
                    guards)
-        if type(first) is list and len(first) == 5 and first[0] == "raise":
+        if len(first) == 5 and first[0] == "raise":
             raise _rebuild(first, guards)
-        if first != ["ready"]:
+        if first != ("ready",):
             raise ValueError("malformed first message from the candidate")
         namespace = {"__name__": "__main__", "__builtins__": builtins}
-        exec(compile(spec["prompt"], "prompt.py", "exec"), namespace)
+        exec(compile(prompt, "prompt.py", "exec"), namespace)
         namespace[entry_point] = candidate  # as in the one-file program: the name is the candidate
-        exec(compile(spec["test"], "test.py", "exec"), namespace)
+        exec(compile(test, "test.py", "exec"), namespace)
         namespace["check"](candidate)
     except BaseException as e:  # noqa: BLE001 - whatever happened is the candidate's failure
         with suppress(BaseException):
