@@ -137,7 +137,7 @@ def test_the_candidate_never_sees_the_test(executor: Executor) -> None:
             "'def check' in t)]\n"
             "    return [seen, len(hits)]\n")
     test = ("def check(candidate):\n    expected = 'SECRET-4242'\n"
-            "    assert candidate(0) == [['harness.py', 'program.py'], 0], candidate(0)\n")
+            "    assert candidate(0) == [['harness.pyc', 'program.py'], 0], candidate(0)\n")
     out = executor.run_one(toy(body, test))
     assert out.passed, out
 

@@ -28,8 +28,10 @@ Problems run in parallel in a bounded thread pool (each run is a subprocess).
 
 from __future__ import annotations
 
+import functools
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +59,21 @@ Status = Literal["passed", "assertion", "error", "syntax_error", "timeout", "mem
                  "denied", "exited_early", "sandbox_error"]
 
 HARNESS_FILE = Path(harness.__file__)
+HARNESS_PYC = "harness.pyc"
+_COMPILE = ("import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], "
+            "dfile='harness.py', doraise=True, "
+            "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)")
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_harness(python: str) -> bytes:
+    """The harness compiled by ``python`` (a script run from source is compiled on every run,
+    tens of milliseconds per problem on a busy machine)."""
+    with tempfile.TemporaryDirectory(prefix="autorl-harness-") as tmp:
+        out = Path(tmp) / HARNESS_PYC
+        subprocess.run([python, "-I", "-S", "-c", _COMPILE, str(HARNESS_FILE), str(out)],
+                       check=True, capture_output=True, timeout=120)
+        return out.read_bytes()
 
 
 class ExecLimits(BaseModel):
@@ -185,7 +202,7 @@ class Executor:
 
     def command(self) -> str:
         kb = self.limits.memory_mb * 1024
-        return f"ulimit -v {kb} 2>/dev/null; exec {self.python} -I -S -B harness.py"
+        return f"ulimit -v {kb} 2>/dev/null; exec {self.python} -I -S -B {HARNESS_PYC}"
 
     def run_one(self, program: Program) -> ExecOutcome:
         """Run one program in a fresh sandbox; never raises for what the program does."""
@@ -195,7 +212,7 @@ class Executor:
             token = secrets.token_hex(16)
             (folder / harness.PROGRAM_FILE).write_text(candidate_program(program),
                                                        encoding="utf-8")
-            shutil.copyfile(HARNESS_FILE, folder / "harness.py")
+            (folder / HARNESS_PYC).write_bytes(compiled_harness(self.python))
             (folder / harness.TEST_FILE).write_bytes(test_spec(program, token).encode(
                 "utf-8", "surrogatepass"))
             spec = SandboxSpec(workspace=folder, limits=self.limits.sandbox_limits(),

@@ -1,6 +1,7 @@
-"""The script the executor runs in every HumanEval sandbox (copied there as ``harness.py``).
+"""The script the executor runs in every HumanEval sandbox (copied there compiled, as
+``harness.pyc``, made once per interpreter by the executor).
 
-Standard library only; it never imports this package. Run as ``python -I -S -B harness.py`` in
+Standard library only; it never imports this package. Run as ``python -I -S -B harness.pyc`` in
 a folder holding ``program.py`` (the problem's prompt + the completion: the candidate's code
 only) and ``test.txt`` (the prompt, the test, the entry point and a random per-run token).
 
@@ -463,8 +464,6 @@ def main():
 
     secret = os.open(TEST_FILE, os.O_RDONLY | os.O_CLOEXEC)
     os.unlink(TEST_FILE)
-    with suppress(ImportError):  # what most prompts import, imported once for both processes
-        import typing  # noqa: F401
     req_r, req_w = os.pipe()
     rep_r, rep_w = os.pipe()
     go_r, go_w = os.pipe()
