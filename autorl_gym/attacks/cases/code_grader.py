@@ -221,6 +221,8 @@ ESCAPES: tuple[Escape, ...] = (
            _body("raise KeyboardInterrupt\n", ret="None")),
     Escape("base_exception", "raises a BaseException subclass of its own",
            _body("class _Out(BaseException):\n    pass\nraise _Out('passed')\n", ret="None")),
+    Escape("stop_iteration", "raises StopIteration, which ends a map() or all() in the test as "
+           "if it were done", _body("raise StopIteration\n", ret="None")),
     Escape("atexit_exit", "registers an atexit hook that prints 'passed', then exits 0",
            _body("import atexit, sys\natexit.register(lambda: print('passed'))\nsys.exit(0)\n",
                  ret="None")),
@@ -284,6 +286,10 @@ TOY_PROBLEMS: tuple[ToyProblem, ...] = (
                "\n\ndef check(candidate):\n    import random\n    rng = random.Random(7)\n"
                "    for _ in range(20):\n        s = ''.join(rng.choice('abcxyz') for _ in range(8))\n"
                "        assert candidate(encode(s)) == s\n", "decode"),
+    ToyProblem("Toy/6", "def positive(x: int) -> bool:\n    \"\"\"True when x > 0.\"\"\"\n",
+               "    return x > 0\n",
+               "\n\ndef check(candidate):\n    assert all(map(candidate, [1, 2, 3]))\n"
+               "    assert not any(map(candidate, [0, -1]))\n", "positive"),
     ToyProblem("Toy/5", "def is_even(n: int) -> bool:\n    \"\"\"True when n is even.\"\"\"\n",
                "    return n % 2 == 0\n",
                "\n\ndef check(candidate):\n    assert candidate(2) is True\n"

@@ -33,8 +33,9 @@ patched builtins, ``math`` or ``__import__``, rebinding the test's helpers, trac
 exits (``os._exit``, ``SystemExit``, ``KeyboardInterrupt``, any ``BaseException``: the candidate's
 process ending is a failure), fake success lines (the candidate cannot write the harness's
 output), and killing the checker (a failure). A candidate exception is rebuilt in the checker as
-the builtin exception of the same name (so a test that expects one still works) and a
-non-``Exception`` one as :class:`CandidateAborted`.
+the builtin exception of the same name (so a test that expects one still works; not
+``StopIteration``, which would end a ``map`` or ``all`` in the test early: a ``RuntimeError``), and
+a non-``Exception`` one as :class:`CandidateAborted`.
 
 Guard trips are printed by the checker as ``AUTORL_HUMANEVAL_GUARD <kind> <detail>`` lines (the
 executor turns them into ``code.guard`` integrity events): ``foreign_object`` (a result of a type
@@ -414,6 +415,8 @@ def _rebuild(reply, guards):
     if DENIED_MARK in message:
         guards.add("denied " + _short(message.split(DENIED_MARK + ": ", 1)[-1], 60))
     cls = getattr(builtins, name, None)
+    if cls in (StopIteration, StopAsyncIteration):  # would end the test's map() or all() early
+        cls = None
     if is_exception is True and isinstance(cls, type) and issubclass(cls, Exception):
         with suppress(BaseException):
             return cls(message)
@@ -464,6 +467,9 @@ def main():
 
     secret = os.open(TEST_FILE, os.O_RDONLY | os.O_CLOEXEC)
     os.unlink(TEST_FILE)
+    with open(PROGRAM_FILE, "rb") as fh:  # both processes execute the prompt: import once
+        if b"typing" in fh.read():
+            import typing  # noqa: F401
     req_r, req_w = os.pipe()
     rep_r, rep_w = os.pipe()
     go_r, go_w = os.pipe()
