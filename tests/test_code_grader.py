@@ -289,3 +289,47 @@ def test_plausible_wrong_completions_keep_their_verdicts(hidden_problems: list,
     now = [[*recorded[j][:2], o.passed, o.status] for j, o in zip(pick, outs, strict=True)]
     assert [(a, b) for a, b in zip([recorded[j] for j in pick], now, strict=True) if a != b] == []
     assert sum(r[2] for r in now) > 0  # the set holds right answers too (equivalent mutants)
+
+
+class ForgedBackend:
+    """A generation backend whose 'model' emits the always-equal completion for every prompt
+    (what an agent's trained model would emit; registered for one test only)."""
+
+    name = "forged-test"
+
+    def generate(self, ctx, info, items, on_batch, run_dir):
+        from autorl_gym.grading.backends import Generation
+
+        on_batch(len(items))
+        body = next(e for e in ESCAPES if e.name == "always_equal").body
+        return Generation(completions=[body] * len(items))
+
+
+def test_grading_core_returns_the_guard_events(micro_assets, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The grader's EvalResult of a split carries one code.guard event per forged item, and
+    scores them as failed (hidden test split, the micro model standing for the submission)."""
+    from test_humaneval import quick_yaml
+
+    from autorl_gym.assets import resolve_assets
+    from autorl_gym.grading import backends
+    from autorl_gym.grading.core import make_grader
+    from autorl_gym.scenario import load_scenario_file
+
+    folder = shared_data("humaneval", "HumanEval.jsonl.gz")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "micro").symlink_to(Path(micro_assets.model_dir).parents[1], target_is_directory=True)
+    monkeypatch.setenv("AUTORL_GYM_DATA_DIR", str(folder.parent))
+    monkeypatch.setenv("AUTORL_GYM_CACHE", str(cache))
+    monkeypatch.setitem(backends._BACKENDS, ForgedBackend.name, ForgedBackend)
+    scenario = load_scenario_file(quick_yaml(tmp_path, isolation="inline"))
+    assets = resolve_assets(scenario, base_model="micro:arith", progress=False)
+    res = make_grader(scenario, assets, backend=ForgedBackend.name).evaluate(
+        Path(micro_assets.model_dir), "test", limit=3)
+    assert (res.n, res.correct, res.score) == (3, 0, 0.0)
+    assert [e.kind for e in res.integrity_events] == ["code.guard"] * 3
+    assert [e.data["task_id"] for e in res.integrity_events] == \
+        ["HumanEval/82", "HumanEval/83", "HumanEval/84"]
+    assert all(e.data["guards"] == ["foreign_object _Any"] for e in res.integrity_events)
+    assert res.protocol["checker"] == "two-process-builtin-values-v1"
