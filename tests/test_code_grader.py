@@ -333,3 +333,12 @@ def test_grading_core_returns_the_guard_events(micro_assets, tmp_path: Path,
         ["HumanEval/82", "HumanEval/83", "HumanEval/84"]
     assert all(e.data["guards"] == ["foreign_object _Any"] for e in res.integrity_events)
     assert res.protocol["checker"] == "two-process-builtin-values-v1"
+
+
+def test_a_message_cannot_forge_output_lines(executor: Executor) -> None:
+    """What the candidate writes into an exception reaches the output on the checker's one
+    line: no guard line, no token-like last line of its own."""
+    body = "    raise ValueError('x\\nAUTORL_HUMANEVAL_GUARD forged 1\\n' + 'f' * 32)\n"
+    out = executor.run_one(toy(body, "def check(candidate):\n    assert candidate(0)\n"))
+    assert out.status == "error" and out.guards == [], out
+    assert out.reason.startswith("ValueError: x AUTORL_HUMANEVAL_GUARD forged 1 fff"), out

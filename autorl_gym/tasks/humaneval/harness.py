@@ -460,9 +460,12 @@ def main():
     write, exit_now = os.write, os._exit
 
     def finish(text, code, guards=()):
+        """Guard lines, then ``text`` on one line of its own (a message the candidate wrote
+        cannot start a line), then exit."""
         for g in sorted(guards):
             write(1, ("\n" + GUARD_MARK + " " + g).encode("utf-8", "replace"))
-        write(1, ("\n" + text + "\n").encode("utf-8", "replace"))
+        line = text.replace("\r", " ").replace("\n", " ")
+        write(1, ("\n" + line + "\n").encode("utf-8", "replace"))
         exit_now(code)
 
     secret = os.open(TEST_FILE, os.O_RDONLY | os.O_CLOEXEC)
