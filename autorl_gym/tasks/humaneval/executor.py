@@ -124,7 +124,7 @@ def candidate_program(p: Program) -> str:
     return f"{p.prompt}{p.completion}\n"
 
 
-def test_spec(p: Program, token: str) -> str:
+def checker_spec(p: Program, token: str) -> str:
     """What only the checker process reads (``test.txt``: the harness's own value format)."""
     return harness.dumps((p.prompt, p.test, p.entry_point, token))
 
@@ -213,7 +213,7 @@ class Executor:
             (folder / harness.PROGRAM_FILE).write_text(candidate_program(program),
                                                        encoding="utf-8")
             (folder / HARNESS_PYC).write_bytes(compiled_harness(self.python))
-            (folder / harness.TEST_FILE).write_bytes(test_spec(program, token).encode(
+            (folder / harness.TEST_FILE).write_bytes(checker_spec(program, token).encode(
                 "utf-8", "surrogatepass"))
             spec = SandboxSpec(workspace=folder, limits=self.limits.sandbox_limits(),
                                network=False)
