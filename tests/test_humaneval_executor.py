@@ -127,7 +127,7 @@ def test_the_test_source_is_out_of_reach(executor: Executor) -> None:
 
 def test_only_its_own_program_is_visible(executor: Executor) -> None:
     """The folder holds the program and the harness (the token file is gone by then)."""
-    prog = hostile("import os\nassert sorted(os.listdir('.')) == ['harness.py', 'program.py'], "
+    prog = hostile("import os\nassert sorted(os.listdir('.')) == ['harness.pyc', 'program.py'], "
                    "os.listdir('.')\nassert not [k for k in os.environ if 'HIDDEN' in k]")
     out = executor.run_one(prog)
     assert out.passed, out

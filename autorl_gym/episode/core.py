@@ -24,6 +24,7 @@ from autorl_gym.episode.grading import ScenarioGrading
 from autorl_gym.grading.core import Grader
 from autorl_gym.grading.results import EvalResult
 from autorl_gym.grading.submission import SubmissionError, check_model
+from autorl_gym.integrity import record_event
 from autorl_gym.recording import SNAPSHOT_TOOLS, EpisodeRecorder, Feedback, SubmissionRecord
 from autorl_gym.tools import check_sandbox_kind, make_sandbox
 from autorl_gym.tools.calls import (
@@ -302,9 +303,7 @@ class Episode:
     def _record_events(self, result: EvalResult) -> None:
         """The grading's integrity events (a judged output that carried markers, ...) into the
         run's integrity.jsonl; a base copy's result is the baseline's and adds none."""
-        from autorl_gym.integrity import record_event
-
-        if result.kind == "base":
+        if result.kind == "base" or self.recorder is None:
             return
         for event in result.integrity_events:
             record_event(self.recorder.root, event)

@@ -136,7 +136,7 @@ class Grader:
             kind="base" if mhash == self.base_hash else info.kind,
             backend=self.backend_label, protocol=self.protocol_record(),
             seconds=time.perf_counter() - t0, items=results, notes=notes,
-            integrity_events=[e for r in results for e in r.integrity_events])
+            integrity_events=[e for r in results for e in r.integrity_events] + summary.integrity_events)
 
     def grade(self, path: Path, split: str, info: SubmissionInfo, baseline: EvalResult,
               progress: Progress | None = None) -> EvalResult:

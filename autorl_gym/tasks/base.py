@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from autorl_gym.integrity import IntegrityEvent
 from autorl_gym.io import file_digest
 
 if TYPE_CHECKING:
@@ -38,11 +39,13 @@ class TaskItem(BaseModel):
 
 
 class SplitSummary(BaseModel):
-    """A split's score (the scenario's metric, in percent), secondary figures and notes."""
+    """A split's score (the scenario's metric, in percent), secondary figures, notes, and the
+    integrity events scoring raised (``EvalResult.integrity_events``)."""
 
     score: float
     metrics: dict[str, float] = {}
     notes: list[str] = []
+    integrity_events: list[IntegrityEvent] = []
 
 
 class GradeContext:

