@@ -10,8 +10,10 @@ What a command sees (nothing else from the host is visible):
   source folder is not mounted, or is hidden under an empty tmpfs when it lies inside a
   mounted folder);
 * a private ``/proc`` (its own PID namespace), a minimal ``/dev`` (plus ``/dev/nvidia*`` when
-  present), and a private ``/tmp`` tmpfs (capped at ``limits.memory_mb``), new for each command
-  (so ``HOME=/tmp/home`` starts empty every time: keep anything lasting in the workspace);
+  present), and a private ``/tmp`` and ``/dev/shm`` (tmpfs, each capped at ``limits.memory_mb``),
+  new for each command (so ``HOME=/tmp/home`` starts empty every time: keep anything lasting in
+  the workspace); their files count against ``memory_mb`` with the processes' memory (the
+  watchdog adds them up); the root and ``/dev`` themselves are read-only;
 * the workspace, read-write, at its own absolute host path (also the working directory), and
   each ``spec.mounts`` entry at its own absolute path, read-only or read-write as it says.
 
@@ -49,6 +51,7 @@ from autorl_gym.tools.sandbox import (
     SandboxSpec,
     SandboxUnavailable,
 )
+from autorl_gym.tools.usage import workspace_quota
 
 __all__ = [
     "SANDBOX_HOME",
@@ -177,6 +180,7 @@ class BwrapSandbox(SandboxFiles):
             if not Path(m.source).exists():
                 raise SandboxError(f"mount source does not exist: {m.source}")
         self._env = command_env(spec, home=SANDBOX_HOME)
+        self._quota = workspace_quota(spec)
         self._prefix_args = self._build_args()
         self._probe()
 
@@ -193,13 +197,17 @@ class BwrapSandbox(SandboxFiles):
         a += ["--hostname", "sandbox", "--clearenv"]
         for key, value in self._env.items():
             a += ["--setenv", key, value]
-        tmp_bytes = spec.limits.memory_mb * 1024 * 1024
+        # The writable tmpfs mounts, /tmp and /dev/shm, each capped at memory_mb by the kernel
+        # (bubblewrap 0.10+) and counted, with the processes, against memory_mb by the watchdog;
+        # the root and /dev (tmpfs mounts bwrap makes) are made read-only at the end.
+        size = ["--size", str(spec.limits.memory_mb * 1024 * 1024)]
+        if bwrap_version(self._bwrap) < (0, 10):
+            size = []
         a += ["--proc", "/proc", "--dev", "/dev"]
         for dev in sorted(glob.glob("/dev/nvidia*")):
             a += ["--dev-bind", dev, dev]
-        if bwrap_version(self._bwrap) >= (0, 10):  # --size: bubblewrap 0.10+
-            a += ["--size", str(tmp_bytes)]
-        a += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
+        a += [*size, "--perms", "1777", "--tmpfs", "/dev/shm"]
+        a += [*size, "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
 
         visible: list[Path] = []  # real host folders bound inside
         for d in _SYSTEM_DIRS:
@@ -233,6 +241,7 @@ class BwrapSandbox(SandboxFiles):
             a += ["--ro-bind", os.path.realpath(bridge.socket), f"{_BRIDGE_DIR}/{i}.sock"]
         if spec.bridges:
             a += ["--ro-bind", str(_FORWARDER), f"{_BRIDGE_DIR}/forward.py"]
+        a += ["--remount-ro", "/dev", "--remount-ro", "/"]
         a += ["--chdir", str(spec.workspace)]
         return a
 
@@ -284,6 +293,7 @@ class BwrapSandbox(SandboxFiles):
             env={"PATH": "/usr/bin:/bin"},
             wrapper_processes=_WRAPPER_PROCESSES,
             pid_namespace=True,
+            quota=self._quota,
         )
 
     def close(self) -> None:
