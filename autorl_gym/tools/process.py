@@ -323,7 +323,8 @@ def memory_message(total: int, limit_mb: int, rss: int, tmpfs: Mapping[str, int]
     if memfd >= 1 << 20:
         held.append(f"memfd files {mb(memfd)} MB")
     note = "; files in a tmpfs are memory" if len(held) > 1 else ""
-    return f"memory limit exceeded: {mb(total)} MB > {limit_mb} MB ({', '.join(held)}{note})"
+    total_mb = -(-total // (1 << 20))  # rounded up: it is over the limit
+    return f"memory limit exceeded: {total_mb} MB > {limit_mb} MB ({', '.join(held)}{note})"
 
 
 def _pidfd(pid: int) -> int | None:

@@ -274,7 +274,12 @@ class DiskQuota:
         """:meth:`exceeded` for a command that ended by itself; a writer stopped by RLIMIT_FSIZE
         (SIGXFSZ: -25, or 153 as a shell reports it) makes it walk now rather than later."""
         xfsz = returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ)
-        return self.exceeded(used_at_start, force=xfsz)
+        reason = self.exceeded(used_at_start, force=xfsz)
+        if reason is None and xfsz:
+            reason = (f"disk quota exceeded: a write or an allocation would have made one file "
+                      f"larger than the workspace's whole quota of {mb(self.quota)} MB "
+                      "(disk_quota_mb), and the kernel stopped it (file size limit, SIGXFSZ)")
+        return reason
 
     def fsize_limit(self) -> int:
         """RLIMIT_FSIZE for the commands: no single file may be larger than the whole quota.

@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import time
+import uuid
 from pathlib import Path
 
 from autorl_gym.tools.conformance.base import (
@@ -55,13 +56,17 @@ def growing_allocation_killed(c: Layout) -> None:
 _FILL = ("python -c \"import sys, time\nf = open(sys.argv[1], 'wb')\ntry:\n"
          "    for _ in range(64):\n        f.write(b'x' * (8 << 20)); f.flush(); time.sleep(0.02)\n"
          "except OSError as e:\n    print('write refused:', e, flush=True)\n"
-         "print('holding', flush=True)\ntime.sleep(30)\" {path}")
+         "print('holding', flush=True)\ntime.sleep(10)\" {path}")
 
 
-def _tmpfs_fill_killed(c: Layout, path: str) -> None:
-    r = c.exec(_FILL.format(path=path), timeout_s=60)
+def _tmpfs_fill_killed(c: Layout, folder: str) -> None:
+    path = f"{folder}/fill-{uuid.uuid4().hex[:12]}"
+    try:
+        r = c.exec(_FILL.format(path=path), timeout_s=60)
+    finally:  # a backend that shares the host's folder must not leave 512 MB there
+        c.exec(f"rm -f {path}")
     ensure(r.exit_code is None and not r.timed_out,
-           f"a command holding 512 MB in {path} with memory_mb=128 was not killed: exit code "
+           f"a command holding 512 MB in {folder} with memory_mb=128 was not killed: exit code "
            f"{r.exit_code}, timed out {r.timed_out}, output {r.output[-300:]!r}")
     reason = r.killed_reason or ""
     ensure(re.match(r"memory limit exceeded: .*\b128 MB\b", reason), f"reason {reason!r}")
@@ -71,13 +76,13 @@ def _tmpfs_fill_killed(c: Layout, path: str) -> None:
 @conformance_check(isolation=True, memory_mb=128)
 def shm_fill_killed(c: Layout) -> None:
     """files in /dev/shm count against memory_mb: filling it past the limit gets the command killed"""
-    _tmpfs_fill_killed(c, "/dev/shm/fill")
+    _tmpfs_fill_killed(c, "/dev/shm")
 
 
 @conformance_check(isolation=True, memory_mb=128)
 def tmp_fill_killed(c: Layout) -> None:
     """files in /tmp count against memory_mb: filling it past the limit gets the command killed"""
-    _tmpfs_fill_killed(c, "/tmp/fill")
+    _tmpfs_fill_killed(c, "/tmp")
 
 
 def _held(root: Path) -> int:
@@ -121,7 +126,7 @@ def disk_quota_stops_dd(c: Layout) -> None:
 def memfd_fill_killed(c: Layout) -> None:
     """bytes written into a memfd (a tmpfs file in no mount) count against memory_mb"""
     r = c.exec("python -c \"import os, time\nfd = os.memfd_create('fill')\nfor _ in range(64):\n"
-               "    os.write(fd, b'x' * (8 << 20)); time.sleep(0.02)\ntime.sleep(30)\"", timeout_s=60)
+               "    os.write(fd, b'x' * (8 << 20)); time.sleep(0.02)\ntime.sleep(10)\"", timeout_s=60)
     ensure(r.exit_code is None and not r.timed_out,
            f"a command holding 512 MB in a memfd with memory_mb=128 was not killed: {r}")
     reason = r.killed_reason or ""
