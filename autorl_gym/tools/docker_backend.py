@@ -304,7 +304,7 @@ class DockerSandbox(SandboxFiles):
         start = time.monotonic()
         buf = OutputBuffer(self.spec.limits.output_limit_chars)
         self._grant_bridges()
-        quota_start = self._quota.sample() if self._quota is not None else 0
+        quota_start = self._quota.begin() if self._quota is not None else 0
         try:
             ct = self._client.containers.create(command=self.argv(command), **self._create)
         except DockerException as e:

@@ -3,8 +3,10 @@
 Every backend ends up here: :func:`run_command` starts ``argv`` in a new session (its own
 process group), merges stdout and stderr into one pipe, and keeps only the first and last part
 of what it prints (bounded memory however much it prints). A watchdog samples the process tree
-with psutil about four times a second and kills the whole tree when its summed resident memory
-or its process count goes over the limits (it runs in the same poll loop that reads the output
+with psutil about four times a second and kills the whole tree when the memory it pins (summed
+resident memory, plus the files in the sandbox's own tmpfs mounts and the memfd files it holds:
+:mod:`autorl_gym.tools.usage`), its process count, or the workspace's bytes on disk (with a
+disk quota) go over the limits (it runs in the same poll loop that reads the output
 and waits on a pidfd, so there is no thread to start and no sleep-polling: a fast command
 costs almost nothing beyond its fork/exec). On timeout the whole tree dies too,
 including children that called ``setsid`` (they are still descendants, so psutil finds them).
@@ -358,9 +360,9 @@ def run_command(
     marker are killed when the call ends, if anything still holds the output pipe. With
     ``pid_namespace`` (the launcher's child is a PID namespace's init, as under bwrap), a kill
     starts with that init, which takes the whole namespace down at once. With ``quota`` (the
-    workspace's disk quota, kept by the sandbox across commands), every file the command writes
-    is capped by RLIMIT_FSIZE at what the quota has left, the watchdog kills the tree when the
-    workspace reaches the quota, and a command that ended by itself is checked once more.
+    workspace's disk quota, kept by the sandbox across commands), no file the command writes may
+    grow past the quota (RLIMIT_FSIZE), the watchdog kills the tree when the workspace reaches
+    the quota, and a command that ended by itself is checked once more.
     """
     timeout = effective_timeout(limits, timeout_s)
     marker = uuid.uuid4().hex
@@ -370,7 +372,7 @@ def run_command(
     start = time.monotonic()
     quota_start, name = 0, argv[0] if argv else "?"
     if quota is not None:
-        quota_start = quota.sample()
+        quota_start = quota.begin()
         argv = fsize_wrapper(argv, quota.fsize_limit())
     try:
         proc = subprocess.Popen(

@@ -237,27 +237,34 @@ class DiskQuota:
         self.walks += 1
         return total
 
-    def due(self) -> bool:
+    def due(self, periodic: bool = True) -> bool:
         """Whether a walk is due. Never walked: yes. Otherwise never sooner than its own cost
-        allows (:data:`WALK_CPU_SHARE`); then when the last walk is :data:`WALK_MIN_INTERVAL_S`
-        old, or when the disk's free space moved since: fell by what the quota had left (a
-        runaway writer), or rose by a megabyte or more (files deleted: the figure is stale)."""
+        allows (:data:`WALK_CPU_SHARE`); then when the disk's free space moved since the last
+        walk: fell by what the quota had left (a runaway writer), or rose by a megabyte or more
+        (files deleted: the figure is stale); and, if ``periodic``, when the last walk is
+        :data:`WALK_MIN_INTERVAL_S` old."""
         if self.used is None:
             return True
         gap = time.monotonic() - self.walked_at
         if gap < self.walk_s / WALK_CPU_SHARE:
             return False
-        if gap >= WALK_MIN_INTERVAL_S:
+        if periodic and gap >= WALK_MIN_INTERVAL_S:
             return True
         fell = self._free_at_walk - self._free()
         return fell >= self.remaining() or -fell >= _MB
 
-    def sample(self, force: bool = False) -> int:
+    def sample(self, force: bool = False, periodic: bool = True) -> int:
         """The workspace's bytes: a fresh walk when due (or forced), else the last one's."""
-        if force or self.due():
+        if force or self.due(periodic):
             return self.walk()
         assert self.used is not None
         return self.used
+
+    def begin(self) -> int:
+        """The figure a command starts from: the last walk's unless the disk's free space moved
+        since (between commands only the file tools write, a few MB at most), so a quick
+        command does not pay for a walk."""
+        return self.sample(periodic=False)
 
     def remaining(self) -> int:
         return max(self.quota - (self.used or 0), 0)
