@@ -99,9 +99,12 @@ def _held(root: Path) -> int:
 def disk_quota_stops_dd(c: Layout) -> None:
     """a runaway dd into output/ is stopped at disk_quota_mb, with a message naming the quota"""
     quota = 64 << 20
-    r = c.exec("dd if=/dev/zero of=output/runaway bs=1M count=100000", timeout_s=120)
+    # Four times the quota: enough to show it stopped, and bounded, so that a backend without a
+    # quota cannot fill the disk of the machine that checks it.
+    r = c.exec("dd if=/dev/zero of=output/runaway bs=1M count=256", timeout_s=120)
     reason = r.killed_reason or ""
-    ensure(r.exit_code is None and not r.timed_out, f"a 100 GB dd was not stopped: {r}")
+    ensure(r.exit_code is None and not r.timed_out,
+           f"a dd of 256 MB was not stopped by a 64 MB quota: {r}")
     ensure(re.match(r"disk quota exceeded: .*\b64 MB\b.*disk_quota_mb", reason),
            f"reason {reason!r} does not name the quota")
     held = _held(c.ws)
