@@ -51,7 +51,8 @@ from autorl_gym.tools.sandbox import (
     SandboxSpec,
     SandboxUnavailable,
 )
-from autorl_gym.tools.usage import workspace_quota
+from autorl_gym.tools.seccomp import no_sysv_shm_filter, seccomp_fd
+from autorl_gym.tools.usage import DiskQuota, workspace_quota
 
 __all__ = [
     "SANDBOX_HOME",
@@ -181,6 +182,7 @@ class BwrapSandbox(SandboxFiles):
                 raise SandboxError(f"mount source does not exist: {m.source}")
         self._env = command_env(spec, home=SANDBOX_HOME)
         self._quota = workspace_quota(spec)
+        self._seccomp = no_sysv_shm_filter()
         self._prefix_args = self._build_args()
         self._probe()
 
@@ -261,19 +263,31 @@ class BwrapSandbox(SandboxFiles):
             args += [flag, real, str(source)]
         return args
 
-    def argv(self, command: str) -> list[str]:
-        """The full bwrap command line for ``command``."""
-        return [*self._prefix_args, *self._forwarder_argv(), self._bash, "-c", command]
+    def argv(self, command: str, seccomp_fd: int | None = None) -> list[str]:
+        """The full bwrap command line for ``command`` (with the seccomp filter read from
+        ``seccomp_fd``, see :mod:`autorl_gym.tools.seccomp`)."""
+        filt = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
+        return [*self._prefix_args, *filt, *self._forwarder_argv(), self._bash, "-c", command]
+
+    def _run(self, command: str, timeout_s: float | None, quota: DiskQuota | None) -> ExecResult:
+        fd = seccomp_fd(self._seccomp) if self._seccomp is not None else None
+        try:
+            return run_command(
+                self.argv(command, fd),
+                limits=self.spec.limits,
+                timeout_s=timeout_s,
+                env={"PATH": "/usr/bin:/bin"},
+                wrapper_processes=_WRAPPER_PROCESSES,
+                pid_namespace=True,
+                quota=quota,
+                pass_fds=() if fd is None else (fd,),
+            )
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def _probe(self) -> None:
-        res = run_command(
-            self.argv("true"),
-            limits=self.spec.limits,
-            timeout_s=_PROBE_TIMEOUT_S,
-            env={"PATH": "/usr/bin:/bin"},
-            wrapper_processes=_WRAPPER_PROCESSES,
-            pid_namespace=True,
-        )
+        res = self._run("true", _PROBE_TIMEOUT_S, None)
         why = res.output.strip() or res.killed_reason or f"exit code {res.exit_code}"
         if res.exit_code != 0:
             raise SandboxUnavailable(
@@ -286,15 +300,7 @@ class BwrapSandbox(SandboxFiles):
     def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
         if self._closed:
             raise SandboxError("the sandbox is closed")
-        return run_command(
-            self.argv(command),
-            limits=self.spec.limits,
-            timeout_s=timeout_s,
-            env={"PATH": "/usr/bin:/bin"},
-            wrapper_processes=_WRAPPER_PROCESSES,
-            pid_namespace=True,
-            quota=self._quota,
-        )
+        return self._run(command, timeout_s, self._quota)
 
     def close(self) -> None:
         self._closed = True

@@ -347,6 +347,7 @@ def run_command(
     hunt_leftovers: bool = False,
     pid_namespace: bool = False,
     quota: DiskQuota | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> ExecResult:
     """Run ``argv`` to completion under ``limits``; never raises for a failing command.
 
@@ -362,7 +363,8 @@ def run_command(
     starts with that init, which takes the whole namespace down at once. With ``quota`` (the
     workspace's disk quota, kept by the sandbox across commands), no file the command writes may
     grow past the quota (RLIMIT_FSIZE), the watchdog kills the tree when the workspace reaches
-    the quota, and a command that ended by itself is checked once more.
+    the quota, and a command that ended by itself is checked once more. ``pass_fds`` stay open
+    in the command (bwrap reads its seccomp filter from one).
     """
     timeout = effective_timeout(limits, timeout_s)
     marker = uuid.uuid4().hex
@@ -384,6 +386,7 @@ def run_command(
             env=full_env,
             start_new_session=True,
             close_fds=True,
+            pass_fds=tuple(pass_fds),
         )
     except OSError as e:
         return ExecResult(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from autorl_gym.attacks.base import AttackBroken, AttackContext, attack
+from autorl_gym.tools.conformance.limits import SYSV_FILL
 
 MEMORY_MB = 128
 QUOTA_MB = 64
@@ -84,6 +85,19 @@ def tmp_fill_past_memory_cap(ctx: AttackContext) -> str:
 def memfd_fill_past_memory_cap(ctx: AttackContext) -> str:
     """A command capped at 128 MB writes 256 MB into a memfd (a tmpfs file in no mount)."""
     return _memory_attack(ctx, "memfd", "a memfd file")
+
+
+@attack(klass="limits", sandboxes=_ISOLATED)
+def sysv_shm_past_memory_cap(ctx: AttackContext) -> str:
+    """A command capped at 128 MB pins 256 MB in System V segments it has detached (in no
+    process's RSS, in no tmpfs the host can read)."""
+    with ctx.env(sandbox_limits={"memory_mb": MEMORY_MB}) as env:
+        env.reset(seed=0)
+        obs = _run(env, f"python - 256 3 <<'EOF'\n{SYSV_FILL}\nEOF")
+    if "killed: memory limit exceeded" in obs or "shmget refused" in obs:
+        return f"refused or stopped: {_head(obs)}; " + obs.split("--- output ---")[-1].strip()[:80]
+    raise AttackBroken(f"a command capped at {MEMORY_MB} MB held {_held_mb(obs)} MB in System V "
+                       f"segments and was not stopped: {_head(obs)}")
 
 
 _WRITABLE_TMPFS = r"""

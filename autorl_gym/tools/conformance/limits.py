@@ -135,3 +135,41 @@ def memfd_fill_killed(c: Layout) -> None:
     reason = r.killed_reason or ""
     ensure(re.match(r"memory limit exceeded: .*\b128 MB\b", reason), f"reason {reason!r}")
     ensure(r.duration_s < 20, f"took {r.duration_s:.1f} s to notice")
+
+
+# System V segments of 32 MB each, attached, filled and detached (so no process's RSS shows them).
+SYSV_FILL = """
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+held = 0
+for _ in range(int(sys.argv[1]) // 32):
+    sid = libc.shmget(0, ctypes.c_size_t(32 << 20), 0o1600)
+    if sid < 0:
+        print('shmget refused: errno', ctypes.get_errno(), flush=True)
+        break
+    addr = libc.shmat(sid, None, 0)
+    ctypes.memset(addr, 1, 32 << 20)
+    libc.shmdt(ctypes.c_void_p(addr))
+    held += 32
+    print('segment', sid, flush=True)
+print('held', held, 'MB', flush=True)
+if held:
+    time.sleep(float(sys.argv[2]))
+"""
+# Removes the segments named (a backend without an IPC namespace of its own would keep them).
+SYSV_REMOVE = ("python -c \"import ctypes, sys\n"
+               "for s in sys.argv[1:]: ctypes.CDLL(None).shmctl(int(s), 0, None)\"")
+
+
+@conformance_check(isolation=True, memory_mb=128)
+def sysv_shm_refused_or_counted(c: Layout) -> None:
+    """System V shared memory (shmget) past memory_mb is refused, or counted and killed"""
+    r = c.exec(f"python - 256 10 <<'EOF'\n{SYSV_FILL}\nEOF", timeout_s=60)
+    segments = re.findall(r"^segment (\d+)$", r.output, flags=re.M)
+    if segments:
+        c.exec(f"{SYSV_REMOVE} {' '.join(segments)}")
+    refused = r.exit_code == 0 and "shmget refused" in r.output
+    killed = r.exit_code is None and (r.killed_reason or "").startswith("memory limit exceeded")
+    ensure(refused or killed, f"256 MB of detached System V segments with memory_mb=128 were "
+                              f"neither refused nor killed: {r}")
