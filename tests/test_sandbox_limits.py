@@ -152,3 +152,26 @@ def test_limit_attacks_hold_on_a_micro_episode(kind: str, tmp_path: Path) -> Non
     assert not problems, [(o.name, o.status, o.detail) for o in problems]
     held = {o.name for o in report.outcomes if o.status == "held"}
     assert held == set(LIMIT_ATTACKS), report.outcomes
+
+
+# ---------------------------------------------------- System V refused, POSIX shared memory works
+def test_local_refuses_shmget_and_keeps_posix_shared_memory(tmp_path: Path, bwrap_ok: None) -> None:
+    box = BwrapSandbox(SandboxSpec(workspace=tmp_path, limits=SandboxLimits(memory_mb=512)))
+    try:
+        r = box.exec("python -c \"import ctypes\nl = ctypes.CDLL(None, use_errno=True)\n"
+                     "print(l.shmget(0, 1 << 20, 0o1600), ctypes.get_errno())\n"
+                     "from multiprocessing import shared_memory\n"
+                     "s = shared_memory.SharedMemory(create=True, size=1 << 20)\n"
+                     "s.buf[0] = 7; print('posix', s.buf[0]); s.close(); s.unlink()\"")
+    finally:
+        box.close()
+    assert r.exit_code == 0 and r.output.split() == ["-1", "1", "posix", "7"], r
+
+
+def test_seccomp_program_is_known_only_for_known_machines() -> None:
+    from autorl_gym.tools.seccomp import no_sysv_shm_filter
+
+    for machine in ("x86_64", "aarch64"):
+        prog = no_sysv_shm_filter(machine)
+        assert prog is not None and len(prog) == 8 * 8
+    assert no_sysv_shm_filter("riscv64") is None
