@@ -250,8 +250,12 @@ class DiskQuota:
             return False
         if periodic and gap >= WALK_MIN_INTERVAL_S:
             return True
-        fell = self._free_at_walk - self._free()
-        return fell >= self.remaining() or -fell >= _MB
+        fell = self._fell()  # other writers on the disk blur it: a megabyte of slack
+        return fell + _MB >= self.remaining() or -fell >= _MB
+
+    def _fell(self) -> int:
+        """How much the disk's free space fell since the last walk (negative: it rose)."""
+        return self._free_at_walk - self._free()
 
     def sample(self, force: bool = False, periodic: bool = True) -> int:
         """The workspace's bytes: a fresh walk when due (or forced), else the last one's."""
@@ -279,9 +283,14 @@ class DiskQuota:
 
     def after_exit(self, used_at_start: int, returncode: int | None) -> str | None:
         """:meth:`exceeded` for a command that ended by itself; a writer stopped by RLIMIT_FSIZE
-        (SIGXFSZ: -25, or 153 as a shell reports it) makes it walk now rather than later."""
+        (SIGXFSZ: -25, or 153 as a shell reports it), or a disk that lost what the quota had
+        left, makes it walk now; otherwise it walks if its cost allows (see :meth:`due`)."""
         xfsz = returncode in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ)
-        reason = self.exceeded(used_at_start, force=xfsz)
+        # Walk now when the disk lost (about) what the quota had left, however recent the last
+        # walk; else whenever the walk's own cost allows (a small workspace: every command).
+        near = self.used is not None and self._fell() + _MB >= self.remaining()
+        affordable = time.monotonic() - self.walked_at >= self.walk_s / WALK_CPU_SHARE
+        reason = self.exceeded(used_at_start, force=xfsz or near or affordable)
         if reason is None and xfsz:
             reason = (f"disk quota exceeded: a write or an allocation would have made one file "
                       f"larger than the workspace's whole quota of {mb(self.quota)} MB "

@@ -112,6 +112,11 @@ def disk_quota_stops_dd(c: Layout) -> None:
     r = c.exec("dd if=/dev/zero of=output/more bs=1M count=4")
     ensure(r.exit_code is None and (r.killed_reason or "").startswith("disk quota exceeded"),
            f"a write into a full workspace was not stopped: {r}")
+    # The writer's own exit status hidden behind a pipe: the end-of-command check still sees it.
+    c.exec("rm -f output/runaway output/more")
+    r = c.exec("dd if=/dev/zero of=output/runaway bs=1M count=256 2>&1 | tail -1")
+    ensure((r.killed_reason or "").startswith("disk quota exceeded"),
+           f"a dd past the quota behind a pipe (exit status 0) got no message: {r}")
     r = c.exec("rm -f output/runaway output/more && dd if=/dev/zero of=output/ok bs=1M count=8 "
                "2>/dev/null && echo written")
     ensure(r.exit_code == 0 and "written" in r.output,
