@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,13 @@ from conftest import MICRO_ID, skip_or_fail_without_bwrap, skip_or_fail_without_
 
 from autorl_gym.attacks.base import load_cases
 from autorl_gym.attacks.runner import run_attacks
-from autorl_gym.tools import BwrapSandbox, SandboxLimits, SandboxSpec, SandboxUnavailable
+from autorl_gym.tools import (
+    BwrapSandbox,
+    SandboxLimits,
+    SandboxSpec,
+    SandboxUnavailable,
+    make_sandbox,
+)
 from autorl_gym.tools.conformance import run_conformance
 from autorl_gym.tools.process import Monitor, memory_message, run_command
 from autorl_gym.tools.usage import (
@@ -25,7 +32,7 @@ from autorl_gym.tools.usage import (
     TmpfsTable,
     default_disk_quota_mb,
     disk_quota_message,
-    fsize_wrapper,
+    fsize_prefix,
     input_bytes,
 )
 
@@ -79,11 +86,24 @@ def test_default_quota_is_sized_from_the_inputs_and_the_free_disk() -> None:
     assert default_disk_quota_mb(6000 * MB, 0, 40_000 * MB) == 20_000  # half the free space
 
 
-def test_fsize_wrapper_sets_a_limit_the_command_cannot_raise(tmp_path: Path) -> None:
-    argv = fsize_wrapper(["/bin/sh", "-c", "ulimit -f; ulimit -Hf; ulimit -f unlimited || "
-                          "echo refused"], 64 * MB)
-    out = subprocess.run(argv, capture_output=True, text=True, check=False).stdout.split()
-    assert out[:2] == [str(64 * MB // 512)] * 2 and "refused" in out, out
+def test_fsize_prefix_sets_a_limit_the_command_cannot_raise(tmp_path: Path) -> None:
+    command = fsize_prefix(64 * MB) + "ulimit -f; ulimit -Hf; ulimit -f unlimited || echo refused"
+    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True,
+                         check=False).stdout.split()
+    assert out[:2] == [str(64 * MB // 1024)] * 2 and "refused" in out, out
+
+
+def test_backends_cap_each_file_at_the_quota(tmp_path: Path, bwrap_ok: None) -> None:
+    for kind in ("local", "none"):
+        spec = SandboxSpec(workspace=tmp_path / kind, limits=SandboxLimits(disk_quota_mb=64))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            box = make_sandbox(kind, spec)
+        try:
+            r = box.exec("ulimit -f; ulimit -Hf")
+        finally:
+            box.close()
+        assert r.exit_code == 0 and r.output.split() == [str(64 * 1024)] * 2, (kind, r)
 
 
 def test_messages_say_what_held_the_memory_and_name_the_quota(tmp_path: Path) -> None:

@@ -52,7 +52,7 @@ from autorl_gym.tools.sandbox import (
     SandboxUnavailable,
 )
 from autorl_gym.tools.seccomp import no_sysv_shm_filter, seccomp_fd
-from autorl_gym.tools.usage import DiskQuota, workspace_quota
+from autorl_gym.tools.usage import DiskQuota, fsize_prefix, workspace_quota
 
 __all__ = [
     "SANDBOX_HOME",
@@ -267,6 +267,8 @@ class BwrapSandbox(SandboxFiles):
         """The full bwrap command line for ``command`` (with the seccomp filter read from
         ``seccomp_fd``, see :mod:`autorl_gym.tools.seccomp`)."""
         filt = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
+        if self._quota is not None:  # no file larger than the whole quota (RLIMIT_FSIZE)
+            command = fsize_prefix(self._quota.fsize_limit()) + command
         return [*self._prefix_args, *filt, *self._forwarder_argv(), self._bash, "-c", command]
 
     def _run(self, command: str, timeout_s: float | None, quota: DiskQuota | None) -> ExecResult:

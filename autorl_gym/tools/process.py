@@ -40,7 +40,6 @@ from autorl_gym.tools.usage import (
     WALK_CPU_SHARE,
     DiskQuota,
     TmpfsTable,
-    fsize_wrapper,
     mb,
     memfd_bytes,
 )
@@ -361,9 +360,10 @@ def run_command(
     marker are killed when the call ends, if anything still holds the output pipe. With
     ``pid_namespace`` (the launcher's child is a PID namespace's init, as under bwrap), a kill
     starts with that init, which takes the whole namespace down at once. With ``quota`` (the
-    workspace's disk quota, kept by the sandbox across commands), no file the command writes may
-    grow past the quota (RLIMIT_FSIZE), the watchdog kills the tree when the workspace reaches
-    the quota, and a command that ended by itself is checked once more. ``pass_fds`` stay open
+    workspace's disk quota, kept by the sandbox across commands), the watchdog kills the tree
+    when the workspace reaches the quota, and a command that ended by itself is checked once
+    more; the backend caps each file at the quota itself (RLIMIT_FSIZE, :func:`~autorl_gym.
+    tools.usage.fsize_prefix`). ``pass_fds`` stay open
     in the command (bwrap reads its seccomp filter from one).
     """
     timeout = effective_timeout(limits, timeout_s)
@@ -372,10 +372,7 @@ def run_command(
     full_env[EXEC_MARKER_VAR] = marker
     buf = OutputBuffer(limits.output_limit_chars)
     start = time.monotonic()
-    quota_start, name = 0, argv[0] if argv else "?"
-    if quota is not None:
-        quota_start = quota.begin()
-        argv = fsize_wrapper(argv, quota.fsize_limit())
+    quota_start, name = (quota.begin() if quota is not None else 0), argv[0] if argv else "?"
     try:
         proc = subprocess.Popen(
             list(argv),

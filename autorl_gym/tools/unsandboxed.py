@@ -22,7 +22,7 @@ from autorl_gym.tools.files import SandboxFiles
 from autorl_gym.tools.process import command_env, run_command
 from autorl_gym.tools.registry import sandbox_backend
 from autorl_gym.tools.sandbox import ExecResult, SandboxError, SandboxSpec
-from autorl_gym.tools.usage import workspace_quota
+from autorl_gym.tools.usage import fsize_prefix, workspace_quota
 
 __all__ = ["UNSANDBOXED_WARNING", "UnsandboxedSandbox"]
 
@@ -59,6 +59,8 @@ class UnsandboxedSandbox(SandboxFiles):
     def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
         if self._closed:
             raise SandboxError("the sandbox is closed")
+        if self._quota is not None:  # no file larger than the whole quota (RLIMIT_FSIZE)
+            command = fsize_prefix(self._quota.fsize_limit()) + command
         return run_command(
             [self._bash, "-c", command],
             limits=self.spec.limits,

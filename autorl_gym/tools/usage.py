@@ -2,9 +2,9 @@
 mounts, and the workspace's bytes on the host disk. The watchdog (:class:`~autorl_gym.tools.process.
 Monitor`, and the docker backend's for the quota) reads both.
 
-* :func:`private_tmpfs_bytes`: a tmpfs keeps its files in memory (page cache that cannot be
-  evicted without swap) until it is unmounted, whether any process maps them or not, so a command
-  that fills ``/dev/shm`` or ``/tmp`` holds that memory as surely as one that allocates it. The
+* :class:`TmpfsTable`: a tmpfs keeps its files in memory (page cache that cannot be evicted
+  without swap) until it is unmounted, whether any process maps them or not, so a command that
+  fills ``/dev/shm`` or ``/tmp`` holds that memory as surely as one that allocates it. The
   sandbox's own tmpfs mounts (``/tmp``, ``/dev/shm``, any other it was given) are found in the
   mount table of a process of the tree that lives in a mount namespace of its own (bwrap's), less
   every filesystem that the host itself has mounted (so nothing shared with the host, or with
@@ -16,11 +16,15 @@ Monitor`, and the docker backend's for the quota) reads both.
 * :class:`DiskQuota`: the workspace's writable folders are walked (links never followed, each
   inode once, allocated blocks, so a sparse file counts what it really takes). A walk costs time
   in proportion to the number of files, so it runs at most every ``max(1 s, 20 x its own
-  duration)``, and at once when the filesystem's free space fell by more than what the quota
-  still allows, or rose (files deleted); one ``statvfs``, a few microseconds: a runaway ``dd``
-  is seen within one watchdog sample. Each file is also capped by ``RLIMIT_FSIZE`` at what the quota has left
-  when the command starts (:func:`fsize_wrapper`), so a single writer stops at the quota without
-  waiting for a sample.
+  duration)`` while a command runs, and sooner when the filesystem's free space fell by about
+  what the quota still allows, or rose (files deleted): one ``statvfs``, a few microseconds, so
+  a runaway ``dd`` is seen within one watchdog sample. A command that ended by itself is walked
+  once more when the walk's cost allows. Each file is also capped by ``RLIMIT_FSIZE`` at the
+  quota (:func:`fsize_prefix`; the docker backend sets the container's ``fsize`` ulimit), so
+  one file can never take more than the whole quota, however late the watchdog looks. A runaway
+  writer is therefore stopped within one sample (0.25 s) of the workspace reaching its quota:
+  what it wrote past the quota is at most what the disk takes in that time (or the space
+  already in use, whichever is less).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ __all__ = [
     "episode_disk_quota_mb",
     "input_bytes",
     "memfd_bytes",
-    "fsize_wrapper",
+    "fsize_prefix",
     "mb",
     "tree_bytes",
     "workspace_quota",
@@ -350,9 +354,10 @@ def default_disk_quota_mb(model_bytes: int, data_bytes: int, free_bytes: int) ->
     return max(min(want, free_bytes // 2 // _MB), 1)
 
 
-def fsize_wrapper(argv: Sequence[str], fsize_bytes: int) -> list[str]:
-    """``argv`` run with RLIMIT_FSIZE (soft and hard) at ``fsize_bytes``: through ``/bin/sh``'s
-    POSIX ``ulimit -f`` (512-byte blocks), which costs far less than a ``preexec_fn`` (that makes
-    subprocess fork the whole parent instead of vfork)."""
-    blocks = max(fsize_bytes // 512, 1)
-    return ["/bin/sh", "-c", f'ulimit -f {blocks} 2>/dev/null; exec "$@"', "sh", *argv]
+def fsize_prefix(fsize_bytes: int) -> str:
+    """What a backend puts in front of the command it gives ``bash -c``: RLIMIT_FSIZE (soft and
+    hard, so the command cannot raise it) at ``fsize_bytes``, set by bash's own ``ulimit -f``
+    (1024-byte blocks) before anything of the command runs. A builtin: no process, no exec (a
+    ``/bin/sh`` wrapper costs a millisecond or more per command, a ``preexec_fn`` far more: it
+    makes subprocess fork the whole parent instead of vfork)."""
+    return f"ulimit -f {max(fsize_bytes // 1024, 1)} 2>/dev/null; "
