@@ -39,7 +39,8 @@ from autorl_gym.tools.calls import (
     parse_tool_call,
     tool_schemas,
 )
-from autorl_gym.tools.sandbox import Mount, Sandbox, SandboxError, SandboxSpec
+from autorl_gym.tools.sandbox import Mount, Sandbox, SandboxError, SandboxLimits, SandboxSpec
+from autorl_gym.tools.usage import episode_disk_quota_mb
 from autorl_gym.workspace import WorkspaceInfo, create_workspace, task_text, timestamp
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class Episode:
         self.final_feedback: Feedback | None = None
         self.last_observation = ""
         self.active = False
+        self._disk_quota_mb: int | None = None  # sized at the first sandbox (sandbox_limits)
 
     # ------------------------------------------------------------------ grading
     def prepare(self) -> None:
@@ -120,13 +122,25 @@ class Episode:
             "WORKSPACE": str(ws),
         }
 
+    def sandbox_limits(self) -> SandboxLimits:
+        """The scenario's sandbox limits, with the workspace's disk quota sized from the inputs
+        (and the disk's free space) when the scenario names none; sized once per episode."""
+        limits = self.scenario.sandbox
+        if limits.disk_quota_mb is not None:
+            return limits
+        if self._disk_quota_mb is None:
+            assets = self.grading.assets
+            self._disk_quota_mb = episode_disk_quota_mb(
+                [assets.base_model_dir, assets.train_dir], self._ws.root)
+        return limits.model_copy(update={"disk_quota_mb": self._disk_quota_mb})
+
     def sandbox_spec(self) -> SandboxSpec:
         assets = self.grading.assets
         return SandboxSpec(
             workspace=self._ws.root,
             mounts=[Mount(source=assets.train_dir), Mount(source=assets.base_model_dir),
                     *(Mount(source=p) for p in assets.extra_mounts)],
-            env=self.sandbox_env(), limits=self.scenario.sandbox,
+            env=self.sandbox_env(), limits=self.sandbox_limits(),
             bridges=[*self.config.bridges, *assets.bridges])
 
     def open_sandbox(self) -> Sandbox:

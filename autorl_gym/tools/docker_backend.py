@@ -59,6 +59,7 @@ from autorl_gym.tools.local import SANDBOX_HOME, hidden_package_dirs, python_env
 from autorl_gym.tools.process import OutputBuffer, command_env, effective_timeout
 from autorl_gym.tools.registry import sandbox_backend
 from autorl_gym.tools.sandbox import ExecResult, SandboxError, SandboxSpec, SandboxUnavailable
+from autorl_gym.tools.usage import workspace_quota
 
 __all__ = ["FALLBACK_GID", "FALLBACK_UID", "IMAGE_ENV", "DockerSandbox"]
 
@@ -97,6 +98,7 @@ class DockerSandbox(SandboxFiles):
                 raise SandboxError(f"mount source must be an absolute path, got {m.source}")
             if not Path(m.source).exists():
                 raise SandboxError(f"mount source does not exist: {m.source}")
+        self._quota = workspace_quota(spec)
         self._client = docker_client()
         image = spec.limits.image or os.environ.get(IMAGE_ENV) or None
         self._hostbind = image is None
@@ -242,6 +244,11 @@ class DockerSandbox(SandboxFiles):
             "stdin_open": False,
             "tty": False,
         }
+        if self._quota is not None:  # no file larger than the whole quota (RLIMIT_FSIZE)
+            from docker.types import Ulimit
+
+            n = self._quota.fsize_limit()
+            opts["ulimits"] = [Ulimit(name="fsize", soft=n, hard=n)]
         if limits.cpus is not None:
             opts["nano_cpus"] = int(limits.cpus * 1e9)
         requests = device_requests(limits.gpus)
@@ -297,6 +304,7 @@ class DockerSandbox(SandboxFiles):
         start = time.monotonic()
         buf = OutputBuffer(self.spec.limits.output_limit_chars)
         self._grant_bridges()
+        quota_start = self._quota.begin() if self._quota is not None else 0
         try:
             ct = self._client.containers.create(command=self.argv(command), **self._create)
         except DockerException as e:
@@ -304,7 +312,7 @@ class DockerSandbox(SandboxFiles):
         with self._lock:
             self._live.add(ct.id)
         try:
-            return Execution(ct, buf, timeout, start, self).run()
+            return Execution(ct, buf, timeout, start, self, self._quota, quota_start).run()
         except DockerException as e:
             raise SandboxError(f"the docker engine failed while running the command: {e}") from e
         finally:  # removed in the background: the result does not wait for it (~75 ms)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from autorl_gym.tools.docker_cgroup import ContainerCgroup
 from autorl_gym.tools.process import OutputBuffer
 from autorl_gym.tools.sandbox import ExecResult
+from autorl_gym.tools.usage import DiskQuota
 
 if TYPE_CHECKING:
     from autorl_gym.tools.docker_backend import DockerSandbox
@@ -25,8 +26,9 @@ class Execution:
     """One container from start to exit: output streamed into ``buf``, the watchdog, the kill."""
 
     def __init__(self, ct: Any, buf: OutputBuffer, timeout: float, start: float,
-                 box: DockerSandbox) -> None:
+                 box: DockerSandbox, quota: DiskQuota | None = None, quota_start: int = 0) -> None:
         self.ct, self.buf, self.timeout, self.start, self.box = ct, buf, timeout, start, box
+        self.quota, self.quota_start = quota, quota_start
         self.killed_reason: str | None = None
         self.timed_out = False
 
@@ -46,6 +48,8 @@ class Execution:
             return (f"process limit exceeded: {n} processes and threads at the limit of "
                     f"{limits.max_processes}; the engine refused {c.forks_refused} more "
                     "(docker pids_limit)")
+        if self.quota is not None:
+            return self.quota.exceeded(self.quota_start)
         return None
 
     def _kill(self, reason: str) -> None:
@@ -87,8 +91,10 @@ class Execution:
             self.killed_reason = (f"memory limit exceeded: the kernel's OOM killer stopped a "
                                   f"process at the {self.box.spec.limits.memory_mb} MB limit "
                                   "(docker OOMKilled)")
-        output, truncated, omitted = self.buf.finish()
         code = status.get("StatusCode")
+        if self.killed_reason is None and self.quota is not None:
+            self.killed_reason = self.quota.after_exit(self.quota_start, code)
+        output, truncated, omitted = self.buf.finish()
         return ExecResult(
             exit_code=None if self.killed_reason is not None else code,
             output=output,

@@ -10,8 +10,10 @@ What a command sees (nothing else from the host is visible):
   source folder is not mounted, or is hidden under an empty tmpfs when it lies inside a
   mounted folder);
 * a private ``/proc`` (its own PID namespace), a minimal ``/dev`` (plus ``/dev/nvidia*`` when
-  present), and a private ``/tmp`` tmpfs (capped at ``limits.memory_mb``), new for each command
-  (so ``HOME=/tmp/home`` starts empty every time: keep anything lasting in the workspace);
+  present), and a private ``/tmp`` and ``/dev/shm`` (tmpfs, each capped at ``limits.memory_mb``),
+  new for each command (so ``HOME=/tmp/home`` starts empty every time: keep anything lasting in
+  the workspace); their files count against ``memory_mb`` with the processes' memory (the
+  watchdog adds them up); the root and ``/dev`` themselves are read-only;
 * the workspace, read-write, at its own absolute host path (also the working directory), and
   each ``spec.mounts`` entry at its own absolute path, read-only or read-write as it says.
 
@@ -49,6 +51,8 @@ from autorl_gym.tools.sandbox import (
     SandboxSpec,
     SandboxUnavailable,
 )
+from autorl_gym.tools.seccomp import no_sysv_shm_filter, seccomp_fd
+from autorl_gym.tools.usage import DiskQuota, fsize_prefix, workspace_quota
 
 __all__ = [
     "SANDBOX_HOME",
@@ -177,6 +181,8 @@ class BwrapSandbox(SandboxFiles):
             if not Path(m.source).exists():
                 raise SandboxError(f"mount source does not exist: {m.source}")
         self._env = command_env(spec, home=SANDBOX_HOME)
+        self._quota = workspace_quota(spec)
+        self._seccomp = no_sysv_shm_filter()
         self._prefix_args = self._build_args()
         self._probe()
 
@@ -193,13 +199,17 @@ class BwrapSandbox(SandboxFiles):
         a += ["--hostname", "sandbox", "--clearenv"]
         for key, value in self._env.items():
             a += ["--setenv", key, value]
-        tmp_bytes = spec.limits.memory_mb * 1024 * 1024
+        # The writable tmpfs mounts, /tmp and /dev/shm, each capped at memory_mb by the kernel
+        # (bubblewrap 0.10+) and counted, with the processes, against memory_mb by the watchdog;
+        # the root and /dev (tmpfs mounts bwrap makes) are made read-only at the end.
+        size = ["--size", str(spec.limits.memory_mb * 1024 * 1024)]
+        if bwrap_version(self._bwrap) < (0, 10):
+            size = []
         a += ["--proc", "/proc", "--dev", "/dev"]
         for dev in sorted(glob.glob("/dev/nvidia*")):
             a += ["--dev-bind", dev, dev]
-        if bwrap_version(self._bwrap) >= (0, 10):  # --size: bubblewrap 0.10+
-            a += ["--size", str(tmp_bytes)]
-        a += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
+        a += [*size, "--perms", "1777", "--tmpfs", "/dev/shm"]
+        a += [*size, "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
 
         visible: list[Path] = []  # real host folders bound inside
         for d in _SYSTEM_DIRS:
@@ -233,6 +243,7 @@ class BwrapSandbox(SandboxFiles):
             a += ["--ro-bind", os.path.realpath(bridge.socket), f"{_BRIDGE_DIR}/{i}.sock"]
         if spec.bridges:
             a += ["--ro-bind", str(_FORWARDER), f"{_BRIDGE_DIR}/forward.py"]
+        a += ["--remount-ro", "/dev", "--remount-ro", "/"]
         a += ["--chdir", str(spec.workspace)]
         return a
 
@@ -252,19 +263,33 @@ class BwrapSandbox(SandboxFiles):
             args += [flag, real, str(source)]
         return args
 
-    def argv(self, command: str) -> list[str]:
-        """The full bwrap command line for ``command``."""
-        return [*self._prefix_args, *self._forwarder_argv(), self._bash, "-c", command]
+    def argv(self, command: str, seccomp_fd: int | None = None) -> list[str]:
+        """The full bwrap command line for ``command`` (with the seccomp filter read from
+        ``seccomp_fd``, see :mod:`autorl_gym.tools.seccomp`)."""
+        filt = ["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []
+        if self._quota is not None:  # no file larger than the whole quota (RLIMIT_FSIZE)
+            command = fsize_prefix(self._quota.fsize_limit()) + command
+        return [*self._prefix_args, *filt, *self._forwarder_argv(), self._bash, "-c", command]
+
+    def _run(self, command: str, timeout_s: float | None, quota: DiskQuota | None) -> ExecResult:
+        fd = seccomp_fd(self._seccomp) if self._seccomp is not None else None
+        try:
+            return run_command(
+                self.argv(command, fd),
+                limits=self.spec.limits,
+                timeout_s=timeout_s,
+                env={"PATH": "/usr/bin:/bin"},
+                wrapper_processes=_WRAPPER_PROCESSES,
+                pid_namespace=True,
+                quota=quota,
+                pass_fds=() if fd is None else (fd,),
+            )
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def _probe(self) -> None:
-        res = run_command(
-            self.argv("true"),
-            limits=self.spec.limits,
-            timeout_s=_PROBE_TIMEOUT_S,
-            env={"PATH": "/usr/bin:/bin"},
-            wrapper_processes=_WRAPPER_PROCESSES,
-            pid_namespace=True,
-        )
+        res = self._run("true", _PROBE_TIMEOUT_S, None)
         why = res.output.strip() or res.killed_reason or f"exit code {res.exit_code}"
         if res.exit_code != 0:
             raise SandboxUnavailable(
@@ -277,14 +302,7 @@ class BwrapSandbox(SandboxFiles):
     def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
         if self._closed:
             raise SandboxError("the sandbox is closed")
-        return run_command(
-            self.argv(command),
-            limits=self.spec.limits,
-            timeout_s=timeout_s,
-            env={"PATH": "/usr/bin:/bin"},
-            wrapper_processes=_WRAPPER_PROCESSES,
-            pid_namespace=True,
-        )
+        return self._run(command, timeout_s, self._quota)
 
     def close(self) -> None:
         self._closed = True

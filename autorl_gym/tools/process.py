@@ -3,8 +3,10 @@
 Every backend ends up here: :func:`run_command` starts ``argv`` in a new session (its own
 process group), merges stdout and stderr into one pipe, and keeps only the first and last part
 of what it prints (bounded memory however much it prints). A watchdog samples the process tree
-with psutil about four times a second and kills the whole tree when its summed resident memory
-or its process count goes over the limits (it runs in the same poll loop that reads the output
+with psutil about four times a second and kills the whole tree when the memory it pins (summed
+resident memory, plus the files in the sandbox's own tmpfs mounts and the memfd files it holds:
+:mod:`autorl_gym.tools.usage`), its process count, or the workspace's bytes on disk (with a
+disk quota) go over the limits (it runs in the same poll loop that reads the output
 and waits on a pidfd, so there is no thread to start and no sleep-polling: a fast command
 costs almost nothing beyond its fork/exec). On timeout the whole tree dies too,
 including children that called ``setsid`` (they are still descendants, so psutil finds them).
@@ -34,6 +36,13 @@ from pathlib import Path
 import psutil
 
 from autorl_gym.tools.sandbox import ExecResult, SandboxError, SandboxLimits, SandboxSpec
+from autorl_gym.tools.usage import (
+    WALK_CPU_SHARE,
+    DiskQuota,
+    TmpfsTable,
+    mb,
+    memfd_bytes,
+)
 
 __all__ = [
     "EXEC_MARKER_VAR",
@@ -45,6 +54,7 @@ __all__ = [
     "find_marked",
     "kill_namespace",
     "kill_tree",
+    "memory_message",
     "python_bin_dir",
     "run_command",
 ]
@@ -252,9 +262,12 @@ def find_marked(marker: str) -> list[psutil.Process]:
 
 
 class Monitor:
-    """The watchdog: one psutil sample of the tree's process count and summed RSS."""
+    """The watchdog: one sample of the tree's process count and of the memory it pins (summed
+    RSS plus the bytes in the sandbox's private tmpfs mounts, :class:`~autorl_gym.tools.usage.
+    TmpfsTable`), and, with a ``quota``, of the workspace's bytes on disk."""
 
-    def __init__(self, pid: int, limits: SandboxLimits, wrapper_processes: int) -> None:
+    def __init__(self, pid: int, limits: SandboxLimits, wrapper_processes: int,
+                 quota: DiskQuota | None = None, quota_start: int = 0) -> None:
         try:
             self.root: psutil.Process | None = psutil.Process(pid)
         except psutil.Error:
@@ -263,6 +276,20 @@ class Monitor:
         self.memory_mb = limits.memory_mb
         self.max_processes = limits.max_processes
         self.wrapper_processes = wrapper_processes
+        self.tmpfs = TmpfsTable()
+        self.quota = quota
+        self.quota_start = quota_start
+        self._memfd_bytes, self._memfd_at, self._memfd_s = 0, float("-inf"), 0.0
+
+    def _memfd(self, pids: list[int]) -> int:
+        """:func:`memfd_bytes` of the tree; the descriptor scan costs in proportion to the open
+        files, so it runs at most at :data:`WALK_CPU_SHARE` of the time (the last figure between)."""
+        now = time.monotonic()
+        if now - self._memfd_at >= self._memfd_s / WALK_CPU_SHARE:
+            self._memfd_bytes = memfd_bytes(pids)
+            self._memfd_at = time.monotonic()
+            self._memfd_s = self._memfd_at - now
+        return self._memfd_bytes
 
     def check(self) -> tuple[str | None, list[psutil.Process]]:
         """(reason to kill or None, the processes seen)."""
@@ -276,10 +303,29 @@ class Monitor:
         for p in procs:
             with contextlib.suppress(psutil.Error):
                 rss += p.memory_info().rss
-        if rss > self.memory_bytes:
-            mb = rss // (1024 * 1024)
-            return f"memory limit exceeded: {mb} MB > {self.memory_mb} MB", procs
+        pids = [p.pid for p in procs]
+        tmpfs = self.tmpfs.used(pids)
+        memfd = self._memfd(pids)
+        total = rss + sum(tmpfs.values()) + memfd
+        if total > self.memory_bytes:
+            return memory_message(total, self.memory_mb, rss, tmpfs, memfd), procs
+        if self.quota is not None:
+            reason = self.quota.exceeded(self.quota_start)
+            if reason is not None:
+                return reason, procs
         return None, procs
+
+
+def memory_message(total: int, limit_mb: int, rss: int, tmpfs: Mapping[str, int],
+                   memfd: int = 0) -> str:
+    """The memory kill's reason, with what held the memory: processes, each tmpfs, memfd files."""
+    held = [f"processes {mb(rss)} MB"]
+    held += [f"files in {point} {mb(n)} MB" for point, n in sorted(tmpfs.items()) if n >= 1 << 20]
+    if memfd >= 1 << 20:
+        held.append(f"memfd files {mb(memfd)} MB")
+    note = "; files in a tmpfs are memory" if len(held) > 1 else ""
+    total_mb = -(-total // (1 << 20))  # rounded up: it is over the limit
+    return f"memory limit exceeded: {total_mb} MB > {limit_mb} MB ({', '.join(held)}{note})"
 
 
 def _pidfd(pid: int) -> int | None:
@@ -299,6 +345,8 @@ def run_command(
     wrapper_processes: int = 0,
     hunt_leftovers: bool = False,
     pid_namespace: bool = False,
+    quota: DiskQuota | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> ExecResult:
     """Run ``argv`` to completion under ``limits``; never raises for a failing command.
 
@@ -311,7 +359,12 @@ def run_command(
     PID namespace), processes that escaped the tree but still carry this call's environment
     marker are killed when the call ends, if anything still holds the output pipe. With
     ``pid_namespace`` (the launcher's child is a PID namespace's init, as under bwrap), a kill
-    starts with that init, which takes the whole namespace down at once.
+    starts with that init, which takes the whole namespace down at once. With ``quota`` (the
+    workspace's disk quota, kept by the sandbox across commands), the watchdog kills the tree
+    when the workspace reaches the quota, and a command that ended by itself is checked once
+    more; the backend caps each file at the quota itself (RLIMIT_FSIZE, :func:`~autorl_gym.
+    tools.usage.fsize_prefix`). ``pass_fds`` stay open
+    in the command (bwrap reads its seccomp filter from one).
     """
     timeout = effective_timeout(limits, timeout_s)
     marker = uuid.uuid4().hex
@@ -319,6 +372,7 @@ def run_command(
     full_env[EXEC_MARKER_VAR] = marker
     buf = OutputBuffer(limits.output_limit_chars)
     start = time.monotonic()
+    quota_start, name = (quota.begin() if quota is not None else 0), argv[0] if argv else "?"
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -329,17 +383,18 @@ def run_command(
             env=full_env,
             start_new_session=True,
             close_fds=True,
+            pass_fds=tuple(pass_fds),
         )
     except OSError as e:
         return ExecResult(
             exit_code=127,
-            output=f"failed to start {argv[0]!r}: {e}\n",
+            output=f"failed to start {name!r}: {e}\n",
             duration_s=time.monotonic() - start,
         )
     assert proc.stdout is not None
     out_fd = proc.stdout.fileno()
     pidfd = _pidfd(proc.pid)
-    monitor = Monitor(proc.pid, limits, wrapper_processes)
+    monitor = Monitor(proc.pid, limits, wrapper_processes, quota, quota_start)
     poller = select.poll()
     poller.register(out_fd, select.POLLIN | select.POLLHUP | select.POLLERR)
     if pidfd is not None:
@@ -426,6 +481,8 @@ def run_command(
             os.close(pidfd)
         proc.stdout.close()
 
+    if quota is not None and killed_reason is None:
+        killed_reason = quota.after_exit(quota_start, proc.returncode)
     output, truncated, omitted = buf.finish()
     if not eof:
         output += "\n[output stream still held open by a detached process; stopped reading]\n"

@@ -25,7 +25,9 @@ class Mount(BaseModel):
 class SandboxLimits(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    memory_mb: int = Field(8192, gt=0, description="resident memory of a command's process tree")
+    memory_mb: int = Field(8192, gt=0, description="memory a command may pin: its process "
+                           "tree's resident memory plus the files in the sandbox's own tmpfs "
+                           "mounts (/tmp, /dev/shm)")
     max_processes: int = Field(256, gt=0, description="processes alive at once in a command's tree")
     default_timeout_s: float = Field(600.0, gt=0)
     max_timeout_s: float = Field(3600.0, gt=0)
@@ -33,6 +35,11 @@ class SandboxLimits(BaseModel):
         20_000, gt=100, description="kept of stdout+stderr, head and tail"
     )
     max_file_bytes: int = Field(10_000_000, gt=0, description="largest write_file / read_file")
+    disk_quota_mb: int | None = Field(
+        None, gt=0, description="bytes the workspace's writable folders may hold on the host "
+        "disk (allocated blocks); a command that fills it is stopped with a message naming it. "
+        "None: an episode sizes it from the scenario (autorl_gym.tools.usage.default_disk_quota_mb)"
+        "; other users of a sandbox (graders) have no quota")
     # Enforced by the docker backend's engine (cgroups); the local backend ignores them.
     cpus: float | None = Field(
         None, gt=0, description="CPUs a command may use (docker nano_cpus); None: no cap")

@@ -2,7 +2,9 @@
 
 Use it only where bubblewrap cannot run and the agent is trusted: the agent's commands can read
 any host file the user can (hidden evaluation data included), use the network, and change the
-host. Limits (timeout, memory, processes, output) still apply, and the file tools keep the same
+host. Limits (timeout, memory, processes, output, the workspace's disk quota) still apply, but
+memory counts the processes only: files a command leaves in the host's ``/tmp`` or ``/dev/shm``
+are the host's, not counted (nor removed); and the file tools keep the same
 path policy as the ``local`` backend; the environment variables are the same too, except that
 ``HOME`` is a private temporary folder (removed by :meth:`close`) instead of ``/tmp/home``.
 """
@@ -20,6 +22,7 @@ from autorl_gym.tools.files import SandboxFiles
 from autorl_gym.tools.process import command_env, run_command
 from autorl_gym.tools.registry import sandbox_backend
 from autorl_gym.tools.sandbox import ExecResult, SandboxError, SandboxSpec
+from autorl_gym.tools.usage import fsize_prefix, workspace_quota
 
 __all__ = ["UNSANDBOXED_WARNING", "UnsandboxedSandbox"]
 
@@ -51,10 +54,13 @@ class UnsandboxedSandbox(SandboxFiles):
         self._home = tempfile.mkdtemp(prefix="autorl-gym-home-")
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._home, ignore_errors=True)
         self._env = command_env(spec, home=self._home)
+        self._quota = workspace_quota(spec)
 
     def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
         if self._closed:
             raise SandboxError("the sandbox is closed")
+        if self._quota is not None:  # no file larger than the whole quota (RLIMIT_FSIZE)
+            command = fsize_prefix(self._quota.fsize_limit()) + command
         return run_command(
             [self._bash, "-c", command],
             limits=self.spec.limits,
@@ -62,6 +68,7 @@ class UnsandboxedSandbox(SandboxFiles):
             cwd=self.spec.workspace,
             env=self._env,
             hunt_leftovers=True,
+            quota=self._quota,
         )
 
     def close(self) -> None:
