@@ -48,6 +48,37 @@ def test_every_attack_holds_on_every_sandbox_kind(kind: str, tmp_path: Path, mic
     assert set(o["name"] for o in report["outcomes"]) == set(load_cases())
 
 
+def _family_scenarios() -> list[tuple[str, list[str]]]:
+    """(scenario, the attacks made for its task family) for one scenario of each such family."""
+    from autorl_gym.scenario import catalog
+
+    seen: dict[str, tuple[str, list[str]]] = {}
+    for sid, sc in sorted(catalog().scenarios.items()):
+        own = sorted(a.name for a in load_cases().values()
+                     if a.families is not None and sc.task_family in a.families)
+        if own and sc.task_family not in seen:
+            seen[sc.task_family] = (sid, own)
+    return list(seen.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("scenario", "names"), _family_scenarios(),
+                         ids=[sid for sid, _ in _family_scenarios()])
+def test_each_family_attacks_hold(scenario: str, names: list[str], tmp_path: Path) -> None:
+    """Each task family's own attacks (judges, code graders, scoring fidelity) on one of its scenarios."""
+    only = [arg for n in names for arg in ("--only", n)]
+    proc = _cli("attacks", "run", "--scenario", scenario, "--sandbox", "local", "--json", *only,
+                "--scratch", str(tmp_path / "scratch"), cwd=tmp_path)
+    report = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else None
+    assert report is not None, (proc.stdout + proc.stderr)[-4000:]
+    status = {o["name"]: o["status"] for o in report["outcomes"]}
+    bad = {o["name"]: o["detail"][:1500] for o in report["outcomes"] if o["status"] != "held"}
+    if any(s == "skipped" for s in status.values()) and not os.environ.get("CI"):
+        pytest.skip(f"skipped here: {bad}")
+    assert not bad, f"attacks on {scenario} not held: {json.dumps(bad, indent=1)}"
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def test_attacks_list_names_every_attack(tmp_path: Path) -> None:
     proc = _cli("attacks", "list", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
