@@ -77,8 +77,9 @@ def _child(req: dict[str, Any], log_fd: int, keep_closed: list[int]) -> None:
         os.dup2(devnull, 0)
         os.close(devnull)
         for fd in keep_closed:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd > 2:  # 0-2 are the child's own now (the server's stdin among them)
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         os.environ.clear()
         os.environ.update(req["env"])
         os.chdir(req["cwd"])
