@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: the tools after which ``code/`` is snapshotted into the code history
 SNAPSHOT_TOOLS = ("write_file", "run", "submit")
+#: where accepted submissions are pinned, in the results folder (never mounted in a sandbox)
+SUBMISSIONS_DIR = "submissions"
 
 
 class SubmissionRecord(BaseModel):
@@ -42,6 +44,11 @@ class SubmissionRecord(BaseModel):
     flagged_base_copy: bool = False
     error: str | None = None
     grading_s: float = 0.0
+    snapshot: str | None = Field(None, description="the pinned copy every grading of this submission "
+                                                   "reads, relative to the results folder")
+    snapshot_bytes: int | None = None
+    snapshot_s: float | None = Field(None, description="seconds to check, copy and hash it")
+    files_digest: str | None = Field(None, description="sha256 over the snapshot's files")
 
     @property
     def valid(self) -> bool:
@@ -90,6 +97,10 @@ class EpisodeRecorder:
         self._refusals.add(key)
         record_event(self.root, IntegrityEvent(kind=refusal.kind, source=source,
                                                detail=refusal.detail, data={"path": refusal.path}))
+
+    def integrity(self, kind: str, source: str, detail: str, **data: Any) -> None:
+        """Record an integrity event (a refusal that protects a score) in integrity.jsonl."""
+        record_event(self.root, IntegrityEvent(kind=kind, source=source, detail=detail, data=data))
 
     def track_code(self, code_dir: Path, *, resumed_at_step: int | None = None) -> None:
         """Start the code history of ``code_dir`` (with a first commit of what it holds), or take
