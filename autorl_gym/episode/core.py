@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from autorl_gym import safe_walk
 from autorl_gym.envs.spaces import to_observation
 from autorl_gym.episode import records, texts
 from autorl_gym.episode.budget import Budget, BudgetState
@@ -323,9 +324,12 @@ class Episode:
         assert self.recorder is not None
         if store.exists() and not any(s.id == rec.id for s in self.submissions):
             shutil.rmtree(store)  # left by a stop before this submission was recorded
-        checked = pin_submission(model_path, self._ws.root, store, self.grader.submission_limits)
+        # the folder keeps the submitted folder's name, which the grader's messages quote
+        name = Path(model_path.rstrip("/")).name
+        dest = store / (name if safe_walk.name_ok(name) else "model")
+        checked = pin_submission(model_path, self._ws.root, dest, self.grader.submission_limits)
         rec.weights_hash, rec.files_digest = checked.weights_hash, checked.files_digest
-        rec.snapshot = store.relative_to(self.recorder.root).as_posix()
+        rec.snapshot = dest.relative_to(self.recorder.root).as_posix()
         rec.snapshot_bytes = checked.snapshot_bytes
         return checked
 
