@@ -154,8 +154,9 @@ class CodeHistory:
                         continue  # changed or vanished while read: seen at the next step
                 blobs[entry.rel] = (key, racy_after_ns + _RACY_NS, oid)
                 files[entry.rel] = ("100755" if st.st_mode & 0o111 else "100644", oid)
-        except UnsafePath as e:
-            self._refused(e.refusal)
+        except UnsafePath as e:  # code/ itself (its path is relative to the workspace already)
+            if self.on_refused is not None:
+                self.on_refused(e.refusal)
             return None
         except FileNotFoundError:
             return None

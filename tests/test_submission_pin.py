@@ -43,7 +43,8 @@ def test_pin_copies_and_hashes_what_it_copied(ws, tmp_path, micro_assets):
     # the agent overwrites the weights afterwards: the snapshot is untouched
     (ws / "output" / "m" / "model.safetensors").write_bytes(b"\0" * 100)
     assert pinned(store, checked.weights_hash).weights_hash == checked.weights_hash
-    assert (store / "model.safetensors").read_bytes() == (micro_assets.model_dir / "model.safetensors").read_bytes()
+    base = micro_assets.model_dir / "model.safetensors"
+    assert (store / "model.safetensors").read_bytes() == base.read_bytes()
 
 
 def test_only_model_files_are_taken(ws, tmp_path):
