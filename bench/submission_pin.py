@@ -151,7 +151,10 @@ def workspace_with(model: Path, scratch: Path) -> Path:
         out.mkdir(parents=True)
         for f in model.iterdir():
             if f.is_file():
-                shutil.copyfile(f, out / f.name)
+                try:
+                    os.link(f, out / f.name)  # the same bytes, no second copy on disk
+                except OSError:
+                    shutil.copyfile(f, out / f.name)
     return ws
 
 

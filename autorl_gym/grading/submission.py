@@ -25,8 +25,9 @@ import shutil
 import stat
 import struct
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -262,30 +263,50 @@ def _file_digests(fd: int, st: os.stat_result, shown: str) -> list[tuple[str, st
     return [(Path(shown).name, _stream_sha256(fd))]
 
 
-@lru_cache(maxsize=64)
-def _hash_cached(files: tuple[tuple[str, int, int, int, int, int], ...]) -> str:
-    digests: list[tuple[str, str]] = []
-    for name, *_ in files:
-        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            digests += _file_digests(fd, os.fstat(fd), name)
-        finally:
-            os.close(fd)
-    return _combine(digests)
+_HashKey = tuple[tuple[str, int, int, int, int, int], ...]
+_HASHES: OrderedDict[_HashKey, str] = OrderedDict()  # the last hashes, by the files' identity
+_HASHES_KEPT = 64
+_HASHES_LOCK = threading.Lock()
+
+
+def _hash_key(files: list[Path]) -> _HashKey:
+    key = []
+    for f in files:
+        st = os.stat(f)
+        key.append((str(f.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(key)
+
+
+def _remember(key: _HashKey, digest: str) -> None:
+    with _HASHES_LOCK:
+        _HASHES[key] = digest
+        _HASHES.move_to_end(key)
+        while len(_HASHES) > _HASHES_KEPT:
+            _HASHES.popitem(last=False)
 
 
 def weights_hash(files: list[Path]) -> str:
     """Hash of the tensors (names, dtypes, shapes, bytes), independent of file layout, streamed
-    from the files of a host-owned folder (the base model, a pinned snapshot). Cached on each
-    file's identity (device, inode, size, mtime and ctime, which no agent can set back)."""
+    from the files of a host-owned folder (the base model, a pinned snapshot). Remembered by
+    each file's identity (device, inode, size, mtime and ctime; no one can set a ctime back)."""
     try:
-        key = []
-        for f in files:
-            st = os.stat(f)
-            key.append((str(f.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-        return _hash_cached(tuple(key))
+        key = _hash_key(files)
+        with _HASHES_LOCK:
+            known = _HASHES.get(key)
+        if known is not None:
+            return known
+        digests: list[tuple[str, str]] = []
+        for name, *_ in key:
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                digests += _file_digests(fd, os.fstat(fd), name)
+            finally:
+                os.close(fd)
     except OSError as e:
         raise SubmissionError(f"cannot read the weights: {e}") from e
+    digest = _combine(digests)
+    _remember(key, digest)
+    return digest
 
 
 def weight_bytes(info: SubmissionInfo) -> int:
@@ -311,8 +332,8 @@ def workspace_relpath(model_path: str, workspace: Path) -> str:
                                   "model under output/")
     parts = [p for p in raw.parts if p not in ("", ".")]
     if ".." in parts or not parts:
-        raise SubmissionError(f"model_path {model_path!r} leaves the workspace (or names it "
-                              "whole); save your model under output/ and submit that folder")
+        raise SubmissionError(f"model_path {model_path!r} leads outside the workspace (or names "
+                              "it whole); save your model under output/ and submit that folder")
     return "/".join(parts)
 
 
@@ -357,13 +378,14 @@ def _take(model_path: str, workspace: Path, limits: SubmissionLimits | None,
                 links.append(name)
             elif stat.S_ISREG(st.st_mode) and safe_walk.name_ok(name):
                 regular.add(name)
-        kind, weights, has_tok = _classify(regular | set(links), rel)
-        wanted = [*weights, *sorted(n for n in regular - set(weights) if n.endswith(META_SUFFIXES))]
-        for name in sorted(set(links) & ({*weights} | {n for n in links if n.endswith(META_SUFFIXES)})):
+        # a link among the model's files is refused (other links, like subfolders, are not read)
+        for name in sorted(n for n in links if n.endswith((*META_SUFFIXES, ".safetensors", ".bin"))):
             target = safe_walk.printable(os.readlink(name, dir_fd=dfd))
             r = Refusal(safe_walk.LINK_REFUSED, f"{rel}/{safe_walk.printable(name)}",
                         f"{rel}/{safe_walk.printable(name)} is a link (-> {target}); links are not followed")
             raise SubmissionError(_link_message(r, model_path), r.kind)
+        kind, weights, has_tok = _classify(regular, rel)
+        wanted = [*weights, *sorted(n for n in regular - set(weights) if n.endswith(META_SUFFIXES))]
         pickles = [n for n in weights if not n.endswith(".safetensors")]
         if pickles:
             raise SubmissionError(
@@ -450,7 +472,9 @@ def _snapshot(rel: str, opened: dict[str, tuple[int, os.stat_result]], weights: 
         raise
     whole = hashlib.sha256("".join(f"{n}={d}\n" for n, d in files).encode()).hexdigest()
     info = inspect_submission(dest)
-    return CheckedModel(path=dest, info=info, weights_hash=_combine(digests), source=rel,
+    digest = _combine(digests)
+    _remember(_hash_key(info.weight_files), digest)  # the copy was hashed as it was written
+    return CheckedModel(path=dest, info=info, weights_hash=digest, source=rel,
                         snapshot_bytes=copied, files_digest=whole)
 
 
