@@ -16,6 +16,7 @@ tensor's bytes from the file (a few MiB in memory, whatever the model's size).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -45,6 +46,10 @@ class SubmissionError(ValueError):
     def __init__(self, message: str, integrity: str | None = None):
         super().__init__(message)
         self.integrity = integrity
+
+
+class SnapshotFailed(RuntimeError):
+    """The host could not store a submission's snapshot (its disk is full): not the submitter's fault."""
 
 
 #: integrity event kinds of submission refusals
@@ -421,6 +426,8 @@ def _take(model_path: str, workspace: Path, limits: SubmissionLimits | None,
                                   weight_files=[workspace / rel / n for n in weights], has_tokenizer=has_tok)
             return CheckedModel(path=workspace / rel, info=info, weights_hash=_combine(digests), source=rel)
         return _snapshot(rel, opened, weights, dest, kind)
+    except SnapshotFailed:
+        raise
     except OSError as e:
         raise SubmissionError(f"model_path {model_path!r}: {e}") from e
     finally:
@@ -451,6 +458,8 @@ def _snapshot(rel: str, opened: dict[str, tuple[int, os.stat_result]], weights: 
                 src = os.open(tmp / name, os.O_RDONLY | os.O_CLOEXEC) if cloned else fd
                 try:
                     size = os.fstat(src).st_size if cloned else st.st_size
+                    if size != st.st_size:  # it changed after it was checked
+                        raise SubmissionError(f"{rel}/{name} changed while it was copied", REFUSED)
                     if name in weights:
                         d = _hash_safetensors(src, size, f"{rel}/{name}", None if cloned else out)
                         digests += d
@@ -467,8 +476,10 @@ def _snapshot(rel: str, opened: dict[str, tuple[int, os.stat_result]], weights: 
             finally:
                 os.close(out)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise SnapshotFailed(f"the submission could not be copied into {dest.parent}: {e}") from e
         raise
     whole = hashlib.sha256("".join(f"{n}={d}\n" for n, d in files).encode()).hexdigest()
     info = inspect_submission(dest)
