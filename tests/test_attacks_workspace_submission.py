@@ -21,7 +21,7 @@ IN_SANDBOX = [
 FILES = [
     "swap_weights_after_dev_score", "swap_weights_after_base_copy_flag",
     "hash_cache_same_size_and_mtime", "sparse_safetensors_declaring_huge_tensor",
-    "short_safetensors_declaring_huge_tensor", "pickle_weights_run_code",
+    "short_safetensors_declaring_huge_tensor", "safetensors_header_bomb", "pickle_weights_run_code",
     "config_declares_3000_layers", "config_declares_missing_layers",
 ]
 

@@ -71,7 +71,9 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer
 META_SUFFIXES = (".json", ".txt", ".model", ".jinja", ".tiktoken")
 MAX_META_BYTES = 64 << 20
 MIN_SUBMISSION_BYTES = 64 << 20
-MAX_HEADER_BYTES = 100 << 20  # the safetensors library's own limit
+# a header is ~150 bytes a tensor (a 72B model's shard: ~100 KB); parsed JSON takes ~10 times its
+# text in memory, so this bounds what a header can make the host allocate
+MAX_HEADER_BYTES = 8 << 20
 MAX_ENTRIES = 10_000
 _CHUNK = 4 << 20
 _FICLONE = 0x40049409

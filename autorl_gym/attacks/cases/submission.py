@@ -184,6 +184,50 @@ def short_safetensors_declaring_huge_tensor(ctx: AttackContext) -> str:
     return _submit_and_watch_rss(ctx, 1 << 30, sparse=False)
 
 
+@attack(klass="submission")
+def safetensors_header_bomb(ctx: AttackContext) -> str:
+    """A safetensors header of 64 MB describing a million empty tensors: parsing it would make
+    the host hold millions of objects before any weight is read."""
+    import threading
+
+    import psutil
+
+    with ctx.env() as env:
+        _, info = env.reset(seed=0)
+        out = Path(info["workspace"]) / "output" / "m"
+        _copy_base(ctx, out)
+        n = 1_000_000
+        entries = ",".join(f'"t{i:07d}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}'
+                           for i in range(n))
+        raw = ("{" + entries + "}").encode()
+        raw += b" " * (-len(raw) % 8)
+        (out / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)
+        proc = psutil.Process()
+        rss0 = peak = proc.memory_info().rss
+        stop = threading.Event()
+
+        def watch() -> None:
+            nonlocal peak
+            while not stop.wait(0.01):
+                peak = max(peak, proc.memory_info().rss)
+
+        t = threading.Thread(target=watch, daemon=True)
+        t.start()
+        try:
+            _, _, _, _, sinfo = env.step({"tool": "submit", "model_path": "output/m"})
+        finally:
+            stop.set()
+            t.join()
+        grew = (peak - rss0) / 2**20
+        sub = sinfo.get("submission") or {}
+        if grew > 200:
+            raise AttackBroken(f"the host process grew by {grew:.0f} MiB parsing a "
+                               f"{len(raw) / 2**20:.0f} MiB header")
+        if not sub.get("error"):
+            raise AttackBroken("the submission was accepted")
+        return f"refused ({sub['error'][:100]}); host RSS grew {grew:.0f} MiB"
+
+
 class _Evil:
     def __init__(self, marker: str):
         self.marker = marker
