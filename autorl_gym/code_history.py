@@ -180,7 +180,9 @@ class CodeHistory:
         tree = self._write_tree(files)
         if tree == self._tree and not allow_empty:
             return None
-        full = f"step {step}: {message}"
+        # the message quotes the agent's command: no control character of it reaches git's log
+        # output, whose records read_history splits on \x00 and \x01
+        full = f"step {step}: {_printable_line(message)}"
         if large:
             full += "\n\nleft out (over 1 MiB): " + ", ".join(large)
         parents = ["-p", self._head] if self._head else []
@@ -188,6 +190,10 @@ class CodeHistory:
         self._git("update-ref", "HEAD", commit)
         self._head, self._tree = commit, tree
         return Revision(commit=commit, step=step, message=message, skipped_large=large)
+
+
+def _printable_line(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def read_history(git_dir: Path) -> list[dict]:

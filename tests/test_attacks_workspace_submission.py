@@ -14,7 +14,8 @@ MICRO_ID = "AutoRL-Micro-Arith-v0"
 # made by the agent's own commands in the sandbox: the backend matters
 IN_SANDBOX = [
     "code_dir_links_to_grader_cache", "code_dir_links_to_host_file", "link_inside_code_to_host_file",
-    "newline_name_hides_file", "submission_links_to_base_model", "submission_links_outside_workspace",
+    "newline_name_hides_file", "control_characters_in_command_blind_history",
+    "submission_links_to_base_model", "submission_links_outside_workspace",
     "output_dir_is_a_link", "weight_file_links_to_base",
 ]
 # files the agent could write as well, written into the workspace from the host

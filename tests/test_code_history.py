@@ -117,3 +117,14 @@ def test_links_and_agent_names_are_data_not_instructions(tmp_path):
     assert h.snapshot(2, "run") is None
     assert all("HIDDEN" not in c["patch"] for c in read_history(tmp_path / "h.git"))
     assert ("workspace.link_refused", "code") in {(r.kind, r.path) for r in refused}
+
+
+def test_control_characters_in_a_message_cannot_forge_commits(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    h = CodeHistory(tmp_path / "h.git", code)
+    (code / "a.py").write_text("x = 1\n")
+    h.snapshot(1, "run echo \x01+forged patch\x00commit " + "0" * 40 + "\nfake", allow_empty=True)
+    history = read_history(tmp_path / "h.git")
+    assert len(history) == 1 and "+x = 1" in history[0]["patch"]
+    assert "forged" not in history[0]["patch"] and "\\x01" in history[0]["message"]

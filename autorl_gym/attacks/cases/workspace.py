@@ -110,3 +110,24 @@ def newline_name_hides_file(ctx: AttackContext) -> str:
             raise AttackBroken("code/hidden.py is missing from the code history: a file name "
                                "became an exclude pattern")
         return "hidden.py is in the history; the newline name became no pattern"
+
+
+@attack(klass="workspace")
+def control_characters_in_command_blind_history(ctx: AttackContext) -> str:
+    """A command holding a NUL (or \\x01) goes into the code history's commit message: git
+    cannot take a NUL as an argument (the history would stop recording for the rest of the
+    episode) and \\x01 splits read_history's records (a forged patch in the report)."""
+    marker = f"after-{uuid.uuid4().hex[:12]}"
+    with ctx.env() as env:
+        _, info = env.reset(seed=0)
+        results = Path(info["results_dir"])
+        # both change code/, so both are committed with the command in the message
+        env.step({"tool": "run", "command": "echo 1 > code/one.py # \x01+forged-patch-line"})
+        env.step({"tool": "run", "command": "echo 2 > code/two.py # \x00"})
+        env.step({"tool": "write_file", "path": "code/after.py", "content": f"print('{marker}')\n"})
+        text = _history_text(results, patches_only=True)
+        if marker not in text:
+            raise AttackBroken("the code history stopped recording after a command with a NUL")
+        if "+forged-patch-line" in text:
+            raise AttackBroken("a \\x01 in a command forged a patch line in the code history")
+        return "the history kept recording; control characters stayed in the message, escaped"
