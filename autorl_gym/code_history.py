@@ -1,35 +1,48 @@
 """The agent's code history: a git repository kept in the results folder (outside the sandbox,
-so the agent cannot alter it) whose work tree is the workspace's ``code/``. One commit per step
-that changed ``code/`` (write_file, run, submit); ``git --git-dir RESULTS/code_history.git log -p``
+so the agent cannot alter it) that records the workspace's ``code/``. One commit per step that
+changed ``code/`` (write_file, run, submit); ``git --git-dir RESULTS/code_history.git log -p``
 shows what the agent wrote, step by step.
 
-Files over :data:`MAX_FILE_BYTES` (checkpoints, data dumps) are left out of the history and
+``code/`` is read with :mod:`autorl_gym.safe_walk`, never by git: no link is followed (a ``code/``
+that is itself a link records nothing; a link inside it is left out), only regular files are
+read, and a name is never turned into a pattern: the blobs, trees and commits are written here
+from the files read, so no exclude file exists for a name to write into. Links, names with
+control characters and other refusals are passed to ``on_refused`` (the recorder makes integrity
+events of them). Files over :data:`MAX_FILE_BYTES` (checkpoints, data dumps) are left out and
 named in the commit message. A git failure is logged and recorded, never raised into the episode.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
+
+from autorl_gym import safe_walk
+from autorl_gym.safe_walk import Refusal, UnsafePath
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 1 << 20
 #: a file modified this close to the last snapshot may change again without its stat changing
-#: (file timestamps are coarser than the clock): its content is hashed too ("racy git")
+#: (file timestamps are coarser than the clock): its content is read again ("racy git")
 _RACY_NS = 100_000_000
 GIT_DIR_NAME = "code_history.git"
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "agent", "GIT_AUTHOR_EMAIL": "agent@autorl-gym",
     "GIT_COMMITTER_NAME": "autorl-gym", "GIT_COMMITTER_EMAIL": "recorder@autorl-gym",
 }
+_StatKey = tuple[int, int, int, int, int]  # size, mtime, ctime, inode, mode
 
 
 class CodeHistoryError(RuntimeError):
@@ -44,104 +57,143 @@ class Revision(BaseModel):
 
 
 class CodeHistory:
-    """``git_dir`` holds the history; ``code_dir`` is the tree it records."""
+    """``git_dir`` holds the history; ``code_dir`` is the tree it records (read, never followed)."""
 
-    def __init__(self, git_dir: Path, code_dir: Path):
-        # absolute: git runs with code/ as its working directory (relative --results-dir paths)
+    def __init__(self, git_dir: Path, code_dir: Path,
+                 on_refused: Callable[[Refusal], None] | None = None):
+        # absolute: relative --results-dir paths work from any working directory
         self.git_dir, self.code_dir = Path(git_dir).absolute(), Path(code_dir).absolute()
-        self._seen: tuple[tuple, int] | None = None  # (fingerprint, its racy threshold) at the last snapshot
+        self.on_refused = on_refused
+        # rel path -> (its stat, when it was read, its blob id): unchanged files are not read again
+        self._blobs: dict[str, tuple[_StatKey, int, str]] = {}
+        self._head: str | None = None
+        self._tree: str | None = None
         if shutil.which("git") is None:
             raise CodeHistoryError("git is not installed: the code history is not recorded")
         if not git_dir.exists():
-            self._git("init", "--quiet", "--bare", str(git_dir), work_tree=False)
-            self._git("config", "core.bare", "false")
-            self._git("config", "core.autocrlf", "false")
-            self._git("config", "core.symlinks", "true")
+            self._git("init", "--quiet", "--bare", str(git_dir))
             self._git("config", "gc.auto", "0")
+        else:
+            head = self._run("rev-parse", "--verify", "-q", "HEAD")
+            if head.returncode == 0:
+                self._head = head.stdout.strip()
+                self._tree = self._git("rev-parse", f"{self._head}^{{tree}}").strip()
 
-    def _git(self, *args: str, work_tree: bool = True, check: bool = True) -> str:
-        proc = self._run(*args, work_tree=work_tree)
-        if check and proc.returncode != 0:
+    def _git(self, *args: str, input: str | None = None) -> str:
+        proc = self._run(*args, input=input)
+        if proc.returncode != 0:
             raise CodeHistoryError(f"git {args[0]} failed: {proc.stderr.strip()[:500]}")
         return proc.stdout
 
-    def _run(self, *args: str, work_tree: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
         env.update(_IDENTITY, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull,
                    GIT_TERMINAL_PROMPT="0")
-        cmd = ["git"]
-        if args[0] != "init":
-            cmd += ["--git-dir", str(self.git_dir)]
-            if work_tree:
-                cmd += ["--work-tree", str(self.code_dir)]
-        cwd = self.code_dir if work_tree and self.code_dir.is_dir() else None
+        cmd = ["git"] + ([] if args[0] == "init" else ["--git-dir", str(self.git_dir)])
         return subprocess.run(cmd + list(args), capture_output=True, text=True, env=env,
-                              timeout=120, cwd=cwd, errors="replace")
+                              timeout=120, errors="replace", input=input)
 
-    def _scan(self, racy_after_ns: int) -> tuple[tuple, list[str]]:
-        """A fingerprint of code/ (stat of every file, and the content digest of files changed
-        after ``racy_after_ns``), and the files over the size limit."""
-        entries: list[tuple] = []
+    # -- objects, written here -----------------------------------------------------------------
+    def _write_object(self, kind: str, data: bytes) -> str:
+        raw = f"{kind} {len(data)}\0".encode() + data
+        oid = hashlib.sha1(raw).hexdigest()
+        path = self.git_dir / "objects" / oid[:2] / oid[2:]
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(zlib.compress(raw, 1))
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        return oid
+
+    def _write_tree(self, files: dict[str, tuple[str, str]]) -> str:
+        """The tree of ``rel path -> (mode, blob id)``, subtrees included; returns its id."""
+        children: dict[str, dict[str, tuple[str, str]]] = {}
+        entries: list[tuple[bytes, bytes]] = []  # (sort key, entry)
+        for rel, (mode, oid) in files.items():
+            head, sep, rest = rel.partition("/")
+            if sep:
+                children.setdefault(head, {})[rest] = (mode, oid)
+            else:
+                entries.append((head.encode(), f"{mode} {head}".encode() + b"\0" + bytes.fromhex(oid)))
+        for name, sub in children.items():
+            oid = self._write_tree(sub)
+            entries.append(((name + "/").encode(), f"40000 {name}".encode() + b"\0" + bytes.fromhex(oid)))
+        return self._write_object("tree", b"".join(e for _, e in sorted(entries)))
+
+    def _read(self, racy_after_ns: int) -> tuple[dict[str, tuple[str, str]], list[str]] | None:
+        """``code/`` as ``rel -> (mode, blob id)`` and the files over the size limit; None when
+        ``code/`` cannot be read (a link, gone)."""
+        files: dict[str, tuple[str, str]] = {}
         large: list[str] = []
-        if not self.code_dir.is_dir():
-            return (), large
-        for root, dirs, files in os.walk(self.code_dir):
-            dirs[:] = sorted(d for d in dirs if d != ".git")
-            for name in sorted(files):
-                p = Path(root) / name
-                try:
-                    st = p.lstat()
-                except OSError:
+        blobs: dict[str, tuple[_StatKey, int, str]] = {}
+        try:
+            walker = safe_walk.walk(self.code_dir.parent, self.code_dir.name,
+                                    on_refused=self._refused, skip=lambda n: n.lower() == ".git")
+            for entry in walker:
+                if entry.name.lower() == ".git":
                     continue
-                rel = p.relative_to(self.code_dir).as_posix()
-                digest = ""
-                if max(st.st_mtime_ns, st.st_ctime_ns) >= racy_after_ns and p.is_file() \
-                        and not p.is_symlink():
+                st = entry.stat
+                if st.st_size > MAX_FILE_BYTES:
+                    large.append(entry.rel)
+                    continue
+                key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_mode)
+                known = self._blobs.get(entry.rel)
+                if known is not None and known[0] == key and \
+                        max(st.st_mtime_ns, st.st_ctime_ns) < known[1] - _RACY_NS:
+                    oid = known[2]
+                else:
                     try:
-                        digest = hashlib.sha1(p.read_bytes()).hexdigest()
+                        oid = self._write_object("blob", entry.read(MAX_FILE_BYTES))
                     except OSError:
-                        digest = "unreadable"
-                entries.append((rel, st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode, digest))
-                if not p.is_symlink() and st.st_size > MAX_FILE_BYTES:
-                    large.append(rel)
-        return tuple(entries), large
+                        continue  # changed or vanished while read: seen at the next step
+                blobs[entry.rel] = (key, racy_after_ns + _RACY_NS, oid)
+                files[entry.rel] = ("100755" if st.st_mode & 0o111 else "100644", oid)
+        except UnsafePath as e:  # code/ itself (its path is relative to the workspace already)
+            if self.on_refused is not None:
+                self.on_refused(e.refusal)
+            return None
+        except FileNotFoundError:
+            return None
+        self._blobs = blobs
+        return files, large
+
+    def _refused(self, r: Refusal) -> None:
+        if self.on_refused is not None:
+            self.on_refused(Refusal(r.kind, f"code/{r.path}".rstrip("/"), r.detail))
 
     def snapshot(self, step: int, message: str, allow_empty: bool = False) -> Revision | None:
         """Commit ``code/`` as it is now; None when nothing changed since the last commit."""
         if not (self.git_dir / "HEAD").is_file():
             raise CodeHistoryError(f"the code history repository {self.git_dir} is gone")
-        if not allow_empty and self._seen is not None:
-            before, racy_after = self._seen
-            if self._scan(racy_after)[0] == before:
-                return None  # code/ is as it was at the last snapshot: no need to ask git
-        # code/ is quiet during a snapshot (no agent process outlives its step); a change made
-        # after this scan shows in the next one, by its stat or by its content digest
-        racy_after = time.time_ns() - _RACY_NS
-        fingerprint, large = self._scan(racy_after)
-        self._seen = (fingerprint, racy_after)
-        exclude = self.git_dir / "info" / "exclude"
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        # Large files and nested repositories stay out; written afresh each time.
-        exclude.write_text("".join(f"/{_escape(p)}\n" for p in large) + ".git\n")
-        if self.code_dir.is_dir():
-            self._git("add", "--all", "--ignore-errors", check=False)
-        full = f"step {step}: {message}"
+        read = self._read(time.time_ns() - _RACY_NS)
+        if read is None:  # code/ is a link or gone: nothing of it is recorded
+            if not allow_empty:
+                return None
+            read = ({}, [])
+        files, large = read
+        tree = self._write_tree(files)
+        if tree == self._tree and not allow_empty:
+            return None
+        # the message quotes the agent's command: no control character of it reaches git's log
+        # output, whose records read_history splits on \x00 and \x01
+        full = f"step {step}: {_printable_line(message)}"
         if large:
             full += "\n\nleft out (over 1 MiB): " + ", ".join(large)
-        proc = self._run("commit", "--no-verify", "-m", full, *(["--allow-empty"] if allow_empty else []))
-        if proc.returncode != 0:
-            if "nothing to commit" in proc.stdout + proc.stderr or "nothing added" in proc.stdout:
-                return None
-            raise CodeHistoryError(f"git commit failed: {(proc.stderr or proc.stdout).strip()[:500]}")
-        commit = self._git("rev-parse", "HEAD").strip()
+        parents = ["-p", self._head] if self._head else []
+        commit = self._git("commit-tree", tree, *parents, "-F", "-", input=full).strip()
+        self._git("update-ref", "HEAD", commit)
+        self._head, self._tree = commit, tree
         return Revision(commit=commit, step=step, message=message, skipped_large=large)
 
 
-def _escape(path: str) -> str:
-    out = path
-    for ch in "\\*?[!#":
-        out = out.replace(ch, "\\" + ch)
-    return out
+def _printable_line(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def read_history(git_dir: Path) -> list[dict]:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from autorl_gym import safe_walk
 from autorl_gym.io import atomic_write_text
 from autorl_gym.tools.calls import tool_schemas
 
@@ -33,6 +34,7 @@ split) and finish (ends the episode; the submission you name, by default your be
 once on the hidden test). Watch the wall-clock budget: your own thinking time counts too."""
 
 FORMATS = ("openai-chat",)
+_MAX_TEXT_BYTES = 1 << 20
 
 
 class ExportError(ValueError):
@@ -93,9 +95,12 @@ def _first_observation(run_dir: Path, run: dict[str, Any]) -> str:
     if run.get("reset_observation"):
         return run["reset_observation"]
     ws = Path(run.get("workspace") or "")
-    parts = [ws / "description.md", ws / "instructions.md"]
-    if all(p.is_file() for p in parts):
-        return "\n".join(p.read_text(encoding="utf-8") for p in parts)
+    try:  # the workspace is the agent's: read without following a link it made
+        parts = [safe_walk.read_file(ws, name, _MAX_TEXT_BYTES).decode("utf-8", "replace")
+                 for name in ("description.md", "instructions.md")]
+        return "\n".join(parts)
+    except OSError:
+        pass
     raise ExportError(f"{run_dir}/run.json has no reset_observation (recorded by newer versions) and "
                       f"the workspace {ws} is gone: the first observation cannot be rebuilt")
 

@@ -226,11 +226,14 @@ class Ledger:
     def finish_submission(self, sub_id: int, record: dict[str, Any] | None, error: str | None) -> None:
         """Graded (``done``) or refused/failed (``failed``, with ``error``); the env's record kept."""
         status = "failed" if error or record is None else "done"
+        # the hash of the bytes pinned and graded (the env's record) replaces the one checked
+        # when the submission was queued: they differ if the weights moved in between
+        pinned = record.get("weights_hash") if record else None
         with self._tx() as db:
-            db.execute("UPDATE submissions SET status = ?, graded_at = ?, record = ?, error = ? "
-                       "WHERE id = ?", (status, time.time(),
-                                        json.dumps(record) if record is not None else None, error,
-                                        sub_id))
+            db.execute("UPDATE submissions SET status = ?, graded_at = ?, record = ?, error = ?, "
+                       "weights_hash = COALESCE(?, weights_hash) WHERE id = ?",
+                       (status, time.time(), json.dumps(record) if record is not None else None,
+                        error, pinned, sub_id))
 
     def submission(self, sub_id: int) -> SubmissionRow | None:
         row = self._db().execute("SELECT * FROM submissions WHERE id = ?", (sub_id,)).fetchone()

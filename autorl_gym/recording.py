@@ -17,12 +17,16 @@ from pydantic import BaseModel, Field
 
 from autorl_gym.code_history import GIT_DIR_NAME, CodeHistory, CodeHistoryError
 from autorl_gym.grading.results import EvalResult
+from autorl_gym.integrity import IntegrityEvent, record_event
 from autorl_gym.io import append_jsonl, atomic_write_json
+from autorl_gym.safe_walk import Refusal
 
 log = logging.getLogger(__name__)
 
 #: the tools after which ``code/`` is snapshotted into the code history
 SNAPSHOT_TOOLS = ("write_file", "run", "submit")
+#: where accepted submissions are pinned, in the results folder (never mounted in a sandbox)
+SUBMISSIONS_DIR = "submissions"
 
 
 class SubmissionRecord(BaseModel):
@@ -40,6 +44,11 @@ class SubmissionRecord(BaseModel):
     flagged_base_copy: bool = False
     error: str | None = None
     grading_s: float = 0.0
+    snapshot: str | None = Field(None, description="the pinned copy every grading of this submission "
+                                                   "reads, relative to the results folder")
+    snapshot_bytes: int | None = None
+    snapshot_s: float | None = Field(None, description="seconds to check, copy and hash it")
+    files_digest: str | None = Field(None, description="sha256 over the snapshot's files")
 
     @property
     def valid(self) -> bool:
@@ -77,12 +86,28 @@ class EpisodeRecorder:
         root.mkdir(parents=True, exist_ok=False)
         self._history: CodeHistory | None = None
         self.history_error: str | None = None
+        self._refusals: set[tuple[str, str]] = set()
+
+    def refused(self, refusal: Refusal, source: str = "recorder") -> None:
+        """Record a workspace refusal (a link not followed, a name not read) as an integrity
+        event, once per kind and path."""
+        key = (refusal.kind, refusal.path)
+        if key in self._refusals:
+            return
+        self._refusals.add(key)
+        record_event(self.root, IntegrityEvent(kind=refusal.kind, source=source,
+                                               detail=refusal.detail, data={"path": refusal.path}))
+
+    def integrity(self, kind: str, source: str, detail: str, **data: Any) -> None:
+        """Record an integrity event (a refusal that protects a score) in integrity.jsonl."""
+        record_event(self.root, IntegrityEvent(kind=kind, source=source, detail=detail, data=data))
 
     def track_code(self, code_dir: Path, *, resumed_at_step: int | None = None) -> None:
         """Start the code history of ``code_dir`` (with a first commit of what it holds), or take
         it up again after a restart (a commit only if ``code/`` changed meanwhile)."""
         try:
-            self._history = CodeHistory(self.root / GIT_DIR_NAME, code_dir)
+            self._history = CodeHistory(self.root / GIT_DIR_NAME, code_dir,
+                                        on_refused=lambda r: self.refused(r, "code_history"))
             if resumed_at_step is None:
                 self._history.snapshot(0, "episode start", allow_empty=True)
             else:
@@ -117,6 +142,7 @@ class EpisodeRecorder:
         rec.root = root
         rec._history = None
         rec.history_error = None
+        rec._refusals = set()
         return rec
 
     def started_at(self) -> datetime:

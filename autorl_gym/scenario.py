@@ -77,6 +77,12 @@ class GraderSpec(_Strict):
     max_params: int | None = Field(None, gt=0, description="largest submission, in parameters")
     max_params_factor: float = Field(
         4.0, gt=0, description="when max_params is unset: this multiple of the base model's")
+    max_submission_bytes: int | None = Field(
+        None, gt=0, description="largest submission on disk (weights, config and tokenizer "
+                                "files), refused before anything is read")
+    max_submission_bytes_factor: float = Field(
+        4.0, gt=0, description="when max_submission_bytes is unset: this multiple of the base "
+                               "model's weight files (at least 64 MiB)")
 
 
 class InteractiveSpec(_Strict):

@@ -41,7 +41,9 @@ Each `submit` is graded on a hidden feedback split and tells you the score, the 
 untrained base model's score) and the best so far. When the episode ends, the submission you
 name at `finish` (default: your best on the feedback split) is graded once on a hidden test
 split; your result is its score minus the baseline. Submitting an unchanged copy of the base
-model scores exactly the baseline.
+model scores exactly the baseline. A submission is copied when you submit it (its weights as
+safetensors, config and tokenizer files; links are not followed) and graded, on the feedback
+split and at the end on test, from that copy: to have changed weights graded, submit again.
 
 Budget: {seconds:.0f} seconds of wall-clock time, {steps} tool calls, {submissions} submissions.
 """

@@ -86,3 +86,45 @@ def test_relative_paths_work(tmp_path, monkeypatch):
     assert h.snapshot(1, "write_file code/train.py", allow_empty=True) is not None
     history = read_history(tmp_path / "res" / "code_history.git")
     assert [c["message"].splitlines()[0] for c in history] == ["step 1: write_file code/train.py"]
+
+
+def test_links_and_agent_names_are_data_not_instructions(tmp_path):
+    """code/ as a link records nothing; links inside are left out; a name with a newline is
+    refused and writes no pattern that could hide another file."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "test.jsonl").write_text("HIDDEN ITEM\n")
+    code = tmp_path / "ws" / "code"
+    code.mkdir(parents=True)
+    refused = []
+    h = CodeHistory(tmp_path / "h.git", code, on_refused=refused.append)
+    h.snapshot(0, "start", allow_empty=True)
+    (code / "x\nhidden.py").write_bytes(b"\0" * (MAX_FILE_BYTES + 1))
+    (code / "hidden.py").write_text("print('here')\n")
+    (code / "leak").symlink_to(secret / "test.jsonl")
+    assert h.snapshot(1, "run") is not None
+    patch = read_history(tmp_path / "h.git")[-1]["patch"]
+    assert "+print('here')" in patch and "HIDDEN" not in patch and "leak" not in patch
+    assert not (tmp_path / "h.git" / "info" / "exclude").exists() or \
+        "hidden" not in (tmp_path / "h.git" / "info" / "exclude").read_text()
+    assert {(r.kind, r.path) for r in refused} == {
+        ("workspace.name_refused", "code/x\\nhidden.py"), ("workspace.link_refused", "code/leak")}
+    # code/ itself replaced by a link: nothing is read through it
+    import shutil
+
+    shutil.rmtree(code)
+    code.symlink_to(secret)
+    assert h.snapshot(2, "run") is None
+    assert all("HIDDEN" not in c["patch"] for c in read_history(tmp_path / "h.git"))
+    assert ("workspace.link_refused", "code") in {(r.kind, r.path) for r in refused}
+
+
+def test_control_characters_in_a_message_cannot_forge_commits(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    h = CodeHistory(tmp_path / "h.git", code)
+    (code / "a.py").write_text("x = 1\n")
+    h.snapshot(1, "run echo \x01+forged patch\x00commit " + "0" * 40 + "\nfake", allow_empty=True)
+    history = read_history(tmp_path / "h.git")
+    assert len(history) == 1 and "+x = 1" in history[0]["patch"]
+    assert "forged" not in history[0]["patch"] and "\\x01" in history[0]["message"]

@@ -12,7 +12,7 @@ from autorl_gym.grading.submission import (
     SubmissionError,
     inspect_submission,
     model_dir_hash,
-    resolve_in_workspace,
+    workspace_relpath,
 )
 from autorl_gym.scenario import get_scenario
 
@@ -30,24 +30,35 @@ def _private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTORL_GYM_CACHE", str(tmp_path / "cache"))
 
 
-def test_hash_is_of_contents_not_format(grader, micro_assets, tmp_path):
-    import torch
-    from transformers import AutoModelForCausalLM
+def test_hash_is_of_contents_not_layout(grader, micro_assets, tmp_path):
+    """Sharded, with the tied lm_head written out: the same tensors, the same hash."""
+    import json
 
-    model = AutoModelForCausalLM.from_pretrained(micro_assets.model_dir)
-    (tmp_path / "bin").mkdir()
-    shutil.copy(micro_assets.model_dir / "config.json", tmp_path / "bin")
-    torch.save(model.state_dict(), tmp_path / "bin" / "pytorch_model.bin")  # tied lm_head too
-    info = inspect_submission(tmp_path / "bin")
-    assert info.kind == "full" and info.weight_files[0].name == "pytorch_model.bin"
-    assert not info.has_tokenizer
-    assert model_dir_hash(tmp_path / "bin") == grader.base_hash
-    res = grader.evaluate(tmp_path / "bin", "dev", limit=8)
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(micro_assets.model_dir / "model.safetensors"))
+    d = tmp_path / "sharded"
+    d.mkdir()
+    shutil.copy(micro_assets.model_dir / "config.json", d)
+    keys = sorted(tensors)
+    shards = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2],
+              "model-00002-of-00002.safetensors": keys[len(keys) // 2:]}
+    for name, part in shards.items():
+        extra = {"lm_head.weight": tensors["model.embed_tokens.weight"].clone()} \
+            if name.startswith("model-00002") else {}
+        save_file({k: tensors[k] for k in part} | extra, str(d / name), metadata={"format": "pt"})
+    index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in tensors.values())},
+             "weight_map": {k: n for n, ks in shards.items() for k in ks}}
+    (d / "model.safetensors.index.json").write_text(json.dumps(index))
+    info = inspect_submission(d)
+    assert info.kind == "full" and len(info.weight_files) == 2 and not info.has_tokenizer
+    assert model_dir_hash(d) == grader.base_hash
+    res = grader.evaluate(d, "dev", limit=8)
     assert res.kind == "base"
-    with torch.no_grad():
-        model.model.norm.weight[0] += 1e-3
-    torch.save(model.state_dict(), tmp_path / "bin" / "pytorch_model.bin")
-    assert model_dir_hash(tmp_path / "bin") != grader.base_hash
+    tensors["model.norm.weight"][0] += 1e-3
+    save_file({k: tensors[k] for k in shards["model-00002-of-00002.safetensors"]},
+              str(d / "model-00002-of-00002.safetensors"), metadata={"format": "pt"})
+    assert model_dir_hash(d) != grader.base_hash
 
 
 def test_full_model_without_tokenizer_uses_base_tokenizer(grader, micro_assets, tmp_path):
@@ -105,13 +116,12 @@ def test_baseline_measured_once_and_keyed_by_settings(grader, tmp_path):
     assert grader.cached_baseline("dev", LIMIT) is None
 
 
-def test_resolve_in_workspace(tmp_path):
+def test_workspace_relpath(tmp_path):
     ws = tmp_path / "ws"
     (ws / "output" / "m").mkdir(parents=True)
-    assert resolve_in_workspace("output/m", ws) == (ws / "output" / "m").resolve()
-    assert resolve_in_workspace(str(ws / "output" / "m"), ws) == (ws / "output" / "m").resolve()
-    (ws / "output" / "link").symlink_to(ws / "output" / "m")
-    assert resolve_in_workspace("output/link", ws) == (ws / "output" / "m").resolve()
-    for bad in ("..", "../ws2", "/"):
-        with pytest.raises(SubmissionError, match="outside the workspace"):
-            resolve_in_workspace(bad, ws)
+    assert workspace_relpath("output/m", ws) == "output/m"
+    assert workspace_relpath("./output//m/", ws) == "output/m"
+    assert workspace_relpath(str(ws / "output" / "m"), ws) == "output/m"
+    for bad in ("..", "../ws2", "/", "output/../../x", "."):
+        with pytest.raises(SubmissionError):
+            workspace_relpath(bad, ws)

@@ -128,7 +128,8 @@ def test_memory_exhaustion_while_grading_is_contained(micro_assets, tmp_path):
 def test_env_survives_a_model_that_exhausts_memory(micro_assets, tmp_path):
     from autorl_gym.envs.autorl_env import AutoRLEnv
 
-    sc = scenario_with(memory_mb=900, max_params=10**9)
+    # the 800 MB model passes every cap but memory's
+    sc = scenario_with(memory_mb=900, max_params=10**9, max_submission_bytes=10**10)
     env = AutoRLEnv(sc, sandbox="none", workspace_root=tmp_path / "ws", results_dir=tmp_path / "res")
     try:
         _, info = env.reset(seed=0)

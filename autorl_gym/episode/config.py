@@ -28,6 +28,9 @@ class EpisodeConfig(BaseModel):
     driver_model: str | None = Field(None, description="the LLM driving the agent, for run.json")
     progress: bool = Field(False, description="draw rich progress bars while grading")
     grader_backend: str | None = Field(None, description="hf, lm_eval or vllm (default: the scenario's)")
+    keep_submission_snapshots: bool = Field(
+        False, description="keep every submission's snapshot (results/.../submissions/ID) when the "
+                           "episode ends; by default only the one graded on test is kept")
     # Extra environment variables and unix-socket bridges for the sandbox (the grading server
     # uses them to make itself reachable from inside; see autorl_gym.server).
     sandbox_env: dict[str, str] = Field(default_factory=dict)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from autorl_gym import safe_walk
 from autorl_gym.envs.spaces import to_observation
 from autorl_gym.episode import records, texts
 from autorl_gym.episode.budget import Budget, BudgetState
@@ -23,9 +24,21 @@ from autorl_gym.episode.config import EpisodeConfig
 from autorl_gym.episode.grading import ScenarioGrading
 from autorl_gym.grading.core import Grader
 from autorl_gym.grading.results import EvalResult
-from autorl_gym.grading.submission import SubmissionError, check_model
+from autorl_gym.grading.submission import (
+    CheckedModel,
+    SubmissionError,
+    check_model,
+    pin_submission,
+    pinned,
+)
 from autorl_gym.integrity import record_event
-from autorl_gym.recording import SNAPSHOT_TOOLS, EpisodeRecorder, Feedback, SubmissionRecord
+from autorl_gym.recording import (
+    SNAPSHOT_TOOLS,
+    SUBMISSIONS_DIR,
+    EpisodeRecorder,
+    Feedback,
+    SubmissionRecord,
+)
 from autorl_gym.tools import check_sandbox_kind, make_sandbox
 from autorl_gym.tools.calls import (
     Finish,
@@ -296,18 +309,25 @@ class Episode:
         if self.budget.submissions_left <= 0:
             rec.error = f"submission limit reached ({self.budget.max_submissions})"
         else:
+            store = self.recorder.root / SUBMISSIONS_DIR / str(rec.id)
             try:
-                result = self.grading.grade(check_model(model_path, self._ws.root), split)
+                checked = self._pin(model_path, store, rec)
+                rec.snapshot_s = time.monotonic() - t0
+                result = self.grading.grade(checked, split)
                 self._record_events(result)
-                rec.kind, rec.weights_hash = result.kind, result.model_hash
+                rec.kind, rec.weights_hash = result.kind, checked.weights_hash
                 rec.score, rec.metrics = result.score, result.metrics
                 rec.flagged_base_copy = result.kind == "base"
                 rec.improvement = rec.score - rec.baseline
             except SubmissionError as e:
                 rec.error = str(e)
+                self._refused(e, model_path)
             except Exception as e:  # noqa: BLE001 - a submission must never crash step()
                 log.exception("grading submission %s failed", model_path)
                 rec.error = f"grading failed: {e.__class__.__name__}: {str(e)[:300]}"
+            if rec.error is not None:
+                shutil.rmtree(store, ignore_errors=True)
+                rec.snapshot = None
         rec.grading_s = time.monotonic() - t0
         self.submissions.append(rec)
         self.budget.submissions_used = sum(s.valid for s in self.submissions)
@@ -321,6 +341,44 @@ class Episode:
             return
         for event in result.integrity_events:
             record_event(self.recorder.root, event)
+
+    def _pin(self, model_path: str, store: Path, rec: SubmissionRecord) -> CheckedModel:
+        """Check the submission and copy it out of the workspace into ``store`` (the bytes every
+        grading of it reads); its hash and snapshot go into ``rec``."""
+        assert self.recorder is not None
+        if store.exists() and not any(s.id == rec.id for s in self.submissions):
+            shutil.rmtree(store)  # left by a stop before this submission was recorded
+        # the folder keeps the submitted folder's name, which the grader's messages quote
+        name = Path(model_path.rstrip("/")).name
+        dest = store / (name if safe_walk.name_ok(name) else "model")
+        checked = pin_submission(model_path, self._ws.root, dest, self.grader.submission_limits)
+        rec.weights_hash, rec.files_digest = checked.weights_hash, checked.files_digest
+        rec.snapshot = dest.relative_to(self.recorder.root).as_posix()
+        rec.snapshot_bytes = checked.snapshot_bytes
+        return checked
+
+    def _refused(self, e: SubmissionError, model_path: str) -> None:
+        if e.integrity is not None and self.recorder is not None:
+            self.recorder.integrity(e.integrity, "submission", str(e)[:1000], model_path=model_path)
+
+    def _pinned(self, rec: SubmissionRecord) -> CheckedModel:
+        """The accepted submission ``rec`` as it was pinned (a run recorded before snapshots
+        existed: checked again in the workspace)."""
+        assert self.recorder is not None
+        if rec.snapshot is None or rec.weights_hash is None:
+            return check_model(rec.model_path, self._ws.root, self.grader.submission_limits)
+        return pinned(self.recorder.root / rec.snapshot, rec.weights_hash)
+
+    def _prune_snapshots(self, keep: SubmissionRecord | None) -> None:
+        """Drop the snapshots of the submissions not graded on test (their hashes stay recorded)."""
+        if self.config.keep_submission_snapshots or self.recorder is None:
+            return
+        root = self.recorder.root / SUBMISSIONS_DIR
+        if not root.is_dir():
+            return
+        for folder in root.iterdir():
+            if keep is None or folder.name != str(keep.id):
+                shutil.rmtree(folder, ignore_errors=True)
 
     def best(self) -> SubmissionRecord | None:
         """The best valid submission on the feedback split (the earliest of equal scores)."""
@@ -349,10 +407,10 @@ class Episode:
         self.abandon("close() called before the episode ended")
 
     def _choose(self, named: str | None, grade: bool, notes: list[str]) -> SubmissionRecord | None:
-        """The submission graded on test: the one named at finish (graded now if it was not
-        submitted before), else the best so far."""
+        """The submission graded on test: the one named at finish (its latest submission, as it
+        was pinned then; graded now if it was not submitted before), else the best so far."""
         if named:
-            chosen = next((s for s in self.submissions
+            chosen = next((s for s in reversed(self.submissions)  # the latest of that path
                            if s.valid and s.model_path.rstrip("/") == named.rstrip("/")), None)
             if chosen is None and grade:
                 rec = self._submit(named)
@@ -372,9 +430,12 @@ class Episode:
         score = test_base.score
         if chosen is not None and grade:
             try:
-                test_result = self.grading.grade(check_model(chosen.model_path, self._ws.root), "test")
+                test_result = self.grading.grade(self._pinned(chosen), "test")
                 self._record_events(test_result)
                 score = test_result.score
+            except SubmissionError as e:
+                self._refused(e, chosen.model_path)
+                notes.append(f"submission {chosen.id} could not be graded on test: {e}")
             except Exception as e:  # noqa: BLE001 - the episode must still end with results
                 log.exception("grading submission %s on test failed", chosen.id)
                 notes.append(f"submission {chosen.id} could not be graded on test: {e}")
@@ -383,6 +444,7 @@ class Episode:
         fb = records.feedback(self, status, reason, test_base.score, score,
                               chosen if grade else None, notes)
         self.recorder.final(fb, test_result, test_base)
+        self._prune_snapshots(chosen if grade else None)
         self.final_feedback = fb
         self.budget.stop()
         self.active = False

@@ -62,4 +62,5 @@ class ScenarioGrading:
         the baseline and is flagged (kind "base")."""
         baseline = self.baseline(split)
         with progress_bar(f"grading {checked.path.name} on {split}", self.progress) as update:
-            return self.grader.grade(checked.path, split, checked.info, baseline, progress=update)
+            return self.grader.grade(checked.path, split, checked.info, baseline, progress=update,
+                                     model_hash=checked.weights_hash)

@@ -3,7 +3,7 @@ its weight files do not hold, and not be far larger than the scenario allows.
 
 The model is built on PyTorch's ``meta`` device from its config (no memory is allocated), so
 its parameter names, shapes and count are known from the config alone; the weight files are
-read by their headers only (safetensors) or memory-mapped (``.bin``).
+read by their headers only (safetensors; pickle weights are never read).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from autorl_gym.grading.submission import SubmissionError, SubmissionInfo
+from autorl_gym.grading.submission import REFUSED, SubmissionError, SubmissionInfo
 
 
 def _first_line(e: BaseException) -> str:
@@ -71,18 +71,15 @@ def stored_shapes(info: SubmissionInfo) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape in the weight files, from their headers."""
     shapes: dict[str, tuple[int, ...]] = {}
     for f in info.weight_files:
+        if f.suffix != ".safetensors":  # pickles are refused when a submission is taken
+            raise SubmissionError(f"{info.path.name}/{f.name}: pickle weights are not read; save "
+                                  "the model as safetensors", REFUSED)
         try:
-            if f.suffix == ".safetensors":
-                from safetensors import safe_open
+            from safetensors import safe_open
 
-                with safe_open(str(f), framework="pt") as fh:
-                    for key in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
-                        shapes[key] = tuple(fh.get_slice(key).get_shape())
-            else:
-                import torch
-
-                state = torch.load(str(f), map_location="meta", weights_only=True, mmap=True)
-                shapes.update({k: tuple(v.shape) for k, v in state.items()})
+            with safe_open(str(f), framework="pt") as fh:
+                for key in fh.keys():  # noqa: SIM118 - safe_open is not a mapping
+                    shapes[key] = tuple(fh.get_slice(key).get_shape())
         except Exception as e:  # noqa: BLE001 - an unreadable weight file is the submitter's
             raise SubmissionError(f"{info.path.name}/{f.name}: cannot read the weights "
                                   f"({_first_line(e)}); save them with save_pretrained") from e

@@ -23,8 +23,11 @@ from autorl_gym.grading.checks import check_loadable
 from autorl_gym.grading.results import EvalResult
 from autorl_gym.grading.submission import (
     SubmissionInfo,
+    SubmissionLimits,
     check_submission,
     inspect_submission,
+    submission_limits,
+    weight_bytes,
     weights_hash,
 )
 from autorl_gym.io import atomic_write_text
@@ -36,7 +39,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]  # (done, total)
 # grader settings that change how fast a score is measured, never the score
 _SPEED_ONLY = {"batch_size", "gpu_memory_utilization", "max_lora_rank", "isolation", "memory_mb",
-               "timeout_s", "max_params", "max_params_factor"}
+               "timeout_s", "max_params", "max_params_factor", "max_submission_bytes",
+               "max_submission_bytes_factor"}
 
 
 class Grader:
@@ -61,6 +65,13 @@ class Grader:
         return self._base_hash
 
     @property
+    def submission_limits(self) -> SubmissionLimits:
+        """What a submission may be on disk (the scenario's cap, or a multiple of the base's)."""
+        g = self.scenario.grader
+        return submission_limits(g.max_submission_bytes, g.max_submission_bytes_factor,
+                                 weight_bytes(self._base_info))
+
+    @property
     def backend_label(self) -> str:
         """What graded: the backend, or the family's rollout loop for interactive tasks."""
         return getattr(self.family, "backend", self.backend) if isinstance(self.family, InteractiveTask) \
@@ -76,20 +87,22 @@ class Grader:
     # -- grading ---------------------------------------------------------------------------
     def evaluate(self, model_dir: Path, split: str, limit: int | None = None,
                  progress: Progress | None = None, info: SubmissionInfo | None = None,
-                 log_dir: Path | None = None) -> EvalResult:
+                 log_dir: Path | None = None, model_hash: str | None = None) -> EvalResult:
         """Score a model folder (full model or LoRA adapter) on a split, in a child process
-        under the scenario's grader limits (``grader.isolation: inline`` grades here)."""
+        under the scenario's grader limits (``grader.isolation: inline`` grades here).
+        ``model_hash``: its weights hash when known (a pinned submission's)."""
         info = info or inspect_submission(model_dir)
         g = self.scenario.grader
+        model_hash = model_hash or weights_hash(info.weight_files)
         if log_dir is None and (self.backend == "lm_eval" or self.family.run_records):
-            log_dir = self._log_dir(split, weights_hash(info.weight_files))
+            log_dir = self._log_dir(split, model_hash)
         if g.isolation == "inline":
-            return self.evaluate_here(info, split, limit, progress, log_dir)
+            return self.evaluate_here(info, split, limit, progress, log_dir, model_hash)
         from autorl_gym.grading.isolation import run_isolated
 
         job = {"scenario": self.scenario.model_dump(mode="json"), "assets": self.assets,
                "backend": self.backend, "info": info, "split": split, "limit": limit,
-               "log_dir": log_dir, "model_hash": weights_hash(info.weight_files)}
+               "log_dir": log_dir, "model_hash": model_hash}
         return run_isolated(job, g.memory_mb, g.timeout_s, progress)
 
     def evaluate_here(self, info: SubmissionInfo, split: str, limit: int | None = None,
@@ -139,13 +152,15 @@ class Grader:
             integrity_events=[e for r in results for e in r.integrity_events] + summary.integrity_events)
 
     def grade(self, path: Path, split: str, info: SubmissionInfo, baseline: EvalResult,
-              progress: Progress | None = None) -> EvalResult:
-        """A submission's score on ``split``; an exact copy of the base model scores as
-        ``baseline`` (the base model's result on that split) and is flagged."""
-        if weights_hash(info.weight_files) == self.base_hash:
+              progress: Progress | None = None, model_hash: str | None = None) -> EvalResult:
+        """A submission's score on ``split``; an exact copy of the base model (by the content
+        hash of its weights) scores as ``baseline`` (the base model's result on that split) and
+        is flagged."""
+        model_hash = model_hash or weights_hash(info.weight_files)
+        if model_hash == self.base_hash:
             return baseline.model_copy(update={"kind": "base",
                                                "notes": ["weights equal the base model's"]})
-        return self.evaluate(path, split, progress=progress, info=info)
+        return self.evaluate(path, split, progress=progress, info=info, model_hash=model_hash)
 
     def _log_dir(self, split: str, mhash: str) -> Path:
         root = self.log_root or cache_dir() / "lm_eval_runs"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import shutil
 import threading
 import time
 from datetime import UTC, datetime
@@ -16,8 +17,9 @@ from fastapi import HTTPException
 from fastapi.security import HTTPAuthorizationCredentials
 
 from autorl_gym.episode import Episode, EpisodeConfig, ScenarioGrading
-from autorl_gym.grading.submission import CheckedModel, SubmissionError, check_model
+from autorl_gym.grading.submission import CheckedModel, SubmissionError, check_model, pin_submission
 from autorl_gym.ledger import EvaluationRow, Ledger, RunRow, SubmissionRow
+from autorl_gym.paths import cache_dir
 from autorl_gym.recording import Feedback, SubmissionRecord
 from autorl_gym.scenario import Scenario, catalog
 from autorl_gym.server.bodies import (
@@ -125,15 +127,29 @@ class GradingService:
         row = self.ledger.evaluation(ev_id)
         assert row is not None
         self.ledger.start_evaluation(ev_id)
+        store = cache_dir() / "evaluation_snapshots" / str(ev_id)
         try:
             grading = self._grading(sc)
-            res = grading.grade(check_model(row.model_path, self.settings.workspace_root.resolve()),
-                                row.split)
+            res = grading.grade(self._pin_evaluated(row, grading, store), row.split)
             self.ledger.finish_evaluation(
                 ev_id, res.summary() | {"baseline": grading.baseline(row.split).score}, None)
         except Exception as e:  # noqa: BLE001 - recorded as failed, never lost
             log.exception("evaluation %s failed", ev_id)
             self.ledger.finish_evaluation(ev_id, None, f"{e.__class__.__name__}: {str(e)[:500]}")
+        finally:
+            shutil.rmtree(store, ignore_errors=True)
+
+    def _pin_evaluated(self, row: EvaluationRow, grading: ScenarioGrading, store: Path) -> CheckedModel:
+        """The model of an evaluation, pinned now into the host-only folder ``store`` (removed
+        once graded) and refused unless it holds the weights hashed when it was asked for."""
+        shutil.rmtree(store, ignore_errors=True)
+        checked = pin_submission(row.model_path, self.settings.workspace_root.resolve(), store / "m",
+                                 grading.grader.submission_limits)
+        if checked.weights_hash != row.weights_hash:
+            shutil.rmtree(store, ignore_errors=True)
+            raise SubmissionError(f"the weights at {row.model_path} changed after the evaluation "
+                                  "was asked for; ask again")
+        return checked
 
     # -- runs --------------------------------------------------------------------------------
     def _lock(self, key: str) -> asyncio.Lock:
