@@ -10,6 +10,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -313,23 +314,16 @@ class GradingService:
                          run_status=run.status)
 
     async def finish(self, run: RunRow, body: FinishIn) -> RunOut:
-        if run.status != "active":
-            raise HTTPException(409, f"run {run.id} is already {run.status}")
-        sc = self.scenario(run.scenario)
-
-        def job() -> None:
-            current = self.ledger.run(run.id)
-            if current is None or current.status != "active":
-                return
-            self._ended(run.id, self.episode(current).finish(body.model_path).feedback)
-
-        await self.queues.submit(device_for(sc), f"finish {run.id}", job)
-        return self.run_out(self.run_row(run.id))
+        return await self._close(run, "finish", lambda ep: ep.finish(body.model_path).feedback)
 
     async def end(self, run: RunRow, reason: str) -> RunOut:
         """The runner ends a run its agent did not finish (its command exited, crashed, was
         killed or ran out of time): the best submission is graded on test, and the feedback says
         ``reason``, not that the agent finished."""
+        return await self._close(run, "end", lambda ep: ep.end(reason))
+
+    async def _close(self, run: RunRow, what: str, ending: Callable[[Episode], Feedback]) -> RunOut:
+        """Queue the end of an active run (``ending`` of its episode), once."""
         if run.status != "active":
             raise HTTPException(409, f"run {run.id} is already {run.status}")
         sc = self.scenario(run.scenario)
@@ -338,9 +332,9 @@ class GradingService:
             current = self.ledger.run(run.id)
             if current is None or current.status != "active":
                 return
-            self._ended(run.id, self.episode(current).end(reason))
+            self._ended(run.id, ending(self.episode(current)))
 
-        await self.queues.submit(device_for(sc), f"end {run.id}", job)
+        await self.queues.submit(device_for(sc), f"{what} {run.id}", job)
         return self.run_out(self.run_row(run.id))
 
     # -- restart -----------------------------------------------------------------------------
