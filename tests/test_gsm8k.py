@@ -154,7 +154,7 @@ def test_malformed_local_files_name_the_path_and_line(tmp_path, gsm8k_dir):
     with pytest.raises(SplitLoadError, match=r"train\.jsonl:3: not valid JSON"):
         load_local(folder)
     (folder / "train.jsonl").write_text(lines[0] + "\n" + json.dumps({"question": "q", "answer": "4"}))
-    with pytest.raises(SplitLoadError, match=r"train\.jsonl:2: answer has no '####' marker"):
+    with pytest.raises(SplitLoadError, match=r"train\.jsonl:2: answer has no '#### ' marker"):
         load_local(folder)
 
 
