@@ -86,10 +86,7 @@ def open_dir(root: Path, rel: str | Path = "") -> int:
             try:
                 nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as e:
-                st = _lstat(part, fd)
-                if st is not None and stat.S_ISLNK(st.st_mode):
-                    raise UnsafePath(Refusal(LINK_REFUSED, shown, f"{shown} is a link "
-                                             f"(-> {_readlink(part, fd)}); links are not followed")) from e
+                st = _refuse_link(part, fd, shown, e)
                 if st is not None and not stat.S_ISDIR(st.st_mode):
                     raise UnsafePath(Refusal(SPECIAL_REFUSED, shown, f"{shown} is not a folder")) from e
                 raise
@@ -108,6 +105,15 @@ def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
         return None
 
 
+def _refuse_link(name: str, dir_fd: int, shown: str, cause: OSError) -> os.stat_result | None:
+    """After a no-follow open of ``name`` failed: refuse it if it is a link; else its lstat."""
+    st = _lstat(name, dir_fd)
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise UnsafePath(Refusal(LINK_REFUSED, shown, f"{shown} is a link "
+                                 f"(-> {_readlink(name, dir_fd)}); links are not followed")) from cause
+    return st
+
+
 def _readlink(name: str, dir_fd: int) -> str:
     try:
         return printable(os.readlink(name, dir_fd=dir_fd))
@@ -124,10 +130,7 @@ def open_file(dir_fd: int, name: str, shown: str | None = None) -> int:
     try:
         fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
     except OSError as e:
-        st = _lstat(name, dir_fd)
-        if st is not None and stat.S_ISLNK(st.st_mode):
-            raise UnsafePath(Refusal(LINK_REFUSED, shown, f"{shown} is a link "
-                                     f"(-> {_readlink(name, dir_fd)}); links are not followed")) from e
+        _refuse_link(name, dir_fd, shown, e)
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
