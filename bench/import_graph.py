@@ -162,7 +162,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
-    table = Table(title=f"import structure of {PKG} (grimp {grimp.__version__ if hasattr(grimp, '__version__') else ''})")
+    table = Table(title=f"import structure of {PKG} (grimp)")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key in ("modules", "imports", "rooms", "floors", "arrows"):

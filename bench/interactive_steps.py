@@ -50,7 +50,7 @@ def evaluator(games, policy) -> tuple[int, float, float]:  # noqa: ANN001
 
 def episode() -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-TextWorld-v0",
+        cmd = [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", "AutoRL-Micro-TextWorld-v0",
                "--agent", "scripted", "--results-dir", f"{tmp}/results", "--workspace-root",
                f"{tmp}/ws"]
         t0 = time.perf_counter()

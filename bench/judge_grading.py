@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from alpaca_helpers import micro_alpaca_scenario  # noqa: E402
 from judge_server import ScriptedJudge, longer  # noqa: E402
 
-from autorl_gym.assets import resolve_assets  # noqa: E402
-from autorl_gym.grading.core import make_grader  # noqa: E402
+from autorl_gym.core.assets import resolve_assets  # noqa: E402
+from autorl_gym.grading.grader import make_grader  # noqa: E402
 from autorl_gym.judge import CachedJudge, JudgeSpec, make_judge_backend  # noqa: E402
 from autorl_gym.judge.cache import JudgementCache  # noqa: E402
 

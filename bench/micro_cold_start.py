@@ -24,7 +24,7 @@ from autorl_gym.micro.shipped import BUILDERS, ensure_installed, read_manifest, 
 
 
 def _tree(root: Path) -> dict[str, str]:
-    from autorl_gym.io import file_digest
+    from autorl_gym.core.durable import file_digest
 
     return {str(p.relative_to(root)): file_digest(p) for p in sorted(root.rglob("*"))
             if p.is_file() and not p.name.startswith(".")}

@@ -27,11 +27,11 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from autorl_gym.agents import import_agent_module
+from autorl_gym.agents.spec import import_agent_module
+from autorl_gym.core.scenario import catalog
+from autorl_gym.grading.stats import paired_bootstrap
 from autorl_gym.report.build import analyse
-from autorl_gym.report.noise import paired_bootstrap
 from autorl_gym.report.run_folder import load_run
-from autorl_gym.scenario import catalog
 
 REFERENCE = "sft"
 RECIPES = ("sft", "grpo", "sft+grpo")
@@ -63,7 +63,7 @@ def run_one(scenario: str, recipe: str, options: list[str], root: Path, reuse: b
     results, workspace, wall_file = folder / "results", folder / "ws", folder / "wall_s.txt"
     if reuse and wall_file.is_file():  # a finished episode kept by an earlier --keep run
         return read_row(scenario, recipe, results, float(wall_file.read_text()), "")
-    cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", scenario, "--agent", "scripted",
+    cmd = [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", scenario, "--agent", "scripted",
            "--agent-option", f"recipe={recipe}", "--results-dir", str(results),
            "--workspace-root", str(workspace)]
     for opt in options:

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 import autorl_gym  # noqa: F401
-from autorl_gym.tools import SandboxUnavailable, check_sandbox_kind
+from autorl_gym.sandbox import SandboxUnavailable, check_sandbox_kind
 
 
 def _ms(samples: list[float]) -> tuple[float, float, float]:
@@ -77,7 +77,7 @@ def _docker_phases(box: object, n: int) -> dict[str, list[float]]:
 def _episode(kind: str, tmp: Path, sft_steps: int | None) -> tuple[float, str]:
     """(wall s, what came out) of one ``autorl-gym run`` of the scripted agent."""
     root = tmp / f"ep-{kind}"
-    cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-Arith-v0",
+    cmd = [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", "AutoRL-Micro-Arith-v0",
            "--agent", "scripted", "--sandbox", kind, "--results-dir", str(root / "r"),
            "--workspace-root", str(root / "w")]
     if sft_steps:

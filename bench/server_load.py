@@ -1,7 +1,7 @@
 """The grading server's figures: its ledger read path under load, and submit-to-graded time.
 
 The load itself is raw HTTP (httpx in a second process: the figure is the server's, not the
-typed client's parsing); the setup goes through the typed client (autorl_gym.client).
+typed client's parsing); the setup goes through the typed client (autorl_gym.server.client).
 
 1. Requests per second of ``GET /runs/{id}`` (a run with submissions, read from the SQLite
    ledger on every request) under concurrent load from a second process, side by side with
@@ -30,7 +30,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from autorl_gym.client import GradingClient
+from autorl_gym.server.client import GradingClient
 
 MICRO = "AutoRL-Micro-Arith-v0"
 
@@ -73,7 +73,7 @@ def load(url: str, path: str, headers: dict[str, str], seconds: float, concurren
 
 
 def direct_reads(ledger: Path, run_id: str, seconds: float) -> float:
-    from autorl_gym.ledger import Ledger
+    from autorl_gym.server.ledger import Ledger
 
     db = Ledger(ledger)
     n, end = 0, time.perf_counter() + seconds
@@ -98,7 +98,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="autorl-bench-server-"))
     log = root / "server.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "autorl_gym.cli", "serve", "--port", "0", "--env", MICRO,
+        [sys.executable, "-m", "autorl_gym.cli.main", "serve", "--port", "0", "--env", MICRO,
          "--ledger", str(root / "ledger.sqlite"), "--workspace-root", str(root / "workspace"),
          "--results-dir", str(root / "results")],
         stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=root)

@@ -98,7 +98,7 @@ def real(cells: int, cpus: float, console: Console) -> Table:
         env["AUTORL_GYM_AGENTS"] = str(agents.parent)
         t0 = time.perf_counter()
         for n in range(cells):
-            subprocess.run([sys.executable, "-m", "autorl_gym.cli", "run", "--env", MICRO, "--agent",
+            subprocess.run([sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", MICRO, "--agent",
                             "copy-base", "--seed", str(n), "--results-dir", f"{tmp}/runs",
                             "--workspace-root", f"{tmp}/ws"], env=env, check=True, capture_output=True)
         one_by_one = time.perf_counter() - t0
@@ -107,7 +107,7 @@ def real(cells: int, cpus: float, console: Console) -> Table:
                                      "agents": [{"name": "copy-base"}],
                                      "resources": {"cpus": 1, "memory_mb": 2048}}))
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "autorl_gym.cli", "sweep", str(f), "--num-cpus", str(cpus),
+        subprocess.run([sys.executable, "-m", "autorl_gym.cli.main", "sweep", str(f), "--num-cpus", str(cpus),
                         "--dashboard-port", "0"],
                        env=env, check=True, capture_output=True)
         swept = time.perf_counter() - t0

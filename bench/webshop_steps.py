@@ -50,7 +50,7 @@ def evaluator(sessions, policy) -> tuple[int, float, float, float]:  # noqa: ANN
 
 def episode() -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-WebShop-v0",
+        cmd = [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", "AutoRL-Micro-WebShop-v0",
                "--agent", "scripted", "--agent-option", "train_env={SFT_THREADS: 1}",
                "--results-dir", f"{tmp}/results", "--workspace-root", f"{tmp}/ws"]
         t0 = time.perf_counter()

@@ -1,10 +1,10 @@
 """MkDocs hooks: the reference pages are generated from the package at build time, never written.
 
-* ``reference/cli.md``: the typer app ``autorl_gym.cli:app`` (typer's own markdown generator);
+* ``reference/cli.md``: the typer app ``autorl_gym.cli.main:app`` (typer's own markdown generator);
 * ``reference/scenario-yaml.md`` and ``reference/agent-yaml.md``: the JSON schema of
-  ``autorl_gym.scenario.Scenario`` and ``autorl_gym.agents.AgentSpec``, as tables;
+  ``autorl_gym.core.scenario.Scenario`` and ``autorl_gym.agents.AgentSpec``, as tables;
 * ``reference/attacks.md``: every registered attack of the suite (``autorl_gym.attacks``);
-* ``reference/environment.md``: ``autorl_gym.envvars.ENV_VARS``, and the knobs the agents' training
+* ``reference/environment.md``: ``autorl_gym.core.envvars.ENV_VARS``, and the knobs the agents' training
   scripts read (``train_env``), found in the scripts' source;
 * ``scenarios/<id>.md``: one page per shipped scenario YAML;
 * ``reference/api/<module>.md``: one mkdocstrings page per module in :data:`API_MODULES`.
@@ -30,20 +30,20 @@ DOCS = ROOT / "docs"
 API_MODULES = [
     "autorl_gym.envs.autorl_env",
     "autorl_gym.episode",
-    "autorl_gym.tools.calls",
-    "autorl_gym.tools.sandbox",
-    "autorl_gym.tools.conformance",
-    "autorl_gym.scenario",
+    "autorl_gym.episode.tools",
+    "autorl_gym.core.sandbox",
+    "autorl_gym.sandbox.conformance",
+    "autorl_gym.core.scenario",
     "autorl_gym.agents",
-    "autorl_gym.tasks.base",
-    "autorl_gym.tasks.registry",
+    "autorl_gym.core.family",
+    "autorl_gym.core.family",
     "autorl_gym.grading",
     "autorl_gym.interactive",
     "autorl_gym.judge",
-    "autorl_gym.client",
+    "autorl_gym.server.client",
     "autorl_gym.sweep",
     "autorl_gym.report",
-    "autorl_gym.envvars",
+    "autorl_gym.core.envvars",
 ]
 
 
@@ -64,7 +64,7 @@ FAMILY_PAGES = {
 
 # ---------------------------------------------------------------------------------------- nav
 def _scenarios() -> dict[str, Any]:
-    from autorl_gym.scenario import discover
+    from autorl_gym.core.scenario import discover
 
     cat = discover([PACKAGE / "scenarios"])
     if cat.errors:
@@ -101,12 +101,12 @@ def cli_page() -> str:
     import typer
     from typer.cli import get_docs_for_click
 
-    from autorl_gym.cli import app
+    from autorl_gym.cli.main import app
 
     command = typer.main.get_command(app)
     ctx = typer.Context(command)
     body = get_docs_for_click(obj=command, ctx=ctx, name="autorl-gym", title="CLI reference")
-    note = ("*Generated from the typer app `autorl_gym.cli:app` at build time; "
+    note = ("*Generated from the typer app `autorl_gym.cli.main:app` at build time; "
             "`autorl-gym COMMAND --help` prints the same.*\n\n")
     head, _, rest = body.partition("\n")
     return f"{head}\n\n{note}{rest}"
@@ -186,10 +186,10 @@ def script_knobs() -> list[tuple[str, str, str]]:
 
 
 def environment_page() -> str:
-    from autorl_gym.envvars import ENV_VARS
+    from autorl_gym.core.envvars import ENV_VARS
 
     lines = ["# Environment variables", "",
-             "*Generated at build time from `autorl_gym.envvars.ENV_VARS` (a test checks that list "
+             "*Generated at build time from `autorl_gym.core.envvars.ENV_VARS` (a test checks that list "
              "against every variable the package's source reads) and from the agents' training "
              "scripts.*", ""]
     for side, title, intro in (
@@ -246,7 +246,7 @@ def _family_page(family: str) -> str:
 
 
 def families_table() -> str:
-    from autorl_gym.tasks.registry import get_family
+    from autorl_gym.core.family import get_family
 
     by_family: dict[str, list[str]] = {}
     for sid, scenario in _scenarios().items():
@@ -308,8 +308,8 @@ def attacks_page() -> str:
 
 
 def generated_pages() -> dict[str, str]:
-    from autorl_gym.agents import AgentSpec
-    from autorl_gym.scenario import Scenario
+    from autorl_gym.agents.spec import AgentSpec
+    from autorl_gym.core.scenario import Scenario
 
     pages = {
         "reference/cli.md": cli_page(),

@@ -63,7 +63,7 @@ def skip_or_fail_without_docker(problem: str) -> None:
 @pytest.fixture(scope="session")
 def docker_problem(tmp_path_factory: pytest.TempPathFactory) -> str | None:
     """None when a docker sandbox can start here, else why not (checked once per session)."""
-    from autorl_gym.tools import DockerSandbox, SandboxSpec, SandboxUnavailable
+    from autorl_gym.sandbox import DockerSandbox, SandboxSpec, SandboxUnavailable
 
     try:
         DockerSandbox(SandboxSpec(workspace=tmp_path_factory.mktemp("docker-probe"))).close()

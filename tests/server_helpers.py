@@ -13,14 +13,14 @@ from pathlib import Path
 
 import httpx
 
-from autorl_gym.client import GradingAPIError, GradingClient
+from autorl_gym.server.client import GradingAPIError, GradingClient
 
 QUICK_ID = "AutoRL-Micro-Arith-Quick-v0"
 TEST_SCENARIOS = Path(__file__).parent / "scenarios"
 
 
 class ServerProcess:
-    """``python -m autorl_gym.cli serve --port 0`` with its own ledger, workspaces and results."""
+    """``python -m autorl_gym.cli.main serve --port 0`` with its own ledger, workspaces and results."""
 
     def __init__(self, root: Path, sandbox: str = "local", scenario: str = QUICK_ID):
         self.root = root
@@ -45,7 +45,7 @@ class ServerProcess:
         logf = self.log.open("a")
         offset = self.log.stat().st_size  # a restart appends to the same log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autorl_gym.cli", "serve", "--port", "0", "--env", self.scenario,
+            [sys.executable, "-m", "autorl_gym.cli.main", "serve", "--port", "0", "--env", self.scenario,
              "--sandbox", self.sandbox, "--ledger", str(self.ledger),
              "--workspace-root", str(self.workspace_root), "--results-dir", str(self.results_dir)],
             stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=self.root)
@@ -66,7 +66,7 @@ class ServerProcess:
         raise RuntimeError(f"the server did not start: {self.log.read_text()[-3000:]}")
 
     def client(self, timeout: float = 600) -> GradingClient:
-        """The typed client (autorl_gym.client)."""
+        """The typed client (autorl_gym.server.client)."""
         return GradingClient(self.url, timeout=timeout)
 
     def raw(self, timeout: float = 600) -> httpx.Client:

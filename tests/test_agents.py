@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from autorl_gym.agents import AgentError, agent_options, find_agents, import_agent_module, make_agent
+from autorl_gym.agents.spec import AgentError, agent_options, find_agents, import_agent_module, make_agent
 
 records = import_agent_module("rdagent", "records")
 

@@ -13,10 +13,10 @@ import pytest
 from alpaca_helpers import FIXTURES, micro_alpaca_scenario
 from judge_server import ScriptedJudge, longer
 
-from autorl_gym.assets import resolve_assets
-from autorl_gym.grading.core import make_grader
+from autorl_gym.core.assets import resolve_assets
+from autorl_gym.core.scenario import ScenarioError, get_scenario
+from autorl_gym.grading.grader import make_grader
 from autorl_gym.grading.isolation import GradingFailed
-from autorl_gym.scenario import ScenarioError, get_scenario
 from autorl_gym.tasks.alpaca_data import load_local, materialize, read_eval_split
 
 

@@ -4,7 +4,7 @@ hundred varied completions give item for item the verdicts of lm-eval's own filt
 import pytest
 
 from autorl_gym.attacks.cases.fidelity import lm_eval_gsm8k_verdicts, ours, varied_completions
-from autorl_gym.tasks.answers import (
+from autorl_gym.core.answers import (
     extract_flexible,
     extract_strict,
     is_correct,

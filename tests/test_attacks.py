@@ -14,14 +14,14 @@ from conftest import skip_or_fail_without_docker
 
 from autorl_gym.attacks.base import ATTACKS, AttackContext, attack, load_cases
 from autorl_gym.attacks.runner import UnknownAttack, run_attacks
-from autorl_gym.tools.registry import sandbox_backends
+from autorl_gym.sandbox.registry import sandbox_backends
 
 MICRO_ID = "AutoRL-Micro-Arith-v0"
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("autorl-gym")
-    argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "autorl_gym.cli"]
+    argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "autorl_gym.cli.main"]
     return subprocess.run([*argv, *args], cwd=cwd, text=True, capture_output=True, timeout=3000,
                           env={**os.environ, "COLUMNS": "200"})
 
@@ -50,7 +50,7 @@ def test_every_attack_holds_on_every_sandbox_kind(kind: str, tmp_path: Path, mic
 
 def _family_scenarios() -> list[tuple[str, list[str]]]:
     """(scenario, the attacks made for its task family) for one scenario of each such family."""
-    from autorl_gym.scenario import catalog
+    from autorl_gym.core.scenario import catalog
 
     seen: dict[str, tuple[str, list[str]]] = {}
     for sid, sc in sorted(catalog().scenarios.items()):

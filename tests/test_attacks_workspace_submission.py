@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from autorl_gym.attacks.runner import run_attacks
-from autorl_gym.integrity import read_events
+from autorl_gym.core.integrity import read_events
 
 MICRO_ID = "AutoRL-Micro-Arith-v0"
 

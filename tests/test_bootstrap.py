@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from autorl_gym.report.noise import paired_bootstrap
+from autorl_gym.grading.stats import paired_bootstrap
 
 N = 400
 

@@ -21,9 +21,9 @@ import pytest
 from conftest import shared_data, shared_data_root, skip_or_fail, skip_or_fail_without_bwrap
 from gymnasium.utils.env_checker import check_env
 
-from autorl_gym.assets import resolve_assets
-from autorl_gym.scenario import Scenario, ScenarioError, catalog
-from autorl_gym.tools import SandboxUnavailable
+from autorl_gym.core.assets import resolve_assets
+from autorl_gym.core.scenario import Scenario, ScenarioError, catalog
+from autorl_gym.sandbox import SandboxUnavailable
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

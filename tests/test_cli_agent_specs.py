@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from autorl_gym.agents import AgentSpec, load_agent_spec
-from autorl_gym.agents.cli import CLINotInstalled, install_dir, render_instructions
-from autorl_gym.cli import app
-from autorl_gym.external_cli import CLIRun, LLMRequest
+from autorl_gym.agents.cli_agent import CLIRun, LLMRequest
+from autorl_gym.agents.npm_cli import CLINotInstalled, install_dir, render_instructions
+from autorl_gym.agents.spec import AgentSpec, load_agent_spec
+from autorl_gym.cli.main import app
 
 
 def _flat(text: str) -> str:
@@ -58,7 +58,7 @@ def test_clear_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_agents_cli_commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    from autorl_gym import agents_cli
+    from autorl_gym.cli import agents as agents_cli
 
     # the module's console took its width when first imported (80 without a terminal): widen it,
     # whichever test imported it first

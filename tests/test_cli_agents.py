@@ -24,12 +24,12 @@ from conftest import skip_or_fail
 from fake_llm import FakeLLMServer, Text, ToolUse, tool_outputs
 from test_server import bwrap_ok  # noqa: F401 - a fixture
 
-from autorl_gym.agents import load_agent_spec
-from autorl_gym.agents.cli import installed
-from autorl_gym.external import ExternalRun, run_external_agent
-from autorl_gym.external_cli import LLMRequest
+from autorl_gym.agents.cli_agent import LLMRequest
+from autorl_gym.agents.external import ExternalRun, run_external_agent
+from autorl_gym.agents.npm_cli import installed
+from autorl_gym.agents.spec import load_agent_spec
+from autorl_gym.core.paths import PACKAGE_DIR
 from autorl_gym.gateway import read_calls
-from autorl_gym.paths import PACKAGE_DIR
 from autorl_gym.report import build_leaderboard, build_report
 
 pytestmark = pytest.mark.slow

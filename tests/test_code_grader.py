@@ -18,9 +18,9 @@ from conftest import shared_data, skip_or_fail_without_bwrap
 from autorl_gym.attacks.base import AttackContext
 from autorl_gym.attacks.cases.code_grader import ESCAPES, TOY_PROBLEMS, Escape, grade_forged
 from autorl_gym.attacks.runner import run_attacks
-from autorl_gym.scenario import get_scenario
+from autorl_gym.core.scenario import get_scenario
+from autorl_gym.sandbox import SandboxSpec, SandboxUnavailable, make_sandbox
 from autorl_gym.tasks.humaneval.executor import ExecLimits, Executor, Program
-from autorl_gym.tools import SandboxSpec, SandboxUnavailable, make_sandbox
 
 HE_ID = "AutoRL-HumanEval-v0"
 STOPS = get_scenario(HE_ID).protocol.stop
@@ -298,7 +298,7 @@ class ForgedBackend:
     name = "forged-test"
 
     def generate(self, ctx, info, items, on_batch, run_dir):
-        from autorl_gym.grading.backends import Generation
+        from autorl_gym.grading.backends.registry import Generation
 
         on_batch(len(items))
         body = next(e for e in ESCAPES if e.name == "always_equal").body
@@ -311,10 +311,10 @@ def test_grading_core_returns_the_guard_events(micro_assets, tmp_path: Path,
     scores them as failed (hidden test split, the micro model standing for the submission)."""
     from test_humaneval import quick_yaml
 
-    from autorl_gym.assets import resolve_assets
-    from autorl_gym.grading import backends
-    from autorl_gym.grading.core import make_grader
-    from autorl_gym.scenario import load_scenario_file
+    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.core.scenario import load_scenario_file
+    from autorl_gym.grading.backends.registry import registry as backends
+    from autorl_gym.grading.grader import make_grader
 
     folder = shared_data("humaneval", "HumanEval.jsonl.gz")
     cache = tmp_path / "cache"

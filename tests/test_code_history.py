@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from autorl_gym.code_history import MAX_FILE_BYTES, CodeHistory, read_history
-from autorl_gym.recording import EpisodeRecorder
+from autorl_gym.episode.code_history import MAX_FILE_BYTES, CodeHistory, read_history
+from autorl_gym.episode.recorder import EpisodeRecorder
 
 
 def test_commits_only_changes_and_leaves_large_files_out(tmp_path):

@@ -22,7 +22,7 @@ import pytest
 from conftest import skip_or_fail, skip_or_fail_without_bwrap
 from sweep_doubles import fake_episode, fake_running_folder
 
-from autorl_gym.agents import run_episode
+from autorl_gym.agents.loop import run_episode
 from autorl_gym.dashboard import DashboardServer, collect
 from autorl_gym.sweep import SweepLayout, expand, parse_sweep
 from autorl_gym.sweep.cells import CellRecord
@@ -92,7 +92,7 @@ def _damaged_folders(runs: Path) -> None:
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory, micro_assets) -> Path:
-    from autorl_gym.tools.sandbox import SandboxUnavailable
+    from autorl_gym.core.sandbox import SandboxUnavailable
 
     root = tmp_path_factory.mktemp("dashboard") / "results"
     try:  # one real micro episode: the base model copied and submitted (graded on dev and test)
@@ -128,11 +128,13 @@ def dashboard(results):
 @pytest.fixture(scope="module")
 def grading_server(results, tmp_path_factory):
     """``autorl-gym serve``'s app over the same results folder."""
-    from autorl_gym.server import ServerSettings, ServerThread, bind_tcp, create_app
+    from autorl_gym.cli.serve import app_with_dashboard
+    from autorl_gym.runtime.serving import ServerThread, bind_tcp
+    from autorl_gym.server import ServerSettings
 
     private = tmp_path_factory.mktemp("server")
     sock = bind_tcp("127.0.0.1", 0)
-    server = ServerThread(create_app(ServerSettings(
+    server = ServerThread(app_with_dashboard(ServerSettings(
         ledger=private / "ledger.sqlite", results_dir=results, workspace_root=private / "ws")), [sock])
     server.start()
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"

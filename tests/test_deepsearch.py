@@ -9,6 +9,7 @@ import pytest
 from judge_server import ScriptedJudge
 from search_doubles import FakeSerper
 
+from autorl_gym.core.scenario import get_scenario
 from autorl_gym.interactive import PolicyInput, PromptSpec, expert_policy, find_games, rollout
 from autorl_gym.interactive.deepsearch import exact_match, normalize_answer, parse_command
 from autorl_gym.interactive.search import (
@@ -20,7 +21,6 @@ from autorl_gym.interactive.search import (
 )
 from autorl_gym.judge import JudgeSpec, JudgeUnavailable
 from autorl_gym.micro.search_world import Sizes, generate_world, write_split
-from autorl_gym.scenario import get_scenario
 
 FIXTURE = Path(__file__).parent / "data" / "deepsearchqa"
 PROMPT = PromptSpec(history=2, max_obs_chars=200, max_goal_chars=200, intro=False, admissible=False)
@@ -155,7 +155,7 @@ def test_deepsearchqa_loads_its_own_format_and_splits_as_the_original(tmp_path) 
 
 
 def test_deepsearchqa_refuses_a_file_without_its_columns(tmp_path) -> None:
-    from autorl_gym.scenario import ScenarioError
+    from autorl_gym.core.scenario import ScenarioError
     from autorl_gym.tasks.deepsearchqa import load_questions
 
     bad = tmp_path / "DSQA-full.csv"
@@ -185,8 +185,8 @@ def test_deepsearchqa_grading_exact_match_first_then_the_judge(tmp_path, monkeyp
     sent to the judge, the others are asked once (an unparseable verdict is asked again, then
     counts as wrong), a second grading asks neither the judge nor the search backend, and a
     judge outage fails the grading with its reason."""
-    from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.tasks.base import GradeContext
+    from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.family import GradeContext
     from autorl_gym.tasks.deepsearchqa import DeepSearchQATask, _write_split, load_questions, split_rows
 
     monkeypatch.setenv("AUTORL_GYM_CACHE", str(tmp_path / "cache"))
@@ -282,7 +282,7 @@ SCENARIOS = Path(__file__).resolve().parents[1] / "autorl_gym" / "scenarios"
 def test_search_scenarios_are_checked_at_load(tmp_path, yaml_name, mutate, field) -> None:
     import yaml
 
-    from autorl_gym.scenario import ScenarioError, load_scenario_file
+    from autorl_gym.core.scenario import ScenarioError, load_scenario_file
 
     data = yaml.safe_load((SCENARIOS / yaml_name).read_text())
     mutate(data)
@@ -293,7 +293,7 @@ def test_search_scenarios_are_checked_at_load(tmp_path, yaml_name, mutate, field
 
 
 def test_score_interval_and_a_gain_inside_the_noise_is_said_plainly() -> None:
-    from autorl_gym.report.noise import paired_bootstrap, score_interval
+    from autorl_gym.grading.stats import paired_bootstrap, score_interval
 
     iv = score_interval([1.0] * 30 + [0.0] * 70)
     assert iv.score == 30.0 and iv.low < 30.0 < iv.high and iv.low > 15 and iv.high < 45

@@ -14,10 +14,10 @@ import gymnasium as gym
 import pytest
 from conftest import skip_or_fail_without_bwrap
 
+from autorl_gym.core.sandbox import Mount, SandboxSpec
+from autorl_gym.core.scenario import get_scenario
 from autorl_gym.interactive.search import CachedSearch, SearchSpec, make_search
-from autorl_gym.scenario import get_scenario
-from autorl_gym.tools import SandboxUnavailable, make_sandbox
-from autorl_gym.tools.sandbox import Mount, SandboxSpec
+from autorl_gym.sandbox import SandboxUnavailable, make_sandbox
 
 FIXTURE = Path(__file__).parent / "data" / "deepsearchqa"
 
@@ -211,7 +211,7 @@ def test_scripted_micro_deepsearch_episode_through_the_cli(tmp_path, deepsearch_
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-DeepSearch-v0",
+    cmd = [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", "AutoRL-Micro-DeepSearch-v0",
            "--agent", "scripted", "--agent-option", f"train_env={EPISODE_SFT}",
            "--results-dir", str(tmp_path / "results"), "--workspace-root", str(tmp_path / "workspace")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
@@ -289,8 +289,8 @@ def test_micro_deepsearch_assets_have_disjoint_worlds(deepsearch_assets) -> None
 def test_a_second_grading_makes_no_search_backend_call(tmp_path, monkeypatch, deepsearch_assets):
     """The grader (in its child process) answers every search through the on-disk cache: grading
     the same model again sees the same pages, scores the same, and calls no backend."""
-    from autorl_gym.assets import resolve_assets
-    from autorl_gym.grading.core import make_grader
+    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.grading.grader import make_grader
 
     sc = get_scenario("AutoRL-Micro-DeepSearch-v0")
     assets = resolve_assets(sc, progress=False)

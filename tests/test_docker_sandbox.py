@@ -18,7 +18,7 @@ import pytest
 from conftest import skip_or_fail_without_docker
 from typer.testing import CliRunner
 
-from autorl_gym.tools import (
+from autorl_gym.sandbox import (
     DockerSandbox,
     Mount,
     SandboxError,
@@ -26,15 +26,15 @@ from autorl_gym.tools import (
     SandboxSpec,
     SandboxUnavailable,
 )
-from autorl_gym.tools.docker_backend import FALLBACK_UID
-from autorl_gym.tools.docker_engine import hostbind_layout, hostbind_tag
-from autorl_gym.tools.docker_gpus import (
+from autorl_gym.sandbox.docker.backend import FALLBACK_UID
+from autorl_gym.sandbox.docker.engine import hostbind_layout, hostbind_tag
+from autorl_gym.sandbox.docker.gpus import (
     device_requests,
     grader_cuda_visible_devices,
     keep_grader_apart,
     parse_gpus,
 )
-from autorl_gym.tools.docker_images import ImageBuildError, base_images, build_image, registry_host
+from autorl_gym.sandbox.docker.images import ImageBuildError, base_images, build_image, registry_host
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,7 @@ def test_env_refuses_to_start_without_the_engine(dead_engine: str, make_env, tmp
 
 
 def test_cli_run_refuses_without_the_engine(dead_engine: str, micro_assets, tmp_path: Path) -> None:
-    from autorl_gym.cli import app
+    from autorl_gym.cli.main import app
 
     res = CliRunner().invoke(app, ["run", "--sandbox", "docker", "--results-dir", str(tmp_path / "r"),
                                    "--workspace-root", str(tmp_path / "w")])
@@ -137,7 +137,7 @@ def test_grader_gets_the_gpus_the_agent_does_not(monkeypatch: pytest.MonkeyPatch
     # (delenv of an absent variable records nothing, and the value leaked into later tests)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    monkeypatch.setattr("autorl_gym.tools.docker_gpus.host_gpu_ids", lambda: ["0", "1"])
+    monkeypatch.setattr("autorl_gym.sandbox.docker.gpus.host_gpu_ids", lambda: ["0", "1"])
     assert "grader GPUs 1" in keep_grader_apart("device=0")
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
     assert "left as it is" in keep_grader_apart("device=1")  # already set: not changed
@@ -152,7 +152,7 @@ def test_gpus_reach_the_engine_as_a_device_request(need_docker, tmp_path: Path) 
 
 
 def test_cli_gpus_option_checks(tmp_path: Path) -> None:
-    from autorl_gym.cli import app
+    from autorl_gym.cli.main import app
 
     res = CliRunner().invoke(app, ["run", "--sandbox", "local", "--gpus", "device=0"])
     assert res.exit_code == 2 and "--gpus needs --sandbox docker" in res.output
@@ -306,7 +306,7 @@ def test_scripted_micro_episode_in_docker(need_docker, tmp_path: Path, micro_ass
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-Arith-v0",
+    cmd = [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", "AutoRL-Micro-Arith-v0",
            "--agent", "scripted", "--sandbox", "docker", "--results-dir", str(tmp_path / "results"),
            "--workspace-root", str(tmp_path / "workspace"),
            "--agent-option", "train_env={SFT_MAX_STEPS: 60}"]
@@ -341,8 +341,8 @@ def test_env_takes_this_runs_sandbox_limits(tmp_path: Path) -> None:
     scenario's ``sandbox:`` fields for this run only, validated."""
     from pydantic import ValidationError
 
+    from autorl_gym.core.scenario import get_scenario
     from autorl_gym.envs.autorl_env import AutoRLEnv
-    from autorl_gym.scenario import get_scenario
 
     env = AutoRLEnv(sandbox="docker", workspace_root=tmp_path / "w", results_dir=tmp_path / "r",
                     sandbox_limits={"gpus": "device=1", "cpus": 1.5})

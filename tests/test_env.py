@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from autorl_gym.tools.calls import MAX_CALL_CHARS, Run
+from autorl_gym.episode.tools import MAX_CALL_CHARS, Run
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -197,12 +197,12 @@ def test_hidden_splits_unreachable_from_inside(make_env, micro_assets):
 
 
 def test_env_refuses_to_start_without_bwrap(make_env, tmp_path, monkeypatch):
-    from autorl_gym.tools.sandbox import SandboxUnavailable
+    from autorl_gym.core.sandbox import SandboxUnavailable
 
     fake = tmp_path / "bwrap"
     fake.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
     fake.chmod(0o755)
-    monkeypatch.setattr("autorl_gym.tools.local.bwrap_binary", lambda: str(fake))
+    monkeypatch.setattr("autorl_gym.sandbox.local.bwrap_binary", lambda: str(fake))
     env = make_env(workspace_root=tmp_path / "ws")
     with pytest.raises(SandboxUnavailable, match='sandbox="none"'):
         env.reset()

@@ -1,4 +1,4 @@
-"""autorl_gym.envvars.ENV_VARS (the source of the docs' environment-variable reference) against
+"""autorl_gym.core.envvars.ENV_VARS (the source of the docs' environment-variable reference) against
 the package's source: every variable the package reads is listed, every listed one is used."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from autorl_gym.envvars import ENV_VARS, env_var
+from autorl_gym.core.envvars import ENV_VARS, env_var
 
 PACKAGE = Path(__file__).resolve().parents[1] / "autorl_gym"
 NAME = r"([A-Z][A-Z0-9_]{2,})"
@@ -48,13 +48,13 @@ def test_every_variable_the_package_reads_is_listed():
     listed = {v.name for v in ENV_VARS}
     missing = {name: sorted(files) for name, files in package_reads().items()
                if name not in listed and name not in NOT_SETTINGS}
-    assert not missing, f"add these to autorl_gym/envvars.py (or NOT_SETTINGS, with why): {missing}"
+    assert not missing, f"add these to autorl_gym/core/envvars.py (or NOT_SETTINGS, with why): {missing}"
 
 
 def test_every_listed_variable_is_used_by_the_package():
     sources = "\n".join(f.read_text() for f in PACKAGE.rglob("*.py") if f.name != "envvars.py")
     unused = [v.name for v in ENV_VARS if not re.search(rf"[\"'$]{v.name}\b", sources)]
-    assert not unused, f"listed in autorl_gym/envvars.py but named nowhere in the package: {unused}"
+    assert not unused, f"listed in autorl_gym/core/envvars.py but named nowhere in the package: {unused}"
 
 
 def test_the_list_has_one_entry_per_name_and_a_lookup():

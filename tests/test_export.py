@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from autorl_gym.cli import app
-from autorl_gym.export import SYSTEM_PROMPT, ExportError, episode_to_chat, export_jsonl, find_runs
-from autorl_gym.tools.calls import tool_schemas
+from autorl_gym.cli.main import app
+from autorl_gym.episode.tools import tool_schemas
+from autorl_gym.report.export import SYSTEM_PROMPT, ExportError, episode_to_chat, export_jsonl, find_runs
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 runner = CliRunner()

@@ -24,8 +24,8 @@ from test_gateway import KEY, MODEL, anthropic_body, client, gateway
 from autorl_gym.attacks.base import load_cases
 from autorl_gym.attacks.cases.gateway import ACCOUNT_ROUTES, BILLING_HEADERS
 from autorl_gym.attacks.runner import run_attacks
+from autorl_gym.core.integrity import read_events
 from autorl_gym.gateway import read_calls
-from autorl_gym.integrity import read_events
 
 MODELS = {"anthropic": MODEL, "openai": MODEL, "gemini": MODEL}
 AUTH = {"anthropic": "x-api-key", "openai": "authorization", "gemini": "x-goog-api-key"}

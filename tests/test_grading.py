@@ -6,15 +6,15 @@ import shutil
 
 import pytest
 
-from autorl_gym.assets import resolve_assets
-from autorl_gym.grading.core import Grader
+from autorl_gym.core.assets import resolve_assets
+from autorl_gym.core.scenario import get_scenario
+from autorl_gym.grading.grader import Grader
 from autorl_gym.grading.submission import (
     SubmissionError,
     inspect_submission,
     model_dir_hash,
     workspace_relpath,
 )
-from autorl_gym.scenario import get_scenario
 
 LIMIT = 40
 

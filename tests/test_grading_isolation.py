@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from autorl_gym.assets import resolve_assets
-from autorl_gym.grading.core import Grader
+from autorl_gym.core.assets import resolve_assets
+from autorl_gym.core.scenario import Scenario, get_scenario
+from autorl_gym.grading.grader import Grader
 from autorl_gym.grading.submission import SubmissionError, inspect_submission
-from autorl_gym.scenario import Scenario, get_scenario
 
 MICRO_ID = "AutoRL-Micro-Arith-v0"
 

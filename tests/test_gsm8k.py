@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import shared_data
 
-from autorl_gym.assets import resolve_assets
-from autorl_gym.grading.backends import build_prompts
-from autorl_gym.grading.core import Grader
+from autorl_gym.core.assets import resolve_assets
+from autorl_gym.core.scenario import Scenario, get_scenario
+from autorl_gym.grading.backends.registry import build_prompts
+from autorl_gym.grading.grader import Grader
 from autorl_gym.grading.submission import SubmissionError, check_submission, inspect_submission
-from autorl_gym.scenario import Scenario, get_scenario
 from autorl_gym.tasks.gsm8k import ensure_gsm8k, load_local, question_key
 from autorl_gym.tasks.qa import SplitLoadError
 

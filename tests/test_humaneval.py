@@ -13,12 +13,11 @@ import yaml
 from test_humaneval_data import DEV_SEED, DEV_SIZE, real_data_dir
 from typer.testing import CliRunner
 
-from autorl_gym.assets import resolve_assets
-from autorl_gym.grading.core import make_grader
-from autorl_gym.scenario import Scenario, ScenarioError, get_scenario, load_scenario_file
-from autorl_gym.tasks.base import GradeContext
+from autorl_gym.core.assets import resolve_assets
+from autorl_gym.core.family import GradeContext, get_family
+from autorl_gym.core.scenario import Scenario, ScenarioError, get_scenario, load_scenario_file
+from autorl_gym.grading.grader import make_grader
 from autorl_gym.tasks.humaneval.family import HumanEvalTask
-from autorl_gym.tasks.registry import get_family
 
 HE_ID = "AutoRL-HumanEval-v0"
 SCENARIO_FILE = Path(__file__).resolve().parents[1] / "autorl_gym" / "scenarios" / "humaneval.yaml"
@@ -152,8 +151,8 @@ def test_cli_episode_with_the_micro_model(micro_assets, he_env, tmp_path: Path) 
     executor."""
     import gymnasium as gym
 
-    from autorl_gym.cli import app
-    from autorl_gym.scenario import catalog, register_all
+    from autorl_gym.cli.main import app
+    from autorl_gym.core.scenario import catalog, register_all
 
     quick_yaml(tmp_path)  # registered as a scenario folder: gym.make needs an id
     with pytest.MonkeyPatch.context() as mp:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import shared_data, skip_or_fail_without_bwrap
 
+from autorl_gym.sandbox import SandboxSpec, SandboxUnavailable, make_sandbox
 from autorl_gym.tasks.humaneval.data import (
     DATA_DIR_ENV,
     HumanEvalProblem,
@@ -22,7 +23,6 @@ from autorl_gym.tasks.humaneval.data import (
 )
 from autorl_gym.tasks.humaneval.executor import ExecLimits, Executor, Program
 from autorl_gym.tasks.qa import SplitLoadError
-from autorl_gym.tools import SandboxSpec, SandboxUnavailable, make_sandbox
 
 DEV_SIZE, DEV_SEED = 32, 20240917
 

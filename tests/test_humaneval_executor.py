@@ -17,8 +17,8 @@ import psutil
 import pytest
 from conftest import skip_or_fail_without_bwrap
 
+from autorl_gym.sandbox import SandboxSpec, SandboxUnavailable, make_sandbox
 from autorl_gym.tasks.humaneval.executor import ExecLimits, Executor, Program, check_program
-from autorl_gym.tools import SandboxSpec, SandboxUnavailable, make_sandbox
 
 SECRET = "hidden-humaneval-test-31337"
 

@@ -17,9 +17,9 @@ import pytest
 from conftest import shared_data, skip_or_fail_without_bwrap
 from test_interactive_alfworld import ALFWORLD_FILES
 
+from autorl_gym.core.scenario import get_scenario
 from autorl_gym.micro.textworld import SIZES
-from autorl_gym.scenario import get_scenario
-from autorl_gym.tools import SandboxUnavailable
+from autorl_gym.sandbox import SandboxUnavailable
 
 SECRET = "eval-game-secret-5150"          # a file name in each evaluation game's folder
 CONTENT = "the evaluation games must not be readable 8086"
@@ -41,7 +41,7 @@ def run(env: gym.Env, command: str) -> str:
 def check_isolation(env: gym.Env, hidden: list[Path]) -> None:
     out = run(env, "python -c 'import autorl_gym.grading'")
     assert "ModuleNotFoundError" in out, out
-    out = run(env, "python -c 'import autorl_gym.micro, autorl_gym.scenario'")
+    out = run(env, "python -c 'import autorl_gym.micro, autorl_gym.core.scenario'")
     assert "ModuleNotFoundError" in out, out
     for h in hidden:
         for cmd in (f"ls {h}", f"cat {h}/*/*/{SECRET}", f"cat {h}/*.json"):
@@ -118,7 +118,7 @@ def test_alfworld_runs_with_the_cli(tmp_path, textworld_assets) -> None:  # noqa
     demonstrations of the training game in the sandbox, trains, submits and finishes; the episode
     is graded by rollouts (a micro policy stands in for Qwen2.5-1.5B: no hub here)."""
     data, _ = one_game_alfworld(tmp_path)
-    cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-ALFWorld-v0",
+    cmd = [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", "AutoRL-ALFWorld-v0",
            "--agent", "scripted", "--base-model", str(textworld_assets.model_dir),
            "--agent-option", "train_env={SFT_EPOCHS: 1, NOISY_ROLLOUTS: 1}",
            "--results-dir", "results", "--workspace-root", "ws"]

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from autorl_gym.io import file_digest
+from autorl_gym.core.answers import extract_strict, reference_answer
+from autorl_gym.core.durable import file_digest
 from autorl_gym.micro.build import (
     MICRO_VERSION,
     MicroManifest,
@@ -17,7 +18,6 @@ from autorl_gym.micro.build import (
 )
 from autorl_gym.micro.data import SPLIT_SIZES, make_splits, read_jsonl
 from autorl_gym.micro.tokenizer import EOS_TOKEN, load_tokenizer, train_tokenizer
-from autorl_gym.tasks.answers import extract_strict, reference_answer
 
 LINE_RE = re.compile(r"^(\d+) ([+\-*]) (\d+) = (\d+)\n#### (\d+)$")
 

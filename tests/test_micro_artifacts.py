@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from autorl_gym.assets import resolve_assets
-from autorl_gym.grading.core import make_grader
-from autorl_gym.io import file_digest
+from autorl_gym.core.assets import resolve_assets
+from autorl_gym.core.durable import file_digest
+from autorl_gym.core.scenario import ScenarioError, get_scenario
+from autorl_gym.grading.grader import make_grader
 from autorl_gym.micro import MICRO_VERSION
 from autorl_gym.micro.build import ensure_micro_assets
 from autorl_gym.micro.multistep import MULTISTEP_VERSION
@@ -26,7 +27,6 @@ from autorl_gym.micro.shipped import (
     verify_files,
 )
 from autorl_gym.micro.textworld import TEXTWORLD_VERSION
-from autorl_gym.scenario import ScenarioError, get_scenario
 
 
 def _flip_last_byte(path: Path) -> None:
@@ -139,7 +139,7 @@ def test_the_micro_cli_verifies_installs_and_packs(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from autorl_gym.cli import app
+    from autorl_gym.cli.main import app
 
     monkeypatch.setenv("AUTORL_GYM_CACHE", str(tmp_path / "cache"))
     runner = CliRunner()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from autorl_gym.agents import import_agent_module
+from autorl_gym.agents.spec import import_agent_module
 from autorl_gym.micro.build import ensure_micro_assets, load_split
 from autorl_gym.micro.multistep import is_fact, make_chains, working
 from autorl_gym.micro.shipped import read_manifest
@@ -72,7 +72,7 @@ def test_the_scratchpad_stage_writes_train_sft_beside_it():
 def test_scripted_sft_episode_gains_but_modestly(tmp_path, micro_assets, multistep_assets):
     """Plain SFT on answers without working, capped at 40 steps: above the baseline, and far
     from the headroom (the full recipe comparison is the bench's)."""
-    cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", SCENARIO, "--agent", "scripted",
+    cmd = [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", SCENARIO, "--agent", "scripted",
            "--agent-option", "train_env={SFT_MAX_STEPS: 40}",
            "--results-dir", str(tmp_path / "results"), "--workspace-root", str(tmp_path / "ws")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200,
@@ -108,8 +108,8 @@ def test_the_static_grpo_stage_rewards_the_strict_answer_and_trains(tmp_path, mi
 
 
 def test_the_data_only_asset_is_refused_as_a_base_model(multistep_assets):
-    from autorl_gym.assets import resolve_base_model
-    from autorl_gym.scenario import ScenarioError
+    from autorl_gym.core.assets import resolve_base_model
+    from autorl_gym.core.scenario import ScenarioError
 
     with pytest.raises(ScenarioError, match="ships data only.*micro:arith"):
         resolve_base_model("micro:arith_multistep", progress=False)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from autorl_gym.core.scenario import get_scenario
 from autorl_gym.interactive import GameEnv, expert_policy, find_games, rollout
 from autorl_gym.micro.textworld import (
     MAX_STEPS,
@@ -20,7 +21,6 @@ from autorl_gym.micro.textworld import (
     TextWorldManifest,
     generate_games,
 )
-from autorl_gym.scenario import get_scenario
 
 
 def test_games_generate_offline_and_deterministically(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_cached_build_has_disjoint_splits_and_a_weak_policy(textworld_assets) ->
 def test_scripted_micro_textworld_episode_runs_end_to_end(tmp_path, textworld_assets) -> None:  # noqa: ANN001
     """The scripted agent collects demonstrations with the rollout API inside the sandbox, trains,
     submits and finishes; the episode is graded by rollouts and improves the test success."""
-    cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-TextWorld-v0",
+    cmd = [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", "AutoRL-Micro-TextWorld-v0",
            "--agent", "scripted", "--results-dir", str(tmp_path / "results"),
            # the recipe's SFT capped (README: 10.42 -> 20.83 test, +10.42, CI [+2.08, +18.75])
            "--agent-option", "train_env={SFT_EPOCHS: 2, NOISY_ROLLOUTS: 1, SFT_THREADS: 1}",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from autorl_gym.core.scenario import get_scenario
 from autorl_gym.interactive import expert_policy, find_games, rollout
 from autorl_gym.interactive.shop_data import Shop, product_files
 from autorl_gym.interactive.webshop import ShopEnv
@@ -24,7 +25,6 @@ from autorl_gym.micro.webshop import (
     ensure_webshop_assets,
     write_sessions,
 )
-from autorl_gym.scenario import get_scenario
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +98,7 @@ def test_scripted_micro_webshop_episode_runs_end_to_end(tmp_path, webshop_assets
     """`autorl-gym run --env AutoRL-Micro-WebShop-v0 --agent scripted`: the scripted agent
     collects the expert's demonstrations with the rollout API inside the sandbox, trains, submits
     and finishes; the episode is graded by rollouts and improves the test success rate."""
-    cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-WebShop-v0",
+    cmd = [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", "AutoRL-Micro-WebShop-v0",
            "--agent", "scripted", "--results-dir", str(tmp_path / "results"),
            # SFT capped for the suite's time budget; one torch thread (faster on shared cores)
            "--agent-option", "train_env={SFT_EPOCHS: 1, NOISY_ROLLOUTS: 1, SFT_THREADS: 1}",

@@ -26,10 +26,10 @@ PROBE = """
 import json
 import gymnasium as gym
 import autorl_gym
-from autorl_gym.agents import find_agents, load_agent_spec
-from autorl_gym.scenario import catalog
-from autorl_gym.tools import sandbox_kinds
-from autorl_gym.tools.conformance import CHECKS
+from autorl_gym.agents.spec import find_agents, load_agent_spec
+from autorl_gym.core.scenario import catalog
+from autorl_gym.sandbox import sandbox_kinds
+from autorl_gym.sandbox.conformance import CHECKS
 from autorl_gym.micro.shipped import ARTIFACTS_DIR, read_manifest, verify_files
 for key, entry in read_manifest().artifacts.items():
     verify_files(ARTIFACTS_DIR / key, entry.files, "")
@@ -94,13 +94,13 @@ def test_wheel_holds_the_package_data_and_no_test_double(wheel: Path) -> None:
                    "gateway", "micro/artifacts"):
         missing = _repo_files(PACKAGE / folder) - names
         assert not missing, f"the wheel lacks {sorted(missing)}"
-    assert "autorl_gym/tools/bridge_forward.py" in names  # bound into every bridged sandbox
+    assert "autorl_gym/sandbox/bridge_forward.py" in names  # bound into every bridged sandbox
     assert "autorl_gym/py.typed" in names
     assert "autorl_gym/micro/artifacts/arith-v1/model/model.safetensors" in names
     assert wheel.stat().st_size < 16 * 2**20, f"the wheel is {wheel.stat().st_size} bytes"
     assert not [n for n in names if "fake_openai" in n or "fake_llm" in n or n.startswith("tests/")]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "autorl-gym = autorl_gym.cli:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "autorl-gym = autorl_gym.cli.main:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_installed_alone_registers_every_scenario_and_agent(installed: Path,
@@ -119,6 +119,6 @@ def test_installed_alone_registers_every_scenario_and_agent(installed: Path,
     assert {"arith-v1", "textworld-v3"} <= set(got["artifacts"][1])   # shipped, hashes verified
     assert got["kinds"][:2] == ["local", "none"] and "hidden_splits_unreachable" in got["checks"]
     # the console entry point's module runs from there too
-    res = _run([sys.executable, "-m", "autorl_gym.cli", "list", "--json"], cwd=outside,
+    res = _run([sys.executable, "-m", "autorl_gym.cli.main", "list", "--json"], cwd=outside,
                env={**_outside_env(installed), "COLUMNS": "200"})
     assert sorted(s["id"] for s in json.loads(res.stdout)["scenarios"]) == ids

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAIServer, Reply
 
-from autorl_gym.agents import make_agent, run_episode
-from autorl_gym.tools.calls import tool_schemas
+from autorl_gym.agents.loop import run_episode
+from autorl_gym.agents.spec import make_agent
+from autorl_gym.episode.tools import tool_schemas
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -72,7 +73,7 @@ def test_rdagent_cli_episode_improves_and_exports(tmp_path, micro_assets):
         "record_feedback": [feedback(1)],
     }
     with FakeOpenAIServer(script) as server:
-        cmd = [sys.executable, "-m", "autorl_gym.cli", "run", "--env", "AutoRL-Micro-Arith-v0",
+        cmd = [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", "AutoRL-Micro-Arith-v0",
                "--agent", "rdagent", "--llm-base-url", server.base_url, "--llm-model", "fake-model",
                "--agent-option", "max_iterations=1",
                "--results-dir", str(tmp_path / "results"), "--workspace-root", str(tmp_path / "ws")]
@@ -103,7 +104,7 @@ def test_rdagent_cli_episode_improves_and_exports(tmp_path, micro_assets):
     assert len(read_jsonl(run_dir / "agent" / "llm_calls.jsonl")) == len(server.requests)
 
     out = tmp_path / "chat.jsonl"
-    res = subprocess.run([sys.executable, "-m", "autorl_gym.cli", "export", str(run_dir),
+    res = subprocess.run([sys.executable, "-m", "autorl_gym.cli.main", "export", str(run_dir),
                           "--format", "openai-chat", "-o", str(out)], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     (episode,) = read_jsonl(out)

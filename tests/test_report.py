@@ -17,9 +17,9 @@ import gymnasium as gym
 import pytest
 from typer.testing import CliRunner
 
-from autorl_gym.agents import run_episode
-from autorl_gym.cli import app
-from autorl_gym.code_history import read_history
+from autorl_gym.agents.loop import run_episode
+from autorl_gym.cli.main import app
+from autorl_gym.episode.code_history import read_history
 from autorl_gym.report import analyse, build_leaderboard, build_report, load_run, write_leaderboard
 from autorl_gym.report.commands import report_after_episode
 from autorl_gym.report.leaderboard import find_runs
@@ -98,7 +98,7 @@ def episodes(tmp_path_factory, micro_assets) -> dict[str, Path]:
     """Four real episodes (bubblewrap sandbox), shared by every test in this module."""
     from conftest import skip_or_fail_without_bwrap
 
-    from autorl_gym.tools.sandbox import SandboxUnavailable
+    from autorl_gym.core.sandbox import SandboxUnavailable
 
     root = tmp_path_factory.mktemp("report_runs")
     runs: dict[str, Path] = {}
@@ -122,7 +122,7 @@ def episodes(tmp_path_factory, micro_assets) -> dict[str, Path]:
     (agents / "copy-base" / "agent.yaml").write_text("name: copy-base\nentry: 'agent:CopyBase'\n")
     (agents / "copy-base" / "agent.py").write_text(COPY_AGENT)
     proc = subprocess.run(
-        [sys.executable, "-m", "autorl_gym.cli", "run", "--env", MICRO_ID, "--agent", "copy-base",
+        [sys.executable, "-m", "autorl_gym.cli.main", "run", "--env", MICRO_ID, "--agent", "copy-base",
          "--results-dir", str(root / "results" / "copy"), "--workspace-root", str(root / "workspace")],
         capture_output=True, text=True, timeout=600,
         env={**os.environ, "COLUMNS": "200", "AUTORL_GYM_AGENTS": str(agents)})

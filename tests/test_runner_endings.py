@@ -12,10 +12,11 @@ from rich.console import Console
 from server_helpers import QUICK_ID, TEST_SCENARIOS
 from test_server import bwrap_ok  # noqa: F401 - a fixture
 
-from autorl_gym.agents import AgentSpec, run_episode
-from autorl_gym.external import ending_reason, run_external_agent
-from autorl_gym.scenario import catalog
-from autorl_gym.tools.sandbox import ExecResult
+from autorl_gym.agents.external import ending_reason, run_external_agent
+from autorl_gym.agents.loop import run_episode
+from autorl_gym.agents.spec import AgentSpec
+from autorl_gym.core.sandbox import ExecResult
+from autorl_gym.core.scenario import catalog
 
 FINISHED = "the agent called finish"
 

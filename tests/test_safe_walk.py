@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from autorl_gym import safe_walk
-from autorl_gym.safe_walk import LINK_REFUSED, NAME_REFUSED, SPECIAL_REFUSED, UnsafePath
+from autorl_gym.runtime import safe_walk
+from autorl_gym.runtime.safe_walk import LINK_REFUSED, NAME_REFUSED, SPECIAL_REFUSED, UnsafePath
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Every registered sandbox kind passes the package's conformance suite
-(``autorl_gym.tools.conformance``); the suite catches leaky backends; kinds are registered and
-checked in one place (``autorl_gym.tools.registry``), from Python, an entry point and the CLI."""
+(``autorl_gym.sandbox.conformance``); the suite catches leaky backends; kinds are registered and
+checked in one place (``autorl_gym.sandbox.registry``), from Python, an entry point and the CLI."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from conftest import skip_or_fail_without_bwrap, skip_or_fail_without_docker
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from autorl_gym.tools import (
+from autorl_gym.sandbox import (
     BwrapSandbox,
     Mount,
     SandboxSpec,
@@ -30,7 +30,7 @@ from autorl_gym.tools import (
     sandbox_isolated,
     sandbox_kinds,
 )
-from autorl_gym.tools.conformance import (
+from autorl_gym.sandbox.conformance import (
     CHECKS,
     CheckStatus,
     ConformanceReport,
@@ -91,7 +91,7 @@ def test_cases_cover_every_check_of_every_kind() -> None:
 def test_report_of_a_backend_without_isolation(tmp_path: Path) -> None:
     report = run_conformance("none", tmp_path)
     assert report.kind == "none" and not report.isolated and report.passed
-    assert report.backend == "autorl_gym.tools.unsandboxed.UnsandboxedSandbox"
+    assert report.backend == "autorl_gym.sandbox.none.UnsandboxedSandbox"
     assert [c.name for c in report.checks] == list(CHECKS)
     by = {c.name: c for c in report.checks}
     for name in ISOLATION:
@@ -207,7 +207,7 @@ def test_one_decorator_registers_a_backend_everywhere(private_registry: None, tm
 
 
 def test_cli_validates_kinds_and_checks_a_backend(private_registry: None) -> None:
-    from autorl_gym.cli import app
+    from autorl_gym.cli.main import app
 
     @sandbox_backend("leaky")
     class LeakySandbox(UnsandboxedSandbox):
@@ -234,7 +234,7 @@ def test_cli_validates_kinds_and_checks_a_backend(private_registry: None) -> Non
 
 
 _OUTSIDE_BACKEND = '''
-from autorl_gym.tools import UnsandboxedSandbox
+from autorl_gym.sandbox import UnsandboxedSandbox
 
 
 class OutsideSandbox(UnsandboxedSandbox):
@@ -256,7 +256,7 @@ def test_entry_point_backend_from_outside_the_repo(tmp_path: Path) -> None:
         broken = outside_backend:NoSuchClass
     """))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
-    res = subprocess.run([sys.executable, "-m", "autorl_gym.cli", "sandbox", "check", "outside",
+    res = subprocess.run([sys.executable, "-m", "autorl_gym.cli.main", "sandbox", "check", "outside",
                           "--check", "file_tools", "--json"], capture_output=True, text=True,
                          env={**env, "COLUMNS": "200"}, cwd=tmp_path, timeout=120)
     assert res.stdout, res.stderr

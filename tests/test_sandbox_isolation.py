@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import skip_or_fail_without_bwrap, skip_or_fail_without_docker
 
-from autorl_gym.paths import REPO_DIR
-from autorl_gym.tools import Mount, Sandbox, SandboxSpec, SandboxUnavailable, make_sandbox
-from autorl_gym.tools.local import python_env_paths
+from autorl_gym.core.paths import REPO_DIR
+from autorl_gym.sandbox import Mount, Sandbox, SandboxSpec, SandboxUnavailable, make_sandbox
+from autorl_gym.sandbox.local import python_env_paths
 
 SECRET = "top-secret-hidden-answer-31337"
 
@@ -71,7 +71,7 @@ def test_ml_stack_importable_and_autorl_gym_not(sandbox: Sandbox) -> None:
         timeout_s=120,
     )
     assert code == 0 and "ML-OK" in out, out
-    code, out = run(sandbox, "python -c 'import autorl_gym.tools'")
+    code, out = run(sandbox, "python -c 'import autorl_gym.sandbox'")
     assert code != 0 and "ModuleNotFoundError" in out, out
     code, out = run(sandbox, f"ls {REPO_DIR}/pyproject.toml {REPO_DIR}/autorl_gym")
     assert code != 0, out
@@ -83,7 +83,7 @@ def test_package_hidden_even_under_a_mount(sandbox: Sandbox, layout: dict[str, P
     sb = make_sandbox(sandbox.name, spec)
     code, out = run(sb, f"ls -A {REPO_DIR}/autorl_gym | wc -l; ls {REPO_DIR}/pyproject.toml")
     assert out.splitlines()[0].strip() == "0", out
-    code, out = run(sb, f"cd {REPO_DIR} && python -c 'import autorl_gym.tools'")
+    code, out = run(sb, f"cd {REPO_DIR} && python -c 'import autorl_gym.sandbox'")
     assert code != 0 and "ModuleNotFoundError" in out, out
 
 

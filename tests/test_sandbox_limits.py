@@ -17,16 +17,8 @@ from conftest import MICRO_ID, skip_or_fail_without_bwrap, skip_or_fail_without_
 
 from autorl_gym.attacks.base import load_cases
 from autorl_gym.attacks.runner import run_attacks
-from autorl_gym.tools import (
-    BwrapSandbox,
-    SandboxLimits,
-    SandboxSpec,
-    SandboxUnavailable,
-    make_sandbox,
-)
-from autorl_gym.tools.conformance import run_conformance
-from autorl_gym.tools.process import Monitor, memory_message, run_command
-from autorl_gym.tools.usage import (
+from autorl_gym.runtime.process import Monitor, memory_message, run_command
+from autorl_gym.runtime.usage import (
     QUOTA_FLOOR_MB,
     DiskQuota,
     TmpfsTable,
@@ -35,6 +27,8 @@ from autorl_gym.tools.usage import (
     fsize_prefix,
     input_bytes,
 )
+from autorl_gym.sandbox import BwrapSandbox, SandboxLimits, SandboxSpec, SandboxUnavailable, make_sandbox
+from autorl_gym.sandbox.conformance import run_conformance
 
 MB = 1 << 20
 
@@ -189,7 +183,7 @@ def test_local_refuses_shmget_and_keeps_posix_shared_memory(tmp_path: Path, bwra
 
 
 def test_seccomp_program_is_known_only_for_known_machines() -> None:
-    from autorl_gym.tools.seccomp import no_sysv_shm_filter
+    from autorl_gym.sandbox.seccomp import no_sysv_shm_filter
 
     for machine in ("x86_64", "aarch64"):
         prog = no_sysv_shm_filter(machine)

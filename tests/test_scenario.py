@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import autorl_gym
-from autorl_gym.scenario import ScenarioError, discover, get_scenario, load_scenario_file
+from autorl_gym.core.scenario import ScenarioError, discover, get_scenario, load_scenario_file
 
 REPO = Path(__file__).resolve().parents[1]
 MICRO = REPO / "autorl_gym" / "scenarios" / "micro_arith.yaml"
@@ -92,7 +92,7 @@ def test_extra_scenario_dir_registers_on_import(tmp_path, monkeypatch):
     finally:
         gym.registry.pop("AutoRL-Micro-Arith-Copy-v3", None)
         monkeypatch.delenv("AUTORL_GYM_SCENARIOS")
-        autorl_gym.scenario.catalog(refresh=True)
+        autorl_gym.core.scenario.catalog(refresh=True)
     assert cat.errors
 
 

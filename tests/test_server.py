@@ -18,9 +18,9 @@ import pytest
 from conftest import skip_or_fail_without_bwrap
 from server_helpers import QUICK_ID, ServerProcess, model_copy
 
-from autorl_gym.client import GradingAPIError, GradingClient
 from autorl_gym.micro.textworld import SIZES
-from autorl_gym.tools import BwrapSandbox, SandboxSpec, SandboxUnavailable
+from autorl_gym.sandbox import BwrapSandbox, SandboxSpec, SandboxUnavailable
+from autorl_gym.server.client import GradingAPIError, GradingClient
 
 FOUR = ("base_model_path", "train_data_path", "baseline_score", "metric")
 

@@ -16,11 +16,12 @@ from test_server import bwrap_ok  # noqa: F401 - a fixture
 
 from autorl_gym.attacks.base import load_cases
 from autorl_gym.attacks.runner import run_attacks
-from autorl_gym.client import GradingClient
-from autorl_gym.integrity import read_events
-from autorl_gym.server import ServerSettings, ServerThread, bind_unix, create_app
+from autorl_gym.core.integrity import read_events
+from autorl_gym.runtime.serving import ServerThread, bind_unix
+from autorl_gym.sandbox import make_sandbox
+from autorl_gym.server import ServerSettings, create_app
 from autorl_gym.server.bridge import BRIDGE_ROUTES, NO_RUN, BridgeRun, Bridges, refusal
-from autorl_gym.tools import make_sandbox
+from autorl_gym.server.client import GradingClient
 
 BRIDGE_ATTACKS = sorted(n for n, a in load_cases().items() if a.klass == "bridge")
 

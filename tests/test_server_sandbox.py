@@ -14,11 +14,12 @@ from conftest import MICRO_ID
 from server_helpers import QUICK_ID, TEST_SCENARIOS
 from test_server import bwrap_ok  # noqa: F401 - a fixture
 
-from autorl_gym.agents import AgentError, AgentSpec, load_agent_spec, make_agent
-from autorl_gym.client import GradingAPIError, GradingClient
-from autorl_gym.scenario import catalog
-from autorl_gym.server import ServerSettings, ServerThread, bind_tcp, bind_unix, create_app
-from autorl_gym.tools import SandboxSpec, make_sandbox
+from autorl_gym.agents.spec import AgentError, AgentSpec, load_agent_spec, make_agent
+from autorl_gym.core.scenario import catalog
+from autorl_gym.runtime.serving import ServerThread, bind_tcp, bind_unix
+from autorl_gym.sandbox import SandboxSpec, make_sandbox
+from autorl_gym.server import ServerSettings, create_app
+from autorl_gym.server.client import GradingAPIError, GradingClient
 
 
 @pytest.mark.parametrize("kind", ["local", "docker"])
@@ -112,7 +113,7 @@ def test_shell_agent_completes_an_episode_through_the_server(tmp_path: Path, mic
                                                              quick_scenario: str) -> None:
     from rich.console import Console
 
-    from autorl_gym.external import run_external_agent
+    from autorl_gym.agents.external import run_external_agent
 
     spec, folder = load_agent_spec("example_shell")
     # a shorter training than the agent's default, to keep the test quick

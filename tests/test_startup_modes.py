@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from autorl_gym.core.sandbox import SandboxLimits
 from autorl_gym.grading import forkserver
 from autorl_gym.grading.isolation import GradingFailed, rerun_command
-from autorl_gym.tools.sandbox import SandboxLimits
 
 MARK = "TOP OF THE USER'S SCRIPT RAN"
 LOOP = textwrap.dedent(f"""\
@@ -110,10 +110,10 @@ def test_child_crash_before_its_log_opens_reports_the_traceback(tmp_path: Path) 
 def test_child_crash_in_the_worker_reports_traceback_and_rerun_command(micro_assets) -> None:
     """A grading that fails inside the child (a split the scenario does not have): the child's own
     traceback and how to rerun it come back, and the job is kept so the command works."""
-    from autorl_gym.assets import resolve_assets
+    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.core.scenario import get_scenario
     from autorl_gym.grading.isolation import run_isolated
     from autorl_gym.grading.submission import inspect_submission
-    from autorl_gym.scenario import get_scenario
 
     sc = get_scenario("AutoRL-Micro-Arith-v0")
     job = {"scenario": sc.model_dump(mode="json"), "assets": resolve_assets(sc, None), "backend": "hf",

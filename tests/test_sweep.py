@@ -105,7 +105,7 @@ def test_expansion_errors_name_the_field():
 
 
 def test_resources_come_from_the_scenario(tmp_path):
-    from autorl_gym.scenario import get_scenario
+    from autorl_gym.core.scenario import get_scenario
 
     sc = get_scenario(MICRO)
     r = scenario_resources(sc, CellResources())
@@ -218,7 +218,7 @@ def test_a_second_run_of_a_complete_sweep_runs_nothing(tmp_path):
 def test_the_sweep_command_lists_its_cells(tmp_path):
     from typer.testing import CliRunner
 
-    from autorl_gym.cli import app
+    from autorl_gym.cli.main import app
 
     f = tmp_path / "SWEEP.yaml"
     f.write_text(yaml.safe_dump({"name": "m", "scenarios": [MICRO], "agents": [{"name": "scripted"}],

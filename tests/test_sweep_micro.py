@@ -48,7 +48,7 @@ class CopyBase:
 def _sweep(file: Path, agents: Path) -> subprocess.CompletedProcess:
     """The sweep through the CLI; 4 CPUs for Ray on a 2-core machine: the copy cells mostly wait
     (a flagged base copy is not graded), so all four cells run at once."""
-    return subprocess.run([sys.executable, "-m", "autorl_gym.cli", "sweep", str(file), "--num-cpus", "4",
+    return subprocess.run([sys.executable, "-m", "autorl_gym.cli.main", "sweep", str(file), "--num-cpus", "4",
                            "--dashboard-port", "0"],
                           capture_output=True, text=True, timeout=1200,
                           env={**os.environ, "COLUMNS": "200", "AUTORL_GYM_AGENTS": str(agents)})
@@ -118,7 +118,7 @@ def test_a_second_run_of_the_micro_sweep_runs_nothing(micro_sweep, monkeypatch):
     even started, and --plan lists every cell as complete."""
     from rich.console import Console
 
-    from autorl_gym.sweep.command import sweep_command
+    from autorl_gym.cli.sweep import sweep_command
 
     root, file, agents, first = micro_sweep
     assert first.returncode == 0

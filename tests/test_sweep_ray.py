@@ -113,16 +113,18 @@ def test_the_sweep_serves_the_dashboard_while_it_runs(ray_local, tmp_path):
     """While a cell is under way, the dashboard the sweep serves lists it as running; when the
     sweep ends, the server is gone."""
     import threading
+    from functools import partial
 
     import httpx
 
-    from autorl_gym.sweep.runner import DASHBOARD_FILE
+    from autorl_gym.cli.sweep import DASHBOARD_FILE, serve_dashboard
 
     spec = _spec(tmp_path, ["waits"], [0])
     out: dict[str, object] = {}
+    console = Console(file=io.StringIO())
     sweep = threading.Thread(target=lambda: out.update(summary=run_sweep(
-        spec, console=Console(file=io.StringIO()), attempt_fn=sweep_doubles.fake_attempt, poll_s=0.2,
-        dashboard_port=0)))
+        spec, console=console, attempt_fn=sweep_doubles.fake_attempt, poll_s=0.2,
+        beside=partial(serve_dashboard, 0, console))))
     sweep.start()
     url_file = spec.results_dir / DASHBOARD_FILE
     try:

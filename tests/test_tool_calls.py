@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from autorl_gym.tools.calls import (
+from autorl_gym.episode.tools import (
     MAX_CALL_CHARS,
     Finish,
     Run,

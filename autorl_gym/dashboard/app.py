@@ -33,7 +33,7 @@ class DashboardServer:
     """The dashboard in a background thread, on ``host:port`` (0: any free port)."""
 
     def __init__(self, results_dir: Path, host: str = "127.0.0.1", port: int = 0):
-        from autorl_gym.server.serving import ServerThread, bind_tcp
+        from autorl_gym.runtime.serving import ServerThread, bind_tcp
 
         self.socket = bind_tcp(host, port)  # OSError when the port is taken
         self.url = f"http://{host}:{self.socket.getsockname()[1]}{PREFIX}/"

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from autorl_gym.code_history import GIT_DIR_NAME
+from autorl_gym.episode.code_history import GIT_DIR_NAME
 from autorl_gym.report.build import RunReport
 from autorl_gym.report.leaderboard import run_report, sweep_cell
 from autorl_gym.report.run_folder import RunData, is_run_folder, load_run

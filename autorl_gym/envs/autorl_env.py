@@ -13,12 +13,12 @@ from typing import Any
 
 import gymnasium as gym
 
+from autorl_gym.core.sandbox import SandboxLimits, UnixBridge
+from autorl_gym.core.scenario import Scenario, get_scenario
 from autorl_gym.envs.spaces import action_space, observation_space
 from autorl_gym.episode import Episode, EpisodeConfig, format_exec
-from autorl_gym.grading.core import Grader
-from autorl_gym.recording import Feedback, SubmissionRecord
-from autorl_gym.scenario import Scenario, get_scenario
-from autorl_gym.tools.sandbox import SandboxLimits, UnixBridge
+from autorl_gym.episode.recorder import Feedback, SubmissionRecord
+from autorl_gym.grading.grader import Grader
 
 __all__ = ["AutoRLEnv", "format_exec"]
 
@@ -29,7 +29,7 @@ class AutoRLEnv(gym.Env[str, str]):
     Args:
         scenario: a registered scenario id, a YAML path, or a :class:`Scenario`.
         sandbox: a registered sandbox kind: ``"local"`` (bubblewrap, the default), ``"none"`` (no
-            isolation; warns), ... (:func:`autorl_gym.tools.sandbox_kinds`).
+            isolation; warns), ... (:func:`autorl_gym.sandbox.sandbox_kinds`).
         base_model: overrides the scenario's base model (hub id or local path).
         workspace_root / results_dir: where workspaces and results go.
         budget_seconds / max_steps / max_submissions: override the scenario's budgets.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from autorl_gym.episode.budget import Budget, BudgetState
 from autorl_gym.episode.config import EpisodeConfig
-from autorl_gym.episode.core import Episode, StepOutcome
+from autorl_gym.episode.episode import Episode, StepOutcome
 from autorl_gym.episode.grading import ScenarioGrading
 from autorl_gym.episode.texts import format_exec
 

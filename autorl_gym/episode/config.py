@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from autorl_gym.scenario import Scenario
-from autorl_gym.tools.sandbox import UnixBridge
+from autorl_gym.core.sandbox import UnixBridge
+from autorl_gym.core.scenario import Scenario
 
 
 class EpisodeConfig(BaseModel):

@@ -1,6 +1,6 @@
 """A scenario's grading as an episode (or the server's ``/evaluate``) uses it: the assets, the
 grader and the baselines, resolved and measured once; every checked submission graded through
-the grading core's :meth:`~autorl_gym.grading.core.Grader.grade` (base-copy short-circuit
+the grading core's :meth:`~autorl_gym.grading.grader.Grader.grade` (base-copy short-circuit
 included)."""
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from autorl_gym.assets import ScenarioAssets, resolve_assets
-from autorl_gym.grading.core import Grader, make_grader
-from autorl_gym.grading.results import EvalResult
+from autorl_gym.core.assets import ScenarioAssets, resolve_assets
+from autorl_gym.core.records import EvalResult
+from autorl_gym.core.scenario import Scenario
+from autorl_gym.grading.grader import Grader, make_grader
 from autorl_gym.grading.submission import CheckedModel
-from autorl_gym.progress import progress_bar
-from autorl_gym.scenario import Scenario
+from autorl_gym.runtime.progress import progress_bar
 
 
 class ScenarioGrading:

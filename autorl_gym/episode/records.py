@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from autorl_gym.recording import Feedback, SubmissionRecord
-from autorl_gym.tools.calls import tool_schemas
+from autorl_gym.episode.recorder import Feedback, SubmissionRecord
+from autorl_gym.episode.tools import tool_schemas
 
 if TYPE_CHECKING:
-    from autorl_gym.episode.core import Episode
+    from autorl_gym.episode.episode import Episode
 
 
 def run_record(ep: Episode, now: datetime, obs: str) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def run_record(ep: Episode, now: datetime, obs: str) -> dict[str, Any]:
         "budget": {"seconds": cfg.budget_seconds, "max_steps": cfg.max_steps,
                    "max_submissions": cfg.max_submissions},
         "baselines": {k: v.summary() for k, v in ep.grading.baselines.items()},
-        # what the agent saw at reset, so a run can be exported as a chat (autorl_gym.export)
+        # what the agent saw at reset, so a run can be exported as a chat (autorl_gym.report.export)
         "reset_observation": obs,
         "tool_schemas": tool_schemas(),
     }

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from autorl_gym.recording import Feedback, SubmissionRecord
-from autorl_gym.tools.calls import Run, Submit, WriteFile
-from autorl_gym.tools.sandbox import ExecResult
+from autorl_gym.core.sandbox import ExecResult
+from autorl_gym.episode.recorder import Feedback, SubmissionRecord
+from autorl_gym.episode.tools import Run, Submit, WriteFile
 
 EPISODE_OVER = "error: the episode is over; call reset() to start a new one"
 _MAX_RECORDED = 100_000

@@ -33,12 +33,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route as StarletteRoute
 
+from autorl_gym.core.integrity import IntegrityEvent, record_event
 from autorl_gym.gateway import routes
 from autorl_gym.gateway.prices import load_prices
 from autorl_gym.gateway.records import CallLog, LLMCall
 from autorl_gym.gateway.settings import GatewaySettings
 from autorl_gym.gateway.usage import UsageChunkStripper, UsageMeter
-from autorl_gym.integrity import IntegrityEvent, record_event
 
 _MAX_REQUEST_BYTES = 64 * 1024 * 1024
 _MAX_EVENTS = 200  # integrity events one gateway records; past it, one line says how many more

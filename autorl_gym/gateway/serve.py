@@ -8,11 +8,11 @@ import secrets
 import socket
 from pathlib import Path
 
+from autorl_gym.core.sandbox import UnixBridge
 from autorl_gym.gateway.app import Gateway
 from autorl_gym.gateway.records import CallLog
 from autorl_gym.gateway.settings import GATEWAY_PORT, GatewaySettings
-from autorl_gym.server.serving import ServerThread, bind_tcp, bind_unix
-from autorl_gym.tools.sandbox import UnixBridge
+from autorl_gym.runtime.serving import ServerThread, bind_tcp, bind_unix
 
 # The variables a sandboxed CLI reads for its endpoint and key, per provider.
 _ENV_NAMES = {

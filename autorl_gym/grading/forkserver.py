@@ -8,10 +8,10 @@ is still a process of its own, with its own memory, killed on its own, so the is
 as a fresh interpreter's. The server is ours, not :mod:`multiprocessing`'s: it never re-imports the
 ``__main__`` of the Python that asked for a grading, so a script without a main guard, ``python -``,
 ``python -c``, ``python -m``, a notebook kernel or a Ray worker all grade the same way. The same
-watchdog as every sandbox command (:class:`~autorl_gym.tools.process.Monitor`, about four samples a
+watchdog as every sandbox command (:class:`~autorl_gym.runtime.process.Monitor`, about four samples a
 second) caps the child's tree's resident memory and its process count, and the wall-clock limit
 kills it; what the child prints goes to a log file whose head and tail come back, as
-:func:`~autorl_gym.tools.process.run_command` returns them. What the server itself could not do
+:func:`~autorl_gym.runtime.process.run_command` returns them. What the server itself could not do
 (open the log, fork) comes back as its traceback, and a server that dies mid-grading is reported
 with the tail of its own log.
 
@@ -42,8 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autorl_gym.core.sandbox import ExecResult, SandboxLimits
 from autorl_gym.grading.warm_server import READY
-from autorl_gym.tools.process import (
+from autorl_gym.runtime.process import (
     EXEC_MARKER_VAR,
     WATCHDOG_INTERVAL_S,
     Monitor,
@@ -51,7 +52,6 @@ from autorl_gym.tools.process import (
     find_marked,
     kill_tree,
 )
-from autorl_gym.tools.sandbox import ExecResult, SandboxLimits
 
 SWITCH_VAR = "AUTORL_GYM_GRADING_FORKSERVER"
 # variables that the preloaded modules (or the interpreter) read when they are imported

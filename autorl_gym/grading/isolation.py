@@ -1,7 +1,7 @@
 """Grading in a child process: a submission is loaded and graded by
 :func:`autorl_gym.grading.worker.main` in a process of its own, forked from a warm server that
 has torch imported already (:mod:`autorl_gym.grading.forkserver`), or else a fresh ``python -m
-autorl_gym.grading.worker`` (:func:`autorl_gym.tools.process.run_command`), under the scenario's
+autorl_gym.grading.worker`` (:func:`autorl_gym.runtime.process.run_command`), under the scenario's
 grader limits (resident memory of the process tree, wall-clock time; the watchdog every sandbox
 command runs under), so a hostile or broken model cannot take the env or the server down. What
 happened comes back as a result, a refusal (:class:`SubmissionError`, shown to the agent) or a
@@ -21,13 +21,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from autorl_gym.assets import ScenarioAssets
+from autorl_gym.core.assets import ScenarioAssets
+from autorl_gym.core.durable import atomic_write_text
+from autorl_gym.core.records import EvalResult
+from autorl_gym.core.sandbox import ExecResult, SandboxLimits
 from autorl_gym.grading import forkserver
-from autorl_gym.grading.results import EvalResult
 from autorl_gym.grading.submission import SubmissionError, SubmissionInfo
-from autorl_gym.io import atomic_write_text
-from autorl_gym.tools.process import run_command
-from autorl_gym.tools.sandbox import ExecResult, SandboxLimits
+from autorl_gym.runtime.process import run_command
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]

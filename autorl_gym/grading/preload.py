@@ -5,8 +5,8 @@ grading core with its registries. Importing runs no torch operation and starts n
 import torch  # noqa: F401
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
-import autorl_gym.grading.backends  # noqa: F401
-import autorl_gym.grading.core  # noqa: F401
-import autorl_gym.grading.hf_backend  # noqa: F401
+import autorl_gym.core.family  # noqa: F401
+import autorl_gym.grading.backends.hf  # noqa: F401
+import autorl_gym.grading.backends.registry  # noqa: F401
+import autorl_gym.grading.grader  # noqa: F401
 import autorl_gym.grading.worker  # noqa: F401
-import autorl_gym.tasks.registry  # noqa: F401

@@ -1,5 +1,5 @@
 """What a submission is, and how it is taken: a full model directory or a LoRA adapter, read
-inside the workspace without following a link (:mod:`autorl_gym.safe_walk`), checked before any
+inside the workspace without following a link (:mod:`autorl_gym.runtime.safe_walk`), checked before any
 byte of its weights is read, copied into a host-only store and identified by a hash of its
 weights' contents.
 
@@ -34,8 +34,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from autorl_gym import safe_walk
-from autorl_gym.safe_walk import Refusal, UnsafePath
+from autorl_gym.runtime import safe_walk
+from autorl_gym.runtime.safe_walk import Refusal, UnsafePath
 
 
 class SubmissionError(ValueError):

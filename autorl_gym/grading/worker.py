@@ -10,17 +10,17 @@ import sys
 import traceback
 from pathlib import Path
 
+from autorl_gym.core.durable import atomic_write_text
 from autorl_gym.grading.isolation import GradeJob, GradeOutcome, Progressed
 from autorl_gym.grading.submission import SubmissionError
-from autorl_gym.io import atomic_write_text
 
 
 def main(job_file: str, out_file: str) -> int:
     job = GradeJob.model_validate_json(Path(job_file).read_text())
     outcome = GradeOutcome()
     try:
-        from autorl_gym.grading.core import Grader
-        from autorl_gym.scenario import Scenario, check_scenario
+        from autorl_gym.core.scenario import Scenario, check_scenario
+        from autorl_gym.grading.grader import Grader
 
         scenario = Scenario.model_validate(job.scenario)
         check_scenario(scenario)

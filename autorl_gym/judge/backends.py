@@ -11,7 +11,7 @@ from autorl_gym.judge.base import JudgeBackend, JudgeUnavailable, Reply
 from autorl_gym.judge.prompts import JudgePrompt, Messages, get_prompt
 
 if TYPE_CHECKING:
-    from autorl_gym.judge.settings import JudgeSpec
+    from autorl_gym.core.scenario import JudgeSpec
 
 B = TypeVar("B", bound=type)
 _BACKENDS: dict[str, type] = {}

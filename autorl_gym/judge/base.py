@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from autorl_gym.integrity import IntegrityEvent
+from autorl_gym.core.integrity import IntegrityEvent
 
 Order = Literal["reference_first", "output_first"]
 Winner = Literal["output", "reference", "tie"]

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from autorl_gym.paths import cache_dir
+from autorl_gym.core.paths import cache_dir
 
 
 def judgement_key(kind: str, identity: dict[str, Any], **fields: str) -> str:

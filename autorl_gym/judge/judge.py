@@ -22,13 +22,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from autorl_gym.integrity import IntegrityEvent
-from autorl_gym.io import append_jsonl
+from autorl_gym.core.durable import append_jsonl
+from autorl_gym.core.integrity import IntegrityEvent
+from autorl_gym.core.scenario import JudgeSpec
 from autorl_gym.judge.backends import make_judge_backend
 from autorl_gym.judge.base import Comparison, JudgeBackend, Match, Order, Reply, Verdict
 from autorl_gym.judge.cache import JudgementCache, judgement_key
 from autorl_gym.judge.quoting import neutralise
-from autorl_gym.judge.settings import JudgeSpec
 
 Progress = Callable[[int, int], None]
 

@@ -29,7 +29,8 @@ from pathlib import Path
 from pydantic import BaseModel
 from transformers import PreTrainedTokenizerBase, Qwen2ForCausalLM
 
-from autorl_gym.io import file_digest
+from autorl_gym.core.answers import extract_strict, is_correct, reference_answer
+from autorl_gym.core.durable import file_digest
 from autorl_gym.micro import MICRO_VERSION
 from autorl_gym.micro.data import (
     DATA_SEED,
@@ -54,7 +55,6 @@ from autorl_gym.micro.model import (
 )
 from autorl_gym.micro.shipped import ensure_installed, installed_root, is_installed
 from autorl_gym.micro.tokenizer import train_tokenizer
-from autorl_gym.tasks.answers import extract_strict, is_correct, reference_answer
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
 STOP_STRINGS: tuple[str, ...] = ("\n\n", "Question:")
@@ -171,8 +171,8 @@ def evaluate(
     model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, records: Sequence[Problem]
 ) -> float:
     """Strict accuracy (a fraction) under the grading protocol, with the grader's own generation."""
-    from autorl_gym.grading.hf_backend import generate
-    from autorl_gym.scenario import Protocol
+    from autorl_gym.core.scenario import Protocol
+    from autorl_gym.grading.backends.hf import generate
 
     protocol = Protocol(prompt_template=PROMPT_TEMPLATE, max_new_tokens=MAX_NEW_TOKENS,
                         stop=list(STOP_STRINGS))

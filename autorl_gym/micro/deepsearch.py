@@ -119,7 +119,7 @@ def _expert_demos(train: Path) -> list[tuple[str, str]]:
 def build_deepsearch_assets(dest: Path, cfg: DeepSearchBuild | None = None,
                             progress: bool = False) -> DeepSearchManifest:
     """Worlds and the micro policy into ``dest``; deterministic for a given config."""
-    from autorl_gym.io import file_digest
+    from autorl_gym.core.durable import file_digest
     from autorl_gym.micro.model import (
         MicroModelSpec,
         PretrainConfig,

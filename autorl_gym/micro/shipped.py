@@ -39,9 +39,9 @@ from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel
 
-from autorl_gym.io import file_digest
-from autorl_gym.paths import cache_dir as default_cache_dir
-from autorl_gym.scenario import ScenarioError
+from autorl_gym.core.durable import file_digest
+from autorl_gym.core.paths import cache_dir as default_cache_dir
+from autorl_gym.core.scenario import ScenarioError
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
 MANIFEST_NAME = "artifacts.json"

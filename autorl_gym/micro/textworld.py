@@ -218,7 +218,7 @@ def build_textworld_assets(dest: Path, cfg: TextWorldBuild | None = None,
 def build_policy(dest: Path, cfg: TextWorldBuild, progress: bool = False,
                  t0: float | None = None) -> TextWorldManifest:
     """Pre-train the micro policy on the training games in ``dest/train/games``."""
-    from autorl_gym.io import file_digest
+    from autorl_gym.core.durable import file_digest
     from autorl_gym.micro.model import (
         MicroModelSpec,
         PretrainConfig,

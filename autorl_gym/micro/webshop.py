@@ -190,8 +190,8 @@ def build_policy(dest: Path, cfg: WebShopBuild, progress: bool = False) -> tuple
 def build_webshop_assets(dest: Path, cfg: WebShopBuild | None = None,
                          progress: bool = False) -> WebShopManifest:
     """Build the shop, the sessions and the micro policy into ``dest``; deterministic."""
+    from autorl_gym.core.durable import file_digest
     from autorl_gym.interactive.shop_data import Shop
-    from autorl_gym.io import file_digest
 
     t0 = time.monotonic()
     cfg = cfg or WebShopBuild()

@@ -8,12 +8,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from autorl_gym.io import atomic_write_text
+from autorl_gym.core.durable import atomic_write_text
+from autorl_gym.grading.stats import Interval, ScoreInterval, paired_bootstrap, score_interval
 from autorl_gym.report.diagnosis import Diagnosis, diagnose
 from autorl_gym.report.llm import LLMReport, llm_report
 from autorl_gym.report.method import TrainingMethod, detect_method
 from autorl_gym.report.metrics import ProcessMetrics, process_metrics
-from autorl_gym.report.noise import Interval, ScoreInterval, paired_bootstrap, score_interval
 from autorl_gym.report.run_folder import RunData, load_run
 
 REPORT_VERSION = 2  # 2: the LLM usage of a gateway-driven run

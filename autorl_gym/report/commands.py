@@ -9,10 +9,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from autorl_gym.progress import progress_bar
 from autorl_gym.report.build import RunReport, build_report
 from autorl_gym.report.leaderboard import build_leaderboard, write_leaderboard
 from autorl_gym.report.run_folder import ReportError
+from autorl_gym.runtime.progress import progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from autorl_gym.code_history import GIT_DIR_NAME
-from autorl_gym.io import atomic_write_text
+from autorl_gym.core.durable import atomic_write_text
+from autorl_gym.episode.code_history import GIT_DIR_NAME
 from autorl_gym.report.build import REPORT_VERSION, RunReport, analyse
 from autorl_gym.report.run_folder import ReportError, is_run_folder, load_run
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from autorl_gym.code_history import GIT_DIR_NAME, CodeHistoryError, read_history
+from autorl_gym.episode.code_history import GIT_DIR_NAME, CodeHistoryError, read_history
+from autorl_gym.episode.recorder import Feedback, SubmissionRecord
 from autorl_gym.gateway.records import LLMCall
-from autorl_gym.recording import Feedback, SubmissionRecord
 
 #: files any results folder holds; a folder with none of them is not a run
 RUN_MARKERS = ("run.json", "trajectory.jsonl", "submissions.jsonl", "feedback.json")

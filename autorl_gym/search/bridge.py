@@ -1,6 +1,6 @@
 """The host's search, served to a sandbox over a unix socket (as the grading server is): the
 socket is bound read-only into the sandbox and the sandbox's forwarder serves it on its own
-loopback as ``$AUTORL_SEARCH_URL`` (see :class:`autorl_gym.tools.sandbox.UnixBridge`); the network
+loopback as ``$AUTORL_SEARCH_URL`` (see :class:`autorl_gym.core.sandbox.UnixBridge`); the network
 namespace stays unshared, so nothing else is reachable. ``POST /search {"query", "k"}`` answers
 ``{"results": [...]}`` from the host's backend through its cache; every query is appended to the
 bridge's log (``queries.jsonl`` beside the socket) with its time and whether the cache answered.
@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from autorl_gym.core.durable import append_jsonl
+from autorl_gym.core.sandbox import UnixBridge
 from autorl_gym.interactive.search import (
     SEARCH_URL_ENV,
     CachedSearch,
@@ -27,8 +29,6 @@ from autorl_gym.interactive.search import (
     SearchSpec,
     make_search,
 )
-from autorl_gym.io import append_jsonl
-from autorl_gym.tools.sandbox import UnixBridge
 
 SANDBOX_PORT = 8766   # the grading server's bridge is 8765
 MAX_BODY = 16_384

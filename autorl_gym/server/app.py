@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from autorl_gym.scenario import catalog
+from autorl_gym.core.scenario import catalog
 from autorl_gym.server.bodies import (
     EndIn,
     ErrorOut,
@@ -136,9 +136,6 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         """The runner ends a run the agent did not finish (host only: never over a bridge)."""
         return await s.end(s.check_token(run_id, creds), body.reason)
 
-    from autorl_gym.dashboard import mount_dashboard
-
-    mount_dashboard(app, settings.results_dir)  # /dashboard: the results pages (not for sandboxes)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.state.bridges = bridges
     app.add_middleware(BridgeGate, bridges=bridges)  # outermost: before anything reads the request

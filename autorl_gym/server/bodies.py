@@ -1,5 +1,5 @@
 """The grading API's request and response bodies (pydantic); the server and the typed client
-(:mod:`autorl_gym.client`) share them."""
+(:mod:`autorl_gym.server.client`) share them."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Each run of a server that bridges into sandboxes gets a unix socket of its own
 (``<bridge_dir>/<run id>.sock``, the folder host-only), bound into that run's sandbox and relayed
-there to ``$GRADING_SERVER_URL`` (:mod:`autorl_gym.tools.bridge_forward`). The socket a request
+there to ``$GRADING_SERVER_URL`` (:mod:`autorl_gym.sandbox.bridge_forward`). The socket a request
 came in on says which run it is from; nothing the sandbox sends (a token, a header, a path) can
 change that. :class:`BridgeGate` lets through exactly :data:`BRIDGE_ROUTES`, instantiated for that
 run, and refuses everything else with a 403 recorded as a ``bridge.refused`` integrity event in
@@ -29,7 +29,7 @@ from typing import NamedTuple
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from autorl_gym.integrity import IntegrityEvent, record_event
+from autorl_gym.core.integrity import IntegrityEvent, record_event
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Bridges:
 
     def open(self, run_id: str, scenario: str, results_dir: Path | None = None) -> Path:
         """The run's bridge socket, bound (and served) on first use; idempotent."""
-        from autorl_gym.server.serving import bind_unix
+        from autorl_gym.runtime.serving import bind_unix
 
         assert self.folder is not None, "this server has no bridge folder"
         path = self.folder / f"{run_id}.sock"

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from autorl_gym.scenario import Scenario
+from autorl_gym.core.scenario import Scenario
 
 T = TypeVar("T")
 

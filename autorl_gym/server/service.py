@@ -1,6 +1,6 @@
 """The grading service behind the HTTP API: scenarios, ``/evaluate``, and runs, each an
 :class:`~autorl_gym.episode.Episode` (the very same core as a Python agent's env), with every
-accepted request in the :class:`~autorl_gym.ledger.Ledger` before it is answered."""
+accepted request in the :class:`~autorl_gym.server.ledger.Ledger` before it is answered."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ from pathlib import Path
 from fastapi import HTTPException
 from fastapi.security import HTTPAuthorizationCredentials
 
+from autorl_gym.core.paths import cache_dir
+from autorl_gym.core.sandbox import UnixBridge
+from autorl_gym.core.scenario import Scenario, catalog
 from autorl_gym.episode import Episode, EpisodeConfig, ScenarioGrading
+from autorl_gym.episode.recorder import Feedback, SubmissionRecord
+from autorl_gym.episode.tools import tool_schemas
 from autorl_gym.grading.submission import CheckedModel, SubmissionError, check_model, pin_submission
-from autorl_gym.ledger import EvaluationRow, Ledger, RunRow, SubmissionRow
-from autorl_gym.paths import cache_dir
-from autorl_gym.recording import Feedback, SubmissionRecord
-from autorl_gym.scenario import Scenario, catalog
+from autorl_gym.sandbox.registry import sandbox_isolated
 from autorl_gym.server.bodies import (
     BudgetOut,
     EvaluateIn,
@@ -38,11 +40,9 @@ from autorl_gym.server.bodies import (
     TimeOut,
 )
 from autorl_gym.server.bridge import Bridges
+from autorl_gym.server.ledger import EvaluationRow, Ledger, RunRow, SubmissionRow
 from autorl_gym.server.queues import DeviceQueues, device_for
 from autorl_gym.server.settings import SANDBOX_PORT, ServerSettings
-from autorl_gym.tools.calls import tool_schemas
-from autorl_gym.tools.registry import sandbox_isolated
-from autorl_gym.tools.sandbox import UnixBridge
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class GradingService:
         return self._gradings[scenario.id]
 
     def scenario_out(self, scenario: Scenario, measured: bool) -> ScenarioOut:
-        from autorl_gym.status import cached_baseline
+        from autorl_gym.scenarios.status import cached_baseline
 
         fields = self._grading(scenario).api_fields() if measured else cached_baseline(scenario)
         b = scenario.budget

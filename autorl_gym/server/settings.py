@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
-from autorl_gym.tools.registry import check_sandbox_kind
+from autorl_gym.sandbox.registry import check_sandbox_kind
 
 API_VERSION = "1"
 SANDBOX_PORT = 8765  # the grading server's port on each sandbox's private loopback

@@ -68,7 +68,7 @@ def scenario_resources(scenario: Any, override: CellResources) -> Resources:
     for a vllm or cuda grader) and the larger of the sandbox's and the grader's memory caps; the
     sweep's ``resources`` win. Ray hides the GPUs from a task that asks for none, so a sweep
     whose agents should train on a GPU sets ``resources.gpus``."""
-    from autorl_gym.tools.docker_gpus import parse_gpus
+    from autorl_gym.sandbox.docker.gpus import parse_gpus
 
     req = parse_gpus(scenario.sandbox.gpus)
     gpus = 0.0 if req is None else float(len(req.device_ids) if req.device_ids else max(req.count, 1))
@@ -98,8 +98,8 @@ def _drivers(spec: SweepSpec, n: int, agent_options: dict[str, Any]) -> list[str
 def expand(spec: SweepSpec) -> list[Cell]:
     """Every cell of the grid, in a stable order; a SweepError names the field that is wrong."""
     import autorl_gym  # noqa: F401 - registers the scenarios
-    from autorl_gym.agents import AgentError, load_agent_spec
-    from autorl_gym.scenario import ScenarioError, get_scenario
+    from autorl_gym.agents.spec import AgentError, load_agent_spec
+    from autorl_gym.core.scenario import ScenarioError, get_scenario
 
     scenarios = []
     for n, source in enumerate(spec.scenarios):

@@ -1,5 +1,5 @@
 """One attempt at one cell, as a Ray worker runs it (no Ray in here): the episode through
-:func:`autorl_gym.launch.launch_episode` in the attempt's own folder, its report, then the folder
+:func:`autorl_gym.agents.launch.launch_episode` in the attempt's own folder, its report, then the folder
 renamed to the cell's final one. A failure never leaves a half-written final folder."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel
 from rich.console import Console
 
-from autorl_gym.io import atomic_write_text
+from autorl_gym.core.durable import atomic_write_text
 from autorl_gym.sweep.cells import CELL_FILE, Cell, CellRecord, SweepLayout
 from autorl_gym.sweep.spec import LLMSettings
 
@@ -82,7 +82,7 @@ EpisodeFn = Callable[["CellJob", Path, Console], tuple[str | None, str | None]]
 
 def run_episode_of(job: CellJob, work: Path, console: Console) -> tuple[str | None, str | None]:
     """The cell's episode as ``autorl-gym run`` runs it, then its report."""
-    from autorl_gym.launch import EpisodeRequest, LaunchError, launch_episode
+    from autorl_gym.agents.launch import EpisodeRequest, LaunchError, launch_episode
     from autorl_gym.report.commands import report_after_episode
 
     c = job.cell

@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from autorl_gym.io import atomic_write_text  # noqa: E402
+from autorl_gym.core.durable import atomic_write_text  # noqa: E402
 from autorl_gym.report.leaderboard import Leaderboard, build_leaderboard, write_leaderboard  # noqa: E402
 from autorl_gym.report.plots import _png  # noqa: E402
 from autorl_gym.sweep.cells import SweepLayout  # noqa: E402

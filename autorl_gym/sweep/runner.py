@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,15 @@ from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 from rich.console import Console
 
-from autorl_gym.io import atomic_write_text
+from autorl_gym.core.durable import atomic_write_text
 from autorl_gym.sweep.cells import Cell, CellRecord, SweepLayout, expand
 from autorl_gym.sweep.execute import AttemptOutcome, CellJob, run_attempt, set_aside, write_record
 from autorl_gym.sweep.spec import SweepError, SweepSpec
 from autorl_gym.sweep.view import SweepView
 
 AttemptFn = Callable[[CellJob], AttemptOutcome]
-#: the dashboard's address while a sweep serves it
-DASHBOARD_FILE = "dashboard.url"
+#: what runs beside a sweep while its cells run (given the sweep's folder)
+Beside = Callable[[Path], contextlib.AbstractContextManager[Any]]
 
 
 class FailedCell(BaseModel):
@@ -188,10 +188,11 @@ class _Scheduler:
 def run_sweep(spec: SweepSpec, *, address: str | None = None, num_cpus: float | None = None,
               dashboard: bool = False, console: Console | None = None, live: bool = True,
               attempt_fn: AttemptFn = run_attempt, poll_s: float = 1.0,
-              dashboard_port: int | None = None) -> SweepSummary:
+              beside: Beside | None = None) -> SweepSummary:
     """Run every cell of ``spec`` that is not complete yet; returns what happened. An already
-    initialised Ray (``ray.init`` by the caller) is used as it is. ``dashboard_port``: serve the
-    results dashboard over the sweep's folder on 127.0.0.1 while it runs (0: any free port)."""
+    initialised Ray (``ray.init`` by the caller) is used as it is. ``beside``: a context manager
+    factory given the sweep's folder, entered while the cells run (``autorl-gym sweep`` serves
+    the results dashboard with it)."""
     console = console or Console()
     opts = RayOptions(address=address, num_cpus=num_cpus, dashboard=dashboard)
     if spec.results_dir is None:
@@ -213,7 +214,7 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, num_cpus: float | 
                                skipped=len(cells) - len(todo))
         try:
             if todo:
-                with _dashboard(layout.root, dashboard_port, console), \
+                with beside(layout.root) if beside else contextlib.nullcontext(), \
                         SweepView(console, total=len(todo), skipped=summary.skipped, live=live) as view:
                     _run_cells(spec, layout, todo, summary, opts, view, attempt_fn, poll_s)
         finally:  # an interrupted sweep says how far it got
@@ -222,30 +223,6 @@ def run_sweep(spec: SweepSpec, *, address: str | None = None, num_cpus: float | 
     finally:
         lock.release()
     return summary
-
-
-@contextlib.contextmanager
-def _dashboard(root: Path, port: int | None, console: Console) -> Iterator[str | None]:
-    """The results dashboard over the sweep's folder while the cells run; a port that cannot be
-    had is a warning, never a reason to stop the sweep."""
-    if port is None:
-        yield None
-        return
-    from autorl_gym.dashboard import DashboardServer
-
-    try:
-        server = DashboardServer(root, port=port)
-    except OSError as e:
-        console.print(f"[yellow]warning:[/] no dashboard: cannot listen on 127.0.0.1:{port} ({e})")
-        yield None
-        return
-    with server:
-        console.print(f"[dim]dashboard[/] {server.url}")
-        atomic_write_text(root / DASHBOARD_FILE, server.url + "\n")
-        try:
-            yield server.url
-        finally:
-            (root / DASHBOARD_FILE).unlink(missing_ok=True)
 
 
 def _init_ray(ray: Any, spec: SweepSpec, opts: RayOptions) -> None:

@@ -102,7 +102,7 @@ class SweepSpec(_Strict):
     @field_validator("sandbox")
     @classmethod
     def _sandbox_kind(cls, v: str) -> str:
-        from autorl_gym.tools.registry import check_sandbox_kind
+        from autorl_gym.sandbox.registry import check_sandbox_kind
 
         return check_sandbox_kind(v)
 

@@ -35,8 +35,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from autorl_gym.io import atomic_write_json, atomic_write_text
-from autorl_gym.paths import cache_dir
+from autorl_gym.core.durable import atomic_write_json, atomic_write_text
+from autorl_gym.core.paths import cache_dir
 
 TRAIN_HUB = "tatsu-lab/alpaca"
 TRAIN_ROWS = 2000   # the original's visible train data: the first 2,000 rows

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from autorl_gym.core.family import GradeContext, Progress, SplitSummary, StaticTask, TaskItem, register_family
 from autorl_gym.tasks.alpaca_data import (
     EVAL_CONFIG,
     EVAL_HUB,
@@ -28,16 +29,14 @@ from autorl_gym.tasks.alpaca_data import (
     materialize,
     read_eval_split,
 )
-from autorl_gym.tasks.base import GradeContext, Progress, SplitSummary, StaticTask, TaskItem
-from autorl_gym.tasks.registry import register_family
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.grading.results import ItemResult
+    from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.records import ItemResult
+    from autorl_gym.core.scenario import Scenario
     from autorl_gym.judge.judge import CachedJudge
-    from autorl_gym.scenario import Scenario
 
 JUDGEMENTS_FILE = "judgements.jsonl"
 
@@ -123,8 +122,8 @@ class AlpacaEvalTask(StaticTask):
 
     def resolve_assets(self, scenario: Scenario, base_model: str | None = None,
                        progress: bool = True) -> ScenarioAssets:
-        from autorl_gym.assets import resolve_base_model
-        from autorl_gym.scenario import ScenarioError
+        from autorl_gym.core.assets import resolve_base_model
+        from autorl_gym.core.scenario import ScenarioError
 
         d, config = scenario.data, self._config(scenario)
         try:
@@ -137,13 +136,13 @@ class AlpacaEvalTask(StaticTask):
         return self._assets(root, resolve_base_model(base_model or scenario.base_model, progress))
 
     def _assets(self, root: Path, model_dir: Path) -> ScenarioAssets:
-        from autorl_gym.assets import ScenarioAssets
+        from autorl_gym.core.assets import ScenarioAssets
 
         return ScenarioAssets(base_model_dir=model_dir, train_dir=root / "train",
                               hidden_splits={s: root / "hidden" / f"{s}.jsonl" for s in ("dev", "test")})
 
     def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
-        from autorl_gym.assets import base_model_present, resolve_base_model
+        from autorl_gym.core.assets import base_model_present, resolve_base_model
 
         d = scenario.data
         root = find_materialized(self._source_label(scenario), self._config(scenario), d.dev_size,
@@ -165,7 +164,7 @@ class AlpacaEvalTask(StaticTask):
 
     def score(self, ctx: GradeContext, items: Sequence[ChatItem], completions: list[str],
               progress: Progress | None = None) -> list[ItemResult]:
-        from autorl_gym.grading.results import ItemResult
+        from autorl_gym.core.records import ItemResult
 
         record = ctx.run_dir / JUDGEMENTS_FILE if ctx.run_dir is not None else None
         judge = judge_of(ctx, record)

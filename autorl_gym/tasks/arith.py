@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from autorl_gym.core.family import register_family
 from autorl_gym.tasks.qa import QATask, hidden_jsonl_assets
-from autorl_gym.tasks.registry import register_family
 
 if TYPE_CHECKING:
-    from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.scenario import Scenario
+    from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.scenario import Scenario
 
 
 @register_family
@@ -44,8 +44,8 @@ class ArithTask(QATask):
         return hidden_jsonl_assets(scenario, train, hidden, base_model, progress)
 
     def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
-        from autorl_gym.assets import base_model_present
-        from autorl_gym.scenario import ScenarioError
+        from autorl_gym.core.assets import base_model_present
+        from autorl_gym.core.scenario import ScenarioError
 
         if scenario.data.source == "micro":
             from autorl_gym.micro.build import micro_assets_if_built

@@ -33,18 +33,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from autorl_gym.core.durable import atomic_write_text
+from autorl_gym.core.family import register_family
+from autorl_gym.core.paths import cache_dir
+from autorl_gym.core.scenario import ScenarioError
 from autorl_gym.interactive.search import SearchSpec
-from autorl_gym.io import atomic_write_text
-from autorl_gym.paths import cache_dir
-from autorl_gym.scenario import ScenarioError
 from autorl_gym.tasks.interactive import games_assets
-from autorl_gym.tasks.registry import register_family
 from autorl_gym.tasks.search_qa import SearchQATask, search_cache_dir
 
 if TYPE_CHECKING:
-    from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.scenario import Scenario
-    from autorl_gym.tasks.base import GradeContext
+    from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.family import GradeContext
+    from autorl_gym.core.scenario import Scenario
 
 HUB_ID = "google/deepsearchqa"
 FILE_NAME = "DSQA-full.csv"
@@ -223,7 +223,7 @@ class DeepSearchQATask(SearchQATask):
         return assets
 
     def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
-        from autorl_gym.assets import base_model_present
+        from autorl_gym.core.assets import base_model_present
 
         if not base_model_present(scenario.base_model):
             return None

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel
 
-from autorl_gym.io import atomic_write_json, atomic_write_text
-from autorl_gym.paths import cache_dir
-from autorl_gym.tasks.answers import reference_answer
+from autorl_gym.core.answers import reference_answer
+from autorl_gym.core.durable import atomic_write_json, atomic_write_text
+from autorl_gym.core.family import register_family
+from autorl_gym.core.paths import cache_dir
 from autorl_gym.tasks.qa import (
     Problem,
     QATask,
@@ -42,11 +43,10 @@ from autorl_gym.tasks.qa import (
     jsonl_text,
     load_jsonl_split,
 )
-from autorl_gym.tasks.registry import register_family
 
 if TYPE_CHECKING:
-    from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.scenario import DataSpec, Scenario
+    from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.scenario import DataSpec, Scenario
 
 HUB_ID = "openai/gsm8k"
 HUB_CONFIG = "main"
@@ -226,7 +226,7 @@ class Gsm8kTask(QATask):
 
     def resolve_assets(self, scenario: Scenario, base_model: str | None = None,
                        progress: bool = True) -> ScenarioAssets:
-        from autorl_gym.scenario import ScenarioError
+        from autorl_gym.core.scenario import ScenarioError
 
         try:
             gsm = ensure_gsm8k(scenario.data)
@@ -235,8 +235,8 @@ class Gsm8kTask(QATask):
         return hidden_jsonl_assets(scenario, gsm.train_dir, gsm.hidden_dir, base_model, progress)
 
     def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
-        from autorl_gym.assets import base_model_present
-        from autorl_gym.scenario import ScenarioError
+        from autorl_gym.core.assets import base_model_present
+        from autorl_gym.core.scenario import ScenarioError
 
         if gsm8k_if_materialized(scenario.data) is None or not base_model_present(scenario.base_model):
             return None

@@ -15,16 +15,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from autorl_gym.core.family import GradeContext, InteractiveTask, Progress
+from autorl_gym.core.paths import PACKAGE_DIR, cache_dir
 from autorl_gym.interactive.settings import SETTINGS_ENV, Settings
-from autorl_gym.paths import PACKAGE_DIR, cache_dir
-from autorl_gym.tasks.base import GradeContext, InteractiveTask, Progress
 
 if TYPE_CHECKING:
-    from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.grading.results import ItemResult
+    from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.records import ItemResult
+    from autorl_gym.core.scenario import Scenario
     from autorl_gym.grading.submission import SubmissionInfo
     from autorl_gym.interactive import GameRef
-    from autorl_gym.scenario import Scenario
 
 SANDBOX_INIT = '"""Inside the sandbox only ``autorl_gym.interactive`` is available."""\n'
 
@@ -73,8 +73,8 @@ def games_assets(scenario: Scenario, train_dir: Path, hidden: dict[str, Path], g
                  extra_mounts: list[Path], base_model: str | None, progress: bool) -> ScenarioAssets:
     """Assets of a games family: ``train_dir`` is mounted as data/ (``games_rel`` is where the
     training games are, seen from the workspace), the hidden game folders are never mounted."""
-    from autorl_gym.assets import ScenarioAssets, resolve_base_model
-    from autorl_gym.scenario import ScenarioError
+    from autorl_gym.core.assets import ScenarioAssets, resolve_base_model
+    from autorl_gym.core.scenario import ScenarioError
 
     for split, d in hidden.items():
         if not d.is_dir():
@@ -144,7 +144,7 @@ class GamesTask(InteractiveTask):
 
     def play(self, ctx: GradeContext, info: SubmissionInfo, split: str, limit: int | None,
              progress: Progress | None = None) -> list[ItemResult]:
-        from autorl_gym.grading.results import ItemResult
+        from autorl_gym.core.records import ItemResult
         from autorl_gym.interactive import HFPolicy, rollout
 
         spec = ctx.scenario.interactive

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from autorl_gym.core.family import register_family
 from autorl_gym.tasks.interactive import games_assets
-from autorl_gym.tasks.registry import register_family
 from autorl_gym.tasks.search_qa import SearchQATask
 
 MICRO_MODEL = "micro:deepsearch"
 
 if TYPE_CHECKING:
-    from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.scenario import Scenario
+    from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.scenario import Scenario
 
 
 @register_family
@@ -47,9 +47,9 @@ class MicroDeepSearchTask(SearchQATask):
         return games_assets(scenario, ds.train_dir, hidden, "data", [], model, progress)
 
     def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
-        from autorl_gym.assets import base_model_present
+        from autorl_gym.core.assets import base_model_present
+        from autorl_gym.core.scenario import ScenarioError
         from autorl_gym.micro.deepsearch import deepsearch_assets_if_built
-        from autorl_gym.scenario import ScenarioError
 
         if deepsearch_assets_if_built() is None or (
                 scenario.base_model != MICRO_MODEL and not base_model_present(scenario.base_model)):

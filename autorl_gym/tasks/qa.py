@@ -1,7 +1,7 @@
 """Question/answer tasks stored as JSON lines (``question``, ``answer`` ending in ``#### N``):
 the format of GSM8K and of the micro arithmetic task, and :class:`QATask`, the family base both
 share (few-shot prompts from the visible train split, answers scored exactly as lm-eval's gsm8k
-task scores them (:mod:`autorl_gym.tasks.answers`), lm-eval's gsm8k task pinned to the same
+task scores them (:mod:`autorl_gym.core.answers`), lm-eval's gsm8k task pinned to the same
 protocol)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from autorl_gym.tasks.answers import (
+from autorl_gym.core.answers import (
     FLEXIBLE_RE,
     IGNORE_CASE,
     REGEXES_TO_IGNORE,
@@ -24,12 +24,12 @@ from autorl_gym.tasks.answers import (
     is_lenient_correct,
     reference_answer,
 )
-from autorl_gym.tasks.base import GradeContext, Progress, StaticTask, TaskItem
+from autorl_gym.core.family import GradeContext, Progress, StaticTask, TaskItem
 
 if TYPE_CHECKING:
-    from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.grading.results import ItemResult
-    from autorl_gym.scenario import Protocol, Scenario
+    from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.records import ItemResult
+    from autorl_gym.core.scenario import Protocol, Scenario
 
 LM_EVAL_FILTERS = ("strict-match", "flexible-extract")
 
@@ -89,8 +89,8 @@ def jsonl_text(problems: Sequence[Problem]) -> str:
 def hidden_jsonl_assets(scenario: Scenario, train_dir: Path, hidden_dir: Path, base_model: str | None,
                         progress: bool) -> ScenarioAssets:
     """Assets of a task whose splits are ``train_dir/train.jsonl`` and ``hidden_dir/{dev,test}.jsonl``."""
-    from autorl_gym.assets import ScenarioAssets, resolve_base_model
-    from autorl_gym.scenario import ScenarioError
+    from autorl_gym.core.assets import ScenarioAssets, resolve_base_model
+    from autorl_gym.core.scenario import ScenarioError
 
     if not (train_dir / "train.jsonl").is_file():
         raise ScenarioError(f"{scenario.id}: train split not found at {train_dir / 'train.jsonl'}")
@@ -169,7 +169,7 @@ class QATask(StaticTask):
 
     def score(self, ctx: GradeContext, items: Sequence[Problem], completions: list[str],
               progress: Progress | None = None) -> list[ItemResult]:
-        from autorl_gym.grading.results import ItemResult
+        from autorl_gym.core.records import ItemResult
 
         out = []
         for p, text in zip(items, completions, strict=True):
@@ -195,7 +195,7 @@ class QATask(StaticTask):
             "few_shot_source": "first problems of the visible train split", "scoring": SCORING}
 
     def lm_eval_task(self, ctx: GradeContext, items: Sequence[Problem], run_dir: Path) -> dict[str, Any]:
-        from autorl_gym.io import atomic_write_text, file_digest
+        from autorl_gym.core.durable import atomic_write_text, file_digest
 
         eval_file = run_dir / "eval.jsonl"
         atomic_write_text(eval_file, jsonl_text(items))

@@ -12,16 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from autorl_gym.paths import cache_dir
-from autorl_gym.tasks.base import GradeContext, Progress
+from autorl_gym.core.family import GradeContext, Progress
+from autorl_gym.core.paths import cache_dir
 from autorl_gym.tasks.interactive import GamesTask, torch_threads
 
 if TYPE_CHECKING:
-    from autorl_gym.grading.results import ItemResult
+    from autorl_gym.core.records import ItemResult
+    from autorl_gym.core.scenario import Scenario
     from autorl_gym.grading.submission import SubmissionInfo
     from autorl_gym.interactive import Episode
     from autorl_gym.judge import JudgeSpec
-    from autorl_gym.scenario import Scenario
 
 
 def search_cache_dir() -> Path:
@@ -74,7 +74,7 @@ class SearchQATask(GamesTask):
     def results(self, ctx: GradeContext, refs: list[Any], episodes: list[Episode],
                 backends: list[Any] | None = None) -> list[ItemResult]:
         """Per-item results: exact match first, the judge (if any) on the answers that differ."""
-        from autorl_gym.grading.results import ItemResult
+        from autorl_gym.core.records import ItemResult
         from autorl_gym.interactive.deepsearch import load_question, parse_command
 
         rows = []
@@ -134,7 +134,7 @@ class SearchQATask(GamesTask):
         return {(q.id, a): m for (q, a), m in zip(pending, matches, strict=True)}
 
     def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
-        from autorl_gym.report.noise import score_interval
+        from autorl_gym.grading.stats import score_interval
 
         n = len(results) or 1
         out = super().summary_metrics(results)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from autorl_gym.core.family import register_family
 from autorl_gym.tasks.interactive import GamesTask, games_assets
-from autorl_gym.tasks.registry import register_family
 
 if TYPE_CHECKING:
-    from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.scenario import Scenario
+    from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.scenario import Scenario
 
 
 @register_family
@@ -31,8 +31,8 @@ class TextWorldTask(GamesTask):
         return games_assets(scenario, tw.train_dir, hidden, "data/games", [], base_model, progress)
 
     def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
+        from autorl_gym.core.scenario import ScenarioError
         from autorl_gym.micro.textworld import textworld_assets_if_built
-        from autorl_gym.scenario import ScenarioError
 
         if textworld_assets_if_built() is None:
             return None

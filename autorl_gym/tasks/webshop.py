@@ -25,14 +25,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from autorl_gym.paths import cache_dir
-from autorl_gym.scenario import ScenarioError
+from autorl_gym.core.family import register_family
+from autorl_gym.core.paths import cache_dir
+from autorl_gym.core.scenario import ScenarioError
 from autorl_gym.tasks.interactive import GamesTask, games_assets
-from autorl_gym.tasks.registry import register_family
 
 if TYPE_CHECKING:
-    from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.scenario import Scenario
+    from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.scenario import Scenario
 
 BUILD_VERSION = 1
 DEMO_FILES = ("il_trajs_finalized_images.jsonl", "goal_query_map.json")
@@ -236,7 +236,7 @@ class WebShopTask(GamesTask):
                             base_model, progress)
 
     def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
-        from autorl_gym.assets import base_model_present
+        from autorl_gym.core.assets import base_model_present
 
         if not base_model_present(scenario.base_model):
             return None

@@ -35,8 +35,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from autorl_gym.io import atomic_write_json
-from autorl_gym.tools.calls import ToolCallError, parse_tool_call, tool_schemas
+from autorl_gym.core.durable import atomic_write_json
+from autorl_gym.episode.tools import ToolCallError, parse_tool_call, tool_schemas
 
 from . import prompts
 from .llm import ChatLLM, LLMUnavailable

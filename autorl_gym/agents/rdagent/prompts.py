@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autorl_gym.export import SYSTEM_PROMPT as ENV_SYSTEM_PROMPT
+from autorl_gym.report.export import SYSTEM_PROMPT as ENV_SYSTEM_PROMPT
 
 PROPOSE_SYSTEM = """\
 You are the research lead of an R&D loop that post-trains a language model. Each iteration you

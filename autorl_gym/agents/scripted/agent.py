@@ -22,8 +22,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from autorl_gym.agents import AgentError
-from autorl_gym.tools.process import shell_exports
+from autorl_gym.agents.spec import AgentError
+from autorl_gym.runtime.process import shell_exports
 
 HERE = Path(__file__).parent
 TRAIN_SCRIPT = HERE / "train_sft.py"

@@ -126,7 +126,7 @@ class Bridged:
 def other_scenario(scenario_id: str) -> str:
     """Another scenario of the catalog (a micro one where there is one: measuring it is what the
     attack asks the host for)."""
-    from autorl_gym.scenario import catalog
+    from autorl_gym.core.scenario import catalog
 
     ids = sorted(i for i in catalog().scenarios if i != scenario_id)
     micro = [i for i in ids if "Micro" in i]
@@ -141,9 +141,10 @@ def bridged(ctx: AttackContext, runs: int = 1) -> Iterator[Bridged]:
     ``runs`` runs created from the host, and a sandbox of the first run with the bridge in it."""
     import tempfile
 
-    from autorl_gym.client import GradingClient
-    from autorl_gym.server import SANDBOX_PORT, ServerSettings, ServerThread, bind_unix, create_app
-    from autorl_gym.tools.registry import make_sandbox, sandbox_isolated
+    from autorl_gym.runtime.serving import ServerThread, bind_unix
+    from autorl_gym.sandbox.registry import make_sandbox, sandbox_isolated
+    from autorl_gym.server import SANDBOX_PORT, ServerSettings, create_app
+    from autorl_gym.server.client import GradingClient
 
     if not sandbox_isolated(ctx.sandbox):
         raise AttackSkipped(f"sandbox {ctx.sandbox!r} has no bridge (its commands reach the host)")
@@ -185,7 +186,7 @@ def bridged(ctx: AttackContext, runs: int = 1) -> Iterator[Bridged]:
 def judge(b: Bridged, answers: list[Answer]) -> str:
     """Raise AttackBroken for each probe the bridge did not refuse (or that started work on the
     host, or whose refusal is not in the run's integrity record); else say what held."""
-    from autorl_gym.integrity import read_events
+    from autorl_gym.core.integrity import read_events
 
     broken = []
     for a in answers:

@@ -315,8 +315,8 @@ def grade_forged(ctx: AttackContext, body: str, problems: Sequence | None = None
     """Score ``body`` as the completion of every problem through the family's scoring path.
 
     Returns (problems, item results, split summary)."""
-    from autorl_gym.scenario import get_scenario
-    from autorl_gym.tasks.base import GradeContext
+    from autorl_gym.core.family import GradeContext
+    from autorl_gym.core.scenario import get_scenario
     from autorl_gym.tasks.humaneval.family import HumanEvalItem, HumanEvalTask
 
     scenario = get_scenario(ctx.scenario_id)

@@ -86,9 +86,9 @@ def lm_eval_gsm8k_verdicts(completions: list[str], answers: list[str]) -> dict[s
 
 def ours(family: str, completions: list[str], answers: list[str]) -> dict[str, list[bool]]:
     """The family's own verdicts (its ``score``), strict and flexible."""
-    from autorl_gym.tasks.answers import reference_answer
+    from autorl_gym.core.answers import reference_answer
+    from autorl_gym.core.family import get_family
     from autorl_gym.tasks.qa import Problem
-    from autorl_gym.tasks.registry import get_family
 
     items = [Problem(index=i, question="q", answer=a, gold=reference_answer(a))
              for i, a in enumerate(answers)]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from autorl_gym.attacks.base import AttackBroken, AttackContext, attack
-from autorl_gym.tools.conformance.limits import SYSV_FILL
+from autorl_gym.sandbox.conformance.limits import SYSV_FILL
 
 MEMORY_MB = 128
 QUOTA_MB = 64

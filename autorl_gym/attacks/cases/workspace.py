@@ -12,7 +12,7 @@ from autorl_gym.attacks.base import AttackBroken, AttackContext, attack
 
 def _history_text(results_dir: Path, patches_only: bool = False) -> str:
     """The code history as text: commit messages (which quote the agent's commands) and patches."""
-    from autorl_gym.code_history import GIT_DIR_NAME, read_history
+    from autorl_gym.episode.code_history import GIT_DIR_NAME, read_history
 
     git_dir = results_dir / GIT_DIR_NAME
     if not (git_dir / "HEAD").is_file():
@@ -22,14 +22,14 @@ def _history_text(results_dir: Path, patches_only: bool = False) -> str:
 
 
 def _events(results_dir: Path) -> list[str]:
-    from autorl_gym.integrity import read_events
+    from autorl_gym.core.integrity import read_events
 
     return [e.kind for e in read_events(results_dir)]
 
 
 def _hidden_split(ctx: AttackContext) -> Path:
-    from autorl_gym.assets import resolve_assets
-    from autorl_gym.scenario import get_scenario
+    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.core.scenario import get_scenario
 
     assets = resolve_assets(get_scenario(ctx.scenario_id), progress=False)
     return next(iter(assets.hidden_splits.values()))

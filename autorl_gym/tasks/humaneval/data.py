@@ -34,8 +34,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from autorl_gym.io import atomic_write_json, atomic_write_text, file_digest
-from autorl_gym.paths import cache_dir
+from autorl_gym.core.durable import atomic_write_json, atomic_write_text, file_digest
+from autorl_gym.core.paths import cache_dir
 from autorl_gym.tasks.qa import SplitLoadError, jsonl_records
 
 DATA_DIR_ENV = "AUTORL_GYM_DATA_DIR"

@@ -5,7 +5,7 @@ Model-written code is untrusted. For every (problem, completion) pair the execut
 * makes a fresh temporary folder holding that problem's candidate program (``prompt +
   completion``), the test with the entry point and a per-run random token (``test.txt``), and
   the harness, and nothing else of the hidden data;
-* builds a fresh sandbox on it with :func:`autorl_gym.tools.make_sandbox` (``local`` =
+* builds a fresh sandbox on it with :func:`autorl_gym.sandbox.make_sandbox` (``local`` =
   bubblewrap by default; ``none`` only when asked): no network, no episode workspace, the
   sandbox's time, memory (``ulimit -v`` plus the watchdog's resident-memory cap) and process
   limits;
@@ -42,8 +42,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from autorl_gym.tasks.humaneval import harness
-from autorl_gym.tools import (
+from autorl_gym.sandbox import (
     ExecResult,
     SandboxError,
     SandboxLimits,
@@ -51,6 +50,7 @@ from autorl_gym.tools import (
     check_sandbox_kind,
     make_sandbox,
 )
+from autorl_gym.tasks.humaneval import harness
 
 __all__ = ["ExecLimits", "ExecOutcome", "Executor", "Program", "candidate_program", "check_program",
            "guards_of"]

@@ -26,18 +26,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from autorl_gym.integrity import IntegrityEvent
-from autorl_gym.tasks.base import GradeContext, Progress, SplitSummary, StaticTask, TaskItem
+from autorl_gym.core.family import GradeContext, Progress, SplitSummary, StaticTask, TaskItem, register_family
+from autorl_gym.core.integrity import IntegrityEvent
+from autorl_gym.sandbox.registry import check_sandbox_kind
 from autorl_gym.tasks.humaneval import data as he_data
 from autorl_gym.tasks.humaneval.executor import ExecLimits, Executor, Program
 from autorl_gym.tasks.humaneval.lm_eval_task import TASK_NAME, task_config
-from autorl_gym.tasks.registry import register_family
-from autorl_gym.tools.registry import check_sandbox_kind
 
 if TYPE_CHECKING:
-    from autorl_gym.assets import ScenarioAssets
-    from autorl_gym.grading.results import ItemResult
-    from autorl_gym.scenario import Scenario
+    from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.records import ItemResult
+    from autorl_gym.core.scenario import Scenario
 
 PROMPT_FIELD = "{prompt}"
 FILTER = "execution"
@@ -119,7 +118,7 @@ class HumanEvalTask(StaticTask):
     # -- assets ------------------------------------------------------------------------------
     def resolve_assets(self, scenario: Scenario, base_model: str | None = None,
                        progress: bool = True) -> ScenarioAssets:
-        from autorl_gym.scenario import ScenarioError
+        from autorl_gym.core.scenario import ScenarioError
 
         d = scenario.data
         try:
@@ -129,8 +128,8 @@ class HumanEvalTask(StaticTask):
         return self._assets(he, base_model or scenario.base_model, progress)
 
     def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
-        from autorl_gym.assets import base_model_present
-        from autorl_gym.scenario import ScenarioError
+        from autorl_gym.core.assets import base_model_present
+        from autorl_gym.core.scenario import ScenarioError
 
         d = scenario.data
         he = he_data.humaneval_if_materialized(d.dev_size, d.dev_seed, d.hub_id or he_data.HUB_ID)
@@ -143,7 +142,7 @@ class HumanEvalTask(StaticTask):
 
     @staticmethod
     def _assets(he: he_data.HumanEvalAssets, base_model: str, progress: bool) -> ScenarioAssets:
-        from autorl_gym.assets import ScenarioAssets, resolve_base_model
+        from autorl_gym.core.assets import ScenarioAssets, resolve_base_model
 
         return ScenarioAssets(
             base_model_dir=resolve_base_model(base_model, progress=progress),
@@ -160,7 +159,7 @@ class HumanEvalTask(StaticTask):
 
     def score(self, ctx: GradeContext, items: Sequence[HumanEvalItem], completions: list[str],
               progress: Progress | None = None) -> list[ItemResult]:
-        from autorl_gym.grading.results import ItemResult
+        from autorl_gym.core.records import ItemResult
 
         settings = self.options(ctx.scenario)
         executor = Executor(settings.limits, sandbox=settings.sandbox, workers=settings.workers)
@@ -208,7 +207,7 @@ class HumanEvalTask(StaticTask):
     # -- lm-eval -----------------------------------------------------------------------------
     def lm_eval_task(self, ctx: GradeContext, items: Sequence[HumanEvalItem],
                      run_dir: Path) -> dict[str, Any]:
-        from autorl_gym.io import atomic_write_text, file_digest
+        from autorl_gym.core.durable import atomic_write_text, file_digest
 
         eval_file = run_dir / "eval.jsonl"
         atomic_write_text(eval_file, "".join(

@@ -1,0 +1,144 @@
+"""Pluggable agents: ``agents/<name>/agent.yaml`` plus code: the spec, finding and loading an agent.
+
+An agent is any object with ``reset(obs, info)`` and ``act(obs) -> tool call``. Its own
+thinking time counts against the episode's wall-clock budget, since the budget is measured
+from ``reset()``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from autorl_gym.agents.npm_cli import CLISpec
+from autorl_gym.core.paths import agent_dirs
+
+
+@runtime_checkable
+class Agent(Protocol):
+    def reset(self, obs: str, info: dict[str, Any]) -> None: ...
+
+    def act(self, obs: str) -> Any: ...
+
+
+class AgentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    entry: str | None = None  # "module_file:ClassName", module_file relative to the agent folder
+    # An external agent instead: a shell command started inside the sandbox, which talks to the
+    # grading server (GRADING_SERVER_URL) over HTTP; see autorl_gym.agents.external.
+    start: str | None = None
+    # A command-line coding agent (Claude Code, Codex, ...): its npm package, the API it speaks
+    # (reached through the run's LLM gateway) and its instructions file; see agents/cli.py.
+    cli: CLISpec | None = None
+    options: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _entry_or_start(self) -> AgentSpec:
+        if (self.entry is None) == (self.start is None):
+            raise ValueError("give exactly one of 'entry' (a Python agent class) and 'start' "
+                             "(a command started in the sandbox)")
+        if self.cli is not None and self.start is None:
+            raise ValueError("a 'cli' agent needs a 'start' command")
+        return self
+
+
+class AgentError(ValueError):
+    pass
+
+
+def find_agents() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for d in agent_dirs():
+        if d.is_dir():
+            for yml in sorted(d.glob("*/agent.yaml")):
+                found.setdefault(yml.parent.name, yml)
+    return found
+
+
+def load_agent_spec(name: str) -> tuple[AgentSpec, Path]:
+    agents = find_agents()
+    if name not in agents:
+        raise AgentError(f"unknown agent {name!r}; found: {', '.join(sorted(agents)) or 'none'} "
+                         "(agents live in agents/<name>/agent.yaml)")
+    path = agents[name]
+    try:
+        spec = AgentSpec.model_validate(yaml.safe_load(path.read_text()))
+    except (yaml.YAMLError, ValidationError) as e:
+        raise AgentError(f"{path}: invalid agent file: {e}") from e
+    return spec, path.parent
+
+
+def make_agent(name: str, **options: Any) -> Agent:
+    spec, folder = load_agent_spec(name)
+    if spec.entry is None:
+        raise AgentError(f"agent {name!r} is an external agent (a 'start' command): run it with "
+                         f"autorl-gym run --agent {name}")
+    module_file, _, cls_name = spec.entry.partition(":")
+    file = folder / f"{module_file}.py"
+    if not file.is_file() or not cls_name:
+        raise AgentError(f"{folder / 'agent.yaml'}: entry {spec.entry!r} must be 'file:Class' "
+                         f"with {file} present")
+    module = _load_module(name, folder, module_file)
+    cls = getattr(module, cls_name, None)
+    if cls is None:
+        raise AgentError(f"{file} has no class {cls_name}")
+    try:
+        return cls(**{**spec.options, **options})
+    except TypeError as e:
+        raise AgentError(f"agent {name!r} does not take these options "
+                         f"({', '.join(sorted({**spec.options, **options})) or 'none'}): {e}") from e
+    except ValueError as e:
+        raise AgentError(f"agent {name!r}: bad option: {e}") from e
+
+
+def _load_module(name: str, folder: Path, module_file: str) -> Any:
+    """Import an agent's entry module. A folder with ``__init__.py`` is imported as a package
+    (``autorl_gym_agent_<name>``), so its modules can import each other relatively."""
+    pkg_name = f"autorl_gym_agent_{name}"
+    if (folder / "__init__.py").is_file():
+        if pkg_name not in sys.modules:
+            pkg_spec = importlib.util.spec_from_file_location(
+                pkg_name, folder / "__init__.py", submodule_search_locations=[str(folder)])
+            assert pkg_spec and pkg_spec.loader
+            pkg = importlib.util.module_from_spec(pkg_spec)
+            sys.modules[pkg_name] = pkg
+            pkg_spec.loader.exec_module(pkg)
+        return importlib.import_module(f"{pkg_name}.{module_file}")
+    module_spec = importlib.util.spec_from_file_location(pkg_name, folder / f"{module_file}.py")
+    assert module_spec and module_spec.loader
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[pkg_name] = module
+    module_spec.loader.exec_module(module)
+    return module
+
+
+def import_agent_module(name: str, module_file: str) -> Any:
+    """A module of a registered agent, e.g. ``import_agent_module("rdagent", "records")``."""
+    _spec, folder = load_agent_spec(name)
+    if not (folder / f"{module_file}.py").is_file():
+        raise AgentError(f"agent {name!r} has no module {module_file}.py in {folder}")
+    return _load_module(name, folder, module_file)
+
+
+def agent_options(pairs: list[str] | None = None, **named: Any) -> dict[str, Any]:
+    """Agent options from ``KEY=VALUE`` strings (values read as YAML) and named ones (None = unset)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise AgentError(f"agent option {pair!r} must look like KEY=VALUE")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise AgentError(f"agent option {pair!r}: value is not valid YAML ({e})") from e
+    out.update({k: v for k, v in named.items() if v is not None})
+    return out

@@ -1,0 +1,61 @@
+"""``autorl-gym agents list | install NAME``: the registered agents, and a CLI agent's npm
+package installed into the cache (mounted read-only into its sandbox)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+agents_app = typer.Typer(help="Agents: list them, install a command-line agent's CLI (npm).",
+                         no_args_is_help=True)
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+@agents_app.command("list")
+def agents_list() -> None:
+    """Every agent found (agents/<name>/agent.yaml), its kind and, for a CLI agent, its install."""
+    from autorl_gym.agents.npm_cli import install_dir, installed
+    from autorl_gym.agents.spec import AgentError, find_agents, load_agent_spec
+
+    table = Table("agent", "kind", "CLI (npm)", "installed", "description")
+    for name in sorted(find_agents()):
+        try:
+            spec, _ = load_agent_spec(name)
+        except AgentError as e:
+            table.add_row(name, "[red]invalid[/]", "", "", str(e)[:80])
+            continue
+        kind = "cli" if spec.cli else ("external" if spec.start else "python")
+        npm = f"{spec.cli.npm}@{spec.cli.version}" if spec.cli else ""
+        where = (str(install_dir(name, spec.cli)) if installed(name, spec.cli) else "no") if spec.cli else ""
+        table.add_row(name, kind, npm, where, " ".join(spec.description.split())[:60])
+    console.print(table)
+
+
+@agents_app.command("install")
+def agents_install(
+    name: Annotated[str, typer.Argument(help="a CLI agent: claude_code, codex, ...")],
+    force: Annotated[bool, typer.Option(help="reinstall even if present")] = False,
+) -> None:
+    """npm-install the agent's CLI at its pinned version into the cache."""
+    from autorl_gym.agents.npm_cli import install_cli
+    from autorl_gym.agents.spec import AgentError, load_agent_spec
+
+    try:
+        spec, _ = load_agent_spec(name)
+    except AgentError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from e
+    if spec.cli is None:
+        err.print(f"[bold red]error:[/] agent {name!r} has no CLI to install (no 'cli:' in its agent.yaml)")
+        raise typer.Exit(2)
+    with console.status(f"npm install {spec.cli.npm}@{spec.cli.version}"):
+        try:
+            where = install_cli(name, spec.cli, force=force)
+        except RuntimeError as e:
+            err.print(f"[bold red]error:[/] {e}")
+            raise typer.Exit(1) from e
+    console.print(f"{spec.cli.npm}@{spec.cli.version} installed in {where}")

@@ -1,0 +1,85 @@
+"""A scenario's inputs as host paths: the base model, the visible train folder and the hidden
+split files (outside every folder mounted into a sandbox). Each task family resolves its own
+(:meth:`autorl_gym.core.family.TaskFamily.resolve_assets`); the base model is resolved here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from autorl_gym.core.sandbox import UnixBridge
+from autorl_gym.core.scenario import Scenario, ScenarioError
+
+
+class ScenarioAssets(BaseModel):
+    base_model_dir: Path
+    train_dir: Path                  # mounted read-only as data/ in the workspace
+    hidden_splits: dict[str, Path]   # dev, test: never mounted
+    # interactive scenarios: what data/ holds, more read-only mounts, and sandbox variables
+    train_data: Path | None = None
+    extra_mounts: list[Path] = []
+    sandbox_env: dict[str, str] = {}
+    bridges: list[UnixBridge] = []   # host services reachable inside (a search bridge)
+
+    @property
+    def train_data_path(self) -> Path:
+        """What the API's ``train_data_path`` names: the visible training file, or folder of games."""
+        return self.train_data or self.train_dir / "train.jsonl"
+
+
+def resolve_base_model(spec: str, progress: bool = True) -> Path:
+    """A local path, ``micro:<name>``, or a Hugging Face hub id (downloaded to the HF cache)."""
+    if spec == "micro:textworld":
+        from autorl_gym.micro.textworld import ensure_textworld_assets
+
+        return ensure_textworld_assets(progress=progress).model_dir
+    if spec.startswith("micro:"):
+        from autorl_gym.micro.build import ensure_micro_assets
+
+        model_dir = ensure_micro_assets(spec.split(":", 1)[1], progress=progress).model_dir
+        if not (model_dir / "config.json").is_file():   # a data-only asset (arith_multistep)
+            raise ScenarioError(f"base model {spec!r}: that micro asset ships data only, no model "
+                                f"(the multi-step arithmetic data is trained from 'micro:arith')")
+        return model_dir
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ScenarioError(f"base model {path} has no config.json")
+        return path.resolve()
+    if spec.startswith((".", "/", "~")) or spec.count("/") != 1:
+        raise ScenarioError(f"base model {spec!r}: no such local path, and not a hub id (org/name)")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(spec, allow_patterns=[
+            "*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]))
+    except Exception as e:  # noqa: BLE001 - any hub failure becomes one clear message
+        raise ScenarioError(
+            f"base model {spec!r} could not be loaded from the Hugging Face hub ({e.__class__.__name__}: "
+            f"{str(e)[:200]}); pass a local path with base_model=... instead"
+        ) from e
+
+
+def base_model_present(spec: str) -> bool:
+    """Whether the base model is on disk already (a micro model built, or a local path)."""
+    if spec == "micro:textworld":
+        from autorl_gym.micro.textworld import textworld_assets_if_built
+
+        return textworld_assets_if_built() is not None
+    if spec.startswith("micro:"):
+        from autorl_gym.micro.build import micro_assets_if_built
+
+        return micro_assets_if_built(spec.split(":", 1)[1]) is not None
+    return Path(spec).expanduser().exists()
+
+
+def resolve_assets(scenario: Scenario, base_model: str | None = None,
+                   progress: bool = True) -> ScenarioAssets:
+    """The scenario's inputs as host paths, built or fetched by its task family."""
+    return scenario.family.resolve_assets(scenario, base_model, progress)
+
+
+def present_assets(scenario: Scenario) -> ScenarioAssets | None:
+    """The assets if they are already on disk (nothing is built or downloaded), else None."""
+    return scenario.family.assets_if_present(scenario)

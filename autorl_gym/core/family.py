@@ -1,0 +1,274 @@
+"""The ``TaskFamily`` protocol: what every kind of task tells the rest of the package.
+
+A family says how a scenario's assets are resolved (the visible train split, the hidden dev and
+test splits, the base model), how a split is loaded, prompted and scored (static tasks: the
+grading core generates completions with a registered backend and the family scores them), or how
+an episode is played (interactive tasks), and what the grading API's ``train_data_path`` names.
+
+A new family is one module, ``autorl_gym/tasks/<name>.py``, whose class is decorated with
+:func:`autorl_gym.core.family.register_family`; a scenario YAML names it with
+``task_family: <name>``.
+
+The one registry of task families, keyed by the scenario's ``task_family``.
+
+A family registers itself with :func:`register_family` when its module is imported. Looking up
+a name that is not registered yet imports ``autorl_gym.tasks.<name>`` (the built-in families) and
+then the ``autorl_gym.tasks`` entry points (families shipped by other packages), so a new family
+is a module, a scenario YAML and tests: no list to edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import pkgutil
+import re
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from autorl_gym.core.durable import file_digest
+from autorl_gym.core.integrity import IntegrityEvent
+
+if TYPE_CHECKING:
+    from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.records import ItemResult
+    from autorl_gym.core.scenario import Scenario
+    from autorl_gym.grading.submission import SubmissionInfo
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+class TaskItem(BaseModel):
+    """One graded item of a split; families add their own fields (question, prompt, tests...)."""
+
+    index: int
+    gold: str
+
+
+class SplitSummary(BaseModel):
+    """A split's score (the scenario's metric, in percent), secondary figures, notes, and the
+    integrity events scoring raised (``EvalResult.integrity_events``)."""
+
+    score: float
+    metrics: dict[str, float] = {}
+    notes: list[str] = []
+    integrity_events: list[IntegrityEvent] = []
+
+
+class GradeContext:
+    """A scenario with its resolved assets, and the splits loaded once (grader side only).
+
+    ``run_dir`` is the folder of the grading in progress (under the results folder during an
+    episode), where a family that keeps records of its scoring (judge verdicts) writes them."""
+
+    def __init__(self, scenario: Scenario, assets: ScenarioAssets):
+        from autorl_gym.core.family import get_family
+
+        self.scenario = scenario
+        self.assets = assets
+        self.family = get_family(scenario.task_family)
+        self._splits: dict[str, Sequence[Any]] = {}
+        self.run_dir: Path | None = None
+
+    def split_path(self, split: str) -> Path:
+        if split == "train":
+            return self.assets.train_data_path
+        if split not in self.assets.hidden_splits:
+            raise ValueError(f"unknown split {split!r}; splits: train, dev, test")
+        return self.assets.hidden_splits[split]
+
+    def items(self, split: str, limit: int | None = None) -> Sequence[Any]:
+        if split not in self._splits:
+            items = self.family.load_split(self, split)
+            if not items:
+                raise ValueError(f"{self.split_path(split)}: the {split} split holds no items")
+            self._splits[split] = items
+        items = self._splits[split]
+        return items[:limit] if limit else items
+
+
+class NoOptions(BaseModel):
+    """A family without options of its own: ``task_options`` must be empty."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskFamily:
+    """Base of every family. Class attributes describe it; methods have working defaults where
+    one makes sense for every family. ``options_model`` validates the scenario's
+    ``task_options`` (the family's own settings)."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Literal["static", "interactive"]]
+    metrics: ClassVar[tuple[str, ...]]
+    data_sources: ClassVar[tuple[str, ...]]
+    description: ClassVar[str] = ""
+    # the family writes records of each grading into ctx.run_dir (a judge's verdicts)
+    run_records: ClassVar[bool] = False
+    options_model: ClassVar[type[BaseModel]] = NoOptions
+
+    def options(self, scenario: Scenario) -> Any:
+        """The scenario's ``task_options`` as the family's options model."""
+        try:
+            return self.options_model.model_validate(scenario.task_options)
+        except ValidationError as e:
+            first = e.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"field 'task_options{'.' + loc if loc else ''}': {first['msg']}") from None
+
+    # -- the scenario ------------------------------------------------------------------------
+    def check_scenario(self, scenario: Scenario) -> None:
+        """Raise ValueError (naming the field) for a scenario this family cannot run."""
+        if scenario.metric not in self.metrics:
+            raise ValueError(f"field 'metric': {scenario.metric!r} is not a metric of task family "
+                             f"{self.name!r} (choose from {', '.join(self.metrics)})")
+        if scenario.data.source not in self.data_sources:
+            raise ValueError(f"field 'data.source': {scenario.data.source!r} is not a data source of "
+                             f"task family {self.name!r} (choose from {', '.join(self.data_sources)})")
+        self.options(scenario)
+
+    def describe_train_data(self, scenario: Scenario) -> str:
+        """The API's ``train_data_path`` before the assets exist."""
+        return str(scenario.data.path) if scenario.data.path else f"{self.name}:{scenario.data.source}"
+
+    # -- assets ------------------------------------------------------------------------------
+    def resolve_assets(self, scenario: Scenario, base_model: str | None = None,
+                       progress: bool = True) -> ScenarioAssets:
+        raise NotImplementedError
+
+    def assets_if_present(self, scenario: Scenario) -> ScenarioAssets | None:
+        """The assets if already on disk (nothing built or downloaded), else None."""
+        raise NotImplementedError
+
+    # -- grading -----------------------------------------------------------------------------
+    def load_split(self, ctx: GradeContext, split: str) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def split_digest(self, ctx: GradeContext, split: str) -> str:
+        """What the baseline cache keys a split by: its file's digest by default."""
+        path = ctx.split_path(split)
+        if path.is_file():
+            return file_digest(path)
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(f"{f.relative_to(path)}\0{f.stat().st_size}\n".encode())
+        return h.hexdigest()
+
+    def protocol_record(self, ctx: GradeContext, backend: str) -> dict[str, Any]:
+        """The protocol as graded (feedback.json)."""
+        return ctx.scenario.protocol.model_dump() | {"backend": backend, "task_family": self.name}
+
+    def summary_metrics(self, results: list[ItemResult]) -> dict[str, float]:
+        """Secondary figures beside the score (GSM8K's flexible accuracy, a mean reward...)."""
+        return {}
+
+    def summarize(self, ctx: GradeContext, items: Sequence[Any],
+                  results: list[ItemResult]) -> SplitSummary:
+        """A split's score: the share of items right by default (a judged family computes its
+        win rate here), with :meth:`summary_metrics` beside it."""
+        n = len(results)
+        return SplitSummary(score=100.0 * sum(r.correct for r in results) / n if n else 0.0,
+                            metrics=self.summary_metrics(results))
+
+    def baseline_settings(self, ctx: GradeContext) -> dict[str, Any]:
+        """Settings that change a score, for the baseline cache key."""
+        return {"protocol": ctx.scenario.protocol.model_dump()}
+
+
+class StaticTask(TaskFamily):
+    """A fixed set of prompts: completions by a generation backend, scored by the family."""
+
+    kind: ClassVar[Literal["static", "interactive"]] = "static"
+
+    def prompt(self, ctx: GradeContext, item: Any) -> str:
+        """The prompt text before any chat template (few-shot examples included)."""
+        raise NotImplementedError
+
+    def score(self, ctx: GradeContext, items: Sequence[Any], completions: list[str],
+              progress: Progress | None = None) -> list[ItemResult]:
+        raise NotImplementedError
+
+    def lm_eval_task(self, ctx: GradeContext, items: Sequence[Any], run_dir: Path) -> dict[str, Any]:
+        """An lm-evaluation-harness task config for these items (the ``lm_eval`` backend)."""
+        raise ValueError(f"task family {self.name!r} has no lm-eval task; grade with --backend hf")
+
+    def lm_eval_metrics(self, task_results: dict[str, Any]) -> dict[str, float]:
+        """lm-eval's own figures worth keeping beside ours, in percent."""
+        return {}
+
+
+class InteractiveTask(TaskFamily):
+    """Episodes played by the submitted policy; the family plays them."""
+
+    kind: ClassVar[Literal["static", "interactive"]] = "interactive"
+
+    def play(self, ctx: GradeContext, info: SubmissionInfo, split: str, limit: int | None,
+             progress: Progress | None = None) -> list[ItemResult]:
+        raise NotImplementedError
+
+
+F = TypeVar("F", bound=type[TaskFamily])
+ENTRY_POINT_GROUP = "autorl_gym.tasks"
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_FAMILIES: dict[str, TaskFamily] = {}
+
+
+class UnknownTaskFamily(ValueError):
+    """No family of that name is registered or importable."""
+
+
+def register_family(cls: F) -> F:
+    """Class decorator: register one instance of ``cls`` under ``cls.name``."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(f"{cls.__qualname__}: a task family needs a lowercase 'name', got {name!r}")
+    for attr in ("kind", "metrics", "data_sources"):
+        if not hasattr(cls, attr):
+            raise ValueError(f"task family {name!r} ({cls.__qualname__}) does not set {attr!r}")
+    existing = _FAMILIES.get(name)
+    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
+        raise ValueError(f"task family {name!r} is already registered by "
+                         f"{type(existing).__module__}.{type(existing).__qualname__}")
+    _FAMILIES[name] = cls()
+    return cls
+
+
+def _import_builtin(name: str) -> None:
+    """Import ``autorl_gym.tasks.<name>`` if it exists (a helper module registers nothing)."""
+    try:
+        importlib.import_module(f"autorl_gym.tasks.{name}")
+    except ModuleNotFoundError as e:
+        if e.name != f"autorl_gym.tasks.{name}":
+            raise
+
+
+def _load_entry_points(name: str | None = None) -> None:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if name is None or ep.name == name:
+            ep.load()
+
+
+def get_family(name: str) -> TaskFamily:
+    """The registered family ``name``; UnknownTaskFamily lists the known ones."""
+    if name not in _FAMILIES and _NAME_RE.match(name or ""):
+        _import_builtin(name)
+        if name not in _FAMILIES:
+            _load_entry_points(name)
+    if name not in _FAMILIES:
+        known = ", ".join(sorted(families())) or "none"
+        raise UnknownTaskFamily(f"unknown task family {name!r}; registered: {known}")
+    return _FAMILIES[name]
+
+
+def families() -> dict[str, TaskFamily]:
+    """Every family: the built-in modules and the entry points, imported."""
+    import autorl_gym.tasks as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        _import_builtin(mod.name)
+    _load_entry_points()
+    return dict(sorted(_FAMILIES.items()))
