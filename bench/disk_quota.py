@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.table import Table
 
 from autorl_gym.runtime.usage import DiskQuota
-from autorl_gym.sandbox import SandboxLimits, SandboxSpec, SandboxUnavailable, make_sandbox
+from autorl_gym.core.sandbox import SandboxLimits, SandboxSpec, SandboxUnavailable
+from autorl_gym.sandbox import make_sandbox
 
 RUNAWAY = "dd if=/dev/zero of=output/runaway bs=1M 2>&1 | tail -1"
 PARALLEL = ("for i in 1 2 3 4 5 6 7 8; do dd if=/dev/zero of=output/p$i bs=1M 2>/dev/null & done; "

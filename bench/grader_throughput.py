@@ -42,11 +42,11 @@ def main() -> int:
     os.environ.setdefault("AUTORL_GYM_DATA_DIR", str(REPO.parent / "shared" / "data"))
 
     from autorl_gym.core.assets import resolve_assets
-    from autorl_gym.core.scenario import get_scenario
     from autorl_gym.grading.backends import lm_eval as lm_eval_backend
     from autorl_gym.grading.grader import Grader
     from autorl_gym.grading.submission import inspect_submission
     from autorl_gym.micro.build import ensure_micro_assets
+    from autorl_gym.scenarios.catalog import get_scenario
 
     console = Console()
     base = args.base_model or str(ensure_micro_assets("arith").model_dir)

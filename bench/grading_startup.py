@@ -26,9 +26,9 @@ def main() -> int:
     args = ap.parse_args()
 
     from autorl_gym.core.assets import resolve_assets
-    from autorl_gym.core.scenario import get_scenario
     from autorl_gym.grading import forkserver
     from autorl_gym.grading.grader import Grader
+    from autorl_gym.scenarios.catalog import get_scenario
 
     sc = get_scenario("AutoRL-Micro-Arith-v0")
     grader = Grader(sc, resolve_assets(sc, progress=False))

@@ -91,7 +91,7 @@ def contract_layers() -> list[list[str]]:
 
 
 def measure() -> dict:
-    graph = grimp.build_graph(PKG, cache_dir=None)
+    graph = grimp.build_graph(PKG, cache_dir=None, exclude_type_checking_imports=True)
     modules = {m for m in graph.modules if m.startswith(PKG)}
     edges: dict[str, set[str]] = {m: set() for m in modules}
     n_imports = 0

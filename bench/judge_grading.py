@@ -29,15 +29,16 @@ from alpaca_helpers import micro_alpaca_scenario  # noqa: E402
 from judge_server import ScriptedJudge, longer  # noqa: E402
 
 from autorl_gym.core.assets import resolve_assets  # noqa: E402
-from autorl_gym.grading.grader import make_grader  # noqa: E402
-from autorl_gym.judge import CachedJudge, JudgeSpec, make_judge_backend  # noqa: E402
+from autorl_gym.grading.grader import Grader  # noqa: E402
+from autorl_gym.judge import CachedJudge, make_judge_backend
+from autorl_gym.core.scenario import JudgeSpec  # noqa: E402
 from autorl_gym.judge.cache import JudgementCache  # noqa: E402
 
 
 def grading_rows(server: ScriptedJudge, tmp: Path) -> list[tuple]:
     sc = micro_alpaca_scenario(tmp, server.base_url, judge__model=f"bench-{uuid.uuid4().hex[:8]}")
     assets = resolve_assets(sc, progress=False)
-    grader = make_grader(sc, assets)
+    grader = Grader(sc, assets)
     grader.log_root = tmp / "results"
     rows = []
     for label in ("grading, cold judge cache", "same model again, warm cache"):

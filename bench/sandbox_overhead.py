@@ -30,7 +30,8 @@ from rich.console import Console
 from rich.table import Table
 
 import autorl_gym  # noqa: F401
-from autorl_gym.sandbox import SandboxUnavailable, check_sandbox_kind
+from autorl_gym.core.sandbox import SandboxUnavailable
+from autorl_gym.sandbox import check_sandbox_kind
 
 
 def _ms(samples: list[float]) -> tuple[float, float, float]:

@@ -64,7 +64,7 @@ FAMILY_PAGES = {
 
 # ---------------------------------------------------------------------------------------- nav
 def _scenarios() -> dict[str, Any]:
-    from autorl_gym.core.scenario import discover
+    from autorl_gym.scenarios.catalog import discover
 
     cat = discover([PACKAGE / "scenarios"])
     if cat.errors:

@@ -8,7 +8,8 @@ from typing import Any
 import yaml
 
 from autorl_gym.core.paths import PACKAGE_DIR
-from autorl_gym.core.scenario import Scenario, load_scenario_file
+from autorl_gym.core.scenario import Scenario
+from autorl_gym.scenarios.catalog import load_scenario_file
 
 FIXTURES = Path(__file__).parent / "data" / "alpacaeval"
 

@@ -63,7 +63,8 @@ def skip_or_fail_without_docker(problem: str) -> None:
 @pytest.fixture(scope="session")
 def docker_problem(tmp_path_factory: pytest.TempPathFactory) -> str | None:
     """None when a docker sandbox can start here, else why not (checked once per session)."""
-    from autorl_gym.sandbox import DockerSandbox, SandboxSpec, SandboxUnavailable
+    from autorl_gym.core.sandbox import SandboxSpec, SandboxUnavailable
+    from autorl_gym.sandbox.docker.backend import DockerSandbox
 
     try:
         DockerSandbox(SandboxSpec(workspace=tmp_path_factory.mktemp("docker-probe"))).close()

@@ -14,9 +14,10 @@ from alpaca_helpers import FIXTURES, micro_alpaca_scenario
 from judge_server import ScriptedJudge, longer
 
 from autorl_gym.core.assets import resolve_assets
-from autorl_gym.core.scenario import ScenarioError, get_scenario
-from autorl_gym.grading.grader import make_grader
+from autorl_gym.core.scenario import ScenarioError
+from autorl_gym.grading.grader import Grader
 from autorl_gym.grading.isolation import GradingFailed
+from autorl_gym.scenarios.catalog import get_scenario
 from autorl_gym.tasks.alpaca_data import load_local, materialize, read_eval_split
 
 
@@ -81,7 +82,7 @@ def test_grading_path_with_the_scripted_judge(tmp_path, micro_assets):
         dev = read_eval_split(assets.hidden_splits["dev"])
         garbled = dev[2].instruction
         server.malformed = lambda instruction: "Both are fine." if instruction == garbled else None
-        grader = make_grader(sc, assets)
+        grader = Grader(sc, assets)
         grader.log_root = tmp_path / "results"
         base = grader.baseline("dev")                       # graded in the child process
 
@@ -114,13 +115,13 @@ def test_grading_path_with_the_scripted_judge(tmp_path, micro_assets):
 
         (tmp_path / "other").mkdir()
         other = micro_alpaca_scenario(tmp_path / "other", server.base_url, judge__model="another")
-        assert make_grader(other, assets).baseline_key("dev") != grader.baseline_key("dev")
+        assert Grader(other, assets).baseline_key("dev") != grader.baseline_key("dev")
 
         server.stop()
         (tmp_path / "down").mkdir()
         down = micro_alpaca_scenario(tmp_path / "down", server.base_url, judge__model=unique_judge())
         with pytest.raises(GradingFailed, match=r"JudgeUnavailable: the judge .* did not answer"):
-            make_grader(down, assets).evaluate(assets.base_model_dir, "dev")
+            Grader(down, assets).evaluate(assets.base_model_dir, "dev")
 
 
 @pytest.mark.slow

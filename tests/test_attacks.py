@@ -50,7 +50,7 @@ def test_every_attack_holds_on_every_sandbox_kind(kind: str, tmp_path: Path, mic
 
 def _family_scenarios() -> list[tuple[str, list[str]]]:
     """(scenario, the attacks made for its task family) for one scenario of each such family."""
-    from autorl_gym.core.scenario import catalog
+    from autorl_gym.scenarios.catalog import catalog
 
     seen: dict[str, tuple[str, list[str]]] = {}
     for sid, sc in sorted(catalog().scenarios.items()):

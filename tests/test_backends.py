@@ -12,10 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from autorl_gym.cli.main import app
-from autorl_gym.core.scenario import GraderSpec, Protocol, get_scenario
+from autorl_gym.core.records import SubmissionError
+from autorl_gym.core.scenario import GraderSpec, Protocol
 from autorl_gym.grading.backends import lm_eval as lm_eval_backend
 from autorl_gym.grading.backends import vllm as vllm_backend
-from autorl_gym.grading.submission import SubmissionError, inspect_submission
+from autorl_gym.grading.submission import inspect_submission
+from autorl_gym.scenarios.catalog import get_scenario
 from autorl_gym.tasks.qa import gsm8k_task_config, jinja_template
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None

@@ -22,8 +22,9 @@ from conftest import shared_data, shared_data_root, skip_or_fail, skip_or_fail_w
 from gymnasium.utils.env_checker import check_env
 
 from autorl_gym.core.assets import resolve_assets
-from autorl_gym.core.scenario import Scenario, ScenarioError, catalog
-from autorl_gym.sandbox import SandboxUnavailable
+from autorl_gym.core.sandbox import SandboxUnavailable
+from autorl_gym.core.scenario import Scenario, ScenarioError
+from autorl_gym.scenarios.catalog import catalog
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -29,7 +29,7 @@ def test_list_reports_broken_scenario(tmp_path, monkeypatch):
         res = runner.invoke(app, ["list"])
     finally:
         monkeypatch.delenv("AUTORL_GYM_SCENARIOS")
-        from autorl_gym.core.scenario import catalog
+        from autorl_gym.scenarios.catalog import catalog
 
         catalog(refresh=True)
     assert res.exit_code == 1

@@ -18,8 +18,9 @@ from conftest import shared_data, skip_or_fail_without_bwrap
 from autorl_gym.attacks.base import AttackContext
 from autorl_gym.attacks.cases.code_grader import ESCAPES, TOY_PROBLEMS, Escape, grade_forged
 from autorl_gym.attacks.runner import run_attacks
-from autorl_gym.core.scenario import get_scenario
-from autorl_gym.sandbox import SandboxSpec, SandboxUnavailable, make_sandbox
+from autorl_gym.core.sandbox import SandboxSpec, SandboxUnavailable
+from autorl_gym.sandbox import make_sandbox
+from autorl_gym.scenarios.catalog import get_scenario
 from autorl_gym.tasks.humaneval.executor import ExecLimits, Executor, Program
 
 HE_ID = "AutoRL-HumanEval-v0"
@@ -312,9 +313,9 @@ def test_grading_core_returns_the_guard_events(micro_assets, tmp_path: Path,
     from test_humaneval import quick_yaml
 
     from autorl_gym.core.assets import resolve_assets
-    from autorl_gym.core.scenario import load_scenario_file
     from autorl_gym.grading.backends.registry import registry as backends
-    from autorl_gym.grading.grader import make_grader
+    from autorl_gym.grading.grader import Grader
+    from autorl_gym.scenarios.catalog import load_scenario_file
 
     folder = shared_data("humaneval", "HumanEval.jsonl.gz")
     cache = tmp_path / "cache"
@@ -322,10 +323,11 @@ def test_grading_core_returns_the_guard_events(micro_assets, tmp_path: Path,
     (cache / "micro").symlink_to(Path(micro_assets.model_dir).parents[1], target_is_directory=True)
     monkeypatch.setenv("AUTORL_GYM_DATA_DIR", str(folder.parent))
     monkeypatch.setenv("AUTORL_GYM_CACHE", str(cache))
-    monkeypatch.setitem(backends._BACKENDS, ForgedBackend.name, ForgedBackend)
+    monkeypatch.setitem(backends.BACKENDS._entries, ForgedBackend.name, ForgedBackend)
+    monkeypatch.setitem(backends.BACKENDS._owners, ForgedBackend.name, "tests.ForgedBackend")
     scenario = load_scenario_file(quick_yaml(tmp_path, isolation="inline"))
     assets = resolve_assets(scenario, base_model="micro:arith", progress=False)
-    res = make_grader(scenario, assets, backend=ForgedBackend.name).evaluate(
+    res = Grader(scenario, assets, backend=ForgedBackend.name).evaluate(
         Path(micro_assets.model_dir), "test", limit=3)
     assert (res.n, res.correct, res.score) == (3, 0, 0.0)
     assert [e.kind for e in res.integrity_events] == ["code.guard"] * 3

@@ -9,7 +9,7 @@ import pytest
 from judge_server import ScriptedJudge
 from search_doubles import FakeSerper
 
-from autorl_gym.core.scenario import get_scenario
+from autorl_gym.core.scenario import JudgeSpec
 from autorl_gym.interactive import PolicyInput, PromptSpec, expert_policy, find_games, rollout
 from autorl_gym.interactive.deepsearch import exact_match, normalize_answer, parse_command
 from autorl_gym.interactive.search import (
@@ -19,8 +19,9 @@ from autorl_gym.interactive.search import (
     make_search,
     read_documents,
 )
-from autorl_gym.judge import JudgeSpec, JudgeUnavailable
+from autorl_gym.judge import JudgeUnavailable
 from autorl_gym.micro.search_world import Sizes, generate_world, write_split
+from autorl_gym.scenarios.catalog import get_scenario
 
 FIXTURE = Path(__file__).parent / "data" / "deepsearchqa"
 PROMPT = PromptSpec(history=2, max_obs_chars=200, max_goal_chars=200, intro=False, admissible=False)
@@ -282,7 +283,8 @@ SCENARIOS = Path(__file__).resolve().parents[1] / "autorl_gym" / "scenarios"
 def test_search_scenarios_are_checked_at_load(tmp_path, yaml_name, mutate, field) -> None:
     import yaml
 
-    from autorl_gym.core.scenario import ScenarioError, load_scenario_file
+    from autorl_gym.core.scenario import ScenarioError
+    from autorl_gym.scenarios.catalog import load_scenario_file
 
     data = yaml.safe_load((SCENARIOS / yaml_name).read_text())
     mutate(data)

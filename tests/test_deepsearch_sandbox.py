@@ -14,10 +14,10 @@ import gymnasium as gym
 import pytest
 from conftest import skip_or_fail_without_bwrap
 
-from autorl_gym.core.sandbox import Mount, SandboxSpec
-from autorl_gym.core.scenario import get_scenario
+from autorl_gym.core.sandbox import Mount, SandboxSpec, SandboxUnavailable
 from autorl_gym.interactive.search import CachedSearch, SearchSpec, make_search
-from autorl_gym.sandbox import SandboxUnavailable, make_sandbox
+from autorl_gym.sandbox import make_sandbox
+from autorl_gym.scenarios.catalog import get_scenario
 
 FIXTURE = Path(__file__).parent / "data" / "deepsearchqa"
 
@@ -290,12 +290,12 @@ def test_a_second_grading_makes_no_search_backend_call(tmp_path, monkeypatch, de
     """The grader (in its child process) answers every search through the on-disk cache: grading
     the same model again sees the same pages, scores the same, and calls no backend."""
     from autorl_gym.core.assets import resolve_assets
-    from autorl_gym.grading.grader import make_grader
+    from autorl_gym.grading.grader import Grader
 
     sc = get_scenario("AutoRL-Micro-DeepSearch-v0")
     assets = resolve_assets(sc, progress=False)
     monkeypatch.setenv("AUTORL_GYM_CACHE", str(tmp_path / "cache"))   # an empty search cache
-    grader = make_grader(sc, assets)
+    grader = Grader(sc, assets)
     first = grader.evaluate(assets.base_model_dir, "dev", limit=12)
     second = grader.evaluate(assets.base_model_dir, "dev", limit=12)
     assert first.metrics["search_backend_calls"] > 0 and first.metrics["search_cache_hits"] >= 0

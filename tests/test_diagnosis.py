@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from autorl_gym.core.records import EvalResult, ItemResult
-from autorl_gym.episode.recorder import EpisodeRecorder, Feedback, SubmissionRecord
+from autorl_gym.core.records import EvalResult, Feedback, ItemResult, SubmissionRecord
+from autorl_gym.episode.recorder import EpisodeRecorder
 from autorl_gym.report import analyse, load_run
 
 

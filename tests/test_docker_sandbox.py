@@ -18,15 +18,8 @@ import pytest
 from conftest import skip_or_fail_without_docker
 from typer.testing import CliRunner
 
-from autorl_gym.sandbox import (
-    DockerSandbox,
-    Mount,
-    SandboxError,
-    SandboxLimits,
-    SandboxSpec,
-    SandboxUnavailable,
-)
-from autorl_gym.sandbox.docker.backend import FALLBACK_UID
+from autorl_gym.core.sandbox import Mount, SandboxError, SandboxLimits, SandboxSpec, SandboxUnavailable
+from autorl_gym.sandbox.docker.backend import FALLBACK_UID, DockerSandbox
 from autorl_gym.sandbox.docker.engine import hostbind_layout, hostbind_tag
 from autorl_gym.sandbox.docker.gpus import (
     device_requests,
@@ -341,8 +334,8 @@ def test_env_takes_this_runs_sandbox_limits(tmp_path: Path) -> None:
     scenario's ``sandbox:`` fields for this run only, validated."""
     from pydantic import ValidationError
 
-    from autorl_gym.core.scenario import get_scenario
     from autorl_gym.envs.autorl_env import AutoRLEnv
+    from autorl_gym.scenarios.catalog import get_scenario
 
     env = AutoRLEnv(sandbox="docker", workspace_root=tmp_path / "w", results_dir=tmp_path / "r",
                     sandbox_limits={"gpus": "device=1", "cpus": 1.5})

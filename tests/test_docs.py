@@ -100,7 +100,7 @@ def test_readme_commands_are_what_ci_and_the_episode_test_run() -> None:
 
 def test_readme_scenario_table_lists_every_shipped_scenario() -> None:
     from autorl_gym.core.paths import PACKAGE_DIR
-    from autorl_gym.core.scenario import discover
+    from autorl_gym.scenarios.catalog import discover
 
     readme = (ROOT / "README.md").read_text()
     table = set(re.findall(r"^\| `(AutoRL-[\w-]+-v\d+)` \|", readme, re.M))

@@ -7,14 +7,10 @@ import shutil
 import pytest
 
 from autorl_gym.core.assets import resolve_assets
-from autorl_gym.core.scenario import get_scenario
+from autorl_gym.core.records import SubmissionError
 from autorl_gym.grading.grader import Grader
-from autorl_gym.grading.submission import (
-    SubmissionError,
-    inspect_submission,
-    model_dir_hash,
-    workspace_relpath,
-)
+from autorl_gym.grading.submission import inspect_submission, model_dir_hash, workspace_relpath
+from autorl_gym.scenarios.catalog import get_scenario
 
 LIMIT = 40
 

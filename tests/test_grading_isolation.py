@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from autorl_gym.core.assets import resolve_assets
-from autorl_gym.core.scenario import Scenario, get_scenario
+from autorl_gym.core.records import SubmissionError
+from autorl_gym.core.scenario import Scenario
 from autorl_gym.grading.grader import Grader
-from autorl_gym.grading.submission import SubmissionError, inspect_submission
+from autorl_gym.grading.submission import inspect_submission
+from autorl_gym.scenarios.catalog import get_scenario
 
 MICRO_ID = "AutoRL-Micro-Arith-v0"
 

@@ -13,10 +13,12 @@ import pytest
 from conftest import shared_data
 
 from autorl_gym.core.assets import resolve_assets
-from autorl_gym.core.scenario import Scenario, get_scenario
+from autorl_gym.core.records import SubmissionError
+from autorl_gym.core.scenario import Scenario
 from autorl_gym.grading.backends.registry import build_prompts
 from autorl_gym.grading.grader import Grader
-from autorl_gym.grading.submission import SubmissionError, check_submission, inspect_submission
+from autorl_gym.grading.submission import check_submission, inspect_submission
+from autorl_gym.scenarios.catalog import get_scenario
 from autorl_gym.tasks.gsm8k import ensure_gsm8k, load_local, question_key
 from autorl_gym.tasks.qa import SplitLoadError
 

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from autorl_gym.core.assets import resolve_assets
 from autorl_gym.core.family import GradeContext, get_family
-from autorl_gym.core.scenario import Scenario, ScenarioError, get_scenario, load_scenario_file
-from autorl_gym.grading.grader import make_grader
+from autorl_gym.core.scenario import Scenario, ScenarioError
+from autorl_gym.grading.grader import Grader
+from autorl_gym.scenarios.catalog import get_scenario, load_scenario_file
 from autorl_gym.tasks.humaneval.family import HumanEvalTask
 
 HE_ID = "AutoRL-HumanEval-v0"
@@ -126,9 +127,9 @@ def test_hf_and_lm_eval_agree_item_by_item(quick: Scenario, assets, micro_assets
     """The same items, prompts and stop sequences: identical completions and scores, and
     lm-eval's context is exactly the family's prompt."""
     n = 4
-    hf = make_grader(quick, assets, backend="hf").evaluate(micro_assets.model_dir, "dev", limit=n)
+    hf = Grader(quick, assets, backend="hf").evaluate(micro_assets.model_dir, "dev", limit=n)
     lm_dir = tmp_path / "lm_eval"
-    lm = make_grader(quick, assets, backend="lm_eval").evaluate(micro_assets.model_dir, "dev",
+    lm = Grader(quick, assets, backend="lm_eval").evaluate(micro_assets.model_dir, "dev",
                                                                 limit=n, log_dir=lm_dir)
     assert (hf.n, lm.n) == (n, n)
     assert [i.completion for i in lm.items] == [i.completion for i in hf.items]
@@ -152,7 +153,7 @@ def test_cli_episode_with_the_micro_model(micro_assets, he_env, tmp_path: Path) 
     import gymnasium as gym
 
     from autorl_gym.cli.main import app
-    from autorl_gym.core.scenario import catalog, register_all
+    from autorl_gym.scenarios.catalog import catalog, register_all
 
     quick_yaml(tmp_path)  # registered as a scenario folder: gym.make needs an id
     with pytest.MonkeyPatch.context() as mp:

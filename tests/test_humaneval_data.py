@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import shared_data, skip_or_fail_without_bwrap
 
-from autorl_gym.sandbox import SandboxSpec, SandboxUnavailable, make_sandbox
+from autorl_gym.core.sandbox import SandboxSpec, SandboxUnavailable
+from autorl_gym.sandbox import make_sandbox
 from autorl_gym.tasks.humaneval.data import (
     DATA_DIR_ENV,
     HumanEvalProblem,

@@ -17,7 +17,8 @@ import psutil
 import pytest
 from conftest import skip_or_fail_without_bwrap
 
-from autorl_gym.sandbox import SandboxSpec, SandboxUnavailable, make_sandbox
+from autorl_gym.core.sandbox import SandboxSpec, SandboxUnavailable
+from autorl_gym.sandbox import make_sandbox
 from autorl_gym.tasks.humaneval.executor import ExecLimits, Executor, Program, check_program
 
 SECRET = "hidden-humaneval-test-31337"

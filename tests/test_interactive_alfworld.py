@@ -8,8 +8,8 @@ import os
 import pytest
 from conftest import shared_data
 
-from autorl_gym.core.scenario import get_scenario
 from autorl_gym.interactive import GameEnv, PolicyInput, expert_policy, find_games, rollout
+from autorl_gym.scenarios.catalog import get_scenario
 from autorl_gym.tasks.alfworld import alfworld_root, split_dir
 
 ALFWORLD_FILES = ("json_2.1.1", "logic")  # ALFWorld's layout (conftest.shared_data checks it)

@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from autorl_gym.agents.spec import import_agent_module
-from autorl_gym.core.scenario import get_scenario
 from autorl_gym.interactive import HFPolicy, find_games, rollout
 from autorl_gym.micro.textworld import PROMPT
+from autorl_gym.scenarios.catalog import get_scenario
 from autorl_gym.tasks.interactive import settings_json
 
 

@@ -17,9 +17,9 @@ import pytest
 from conftest import shared_data, skip_or_fail_without_bwrap
 from test_interactive_alfworld import ALFWORLD_FILES
 
-from autorl_gym.core.scenario import get_scenario
+from autorl_gym.core.sandbox import SandboxUnavailable
 from autorl_gym.micro.textworld import SIZES
-from autorl_gym.sandbox import SandboxUnavailable
+from autorl_gym.scenarios.catalog import get_scenario
 
 SECRET = "eval-game-secret-5150"          # a file name in each evaluation game's folder
 CONTENT = "the evaluation games must not be readable 8086"

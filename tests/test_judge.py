@@ -10,7 +10,8 @@ import threading
 import pytest
 from judge_server import ScriptedJudge, always_first, longer
 
-from autorl_gym.judge import CachedJudge, JudgeSpec, JudgeUnavailable, make_judge_backend
+from autorl_gym.core.scenario import JudgeSpec
+from autorl_gym.judge import CachedJudge, JudgeUnavailable, make_judge_backend
 from autorl_gym.judge import prompts as judge_prompts
 from autorl_gym.judge.cache import JudgementCache
 from autorl_gym.judge.winrates import Annotation, win_rates

@@ -24,7 +24,8 @@ from autorl_gym.attacks.cases.judge import (
     TASK_ANSWER,
 )
 from autorl_gym.attacks.runner import run_attacks
-from autorl_gym.judge import CachedJudge, JudgeSpec, make_judge_backend
+from autorl_gym.core.scenario import JudgeSpec
+from autorl_gym.judge import CachedJudge, make_judge_backend
 from autorl_gym.judge.prompts import _PLACEHOLDER, chatml_messages, get_prompt
 from autorl_gym.judge.quoting import Neutralised, neutralise
 

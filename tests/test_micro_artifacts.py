@@ -11,10 +11,10 @@ import pytest
 
 from autorl_gym.core.assets import resolve_assets
 from autorl_gym.core.durable import file_digest
-from autorl_gym.core.scenario import ScenarioError, get_scenario
-from autorl_gym.grading.grader import make_grader
-from autorl_gym.micro import MICRO_VERSION
+from autorl_gym.core.scenario import ScenarioError
+from autorl_gym.grading.grader import Grader
 from autorl_gym.micro.build import ensure_micro_assets
+from autorl_gym.micro.data import MICRO_VERSION
 from autorl_gym.micro.multistep import MULTISTEP_VERSION
 from autorl_gym.micro.shipped import (
     ARTIFACTS_DIR,
@@ -27,6 +27,7 @@ from autorl_gym.micro.shipped import (
     verify_files,
 )
 from autorl_gym.micro.textworld import TEXTWORLD_VERSION
+from autorl_gym.scenarios.catalog import get_scenario
 
 
 def _flip_last_byte(path: Path) -> None:
@@ -108,7 +109,7 @@ def _baseline(scenario_id: str, cache: Path, monkeypatch: pytest.MonkeyPatch, li
     monkeypatch.setenv("AUTORL_GYM_CACHE", str(cache))
     sc = get_scenario(scenario_id)
     sc = sc.model_copy(update={"grader": sc.grader.model_copy(update={"isolation": "inline"})})
-    grader = make_grader(sc, resolve_assets(sc, progress=False))
+    grader = Grader(sc, resolve_assets(sc, progress=False))
     return grader, grader.baseline("test", limit=limit)
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from autorl_gym.core.scenario import get_scenario
 from autorl_gym.interactive import GameEnv, expert_policy, find_games, rollout
 from autorl_gym.micro.textworld import (
     MAX_STEPS,
@@ -21,6 +20,7 @@ from autorl_gym.micro.textworld import (
     TextWorldManifest,
     generate_games,
 )
+from autorl_gym.scenarios.catalog import get_scenario
 
 
 def test_games_generate_offline_and_deterministically(tmp_path: Path) -> None:

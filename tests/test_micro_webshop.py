@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from autorl_gym.core.scenario import get_scenario
 from autorl_gym.interactive import expert_policy, find_games, rollout
 from autorl_gym.interactive.shop_data import Shop, product_files
 from autorl_gym.interactive.webshop import ShopEnv
@@ -25,6 +24,7 @@ from autorl_gym.micro.webshop import (
     ensure_webshop_assets,
     write_sessions,
 )
+from autorl_gym.scenarios.catalog import get_scenario
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ import json
 import gymnasium as gym
 import autorl_gym
 from autorl_gym.agents.spec import find_agents, load_agent_spec
-from autorl_gym.core.scenario import catalog
+from autorl_gym.scenarios.catalog import catalog
 from autorl_gym.sandbox import sandbox_kinds
 from autorl_gym.sandbox.conformance import CHECKS
 from autorl_gym.micro.shipped import ARTIFACTS_DIR, read_manifest, verify_files

@@ -16,7 +16,7 @@ from autorl_gym.agents.external import ending_reason, run_external_agent
 from autorl_gym.agents.loop import run_episode
 from autorl_gym.agents.spec import AgentSpec
 from autorl_gym.core.sandbox import ExecResult
-from autorl_gym.core.scenario import catalog
+from autorl_gym.scenarios.catalog import catalog
 
 FINISHED = "the agent called finish"
 

@@ -13,7 +13,8 @@ import pytest
 from conftest import skip_or_fail_without_bwrap, skip_or_fail_without_docker
 
 from autorl_gym.core.paths import REPO_DIR
-from autorl_gym.sandbox import Mount, Sandbox, SandboxSpec, SandboxUnavailable, make_sandbox
+from autorl_gym.core.sandbox import Mount, Sandbox, SandboxSpec, SandboxUnavailable
+from autorl_gym.sandbox import make_sandbox
 from autorl_gym.sandbox.local import python_env_paths
 
 SECRET = "top-secret-hidden-answer-31337"

@@ -17,6 +17,7 @@ from conftest import MICRO_ID, skip_or_fail_without_bwrap, skip_or_fail_without_
 
 from autorl_gym.attacks.base import load_cases
 from autorl_gym.attacks.runner import run_attacks
+from autorl_gym.core.sandbox import SandboxLimits, SandboxSpec, SandboxUnavailable
 from autorl_gym.runtime.process import Monitor, memory_message, run_command
 from autorl_gym.runtime.usage import (
     QUOTA_FLOOR_MB,
@@ -27,8 +28,9 @@ from autorl_gym.runtime.usage import (
     fsize_prefix,
     input_bytes,
 )
-from autorl_gym.sandbox import BwrapSandbox, SandboxLimits, SandboxSpec, SandboxUnavailable, make_sandbox
+from autorl_gym.sandbox import make_sandbox
 from autorl_gym.sandbox.conformance import run_conformance
+from autorl_gym.sandbox.local import BwrapSandbox
 
 MB = 1 << 20
 

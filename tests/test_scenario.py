@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 import autorl_gym
-from autorl_gym.core.scenario import ScenarioError, discover, get_scenario, load_scenario_file
+from autorl_gym.core.scenario import ScenarioError
+from autorl_gym.scenarios.catalog import discover, get_scenario, load_scenario_file
 
 REPO = Path(__file__).resolve().parents[1]
 MICRO = REPO / "autorl_gym" / "scenarios" / "micro_arith.yaml"

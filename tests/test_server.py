@@ -18,8 +18,9 @@ import pytest
 from conftest import skip_or_fail_without_bwrap
 from server_helpers import QUICK_ID, ServerProcess, model_copy
 
+from autorl_gym.core.sandbox import SandboxSpec, SandboxUnavailable
 from autorl_gym.micro.textworld import SIZES
-from autorl_gym.sandbox import BwrapSandbox, SandboxSpec, SandboxUnavailable
+from autorl_gym.sandbox.local import BwrapSandbox
 from autorl_gym.server.client import GradingAPIError, GradingClient
 
 FOUR = ("base_model_path", "train_data_path", "baseline_score", "metric")

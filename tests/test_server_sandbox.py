@@ -15,9 +15,10 @@ from server_helpers import QUICK_ID, TEST_SCENARIOS
 from test_server import bwrap_ok  # noqa: F401 - a fixture
 
 from autorl_gym.agents.spec import AgentError, AgentSpec, load_agent_spec, make_agent
-from autorl_gym.core.scenario import catalog
+from autorl_gym.core.sandbox import SandboxSpec
 from autorl_gym.runtime.serving import ServerThread, bind_tcp, bind_unix
-from autorl_gym.sandbox import SandboxSpec, make_sandbox
+from autorl_gym.sandbox import make_sandbox
+from autorl_gym.scenarios.catalog import catalog
 from autorl_gym.server import ServerSettings, create_app
 from autorl_gym.server.client import GradingAPIError, GradingClient
 

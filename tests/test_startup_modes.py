@@ -111,9 +111,9 @@ def test_child_crash_in_the_worker_reports_traceback_and_rerun_command(micro_ass
     """A grading that fails inside the child (a split the scenario does not have): the child's own
     traceback and how to rerun it come back, and the job is kept so the command works."""
     from autorl_gym.core.assets import resolve_assets
-    from autorl_gym.core.scenario import get_scenario
     from autorl_gym.grading.isolation import run_isolated
     from autorl_gym.grading.submission import inspect_submission
+    from autorl_gym.scenarios.catalog import get_scenario
 
     sc = get_scenario("AutoRL-Micro-Arith-v0")
     job = {"scenario": sc.model_dump(mode="json"), "assets": resolve_assets(sc, None), "backend": "hf",

@@ -12,9 +12,9 @@ import textwrap
 
 import pytest
 
+from autorl_gym.core.records import SubmissionError
 from autorl_gym.grading.submission import (
     REFUSED,
-    SubmissionError,
     SubmissionLimits,
     check_model,
     model_dir_hash,

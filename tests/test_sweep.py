@@ -105,7 +105,7 @@ def test_expansion_errors_name_the_field():
 
 
 def test_resources_come_from_the_scenario(tmp_path):
-    from autorl_gym.core.scenario import get_scenario
+    from autorl_gym.scenarios.catalog import get_scenario
 
     sc = get_scenario(MICRO)
     r = scenario_resources(sc, CellResources())

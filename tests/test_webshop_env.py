@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autorl_gym.core.scenario import ScenarioError, get_scenario
+from autorl_gym.core.scenario import ScenarioError
 from autorl_gym.interactive import PolicyInput, expert_policy, find_games, game_ref, rollout
 from autorl_gym.interactive.shop_data import (
     Shop,
@@ -20,6 +20,7 @@ from autorl_gym.interactive.shop_data import (
     read_products,
 )
 from autorl_gym.interactive.webshop import ShopEnv
+from autorl_gym.scenarios.catalog import get_scenario
 from autorl_gym.tasks.webshop import build_webshop, session_range, split_sessions, webshop_root
 
 FIXTURE = Path(__file__).parent / "data" / "webshop"

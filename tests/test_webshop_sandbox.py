@@ -12,9 +12,9 @@ from conftest import skip_or_fail_without_bwrap
 from test_micro_webshop import webshop_assets  # noqa: F401 - the shared fixture
 from test_webshop_env import FIXTURE, fixture_scenario
 
-from autorl_gym.core.scenario import get_scenario
+from autorl_gym.core.sandbox import SandboxUnavailable
 from autorl_gym.interactive.webshop import ShopEnv, find_sessions
-from autorl_gym.sandbox import SandboxUnavailable
+from autorl_gym.scenarios.catalog import get_scenario
 
 PLAY = """python - <<'PY'
 from autorl_gym.interactive import expert_policy, find_games, rollout, scenario_settings

@@ -68,7 +68,8 @@ def launch_episode(req: EpisodeRequest, console: Console, drive: Drive = plain_d
     import autorl_gym  # noqa: F401 - registers the scenarios
     from autorl_gym.agents.spec import AgentError, load_agent_spec, make_agent
     from autorl_gym.core.sandbox import SandboxUnavailable
-    from autorl_gym.core.scenario import ScenarioError, get_scenario, register
+    from autorl_gym.core.scenario import ScenarioError
+    from autorl_gym.scenarios.catalog import get_scenario, register
 
     err = err or console
     try:

@@ -43,7 +43,7 @@ class AttackContext(BaseModel):
         closed afterwards. ``kwargs`` go to ``gym.make``."""
         import gymnasium as gym
 
-        from autorl_gym.core.scenario import get_scenario, register
+        from autorl_gym.scenarios.catalog import get_scenario, register
 
         env_id = register(get_scenario(self.scenario_id))
         kwargs.setdefault("workspace_root", self.scratch / "workspace")
@@ -57,7 +57,7 @@ class AttackContext(BaseModel):
 
     @property
     def family(self) -> str:
-        from autorl_gym.core.scenario import get_scenario
+        from autorl_gym.scenarios.catalog import get_scenario
 
         return get_scenario(self.scenario_id).task_family
 

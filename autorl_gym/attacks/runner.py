@@ -27,7 +27,7 @@ def run_attacks(scenario_id: str, sandbox: str, scratch: Path | None = None,
                 names: list[str] | None = None,
                 on_result: Callable[[AttackOutcome], None] | None = None) -> AttackReport:
     """Run the attacks (all, or ``names``) on ``scenario_id`` in sandbox ``sandbox``."""
-    from autorl_gym.core.scenario import get_scenario
+    from autorl_gym.scenarios.catalog import get_scenario
 
     attacks = load_cases()
     unknown = [n for n in names or [] if n not in attacks]

@@ -28,7 +28,8 @@ def list_command(console: Console) -> int:
 def run_command(scenario: str, sandbox: str, only: list[str] | None, as_json: bool,
                 scratch: Path | None, console: Console, err: Console) -> int:
     """Exit code 0: every attack held (or was skipped); 1: one broke or erred; 2: bad input."""
-    from autorl_gym.core.scenario import ScenarioError, get_scenario
+    from autorl_gym.core.scenario import ScenarioError
+    from autorl_gym.scenarios.catalog import get_scenario
 
     try:
         get_scenario(scenario)

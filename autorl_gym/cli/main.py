@@ -45,7 +45,7 @@ def list_scenarios(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """The registered scenarios with the four API fields."""
-    from autorl_gym.core.scenario import catalog
+    from autorl_gym.scenarios.catalog import catalog
     from autorl_gym.scenarios.status import cached_baseline
 
     cat = catalog(refresh=True)
@@ -186,22 +186,22 @@ class _Announcing:
 
 def _grader_for(env_id: str, base_model: str | None, backend: str | None = None):
     from autorl_gym.core.assets import resolve_assets
-    from autorl_gym.core.scenario import get_scenario
     from autorl_gym.grading.backends.registry import backend_names
-    from autorl_gym.grading.grader import make_grader
+    from autorl_gym.grading.grader import Grader
+    from autorl_gym.scenarios.catalog import get_scenario
 
     if backend is not None and backend not in backend_names():
         _fail(f"unknown backend {backend!r}; available: {', '.join(backend_names())}")
     scenario = get_scenario(env_id)
-    return make_grader(scenario, resolve_assets(scenario, base_model), backend=backend)
+    return Grader(scenario, resolve_assets(scenario, base_model), backend=backend)
 
 
 def _grading_errors() -> tuple[type[Exception], ...]:
+    from autorl_gym.core.records import SubmissionError
     from autorl_gym.core.scenario import ScenarioError
     from autorl_gym.grading.backends.lm_eval import LmEvalUnavailable
     from autorl_gym.grading.backends.vllm import VllmUnavailable
     from autorl_gym.grading.isolation import GradingFailed
-    from autorl_gym.grading.submission import SubmissionError
 
     return (ScenarioError, SubmissionError, FileNotFoundError, LmEvalUnavailable, VllmUnavailable,
             GradingFailed)

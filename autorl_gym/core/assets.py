@@ -5,9 +5,11 @@ split files (outside every folder mounted into a sandbox). Each task family reso
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel
 
+from autorl_gym.core.registry import Registry
 from autorl_gym.core.sandbox import UnixBridge
 from autorl_gym.core.scenario import Scenario, ScenarioError
 
@@ -28,20 +30,38 @@ class ScenarioAssets(BaseModel):
         return self.train_data or self.train_dir / "train.jsonl"
 
 
+class ModelSource(Protocol):
+    """Where base models named ``<source>:<name>`` come from (``micro:arith``: the micro models
+    that :mod:`autorl_gym.micro` builds)."""
+
+    def resolve(self, name: str, progress: bool) -> Path:
+        """The model's folder, built or fetched if need be; ScenarioError if there is none."""
+        ...
+
+    def present(self, name: str) -> bool:
+        """Whether the model is on disk already (nothing is built or fetched)."""
+        ...
+
+
+#: base-model sources by prefix; a spec with no registered prefix is a local path or a hub id
+MODEL_SOURCES: Registry[ModelSource] = Registry("model source",
+                                               builtin_modules=("autorl_gym.micro.sources",))
+
+
+def model_source(spec: str) -> tuple[ModelSource, str] | None:
+    """(source, name) for ``<source>:<name>`` with a registered source, else None."""
+    prefix, sep, name = spec.partition(":")
+    if not sep or not MODEL_SOURCES.name_re.match(prefix) or prefix not in MODEL_SOURCES:
+        return None
+    return MODEL_SOURCES.get(prefix), name
+
+
 def resolve_base_model(spec: str, progress: bool = True) -> Path:
-    """A local path, ``micro:<name>``, or a Hugging Face hub id (downloaded to the HF cache)."""
-    if spec == "micro:textworld":
-        from autorl_gym.micro.textworld import ensure_textworld_assets
-
-        return ensure_textworld_assets(progress=progress).model_dir
-    if spec.startswith("micro:"):
-        from autorl_gym.micro.build import ensure_micro_assets
-
-        model_dir = ensure_micro_assets(spec.split(":", 1)[1], progress=progress).model_dir
-        if not (model_dir / "config.json").is_file():   # a data-only asset (arith_multistep)
-            raise ScenarioError(f"base model {spec!r}: that micro asset ships data only, no model "
-                                f"(the multi-step arithmetic data is trained from 'micro:arith')")
-        return model_dir
+    """A registered source's model (``micro:<name>``), a local path, or a Hugging Face hub id
+    (downloaded to the HF cache)."""
+    source = model_source(spec)
+    if source is not None:
+        return source[0].resolve(source[1], progress)
     path = Path(spec).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
@@ -63,14 +83,9 @@ def resolve_base_model(spec: str, progress: bool = True) -> Path:
 
 def base_model_present(spec: str) -> bool:
     """Whether the base model is on disk already (a micro model built, or a local path)."""
-    if spec == "micro:textworld":
-        from autorl_gym.micro.textworld import textworld_assets_if_built
-
-        return textworld_assets_if_built() is not None
-    if spec.startswith("micro:"):
-        from autorl_gym.micro.build import micro_assets_if_built
-
-        return micro_assets_if_built(spec.split(":", 1)[1]) is not None
+    source = model_source(spec)
+    if source is not None:
+        return source[0].present(source[1])
     return Path(spec).expanduser().exists()
 
 

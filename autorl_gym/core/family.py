@@ -20,11 +20,8 @@ is a module, a scenario YAML and tests: no list to edit.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import pkgutil
 import re
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
@@ -32,12 +29,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from autorl_gym.core.durable import file_digest
 from autorl_gym.core.integrity import IntegrityEvent
+from autorl_gym.core.registry import Registry
 
 if TYPE_CHECKING:
     from autorl_gym.core.assets import ScenarioAssets
-    from autorl_gym.core.records import ItemResult
+    from autorl_gym.core.records import ItemResult, SubmissionInfo
     from autorl_gym.core.scenario import Scenario
-    from autorl_gym.grading.submission import SubmissionInfo
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -213,62 +210,41 @@ class InteractiveTask(TaskFamily):
 
 F = TypeVar("F", bound=type[TaskFamily])
 ENTRY_POINT_GROUP = "autorl_gym.tasks"
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_FAMILIES: dict[str, TaskFamily] = {}
 
 
 class UnknownTaskFamily(ValueError):
     """No family of that name is registered or importable."""
 
 
+#: the task families: ``autorl_gym.tasks.<name>`` (imported when ``name`` is looked up), then the
+#: ``autorl_gym.tasks`` entry points (families shipped by other packages; loading one imports
+#: its module, whose decorated class registers itself)
+FAMILIES: Registry[TaskFamily] = Registry(
+    "task family", name_re=re.compile(r"^[a-z][a-z0-9_]{0,63}$"),
+    name_rule="a lowercase 'name' (letters, digits, '_'), starting with a letter",
+    builtin_package="autorl_gym.tasks", entry_point_group=ENTRY_POINT_GROUP, unknown=UnknownTaskFamily)
+
+
 def register_family(cls: F) -> F:
     """Class decorator: register one instance of ``cls`` under ``cls.name``."""
     name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(f"{cls.__qualname__}: a task family needs a lowercase 'name', got {name!r}")
+    try:
+        FAMILIES.check_name(name)
+    except ValueError:
+        raise ValueError(f"{cls.__qualname__}: a task family needs a lowercase 'name', "
+                         f"got {name!r}") from None
     for attr in ("kind", "metrics", "data_sources"):
         if not hasattr(cls, attr):
             raise ValueError(f"task family {name!r} ({cls.__qualname__}) does not set {attr!r}")
-    existing = _FAMILIES.get(name)
-    if existing is not None and type(existing).__qualname__ != cls.__qualname__:
-        raise ValueError(f"task family {name!r} is already registered by "
-                         f"{type(existing).__module__}.{type(existing).__qualname__}")
-    _FAMILIES[name] = cls()
+    FAMILIES.add(name, cls(), owner=f"{cls.__module__}.{cls.__qualname__}")
     return cls
-
-
-def _import_builtin(name: str) -> None:
-    """Import ``autorl_gym.tasks.<name>`` if it exists (a helper module registers nothing)."""
-    try:
-        importlib.import_module(f"autorl_gym.tasks.{name}")
-    except ModuleNotFoundError as e:
-        if e.name != f"autorl_gym.tasks.{name}":
-            raise
-
-
-def _load_entry_points(name: str | None = None) -> None:
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if name is None or ep.name == name:
-            ep.load()
 
 
 def get_family(name: str) -> TaskFamily:
     """The registered family ``name``; UnknownTaskFamily lists the known ones."""
-    if name not in _FAMILIES and _NAME_RE.match(name or ""):
-        _import_builtin(name)
-        if name not in _FAMILIES:
-            _load_entry_points(name)
-    if name not in _FAMILIES:
-        known = ", ".join(sorted(families())) or "none"
-        raise UnknownTaskFamily(f"unknown task family {name!r}; registered: {known}")
-    return _FAMILIES[name]
+    return FAMILIES.get(name)
 
 
 def families() -> dict[str, TaskFamily]:
     """Every family: the built-in modules and the entry points, imported."""
-    import autorl_gym.tasks as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        _import_builtin(mod.name)
-    _load_entry_points()
-    return dict(sorted(_FAMILIES.items()))
+    return dict(sorted(FAMILIES.all().items()))

@@ -7,6 +7,7 @@ suite shipped in :mod:`autorl_gym.sandbox.conformance` (``autorl-gym sandbox che
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -20,6 +21,36 @@ class Mount(BaseModel):
 
     source: Path
     read_only: bool = True
+
+
+_DEVICE_RE = re.compile(r"^(?:device=)?([0-9A-Za-z-]+(?:,[0-9A-Za-z-]+)*)$")
+
+
+class GpuRequest(BaseModel):
+    """``count`` GPUs (-1: all), or the listed ``device_ids``."""
+
+    count: int | None = None
+    device_ids: list[str] | None = None
+
+
+def parse_gpus(spec: str | None) -> GpuRequest | None:
+    """``None``/``""``/``none`` -> no GPU; ``all``; ``N``; ``device=0,1`` or ``0,1``.
+
+    A ValueError names the accepted forms."""
+    if spec is None:
+        return None
+    text = str(spec).strip().strip('"').strip("'")
+    if text.lower() in ("", "none", "0"):
+        return None
+    if text.lower() == "all":
+        return GpuRequest(count=-1)
+    if text.isdigit():
+        return GpuRequest(count=int(text))
+    m = _DEVICE_RE.match(text)
+    if m is None or not (text.startswith("device=") or re.fullmatch(r"[0-9]+(,[0-9]+)+", text)):
+        raise ValueError(f"gpus {spec!r}: use 'all', a count like '2', or device ids like "
+                         "'device=0,1' (as docker run --gpus takes)")
+    return GpuRequest(device_ids=m.group(1).split(","))
 
 
 class SandboxLimits(BaseModel):
@@ -54,8 +85,6 @@ class SandboxLimits(BaseModel):
     @field_validator("gpus")
     @classmethod
     def _gpus_form(cls, v: str | None) -> str | None:
-        from autorl_gym.sandbox.docker.gpus import parse_gpus
-
         parse_gpus(v)  # a ValueError names the accepted forms
         return v
 

@@ -1,9 +1,8 @@
-"""Scenarios: one YAML file each in ``scenarios/``, loaded into :class:`Scenario` and
-registered with Gymnasium on ``import autorl_gym``.
+"""The scenario schema: what a scenario YAML may say (:class:`Scenario` and its blocks). Loading,
+finding and registering scenario files is :mod:`autorl_gym.scenarios.catalog`'s.
 
-How a scenario names its judge (the ``judge:`` block of a scenario YAML).
-
-The judge runs on the host, in the grading process; nothing of it reaches the sandbox: the key is
+The ``judge:`` block (:class:`JudgeSpec`): the judge runs on the host, in the grading process;
+nothing of it reaches the sandbox: the key is
 read from a host environment variable named here (never written in a file), and the grading
 child process is the only one that calls the endpoint. On the host, ``AUTORL_GYM_JUDGE_MODEL`` and
 ``AUTORL_GYM_JUDGE_BASE_URL`` replace ``model`` and ``base_url`` without editing the YAML.
@@ -13,21 +12,17 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from autorl_gym.core.paths import scenario_dirs
 from autorl_gym.core.sandbox import SandboxLimits
 from autorl_gym.interactive.prompt import PromptSpec
 
 if TYPE_CHECKING:
     from autorl_gym.core.family import TaskFamily
 
-ENTRY_POINT = "autorl_gym.envs.autorl_env:AutoRLEnv"
 ID_RE = re.compile(r"^(?:[\w.-]+/)?[A-Za-z][\w-]*?-v(\d+)$")
 
 
@@ -124,6 +119,43 @@ class ReferenceBaseline(_Strict):
     model: str | None = None
 
 
+MODEL_ENV = "AUTORL_GYM_JUDGE_MODEL"
+BASE_URL_ENV = "AUTORL_GYM_JUDGE_BASE_URL"
+
+
+class JudgeSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str = Field("openai", description="a registered judge backend: openai (any "
+                                                "OpenAI-compatible endpoint)")
+    model: str = Field(min_length=1, description="the judge model the endpoint serves")
+    base_url: str | None = Field(None, description="the endpoint (None: the client's default)")
+    api_key_env: str | None = Field(
+        "AUTORL_GYM_JUDGE_API_KEY", description="host environment variable holding the key")
+    prompt: str = Field("alpaca_eval_clf", description="the pairwise prompt (judge/prompts.py)")
+    match_prompt: str = Field("match_v1", description="the correctness prompt (judge/prompts.py)")
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(8, gt=0, description="a verdict is one identifier")
+    timeout_s: float = Field(60.0, gt=0, description="one request")
+    retries: int = Field(3, ge=0, description="a request that fails (connection, 429, 5xx) is "
+                                              "sent again this many times, with backoff")
+    parse_retries: int = Field(2, ge=0, description="an unparseable verdict is asked again this "
+                                                    "many times, then counted as a tie")
+    concurrency: int = Field(8, gt=0, description="requests in flight at once")
+
+    def on_host(self) -> JudgeSpec:
+        """This spec with the host's overrides (``AUTORL_GYM_JUDGE_MODEL``, ``..._BASE_URL``)."""
+        update = {}
+        if os.environ.get(MODEL_ENV):
+            update["model"] = os.environ[MODEL_ENV]
+        if os.environ.get(BASE_URL_ENV):
+            update["base_url"] = os.environ[BASE_URL_ENV]
+        return self.model_copy(update=update)
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
 class Scenario(_Strict):
     id: str
     title: str
@@ -175,166 +207,3 @@ class Scenario(_Strict):
             "baseline_score": baseline_score,
             "metric": self.metric,
         }
-
-
-def _format_validation_error(path: Path, err: ValidationError) -> str:
-    lines = [f"{path}: invalid scenario"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  field '{loc}': {e['msg']}")
-    return "\n".join(lines)
-
-
-def load_scenario_file(path: str | Path) -> Scenario:
-    """Load and validate one scenario YAML; :class:`ScenarioError` names the file and field."""
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ScenarioError(f"{path}: cannot read scenario file: {e.strerror or e}") from e
-    except yaml.YAMLError as e:
-        raise ScenarioError(f"{path}: not valid YAML: {e}") from e
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"{path}: a scenario must be a mapping of fields, got {type(raw).__name__}")
-    try:
-        scenario = Scenario.model_validate(raw)
-    except ValidationError as e:
-        raise ScenarioError(_format_validation_error(path, e)) from e
-    if scenario.data.path and not scenario.data.path.is_absolute():
-        scenario.data.path = (path.parent / scenario.data.path).resolve()
-    try:
-        check_scenario(scenario)
-    except ValueError as e:
-        raise ScenarioError(f"{path}: invalid scenario\n  {e}") from e
-    scenario.source_file = path.resolve()
-    return scenario
-
-
-def check_scenario(scenario: Scenario) -> None:
-    """The checks that need the registries: the task family exists and accepts the scenario,
-    the grader backend exists. ValueError names the field."""
-    from autorl_gym.core.family import UnknownTaskFamily, get_family
-    from autorl_gym.grading.backends.registry import check_backend
-
-    try:
-        family = get_family(scenario.task_family)
-    except UnknownTaskFamily as e:
-        raise ValueError(f"field 'task_family': {e}") from None
-    family.check_scenario(scenario)
-    try:
-        check_backend(scenario.grader.backend, family)
-    except ValueError as e:
-        raise ValueError(f"field 'grader.backend': {e}") from None
-
-
-class ScenarioCatalog(BaseModel):
-    scenarios: dict[str, Scenario] = Field(default_factory=dict)
-    errors: list[str] = Field(default_factory=list)
-
-
-def discover(dirs: list[Path] | None = None) -> ScenarioCatalog:
-    """Every ``*.yaml`` / ``*.yml`` in the scenario folders; broken files become errors."""
-    catalog = ScenarioCatalog()
-    for d in dirs if dirs is not None else scenario_dirs():
-        if not d.is_dir():
-            continue
-        for path in sorted([*d.glob("*.yaml"), *d.glob("*.yml")]):
-            try:
-                sc = load_scenario_file(path)
-            except ScenarioError as e:
-                catalog.errors.append(str(e))
-                continue
-            if sc.id in catalog.scenarios:
-                other = catalog.scenarios[sc.id].source_file
-                catalog.errors.append(f"{path}: field 'id': {sc.id} is already defined in {other}")
-                continue
-            catalog.scenarios[sc.id] = sc
-    return catalog
-
-
-_CATALOG: ScenarioCatalog | None = None
-
-
-def catalog(refresh: bool = False) -> ScenarioCatalog:
-    global _CATALOG
-    if _CATALOG is None or refresh:
-        _CATALOG = discover()
-    return _CATALOG
-
-
-def get_scenario(scenario_id: str) -> Scenario:
-    """A registered scenario by id (``autorl_gym:`` prefix allowed)."""
-    sid = scenario_id.split(":", 1)[1] if scenario_id.startswith("autorl_gym:") else scenario_id
-    cat = catalog()
-    if sid in cat.scenarios:
-        return cat.scenarios[sid]
-    path = Path(sid)
-    if path.suffix in (".yaml", ".yml") and path.exists():
-        return load_scenario_file(path)
-    known = ", ".join(sorted(cat.scenarios)) or "none"
-    raise ScenarioError(f"unknown scenario {scenario_id!r}; registered: {known}")
-
-
-def register(scenario: Scenario) -> str:
-    """Register one scenario with Gymnasium under its id (a scenario loaded from a YAML path
-    outside the scenario folders too); returns the id."""
-    import gymnasium as gym
-
-    if scenario.id not in gym.registry:
-        in_catalog = catalog().scenarios.get(scenario.id) is scenario
-        gym.register(
-            id=scenario.id,
-            entry_point=ENTRY_POINT,
-            kwargs={"scenario": scenario.id if in_catalog else scenario},
-            nondeterministic=True,
-            disable_env_checker=False,
-            order_enforce=True,
-        )
-    return scenario.id
-
-
-def register_all() -> ScenarioCatalog:
-    """Register every valid scenario with Gymnasium; warn once per broken file."""
-    cat = catalog(refresh=True)
-    for sc in cat.scenarios.values():
-        register(sc)
-    for err in cat.errors:
-        warnings.warn(f"autorl_gym: scenario not registered: {err}", stacklevel=2)
-    return cat
-
-
-MODEL_ENV = "AUTORL_GYM_JUDGE_MODEL"
-BASE_URL_ENV = "AUTORL_GYM_JUDGE_BASE_URL"
-
-
-class JudgeSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    backend: str = Field("openai", description="a registered judge backend: openai (any "
-                                                "OpenAI-compatible endpoint)")
-    model: str = Field(min_length=1, description="the judge model the endpoint serves")
-    base_url: str | None = Field(None, description="the endpoint (None: the client's default)")
-    api_key_env: str | None = Field(
-        "AUTORL_GYM_JUDGE_API_KEY", description="host environment variable holding the key")
-    prompt: str = Field("alpaca_eval_clf", description="the pairwise prompt (judge/prompts.py)")
-    match_prompt: str = Field("match_v1", description="the correctness prompt (judge/prompts.py)")
-    temperature: float = Field(0.0, ge=0)
-    max_tokens: int = Field(8, gt=0, description="a verdict is one identifier")
-    timeout_s: float = Field(60.0, gt=0, description="one request")
-    retries: int = Field(3, ge=0, description="a request that fails (connection, 429, 5xx) is "
-                                              "sent again this many times, with backoff")
-    parse_retries: int = Field(2, ge=0, description="an unparseable verdict is asked again this "
-                                                    "many times, then counted as a tie")
-    concurrency: int = Field(8, gt=0, description="requests in flight at once")
-
-    def on_host(self) -> JudgeSpec:
-        """This spec with the host's overrides (``AUTORL_GYM_JUDGE_MODEL``, ``..._BASE_URL``)."""
-        update = {}
-        if os.environ.get(MODEL_ENV):
-            update["model"] = os.environ[MODEL_ENV]
-        if os.environ.get(BASE_URL_ENV):
-            update["base_url"] = os.environ[BASE_URL_ENV]
-        return self.model_copy(update=update)
-
-    def api_key(self) -> str | None:
-        return os.environ.get(self.api_key_env) if self.api_key_env else None

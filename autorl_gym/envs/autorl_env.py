@@ -13,14 +13,15 @@ from typing import Any
 
 import gymnasium as gym
 
+from autorl_gym.core.records import Feedback, SubmissionRecord
 from autorl_gym.core.sandbox import SandboxLimits, UnixBridge
-from autorl_gym.core.scenario import Scenario, get_scenario
+from autorl_gym.core.scenario import Scenario
 from autorl_gym.envs.spaces import action_space, observation_space
-from autorl_gym.episode import Episode, EpisodeConfig, format_exec
-from autorl_gym.episode.recorder import Feedback, SubmissionRecord
+from autorl_gym.episode import Episode, EpisodeConfig
 from autorl_gym.grading.grader import Grader
+from autorl_gym.scenarios.catalog import get_scenario
 
-__all__ = ["AutoRLEnv", "format_exec"]
+__all__ = ["AutoRLEnv"]
 
 
 class AutoRLEnv(gym.Env[str, str]):

@@ -17,20 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from autorl_gym.core.integrity import record_event
-from autorl_gym.core.records import EvalResult
+from autorl_gym.core.records import EvalResult, Feedback, SubmissionError, SubmissionRecord
 from autorl_gym.core.sandbox import Mount, Sandbox, SandboxError, SandboxLimits, SandboxSpec
-from autorl_gym.envs.spaces import to_observation
 from autorl_gym.episode import records, texts
 from autorl_gym.episode.budget import Budget, BudgetState
 from autorl_gym.episode.config import EpisodeConfig
 from autorl_gym.episode.grading import ScenarioGrading
-from autorl_gym.episode.recorder import (
-    SNAPSHOT_TOOLS,
-    SUBMISSIONS_DIR,
-    EpisodeRecorder,
-    Feedback,
-    SubmissionRecord,
-)
+from autorl_gym.episode.recorder import SNAPSHOT_TOOLS, SUBMISSIONS_DIR, EpisodeRecorder
 from autorl_gym.episode.tools import (
     Finish,
     ListFiles,
@@ -45,13 +38,7 @@ from autorl_gym.episode.tools import (
 )
 from autorl_gym.episode.workspace import WorkspaceInfo, create_workspace, task_text, timestamp
 from autorl_gym.grading.grader import Grader
-from autorl_gym.grading.submission import (
-    CheckedModel,
-    SubmissionError,
-    check_model,
-    pin_submission,
-    pinned,
-)
+from autorl_gym.grading.submission import CheckedModel, check_model, pin_submission, pinned
 from autorl_gym.runtime import safe_walk
 from autorl_gym.runtime.usage import episode_disk_quota_mb
 from autorl_gym.sandbox import check_sandbox_kind, make_sandbox
@@ -181,7 +168,7 @@ class Episode:
         self.budget.start()
         self.active = True
         ws = self.workspace.root
-        obs = to_observation(task_text(self.scenario) + "\n" + (ws / "instructions.md").read_text())
+        obs = texts.to_observation(task_text(self.scenario) + "\n" + (ws / "instructions.md").read_text())
         self.recorder.run_info(records.run_record(self, now, obs))
         self.last_observation = obs
         return obs, self.info(scenario=self.scenario_info(), baseline=self._feedback_baseline,
@@ -216,7 +203,7 @@ class Episode:
         """One tool call (a dict, a JSON string or a tool-call model). Never raises for a bad
         or failing call: the observation says what was wrong."""
         if not self.active:
-            return StepOutcome(to_observation(texts.EPISODE_OVER), 0.0, True, False,
+            return StepOutcome(texts.to_observation(texts.EPISODE_OVER), 0.0, True, False,
                                self.info(error="episode_over"))
         t_start = time.monotonic()
         self.budget.steps += 1
@@ -230,7 +217,7 @@ class Episode:
             reward = fb.improvement
             text = ("" if acted.finish else text + "\n\n") + texts.final_text(fb, self._results_str)
             acted.extra["feedback"] = fb.model_dump(mode="json")
-        obs = to_observation(text)
+        obs = texts.to_observation(text)
         self.last_observation = obs
         self._record_step(action, call, acted, obs, reward, budget, time.monotonic() - t_start)
         return StepOutcome(obs, reward, acted.finish, reason is not None and not acted.finish,

@@ -11,7 +11,7 @@ from typing import Any
 from autorl_gym.core.assets import ScenarioAssets, resolve_assets
 from autorl_gym.core.records import EvalResult
 from autorl_gym.core.scenario import Scenario
-from autorl_gym.grading.grader import Grader, make_grader
+from autorl_gym.grading.grader import Grader
 from autorl_gym.grading.submission import CheckedModel
 from autorl_gym.runtime.progress import progress_bar
 
@@ -39,7 +39,7 @@ class ScenarioGrading:
     def grader(self) -> Grader:
         if self._grader is None:
             self._assets = resolve_assets(self.scenario, self.base_model, progress=self.progress)
-            self._grader = make_grader(self.scenario, self._assets, backend=self.backend)
+            self._grader = Grader(self.scenario, self._assets, backend=self.backend)
         return self._grader
 
     @property

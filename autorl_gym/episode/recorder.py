@@ -13,11 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from autorl_gym.core.durable import append_jsonl, atomic_write_json
 from autorl_gym.core.integrity import IntegrityEvent, record_event
-from autorl_gym.core.records import EvalResult
+from autorl_gym.core.records import EvalResult, Feedback, SubmissionRecord
 from autorl_gym.episode.code_history import GIT_DIR_NAME, CodeHistory, CodeHistoryError
 from autorl_gym.runtime.safe_walk import Refusal
 
@@ -27,57 +25,6 @@ log = logging.getLogger(__name__)
 SNAPSHOT_TOOLS = ("write_file", "run", "submit")
 #: where accepted submissions are pinned, in the results folder (never mounted in a sandbox)
 SUBMISSIONS_DIR = "submissions"
-
-
-class SubmissionRecord(BaseModel):
-    id: int
-    time: datetime
-    elapsed_s: float
-    model_path: str
-    kind: str | None = None
-    weights_hash: str | None = None
-    score: float | None = Field(None, description="strict score on the feedback split")
-    metrics: dict[str, float] = Field(default_factory=dict)
-    split: str
-    baseline: float
-    improvement: float | None = None
-    flagged_base_copy: bool = False
-    error: str | None = None
-    grading_s: float = 0.0
-    snapshot: str | None = Field(None, description="the pinned copy every grading of this submission "
-                                                   "reads, relative to the results folder")
-    snapshot_bytes: int | None = None
-    snapshot_s: float | None = Field(None, description="seconds to check, copy and hash it")
-    files_digest: str | None = Field(None, description="sha256 over the snapshot's files")
-
-    @property
-    def valid(self) -> bool:
-        return self.error is None and self.score is not None
-
-
-class Feedback(BaseModel):
-    """The episode's final result (feedback.json)."""
-
-    scenario: str
-    status: str = Field(description="finished, truncated, or abandoned")
-    reason: str
-    baseline: float = Field(description="base model's score on the test split")
-    score: float = Field(description="final test score of the chosen submission")
-    improvement: float
-    metric: str
-    split: str = "test"
-    submission_id: int | None
-    model_path: str | None
-    flagged_base_copy: bool = False
-    feedback_split: str
-    feedback_baseline: float
-    best_feedback_score: float | None
-    submissions: int
-    valid_submissions: int
-    steps: int
-    elapsed_s: float
-    protocol: dict
-    notes: list[str] = Field(default_factory=list)
 
 
 class EpisodeRecorder:

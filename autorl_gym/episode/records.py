@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from autorl_gym.episode.recorder import Feedback, SubmissionRecord
+from autorl_gym.core.records import Feedback, SubmissionRecord
 from autorl_gym.episode.tools import tool_schemas
 
 if TYPE_CHECKING:

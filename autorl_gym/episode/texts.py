@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from autorl_gym.core.records import Feedback, SubmissionRecord
 from autorl_gym.core.sandbox import ExecResult
-from autorl_gym.episode.recorder import Feedback, SubmissionRecord
 from autorl_gym.episode.tools import Run, Submit, WriteFile
 
 EPISODE_OVER = "error: the episode is over; call reset() to start a new one"
@@ -85,3 +85,22 @@ def describe_raw(action: Any) -> dict[str, Any]:
     except (TypeError, ValueError):
         text = repr(action)
     return {"raw": text[:2000], "raw_chars": len(text)}
+
+
+#: the longest observation (the env's observation space says the same)
+OBS_MAX_CHARS = 200_000
+
+
+def to_observation(text: str) -> str:
+    """Fit text into the observation space."""
+    if not text:
+        text = "(empty)"
+    if any(ord(c) > 0xFFFF or 0xD800 <= ord(c) <= 0xDFFF for c in text):
+        text = "".join(
+            "\ufffd" if ord(c) > 0xFFFF or 0xD800 <= ord(c) <= 0xDFFF else c for c in text
+        )
+    if len(text) > OBS_MAX_CHARS:
+        marker = f"\n[... {len(text) - OBS_MAX_CHARS + 200:,} characters omitted ...]\n"
+        keep = (OBS_MAX_CHARS - len(marker)) // 2
+        text = text[:keep] + marker + text[-keep:]
+    return text

@@ -14,7 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from autorl_gym.grading.submission import REFUSED, SubmissionError, SubmissionInfo
+from autorl_gym.core.records import SubmissionError, SubmissionInfo
+from autorl_gym.grading.submission import REFUSED
 
 
 def _first_line(e: BaseException) -> str:

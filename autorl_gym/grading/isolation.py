@@ -19,14 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
-from autorl_gym.core.assets import ScenarioAssets
 from autorl_gym.core.durable import atomic_write_text
-from autorl_gym.core.records import EvalResult
+from autorl_gym.core.records import EvalResult, SubmissionError
 from autorl_gym.core.sandbox import ExecResult, SandboxLimits
 from autorl_gym.grading import forkserver
-from autorl_gym.grading.submission import SubmissionError, SubmissionInfo
+from autorl_gym.grading.job import GradeJob, GradeOutcome, Progressed
 from autorl_gym.runtime.process import run_command
 
 log = logging.getLogger(__name__)
@@ -38,30 +35,6 @@ _GRADING_PROCESSES = 1024
 
 class GradingFailed(RuntimeError):
     """The grader itself failed (not the submission's fault); the message says how."""
-
-
-class GradeJob(BaseModel):
-    scenario: dict[str, Any]
-    assets: ScenarioAssets
-    backend: str
-    info: SubmissionInfo
-    split: str
-    limit: int | None = None
-    log_dir: Path | None = None
-    model_hash: str | None = None
-    progress_file: Path
-
-
-class GradeOutcome(BaseModel):
-    result: EvalResult | None = None
-    refused: str | None = None
-    failed: str | None = None
-    trace: str | None = None  # the failure's traceback, logged on the host
-
-
-class Progressed(BaseModel):
-    done: int
-    total: int
 
 
 def _watch_progress(path: Path, progress: Progress, stop: threading.Event) -> None:

@@ -34,18 +34,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from autorl_gym.core.records import SubmissionError, SubmissionInfo
 from autorl_gym.runtime import safe_walk
 from autorl_gym.runtime.safe_walk import Refusal, UnsafePath
-
-
-class SubmissionError(ValueError):
-    """The submission is refused; the message says what is missing or wrong. ``integrity`` is
-    the integrity event kind when the refusal protects a score (a link, a name, a file that
-    lies about its size, pickle weights), else None (an ordinary mistake)."""
-
-    def __init__(self, message: str, integrity: str | None = None):
-        super().__init__(message)
-        self.integrity = integrity
 
 
 class SnapshotFailed(RuntimeError):
@@ -55,13 +46,6 @@ class SnapshotFailed(RuntimeError):
 #: integrity event kinds of submission refusals
 REFUSED = "submission.refused"
 SNAPSHOT_CHANGED = "submission.snapshot_changed"
-
-
-class SubmissionInfo(BaseModel):
-    path: Path
-    kind: Literal["full", "lora"]
-    weight_files: list[Path]
-    has_tokenizer: bool
 
 
 SAFETENSORS_FULL = ("model.safetensors", "model.safetensors.index.json")

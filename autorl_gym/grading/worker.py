@@ -1,7 +1,7 @@
 """The grading child process: ``python -m autorl_gym.grading.worker JOB.json OUTCOME.json``.
 
-Reads a :class:`~autorl_gym.grading.isolation.GradeJob`, grades in this process, and writes a
-:class:`~autorl_gym.grading.isolation.GradeOutcome`; progress goes to the job's progress file.
+Reads a :class:`~autorl_gym.grading.job.GradeJob`, grades in this process, and writes a
+:class:`~autorl_gym.grading.job.GradeOutcome`; progress goes to the job's progress file.
 """
 
 from __future__ import annotations
@@ -11,25 +11,26 @@ import traceback
 from pathlib import Path
 
 from autorl_gym.core.durable import atomic_write_text
-from autorl_gym.grading.isolation import GradeJob, GradeOutcome, Progressed
-from autorl_gym.grading.submission import SubmissionError
+from autorl_gym.core.records import SubmissionError
+from autorl_gym.grading.job import GradeJob, GradeOutcome, Progressed
 
 
 def main(job_file: str, out_file: str) -> int:
     job = GradeJob.model_validate_json(Path(job_file).read_text())
     outcome = GradeOutcome()
     try:
-        from autorl_gym.core.scenario import Scenario, check_scenario
-        from autorl_gym.grading.grader import Grader
+        from autorl_gym.core.scenario import Scenario
+        from autorl_gym.grading.scoring import Scorer
+        from autorl_gym.grading.validate import check_scenario
 
         scenario = Scenario.model_validate(job.scenario)
         check_scenario(scenario)
-        grader = Grader(scenario, job.assets, backend=job.backend)
+        scorer = Scorer(scenario, job.assets, backend=job.backend)
 
         def progress(done: int, total: int) -> None:
             atomic_write_text(job.progress_file, Progressed(done=done, total=total).model_dump_json())
 
-        outcome.result = grader.evaluate_here(job.info, job.split, job.limit, progress, job.log_dir,
+        outcome.result = scorer.evaluate_here(job.info, job.split, job.limit, progress, job.log_dir,
                                               model_hash=job.model_hash)
     except SubmissionError as e:
         outcome.refused = str(e)

@@ -17,12 +17,13 @@ Importable inside the sandbox (``from autorl_gym.interactive import ...``); noth
 """
 
 from autorl_gym.interactive.engines import Engine, PlayEnv, engines, open_game, register_engine
-from autorl_gym.interactive.env import THINK_PREFIX, GameEnv, GameState
-from autorl_gym.interactive.games import GameNotFound, GameRef, find_games, game_ref
+from autorl_gym.interactive.env import GameEnv
+from autorl_gym.interactive.games import find_games, game_ref
 from autorl_gym.interactive.policy import HFPolicy, Policy, PolicyInput, expert_policy, random_policy
 from autorl_gym.interactive.prompt import INTRO, PromptSpec, Turn, make_prompt, parse_action
 from autorl_gym.interactive.rollout import Episode, rollout, success_rate
 from autorl_gym.interactive.settings import Settings, scenario_settings
+from autorl_gym.interactive.state import THINK_PREFIX, GameNotFound, GameRef, GameState
 
 __all__ = [
     "INTRO", "THINK_PREFIX", "Engine", "Episode", "GameEnv", "GameNotFound", "GameRef", "GameState",

@@ -27,8 +27,6 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from autorl_gym.interactive.engines import register_engine
-from autorl_gym.interactive.env import GameState
-from autorl_gym.interactive.games import GameNotFound, GameRef
 from autorl_gym.interactive.search import (
     SearchBackend,
     SearchError,
@@ -36,6 +34,7 @@ from autorl_gym.interactive.search import (
     format_results,
     make_search,
 )
+from autorl_gym.interactive.state import GameNotFound, GameRef, GameState
 
 KIND = "deepsearch"
 _CMD_RE = re.compile(r"^\s*(search|answer)\s*\[(.*?)\]?\s*$", re.IGNORECASE | re.DOTALL)

@@ -1,9 +1,9 @@
 """Engines: the kinds of interactive world a rollout can play, registered by name.
 
-A :class:`~autorl_gym.interactive.games.GameRef` names one playable item (a text game, a shop
+A :class:`~autorl_gym.interactive.state.GameRef` names one playable item (a text game, a shop
 session, a question to research) and its engine's ``kind``. An engine finds its items in a
 folder, recognises one path, and opens a :class:`PlayEnv` on an item: ``reset()`` and
-``step(command)`` return a :class:`~autorl_gym.interactive.env.GameState` (observation,
+``step(command)`` return a :class:`~autorl_gym.interactive.state.GameState` (observation,
 admissible commands, expert actions, won, reward, done). :func:`~autorl_gym.interactive.rollout`
 plays any engine's items the same way, so the same SFT and RL code works on all of them.
 
@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from autorl_gym.interactive.env import GameState
-    from autorl_gym.interactive.games import GameRef
+    from autorl_gym.interactive.state import GameRef, GameState
 
 
 class PlayEnv(Protocol):
@@ -59,10 +58,8 @@ def engines() -> dict[str, Engine]:
     global _loaded
     if not _loaded:
         _loaded = True
-        import autorl_gym.interactive as pkg
-
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+        for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
+            importlib.import_module(f"{__package__}.{mod.name}")
     return _ENGINES
 
 

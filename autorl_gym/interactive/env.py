@@ -6,44 +6,16 @@ import re
 import shutil
 from pathlib import Path
 
-from pydantic import BaseModel, Field
-
 from autorl_gym.interactive.engines import register_engine
-from autorl_gym.interactive.games import (
-    GameRef,
-    alfworld_game_with_goal,
-    find_text_games,
-    game_ref,
-    text_game_ref,
-)
+from autorl_gym.interactive.games import alfworld_game_with_goal, find_text_games, game_ref, text_game_ref
+from autorl_gym.interactive.state import THINK_PREFIX, GameRef, GameState
 
-THINK_PREFIX = "think:"
 _TASK_RE = re.compile(r"Your task is to:\s*(.+)")
 _STATUS_RE = re.compile(r"\n>[^\n]*$")  # TextWorld's trailing prompt and status line
 
 
 def _clean(text: str) -> str:
     return _STATUS_RE.sub("", text.rstrip()).strip()
-
-
-class GameState(BaseModel):
-    """What a player knows after ``reset()`` or ``step()``."""
-
-    game: str
-    goal: str
-    observation: str = Field(description="the game's text answer to the last command")
-    first_observation: str = Field("", description="the game's text at reset()")
-    admissible_commands: list[str]
-    expert_actions: list[str] = Field(
-        default_factory=list,
-        description="the expert's next commands from here (empty when the expert is off)")
-    last_action: str | None = None
-    reward: float = Field(0.0, description="the episode's reward so far (text games: 1.0 once won)")
-    won: bool = False
-    lost: bool = False
-    steps: int = 0
-    max_steps: int
-    done: bool = False
 
 
 class GameEnv:

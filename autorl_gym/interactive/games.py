@@ -11,19 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pydantic import BaseModel
-
-
-class GameNotFound(FileNotFoundError):
-    """A game path does not exist or is not a playable game; the message names it."""
-
-
-class GameRef(BaseModel):
-    """One playable item: its name (unique within a folder), file and engine (``kind``)."""
-
-    name: str
-    path: Path
-    kind: str
+from autorl_gym.interactive.state import GameNotFound, GameRef
 
 
 def game_ref(path: str | Path) -> GameRef:

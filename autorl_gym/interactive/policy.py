@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from autorl_gym.interactive.env import GameState
+from autorl_gym.interactive.state import GameState
 
 
 class PolicyInput(BaseModel):

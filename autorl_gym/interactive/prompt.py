@@ -7,7 +7,7 @@ import difflib
 
 from pydantic import BaseModel, Field
 
-from autorl_gym.interactive.env import THINK_PREFIX, GameState
+from autorl_gym.interactive.state import THINK_PREFIX, GameState
 
 INTRO = ("You are playing a text game. Reach the goal by typing commands. "
          "Answer with one command, or with 'think: ...' to reason first.")

@@ -8,10 +8,10 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from autorl_gym.interactive.engines import open_game
-from autorl_gym.interactive.env import GameState
-from autorl_gym.interactive.games import GameRef, game_ref
+from autorl_gym.interactive.games import game_ref
 from autorl_gym.interactive.policy import Policy, PolicyInput
 from autorl_gym.interactive.prompt import PromptSpec, Turn, make_prompt, parse_action
+from autorl_gym.interactive.state import GameRef, GameState
 
 
 class Episode(BaseModel):

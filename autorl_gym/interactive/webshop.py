@@ -29,8 +29,6 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from autorl_gym.interactive.engines import register_engine
-from autorl_gym.interactive.env import THINK_PREFIX, GameState
-from autorl_gym.interactive.games import GameNotFound, GameRef
 from autorl_gym.interactive.shop_data import PRODUCT_WINDOW, Shop, open_shop
 from autorl_gym.interactive.shop_pages import (
     BACK_TO_SEARCH,
@@ -50,6 +48,7 @@ from autorl_gym.interactive.shop_reward import (
     goal_option_values,
     normalize_color,
 )
+from autorl_gym.interactive.state import THINK_PREFIX, GameNotFound, GameRef, GameState
 
 SUFFIX = ".shop.json"
 SUCCESS_REWARD = 0.5

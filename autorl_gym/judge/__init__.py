@@ -6,13 +6,12 @@ registered backend; :mod:`autorl_gym.judge.winrates` turns pairwise verdicts int
 Grader side only: nothing here runs in, or is configured from, the sandbox.
 """
 
-from autorl_gym.core.scenario import JudgeSpec
 from autorl_gym.judge.backends import judge_backend_names, make_judge_backend, register_judge_backend
 from autorl_gym.judge.base import Comparison, Judge, JudgeBackend, JudgeUnavailable, Match, Reply, Verdict
 from autorl_gym.judge.judge import CachedJudge, JudgeStats, make_judge
 
 __all__ = [
-    "CachedJudge", "Comparison", "Judge", "JudgeBackend", "JudgeSpec", "JudgeStats",
+    "CachedJudge", "Comparison", "Judge", "JudgeBackend", "JudgeStats",
     "JudgeUnavailable", "Match", "Reply", "Verdict", "judge_backend_names", "make_judge",
     "make_judge_backend", "register_judge_backend",
 ]

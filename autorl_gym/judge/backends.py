@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from autorl_gym.core.registry import Registry
 from autorl_gym.judge.base import JudgeBackend, JudgeUnavailable, Reply
 from autorl_gym.judge.prompts import JudgePrompt, Messages, get_prompt
 
@@ -14,24 +15,22 @@ if TYPE_CHECKING:
     from autorl_gym.core.scenario import JudgeSpec
 
 B = TypeVar("B", bound=type)
-_BACKENDS: dict[str, type] = {}
+#: the judge backends (the built-in is this module's ``openai``)
+JUDGE_BACKENDS: Registry[type] = Registry("judge backend")
 
 
 def register_judge_backend(cls: B) -> B:
     """Class decorator: a judge backend under ``cls.name``, built as ``cls(spec)``."""
-    _BACKENDS[cls.name] = cls  # type: ignore[attr-defined]
+    JUDGE_BACKENDS.add(cls.name, cls, owner=f"{cls.__module__}.{cls.__qualname__}")  # type: ignore[attr-defined]
     return cls
 
 
 def judge_backend_names() -> list[str]:
-    return sorted(_BACKENDS)
+    return JUDGE_BACKENDS.names()
 
 
 def make_judge_backend(spec: JudgeSpec) -> JudgeBackend:
-    if spec.backend not in _BACKENDS:
-        raise ValueError(f"unknown judge backend {spec.backend!r}; available: "
-                         f"{', '.join(judge_backend_names())}")
-    return _BACKENDS[spec.backend](spec)
+    return JUDGE_BACKENDS.get(spec.backend)(spec)
 
 
 def ask_until_parsed(send: Callable[[], str], parse: Callable[[str], Any], retries: int) -> Reply:

@@ -31,9 +31,9 @@ from transformers import PreTrainedTokenizerBase, Qwen2ForCausalLM
 
 from autorl_gym.core.answers import extract_strict, is_correct, reference_answer
 from autorl_gym.core.durable import file_digest
-from autorl_gym.micro import MICRO_VERSION
 from autorl_gym.micro.data import (
     DATA_SEED,
+    MICRO_VERSION,
     SPLIT_SIZES,
     Draw,
     Problem,

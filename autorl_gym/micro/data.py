@@ -17,6 +17,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+# Bump whenever the data, tokenizer, model or pre-training change: it names the shipped artifact
+# (arith-v1) and its cache folder; a new version is a new scenario id, never a change of -v0.
+MICRO_VERSION = 1
 DATA_SEED = 20240611
 SPLIT_SIZES: dict[str, int] = {"train": 4000, "dev": 200, "test": 400}
 SPLIT_ORDER = ("train", "dev", "test")

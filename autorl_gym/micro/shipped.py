@@ -99,7 +99,7 @@ class Builder(BaseModel):
 # The registry of micro assets that can be built and packed; one entry per asset name.
 BUILDERS: dict[str, Builder] = {
     "arith": Builder(
-        version="autorl_gym.micro:MICRO_VERSION",
+        version="autorl_gym.micro.data:MICRO_VERSION",
         build="autorl_gym.micro.build:build_arith",
         generated=["train/train.jsonl", "hidden/dev.jsonl", "hidden/test.jsonl"],
         generator="autorl_gym.micro.build:write_arith_data",

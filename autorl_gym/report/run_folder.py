@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from autorl_gym.core.records import Feedback, SubmissionRecord
 from autorl_gym.episode.code_history import GIT_DIR_NAME, CodeHistoryError, read_history
-from autorl_gym.episode.recorder import Feedback, SubmissionRecord
 from autorl_gym.gateway.records import LLMCall
 
 #: files any results folder holds; a folder with none of them is not a run

@@ -24,14 +24,12 @@ itself with the conformance suite: :func:`autorl_gym.sandbox.conformance.run_con
 
 from __future__ import annotations
 
-import re
-import warnings
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from autorl_gym.core.registry import Registry
 from autorl_gym.core.sandbox import Sandbox, SandboxSpec
 
 __all__ = [
@@ -47,7 +45,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "autorl_gym.sandboxes"
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _PROTOCOL_METHODS = ("exec", "write_file", "read_file", "list_files", "resolve", "close")
 
 S = TypeVar("S", bound=type)
@@ -72,8 +69,21 @@ class UnknownSandboxKind(ValueError):
     """A sandbox kind nobody registered; the message lists the registered ones."""
 
 
-_BACKENDS: dict[str, SandboxBackend] = {}
-_entry_points_loaded = False
+def _listed(kind: str, backend: SandboxBackend) -> str:
+    return f"{kind!r} ({backend.description.rstrip('.')})" if backend.description else repr(kind)
+
+
+def _from_entry_point(name: str, obj: object) -> None:
+    if isinstance(obj, type):
+        sandbox_backend(name)(obj)
+
+
+#: the backends: the built-ins (local and none first, as kinds are listed), then the entry points
+SANDBOXES: Registry[SandboxBackend] = Registry(
+    "sandbox kind", builtin_modules=("autorl_gym.sandbox.local", "autorl_gym.sandbox.none",
+                                     "autorl_gym.sandbox.docker.backend"),
+    entry_point_group=ENTRY_POINT_GROUP, on_entry_point=_from_entry_point,
+    unknown=UnknownSandboxKind, describe=_listed)
 
 
 def sandbox_backend(name: str, *, isolated: bool = True,
@@ -88,50 +98,29 @@ def sandbox_backend(name: str, *, isolated: bool = True,
     for a backend that runs commands on the host, like ``none``: there the server is reached on
     a host loopback port, and the conformance suite skips the isolation checks).
     """
-    if not _NAME_RE.match(name):
-        raise ValueError(f"sandbox kind {name!r}: use 1-32 lowercase letters, digits, '-' or '_', "
-                         "starting with a letter")
+    SANDBOXES.check_name(name)
 
     def register(cls: S) -> S:
         missing = [m for m in _PROTOCOL_METHODS if not callable(getattr(cls, m, None))]
         if not isinstance(cls, type) or missing:
             raise TypeError(f"sandbox backend {name!r}: {cls!r} does not implement the Sandbox "
                             f"protocol (missing: {', '.join(missing) or 'not a class'})")
-        existing = _BACKENDS.get(name)
-        if existing is not None and existing.qualname != f"{cls.__module__}.{cls.__qualname__}":
-            raise ValueError(f"sandbox kind {name!r} is already registered by {existing.qualname}")
         own = cls.__dict__.get("name")  # set on the class itself, not inherited
         if isinstance(own, str) and own != name:
             raise TypeError(f"sandbox backend {name!r}: {cls.__qualname__}.name is {own!r}")
         cls.name = name  # type: ignore[attr-defined]  # the kind, as run.json records it
         doc = (cls.__doc__ or "").strip().splitlines()
-        _BACKENDS[name] = SandboxBackend(name=name, cls=cls, isolated=isolated,
-                                         description=description or (doc[0] if doc else ""))
+        SANDBOXES.add(name, SandboxBackend(name=name, cls=cls, isolated=isolated,
+                                           description=description or (doc[0] if doc else "")),
+                      owner=f"{cls.__module__}.{cls.__qualname__}")
         return cls
 
     return register
 
 
-def _load_entry_points() -> None:
-    """Import every ``autorl_gym.sandboxes`` entry point once; a broken one warns, never raises."""
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            obj = ep.load()
-            if isinstance(obj, type) and ep.name not in _BACKENDS:
-                sandbox_backend(ep.name)(obj)
-        except Exception as e:  # a third-party package must not break this one
-            warnings.warn(f"sandbox backend entry point {ep.name!r} ({ep.value}) failed to load: "
-                          f"{e.__class__.__name__}: {e}", RuntimeWarning, stacklevel=2)
-
-
 def sandbox_backends() -> dict[str, SandboxBackend]:
     """Every registered backend by kind, built-ins first."""
-    _load_entry_points()
-    return dict(_BACKENDS)
+    return SANDBOXES.all()
 
 
 def sandbox_kinds() -> list[str]:
@@ -141,12 +130,9 @@ def sandbox_kinds() -> list[str]:
 
 def check_sandbox_kind(kind: str) -> str:
     """``kind`` if it is registered; else :class:`UnknownSandboxKind` listing the kinds."""
-    backends = sandbox_backends()
-    if isinstance(kind, str) and kind in backends:
+    if isinstance(kind, str) and kind in sandbox_backends():
         return kind
-    listed = ", ".join(f"{k!r} ({b.description.rstrip('.')})" if b.description else repr(k)
-                       for k, b in backends.items())
-    raise UnknownSandboxKind(f"unknown sandbox kind {kind!r}; registered kinds: {listed}")
+    raise UnknownSandboxKind(SANDBOXES.unknown_message(kind))
 
 
 def sandbox_isolated(kind: str) -> bool:

@@ -13,9 +13,9 @@ def cached_baseline(scenario: Scenario) -> dict[str, Any]:
     assets = present_assets(scenario)
     if assets is None:
         return scenario.api_fields()
-    from autorl_gym.grading.grader import make_grader
+    from autorl_gym.grading.grader import Grader
 
-    cached = make_grader(scenario, assets).cached_baseline(scenario.feedback_split)
+    cached = Grader(scenario, assets).cached_baseline(scenario.feedback_split)
     return scenario.api_fields(
         base_model_path=str(assets.base_model_dir),
         train_data_path=str(assets.train_data_path),

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from autorl_gym.core.scenario import catalog
+from autorl_gym.scenarios.catalog import catalog
 from autorl_gym.server.bodies import (
     EndIn,
     ErrorOut,

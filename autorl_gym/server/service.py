@@ -18,13 +18,14 @@ from fastapi import HTTPException
 from fastapi.security import HTTPAuthorizationCredentials
 
 from autorl_gym.core.paths import cache_dir
+from autorl_gym.core.records import Feedback, SubmissionError, SubmissionRecord
 from autorl_gym.core.sandbox import UnixBridge
-from autorl_gym.core.scenario import Scenario, catalog
+from autorl_gym.core.scenario import Scenario
 from autorl_gym.episode import Episode, EpisodeConfig, ScenarioGrading
-from autorl_gym.episode.recorder import Feedback, SubmissionRecord
 from autorl_gym.episode.tools import tool_schemas
-from autorl_gym.grading.submission import CheckedModel, SubmissionError, check_model, pin_submission
+from autorl_gym.grading.submission import CheckedModel, check_model, pin_submission
 from autorl_gym.sandbox.registry import sandbox_isolated
+from autorl_gym.scenarios.catalog import catalog
 from autorl_gym.server.bodies import (
     BudgetOut,
     EvaluateIn,

@@ -99,7 +99,8 @@ def expand(spec: SweepSpec) -> list[Cell]:
     """Every cell of the grid, in a stable order; a SweepError names the field that is wrong."""
     import autorl_gym  # noqa: F401 - registers the scenarios
     from autorl_gym.agents.spec import AgentError, load_agent_spec
-    from autorl_gym.core.scenario import ScenarioError, get_scenario
+    from autorl_gym.core.scenario import ScenarioError
+    from autorl_gym.scenarios.catalog import get_scenario
 
     scenarios = []
     for n, source in enumerate(spec.scenarios):

@@ -21,9 +21,8 @@ from autorl_gym.interactive.settings import SETTINGS_ENV, Settings
 
 if TYPE_CHECKING:
     from autorl_gym.core.assets import ScenarioAssets
-    from autorl_gym.core.records import ItemResult
+    from autorl_gym.core.records import ItemResult, SubmissionInfo
     from autorl_gym.core.scenario import Scenario
-    from autorl_gym.grading.submission import SubmissionInfo
     from autorl_gym.interactive import GameRef
 
 SANDBOX_INIT = '"""Inside the sandbox only ``autorl_gym.interactive`` is available."""\n'

@@ -17,11 +17,9 @@ from autorl_gym.core.paths import cache_dir
 from autorl_gym.tasks.interactive import GamesTask, torch_threads
 
 if TYPE_CHECKING:
-    from autorl_gym.core.records import ItemResult
-    from autorl_gym.core.scenario import Scenario
-    from autorl_gym.grading.submission import SubmissionInfo
+    from autorl_gym.core.records import ItemResult, SubmissionInfo
+    from autorl_gym.core.scenario import JudgeSpec, Scenario
     from autorl_gym.interactive import Episode
-    from autorl_gym.judge import JudgeSpec
 
 
 def search_cache_dir() -> Path:

@@ -126,7 +126,7 @@ class Bridged:
 def other_scenario(scenario_id: str) -> str:
     """Another scenario of the catalog (a micro one where there is one: measuring it is what the
     attack asks the host for)."""
-    from autorl_gym.core.scenario import catalog
+    from autorl_gym.scenarios.catalog import catalog
 
     ids = sorted(i for i in catalog().scenarios if i != scenario_id)
     micro = [i for i in ids if "Micro" in i]

@@ -316,7 +316,7 @@ def grade_forged(ctx: AttackContext, body: str, problems: Sequence | None = None
 
     Returns (problems, item results, split summary)."""
     from autorl_gym.core.family import GradeContext
-    from autorl_gym.core.scenario import get_scenario
+    from autorl_gym.scenarios.catalog import get_scenario
     from autorl_gym.tasks.humaneval.family import HumanEvalItem, HumanEvalTask
 
     scenario = get_scenario(ctx.scenario_id)

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from autorl_gym.core.records import SubmissionError, SubmissionInfo
 from autorl_gym.core.scenario import GraderSpec, Protocol
-from autorl_gym.grading.submission import SubmissionError, SubmissionInfo
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ import yaml
 from pydantic import BaseModel
 
 from autorl_gym.core.durable import atomic_write_json, atomic_write_text
+from autorl_gym.core.records import SubmissionError, SubmissionInfo
 from autorl_gym.core.scenario import GraderSpec
 from autorl_gym.grading.backends.hf import pick_device, pick_dtype
-from autorl_gym.grading.submission import SubmissionError, SubmissionInfo
 
 log = logging.getLogger(__name__)
 WIDE_CONTEXT = 1 << 20  # lm-eval truncates contexts to max_length - max_gen_toks

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
+from autorl_gym.core.registry import Registry
+
 if TYPE_CHECKING:
     from autorl_gym.core.family import GradeContext, TaskFamily
-    from autorl_gym.grading.submission import SubmissionInfo
+    from autorl_gym.core.records import SubmissionInfo
 
 OnBatch = Callable[[int], None]
 B = TypeVar("B", bound=type)
@@ -35,17 +37,18 @@ class GenerationBackend(Protocol):
                  on_batch: OnBatch, run_dir: Path) -> Generation: ...
 
 
-_BACKENDS: dict[str, type] = {}
+#: the generation backends (the built-ins are this module's classes)
+BACKENDS: Registry[type] = Registry("grader backend")
 
 
 def register_backend(cls: B) -> B:
     """Class decorator: a generation backend under ``cls.name``."""
-    _BACKENDS[cls.name] = cls  # type: ignore[attr-defined]
+    BACKENDS.add(cls.name, cls, owner=f"{cls.__module__}.{cls.__qualname__}")  # type: ignore[attr-defined]
     return cls
 
 
 def backend_names() -> list[str]:
-    return sorted(_BACKENDS)
+    return BACKENDS.names()
 
 
 def check_backend(name: str, family: TaskFamily) -> None:
@@ -56,14 +59,11 @@ def check_backend(name: str, family: TaskFamily) -> None:
             raise ValueError(f"task family {family.name!r} is interactive: its episodes are played "
                              f"with the hf backend only, not {name!r}")
         return
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown grader backend {name!r}; available: {', '.join(backend_names())}")
+    BACKENDS.get(name)
 
 
 def get_backend(name: str) -> GenerationBackend:
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown grader backend {name!r}; available: {', '.join(backend_names())}")
-    return _BACKENDS[name]()
+    return BACKENDS.get(name)()
 
 
 def build_prompts(ctx: GradeContext, items: Sequence[Any], tokenizer: Any) -> list[str]:

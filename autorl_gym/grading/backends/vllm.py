@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from autorl_gym.core.records import SubmissionError, SubmissionInfo
 from autorl_gym.core.scenario import GraderSpec, Protocol
 from autorl_gym.grading.backends.hf import truncate_at_stop
-from autorl_gym.grading.submission import SubmissionError, SubmissionInfo
 
 
 class VllmUnavailable(RuntimeError):

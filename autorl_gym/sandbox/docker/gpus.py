@@ -15,10 +15,9 @@ has) nothing is left: the grader then shares the agent's devices, and the functi
 from __future__ import annotations
 
 import glob
-import re
 from typing import Any
 
-from pydantic import BaseModel
+from autorl_gym.core.sandbox import GpuRequest, parse_gpus
 
 __all__ = [
     "GpuRequest",
@@ -27,36 +26,6 @@ __all__ = [
     "host_gpu_ids",
     "parse_gpus",
 ]
-
-_DEVICE_RE = re.compile(r"^(?:device=)?([0-9A-Za-z-]+(?:,[0-9A-Za-z-]+)*)$")
-
-
-class GpuRequest(BaseModel):
-    """``count`` GPUs (-1: all), or the listed ``device_ids``."""
-
-    count: int | None = None
-    device_ids: list[str] | None = None
-
-
-def parse_gpus(spec: str | None) -> GpuRequest | None:
-    """``None``/``""``/``none`` -> no GPU; ``all``; ``N``; ``device=0,1`` or ``0,1``.
-
-    A ValueError names the accepted forms."""
-    if spec is None:
-        return None
-    text = str(spec).strip().strip('"').strip("'")
-    if text.lower() in ("", "none", "0"):
-        return None
-    if text.lower() == "all":
-        return GpuRequest(count=-1)
-    if text.isdigit():
-        return GpuRequest(count=int(text))
-    m = _DEVICE_RE.match(text)
-    if m is None or not (text.startswith("device=") or re.fullmatch(r"[0-9]+(,[0-9]+)+", text)):
-        raise ValueError(f"gpus {spec!r}: use 'all', a count like '2', or device ids like "
-                         "'device=0,1' (as docker run --gpus takes)")
-    return GpuRequest(device_ids=m.group(1).split(","))
-
 
 def device_requests(spec: str | None) -> list[Any]:
     """The engine's device requests for ``spec`` (empty when no GPU is asked for)."""

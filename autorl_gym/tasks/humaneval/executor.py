@@ -42,14 +42,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from autorl_gym.sandbox import (
-    ExecResult,
-    SandboxError,
-    SandboxLimits,
-    SandboxSpec,
-    check_sandbox_kind,
-    make_sandbox,
-)
+from autorl_gym.core.sandbox import ExecResult, SandboxError, SandboxLimits, SandboxSpec
+from autorl_gym.sandbox import check_sandbox_kind, make_sandbox
 from autorl_gym.tasks.humaneval import harness
 
 __all__ = ["ExecLimits", "ExecOutcome", "Executor", "Program", "candidate_program", "check_program",
