@@ -188,12 +188,19 @@ def _describe(sub: SubmissionOut) -> str:
     return f"submission {sub.submission_id} ({sub.model_path}) {sub.status}: {sub.error}"
 
 
+class ExternalAgentFailed(RuntimeError):
+    """An external agent's episode could not run; why is printed already. ``exit_code``: the
+    command line's."""
+
+    def __init__(self, exit_code: int):
+        super().__init__(f"the external agent's episode failed (exit code {exit_code})")
+        self.exit_code = exit_code
+
+
 def run_external_command(spec: AgentSpec, folder: Path, scenario_id: str, console: Console,
                          **kwargs: Any) -> str | None:
     """``autorl-gym run --agent <external agent>``: the episode, then a table of its result;
-    returns the results folder."""
-    import typer
-
+    returns the results folder. :class:`ExternalAgentFailed` once the reason is printed."""
     from autorl_gym.runtime.progress import episode_table
 
     t0 = time.monotonic()
@@ -202,7 +209,7 @@ def run_external_command(spec: AgentSpec, folder: Path, scenario_id: str, consol
         run = run_external_agent(spec, folder, scenario_id, console=console, **kwargs)
     except (RuntimeError, ValueError, OSError) as e:
         console.print(f"[bold red]error:[/] {e}")
-        raise typer.Exit(2) from e
+        raise ExternalAgentFailed(2) from e
     console.print(episode_table(run.feedback or {}, time.monotonic() - t0, run.results_dir,
                                 extra={"agent exit code": str(run.agent_exit_code)}))
     return run.results_dir

@@ -63,9 +63,9 @@ def launch_episode(req: EpisodeRequest, console: Console, drive: Drive = plain_d
                    err: Console | None = None) -> LaunchOutcome:
     """Run one episode of ``req.agent`` on ``req.env_id``; raises :class:`LaunchError`."""
     import gymnasium as gym
-    import typer
 
     import autorl_gym  # noqa: F401 - registers the scenarios
+    from autorl_gym.agents.external import ExternalAgentFailed
     from autorl_gym.agents.spec import AgentError, load_agent_spec, make_agent
     from autorl_gym.core.sandbox import SandboxUnavailable
     from autorl_gym.core.scenario import ScenarioError
@@ -94,8 +94,8 @@ def launch_episode(req: EpisodeRequest, console: Console, drive: Drive = plain_d
                        progress=True, sandbox_limits={"gpus": req.gpus} if req.gpus else None)
     except (AgentError, ScenarioError, ValueError, gym.error.Error) as e:
         raise LaunchError(str(e)) from e
-    except typer.Exit as e:  # run_external_command printed why
-        raise LaunchError(f"the external agent's episode failed (exit code {e.exit_code})") from e
+    except ExternalAgentFailed as e:  # run_external_command printed why
+        raise LaunchError(str(e)) from e
     try:
         info = drive(env, the_agent, req, env_id)
     except (SandboxUnavailable, ScenarioError) as e:

@@ -40,6 +40,46 @@ def _sandbox_kind(value: str) -> str:
 SANDBOX_HELP = "sandbox kind: local (bubblewrap), none, or any registered (autorl-gym sandbox list)"
 
 
+@app.command("check")
+def check_scenarios(
+    write_index: Annotated[bool, typer.Option(
+        "--write-index", help="rewrite the built-in folder's index.yaml from its files")] = False,
+) -> None:
+    """Load and validate every scenario file (its task family, grader backend and fields), and
+    check that each folder's index.yaml names its files as they are. ``import autorl_gym``
+    registers the ids from the indexes without loading anything; this is where a broken file or
+    a stale index shows."""
+    from autorl_gym.core.paths import PACKAGE_DIR, scenario_dirs
+    from autorl_gym.scenarios.catalog import INDEX_FILE, catalog, read_index
+    from autorl_gym.scenarios.catalog import write_index as write
+
+    builtin = PACKAGE_DIR / "scenarios"
+    if write_index:
+        console.print(f"[dim]wrote[/] {write(builtin)}")
+    cat = catalog(refresh=True)
+    problems = list(cat.errors)
+    for folder in scenario_dirs():
+        index = read_index(folder)
+        if not index and folder != builtin:
+            continue  # a folder without an index: its files are read for their ids
+        by_file = {sc.source_file.name: sid for sid, sc in cat.scenarios.items()
+                   if sc.source_file is not None and sc.source_file.parent == folder.resolve()}
+        if index != {sid: name for name, sid in by_file.items()}:
+            problems.append(f"{folder / INDEX_FILE}: does not match the folder's files "
+                            "(autorl-gym check --write-index rewrites the built-in one)")
+    table = Table(title="scenarios")
+    for col in ("id", "task family", "file"):
+        table.add_column(col, overflow="fold")
+    for sid, sc in cat.scenarios.items():
+        table.add_row(sid, sc.task_family, _home(str(sc.source_file)))
+    console.print(table)
+    for problem in problems:
+        err.print(f"[bold red]error:[/] {problem}")
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]{len(cat.scenarios)} scenarios valid[/]")
+
+
 @app.command("list")
 def list_scenarios(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
