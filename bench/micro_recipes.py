@@ -30,7 +30,7 @@ from rich.table import Table
 from autorl_gym.agents.spec import import_agent_module
 from autorl_gym.grading.stats import paired_bootstrap
 from autorl_gym.report.build import analyse
-from autorl_gym.report.run_folder import load_run
+from autorl_gym.report.run_data import load_run
 from autorl_gym.scenarios.catalog import catalog
 
 REFERENCE = "sft"

@@ -128,3 +128,23 @@ def test_scripted_recipes_chain_their_stages(monkeypatch):
             make_agent("scripted", recipe=bad)
     with pytest.raises(ValueError, match="either script"):
         scripted_agent.ScriptedAgent(recipe="sft+polish", script="x.py")
+
+
+def test_an_agent_lists_files_from_another_folder_and_a_missing_one_is_refused(tmp_path, monkeypatch):
+    """``files:`` copies another agent's script into code/ (example_shell reuses the scripted
+    agent's SFT recipe); a missing or absolute one is refused when the agent is loaded."""
+    import pytest
+
+    from autorl_gym.agents.spec import AgentError, load_agent_spec
+
+    spec, folder = load_agent_spec("example_shell")
+    [extra] = spec.extra_files(folder)
+    assert extra.name == "train_sft.py" and extra.parent.name == "scripted"
+    for name, files in (("missing", "[../nowhere/train.py]"), ("absolute", "[/etc/passwd.txt]")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "agent.yaml").write_text(f"name: {name}\nstart: bash x.sh\nfiles: {files}\n")
+    monkeypatch.setenv("AUTORL_GYM_AGENTS", str(tmp_path))
+    with pytest.raises(AgentError, match="nowhere/train.py is not a file"):
+        load_agent_spec("missing")
+    with pytest.raises(AgentError, match="must be a relative path"):
+        load_agent_spec("absolute")

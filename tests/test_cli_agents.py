@@ -35,7 +35,7 @@ from autorl_gym.report import build_leaderboard, build_report
 pytestmark = pytest.mark.slow
 KEY_PREFIX = "sk-host-secret-"
 KEY = KEY_PREFIX + secrets.token_hex(16)  # the real key: only this process and the gateway hold it
-TRAIN = (PACKAGE_DIR / "agents" / "example_shell" / "train_sft.py").read_text()
+TRAIN = (PACKAGE_DIR / "agents" / "scripted" / "train_sft.py").read_text()
 STEPS = 40  # SFT steps: enough for a positive improvement on the micro arithmetic scenario
 SCENARIO = "AutoRL-Micro-Arith-v0"
 

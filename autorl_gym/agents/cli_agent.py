@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from autorl_gym.agents.npm_cli import PROMPT, render_instructions, require_installed
 from autorl_gym.agents.npm_cli import bin_dir as cli_bin_dir
 from autorl_gym.agents.spec import AgentSpec
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.core.sandbox import Mount, SandboxSpec
 from autorl_gym.gateway import GatewayLimits, GatewayServer, GatewaySettings, host_key, read_calls, summarize
 from autorl_gym.gateway.records import Usage
@@ -68,7 +69,7 @@ class CLIRun:
               budget_seconds: float, max_submissions: int) -> None:
         (workspace / self.cli.instructions_file).write_text(
             render_instructions(scenario_id, task, budget_seconds, max_submissions), encoding="utf-8")
-        self.gateway = GatewayServer(self.settings, self.socket, results / "llm_calls.jsonl",
+        self.gateway = GatewayServer(self.settings, self.socket, results / RunFolder.LLM_CALLS,
                                      tcp=not self.isolated).start()
 
     def exports(self) -> dict[str, str]:
@@ -95,13 +96,13 @@ class CLIRun:
             src = workspace / self.cli.transcript
             if src.is_file() and not src.is_symlink():
                 shutil.copyfile(src, results / Path(self.cli.transcript).name)
-        usage = summarize(read_calls(results / "llm_calls.jsonl"))
+        usage = summarize(read_calls(results / RunFolder.LLM_CALLS))
         improvement = (feedback or {}).get("improvement")
         per_point = (usage.cost_usd / improvement if usage.cost_usd is not None
                      and isinstance(improvement, int | float) and improvement > 0 else None)
         out = LLMUsage(driver_model=self.model, provider=self.cli.provider,
                        upstream=self.settings.base_url, usage=usage, improvement=improvement,
                        cost_per_point=per_point)
-        (results / "llm_usage.json").write_text(json.dumps(out.model_dump(mode="json"), indent=2),
+        (results / RunFolder.LLM_USAGE).write_text(json.dumps(out.model_dump(mode="json"), indent=2),
                                                 encoding="utf-8")
         return out

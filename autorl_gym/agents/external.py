@@ -26,6 +26,7 @@ from rich.console import Console
 
 from autorl_gym.agents.cli_agent import CLIRun, LLMRequest, LLMUsage
 from autorl_gym.agents.spec import AgentSpec
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.core.sandbox import ExecResult, Sandbox
 from autorl_gym.runtime.process import shell_exports
 from autorl_gym.runtime.serving import ServerThread, bind_tcp, bind_unix
@@ -89,6 +90,8 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
         console.print(f"[dim]workspace[/] {ws}")
         console.print(f"[dim]run[/] {run_id}  [dim]grading server in the sandbox[/] {url}")
         shutil.copytree(folder, ws / "code", dirs_exist_ok=True)  # links followed: real files
+        for extra in spec.extra_files(folder):
+            shutil.copyfile(extra, ws / "code" / extra.name)
 
         box, command = _agent_box(spec, app.state.service, created, sandbox, cli_run, agent_env, console)
         result: dict[str, Any] = {}
@@ -115,7 +118,7 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
         run = client.run(run_id)
         _show(console, run, shown, ended_only=False)
         if res is not None:
-            (Path(run.results_dir) / "agent_output.txt").write_text(res.output, encoding="utf-8")
+            (Path(run.results_dir) / RunFolder.AGENT_OUTPUT).write_text(res.output, encoding="utf-8")
             console.print(f"[dim]agent command ended[/] exit code {res.exit_code}"
                           + (" (timed out)" if res.timed_out else "") + f" after {res.duration_s:.1f} s")
         if run.status == "active":

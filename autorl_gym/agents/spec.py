@@ -39,6 +39,9 @@ class AgentSpec(BaseModel):
     # A command-line coding agent (Claude Code, Codex, ...): its npm package, the API it speaks
     # (reached through the run's LLM gateway) and its instructions file; see agents/cli.py.
     cli: CLISpec | None = None
+    # files copied into the workspace's code/ beside the folder's own, by paths relative to the
+    # agent folder (another agent's script, rather than a copy of it)
+    files: list[str] = []
     options: dict[str, Any] = {}
 
     @model_validator(mode="after")
@@ -48,7 +51,20 @@ class AgentSpec(BaseModel):
                              "(a command started in the sandbox)")
         if self.cli is not None and self.start is None:
             raise ValueError("a 'cli' agent needs a 'start' command")
+        for name in self.files:
+            if Path(name).is_absolute() or Path(name).suffix not in (".py", ".sh", ".md", ".txt", ".json"):
+                raise ValueError(f"files: {name!r} must be a relative path to a script or text file")
         return self
+
+    def extra_files(self, folder: Path) -> list[Path]:
+        """The ``files:`` as paths; AgentError names one that is missing."""
+        out = []
+        for name in self.files:
+            path = (folder / name).resolve()
+            if not path.is_file():
+                raise AgentError(f"agent {self.name}: files: {name} is not a file ({path})")
+            out.append(path)
+        return out
 
 
 class AgentError(ValueError):
@@ -74,6 +90,7 @@ def load_agent_spec(name: str) -> tuple[AgentSpec, Path]:
         spec = AgentSpec.model_validate(yaml.safe_load(path.read_text()))
     except (yaml.YAMLError, ValidationError) as e:
         raise AgentError(f"{path}: invalid agent file: {e}") from e
+    spec.extra_files(path.parent)  # a missing file is refused here, before any run starts
     return spec, path.parent
 
 

@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from autorl_gym.core.durable import append_jsonl
+from autorl_gym.core.run_folder import RunFolder
 
-INTEGRITY_FILE = "integrity.jsonl"
+INTEGRITY_FILE = RunFolder.INTEGRITY
 
 
 class IntegrityEvent(BaseModel):

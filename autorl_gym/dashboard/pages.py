@@ -17,7 +17,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from autorl_gym.dashboard.runs import collect, load_for_page, moved_to, resolve_run, summarise
-from autorl_gym.report.run_folder import RunData, is_run_folder
+from autorl_gym.report.run_data import RunData, is_run_folder
 from autorl_gym.sweep.cells import SweepLayout
 
 TEMPLATES = Path(__file__).with_name("templates")

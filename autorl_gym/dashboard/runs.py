@@ -14,10 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.episode.code_history import GIT_DIR_NAME
 from autorl_gym.report.build import RunReport
 from autorl_gym.report.leaderboard import run_report, sweep_cell
-from autorl_gym.report.run_folder import RunData, is_run_folder, load_run
+from autorl_gym.report.run_data import RunData, is_run_folder, load_run
 from autorl_gym.sweep.cells import CELL_FILE, CellRecord, SweepLayout
 
 #: an incomplete run whose files have not changed for this long (and whose budget is spent) is
@@ -147,15 +148,15 @@ def feedback_baseline(run: dict[str, Any], report: RunReport, data: RunData | No
 
 def _read_run_json(folder: Path) -> dict[str, Any]:
     try:
-        data = json.loads((folder / "run.json").read_text(encoding="utf-8", errors="replace"))
+        data = json.loads((folder / RunFolder.RUN).read_text(encoding="utf-8", errors="replace"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def _last_write(folder: Path) -> float:
-    times = [(folder / f).stat().st_mtime for f in ("run.json", "trajectory.jsonl", "submissions.jsonl")
-             if (folder / f).exists()]
+    times = [(folder / f).stat().st_mtime
+             for f in (RunFolder.RUN, RunFolder.TRAJECTORY, RunFolder.SUBMISSIONS) if (folder / f).exists()]
     return max(times, default=folder.stat().st_mtime)
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.runtime import safe_walk
 from autorl_gym.runtime.safe_walk import Refusal, UnsafePath
 
@@ -37,7 +38,7 @@ MAX_FILE_BYTES = 1 << 20
 #: a file modified this close to the last snapshot may change again without its stat changing
 #: (file timestamps are coarser than the clock): its content is read again ("racy git")
 _RACY_NS = 100_000_000
-GIT_DIR_NAME = "code_history.git"
+GIT_DIR_NAME = RunFolder.CODE_HISTORY
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "agent", "GIT_AUTHOR_EMAIL": "agent@autorl-gym",
     "GIT_COMMITTER_NAME": "autorl-gym", "GIT_COMMITTER_EMAIL": "recorder@autorl-gym",

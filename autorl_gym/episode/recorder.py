@@ -16,6 +16,7 @@ from typing import Any
 from autorl_gym.core.durable import append_jsonl, atomic_write_json
 from autorl_gym.core.integrity import IntegrityEvent, record_event
 from autorl_gym.core.records import EvalResult, Feedback, SubmissionRecord
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.episode.code_history import GIT_DIR_NAME, CodeHistory, CodeHistoryError
 from autorl_gym.runtime.safe_walk import Refusal
 
@@ -95,7 +96,7 @@ class EpisodeRecorder:
     def started_at(self) -> datetime:
         """When the episode started, from run.json (outside the sandbox, so the agent cannot
         move it, unlike the workspace's run_meta.json)."""
-        path = self.root / "run.json"
+        path = self.root / RunFolder.RUN
         try:
             return datetime.fromisoformat(json.loads(path.read_text())["started_at"])
         except (OSError, ValueError, KeyError, TypeError) as e:
@@ -105,25 +106,25 @@ class EpisodeRecorder:
         """The index of the last step in trajectory.jsonl (0 before the first): where an
         episode taken up after a restart goes on counting. A line cut off by a crash is skipped."""
         last = 0
-        for line in _lines(self.root / "trajectory.jsonl"):
+        for line in _lines(self.root / RunFolder.TRAJECTORY):
             last = max(last, int(line.get("step", 0)))
         return last
 
     def recorded_submissions(self) -> list[SubmissionRecord]:
         """The submissions in submissions.jsonl, in order (the last record of each id wins)."""
         records = {}
-        for line in _lines(self.root / "submissions.jsonl"):
+        for line in _lines(self.root / RunFolder.SUBMISSIONS):
             rec = SubmissionRecord.model_validate(line)
             records[rec.id] = rec
         return [records[k] for k in sorted(records)]
 
     def run_info(self, info: dict[str, Any]) -> None:
-        atomic_write_json(self.root / "run.json", info)
+        atomic_write_json(self.root / RunFolder.RUN, info)
 
     def step(self, index: int, elapsed_s: float, call: Any, observation: str, duration_s: float,
              reward: float, exit_code: int | None, budget: dict[str, Any],
              code_commit: str | None = None) -> None:
-        append_jsonl(self.root / "trajectory.jsonl", {
+        append_jsonl(self.root / RunFolder.TRAJECTORY, {
             "step": index,
             "time": datetime.now(UTC).isoformat(),
             "elapsed_s": round(elapsed_s, 3),
@@ -139,17 +140,17 @@ class EpisodeRecorder:
         })
 
     def submission(self, record: SubmissionRecord) -> None:
-        append_jsonl(self.root / "submissions.jsonl", record.model_dump(mode="json"))
+        append_jsonl(self.root / RunFolder.SUBMISSIONS, record.model_dump(mode="json"))
 
     def final(self, feedback: Feedback, test_result: EvalResult | None,
               baseline_test: EvalResult | None = None) -> None:
         if baseline_test is not None and baseline_test.items:
-            atomic_write_json(self.root / "baseline_test_items.json",
+            atomic_write_json(self.root / RunFolder.BASELINE_TEST_ITEMS,
                               [i.model_dump() for i in baseline_test.items])
         if test_result is not None:
-            atomic_write_json(self.root / "test_items.json",
+            atomic_write_json(self.root / RunFolder.TEST_ITEMS,
                               [i.model_dump() for i in test_result.items])
-        atomic_write_json(self.root / "feedback.json", feedback.model_dump(mode="json"))
+        atomic_write_json(self.root / RunFolder.FEEDBACK, feedback.model_dump(mode="json"))
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from typing import ClassVar
 from pydantic import BaseModel
 
 from autorl_gym.interactive import PolicyInput, PromptSpec, find_games, rollout
+from autorl_gym.micro.policy import PolicyTraining, build_policy
 from autorl_gym.micro.search_world import Sizes, generate_world, write_split
 from autorl_gym.micro.shipped import InstalledAssets
 
@@ -120,40 +121,18 @@ def build_deepsearch_assets(dest: Path, cfg: DeepSearchBuild | None = None,
                             progress: bool = False) -> DeepSearchManifest:
     """Worlds and the micro policy into ``dest``; deterministic for a given config."""
     from autorl_gym.core.durable import file_digest
-    from autorl_gym.micro.model import (
-        MicroModelSpec,
-        PretrainConfig,
-        create_model,
-        deterministic_torch,
-        make_config,
-        pretrain,
-    )
-    from autorl_gym.micro.textworld import _batches, _documents, _progress
-    from autorl_gym.micro.tokenizer import train_tokenizer
 
     t0 = time.monotonic()
     cfg = cfg or DeepSearchBuild()
     write_worlds(dest)
     examples = _walks(dest / "train", cfg)
     demos = _expert_demos(dest / "train")
-    tokenizer = train_tokenizer([f"{p} {c}" for p, c in examples], vocab_size=1024)
-    spec = MicroModelSpec(max_position_embeddings=512, num_hidden_layers=cfg.layers)
-    pcfg = PretrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                          threads=cfg.threads, warmup_steps=20)
-    with deterministic_torch(cfg.threads, cfg.seed), \
-            _progress(progress, "pre-training the micro search policy", cfg.steps) as tick:
-        model = create_model(make_config(spec, tokenizer), cfg.seed)
-        losses = pretrain(model, _batches(_documents(tokenizer, examples), cfg.batch_size, cfg.seed),
-                          pcfg, pad_id=tokenizer.pad_token_id,
-                          on_step=(lambda s, loss: tick(1)) if tick else None)
-        if cfg.warmup_steps:
-            wcfg = PretrainConfig(steps=cfg.warmup_steps, batch_size=cfg.warmup_batch_size,
-                                  lr=cfg.warmup_lr, seed=cfg.seed, threads=cfg.threads, warmup_steps=5)
-            pretrain(model, _batches(_documents(tokenizer, demos), cfg.warmup_batch_size, cfg.seed),
-                     wcfg, pad_id=tokenizer.pad_token_id)
+    built = build_policy(dest, examples, lambda: demos, PolicyTraining(
+        layers=cfg.layers, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+        threads=cfg.threads, warmup_steps=cfg.warmup_steps, warmup_batch_size=cfg.warmup_batch_size,
+        warmup_lr=cfg.warmup_lr, max_positions=512), "micro search policy", progress)
+    model, losses = built.model, built.losses
     model_dir = dest / "model"
-    model.save_pretrained(model_dir, safe_serialization=True)
-    tokenizer.save_pretrained(model_dir)
     manifest = DeepSearchManifest(
         version=DEEPSEARCH_VERSION, seeds=SEEDS, worlds=WORLDS, sizes=SIZES, max_steps=MAX_STEPS,
         weights_sha256=file_digest(model_dir / "model.safetensors"),

@@ -32,10 +32,9 @@ training games) was lifted by a few points only.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
@@ -51,6 +50,7 @@ from autorl_gym.interactive import (
     make_prompt,
     rollout,
 )
+from autorl_gym.micro.policy import PolicyTraining, build_policy, progress_ticks
 from autorl_gym.micro.shipped import InstalledAssets
 
 # Bump whenever the games, prompt, tokenizer, model or pre-training change: it names the shipped
@@ -184,19 +184,6 @@ def warmup_examples(games_dir: Path, cfg: TextWorldBuild) -> list[tuple[str, str
     return [(t.prompt, t.action) for e in episodes for t in e.turns]
 
 
-def _documents(tokenizer, examples: list[tuple[str, str]]) -> list[list[int]]:  # noqa: ANN001
-    return [tokenizer(f"{p} {c}\n" + tokenizer.eos_token)["input_ids"] for p, c in examples]
-
-
-def _batches(docs: list[list[int]], batch_size: int, seed: int) -> Iterator[list[list[int]]]:
-    rng = random.Random(f"autorl-gym/textworld/batches/{seed}")
-    order = list(range(len(docs)))
-    while True:
-        rng.shuffle(order)
-        for i in range(0, len(order) - batch_size + 1, batch_size):
-            yield [docs[j] for j in order[i:i + batch_size]]
-
-
 # --------------------------------------------------------------------------- build
 
 
@@ -209,70 +196,34 @@ def build_textworld_assets(dest: Path, cfg: TextWorldBuild | None = None,
     dirs = {"train": dest / "train" / "games", "dev": dest / "hidden" / "dev",
             "test": dest / "hidden" / "test"}
     total_games = sum(SIZES.values())
-    with _progress(progress, "generating TextWorld games", total_games) as tick:
+    with progress_ticks(progress, "generating TextWorld games", total_games) as tick:
         for split, d in dirs.items():
             generate_games(d, split, on_game=(lambda: tick(1)) if tick else None)
-    return build_policy(dest, cfg, progress, t0)
+    return build_textworld_policy(dest, cfg, progress, t0)
 
 
-def build_policy(dest: Path, cfg: TextWorldBuild, progress: bool = False,
-                 t0: float | None = None) -> TextWorldManifest:
+def build_textworld_policy(dest: Path, cfg: TextWorldBuild, progress: bool = False,
+                           t0: float | None = None) -> TextWorldManifest:
     """Pre-train the micro policy on the training games in ``dest/train/games``."""
     from autorl_gym.core.durable import file_digest
-    from autorl_gym.micro.model import (
-        MicroModelSpec,
-        PretrainConfig,
-        create_model,
-        deterministic_torch,
-        make_config,
-        pretrain,
-    )
-    from autorl_gym.micro.tokenizer import train_tokenizer
 
     t0 = time.monotonic() if t0 is None else t0
-    examples = pretrain_examples(dest / "train" / "games", cfg)
-    tokenizer = train_tokenizer([f"{p} {c}" for p, c in examples], vocab_size=1024)
-    docs = _documents(tokenizer, examples)
-    spec = MicroModelSpec(max_position_embeddings=512, num_hidden_layers=cfg.layers)
-    pcfg = PretrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                          threads=cfg.threads, warmup_steps=20)
-    with deterministic_torch(cfg.threads, cfg.seed), \
-            _progress(progress, "pre-training the micro policy", cfg.steps) as tick:
-        model = create_model(make_config(spec, tokenizer), cfg.seed)
-        losses = pretrain(model, _batches(docs, cfg.batch_size, cfg.seed), pcfg,
-                          pad_id=tokenizer.pad_token_id,
-                          on_step=(lambda s, loss: tick(1)) if tick else None)
-        warm = warmup_examples(dest / "train" / "games", cfg)
-        if warm and cfg.warmup_steps:
-            wcfg = PretrainConfig(steps=cfg.warmup_steps, batch_size=cfg.warmup_batch_size,
-                                  lr=cfg.warmup_lr, seed=cfg.seed, threads=cfg.threads, warmup_steps=5)
-            pretrain(model, _batches(_documents(tokenizer, warm), cfg.warmup_batch_size, cfg.seed),
-                     wcfg, pad_id=tokenizer.pad_token_id)
-    model_dir = dest / "model"
-    model.save_pretrained(model_dir, safe_serialization=True)
-    tokenizer.save_pretrained(model_dir)
+    games = dest / "train" / "games"
+    examples = pretrain_examples(games, cfg)
+    built = build_policy(dest, examples, lambda: warmup_examples(games, cfg), PolicyTraining(
+        layers=cfg.layers, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+        threads=cfg.threads, warmup_steps=cfg.warmup_steps, warmup_batch_size=cfg.warmup_batch_size,
+        warmup_lr=cfg.warmup_lr, max_positions=512), "micro policy", progress)
     manifest = TextWorldManifest(
         version=TEXTWORLD_VERSION, seeds=SEEDS, sizes=SIZES, quest_lengths=list(QUEST_LENGTHS),
-        max_steps=MAX_STEPS, weights_sha256=file_digest(model_dir / "model.safetensors"),
-        num_parameters=sum(p.numel() for p in model.parameters()),
-        pretrain_examples=len(examples), final_loss=sum(losses[-20:]) / max(1, len(losses[-20:])),
+        max_steps=MAX_STEPS, weights_sha256=file_digest(dest / "model" / "model.safetensors"),
+        num_parameters=sum(p.numel() for p in built.model.parameters()),
+        pretrain_examples=built.examples,
+        final_loss=sum(built.losses[-20:]) / max(1, len(built.losses[-20:])),
         build=cfg, build_seconds=round(time.monotonic() - t0, 2),
     )
     (dest / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
     return manifest
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool, what: str, total: int) -> Iterator[Callable[[int], None] | None]:
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn(f"[bold]{what}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), transient=True) as bar:
-        task = bar.add_task(what, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 def build_textworld(dest: Path, progress: bool = True) -> TextWorldManifest:

@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from autorl_gym.interactive import PromptSpec, Turn, expert_policy, make_prompt, rollout
 from autorl_gym.interactive.webshop import ShopEnv, ShopSession, find_sessions, write_session
+from autorl_gym.micro.policy import BuiltPolicy, PolicyTraining, build_policy
 from autorl_gym.micro.shipped import InstalledAssets
 from autorl_gym.micro.shop_catalogue import TYPES, make_goals, make_products, write_shop
 
@@ -149,42 +150,15 @@ def warmup_examples(sessions_dir: Path, cfg: WebShopBuild) -> list[tuple[str, st
     return [(t.prompt, t.action) for e in episodes for t in e.turns]
 
 
-def build_policy(dest: Path, cfg: WebShopBuild, progress: bool = False) -> tuple[object, list[float], int]:
+def build_shop_policy(dest: Path, cfg: WebShopBuild, progress: bool = False) -> BuiltPolicy:
     """Pre-train the micro policy on the training sessions; saves it in ``dest/model``."""
-    from autorl_gym.micro.model import (
-        MicroModelSpec,
-        PretrainConfig,
-        create_model,
-        deterministic_torch,
-        make_config,
-        pretrain,
-    )
-    from autorl_gym.micro.textworld import _batches, _documents, _progress
-    from autorl_gym.micro.tokenizer import train_tokenizer
-
-    examples = pretrain_examples(dest / "train" / "sessions", cfg)
-    tokenizer = train_tokenizer([f"{p} {c}" for p, c in examples], vocab_size=1024)
-    tokenizer.model_max_length = 1024
-    docs = _documents(tokenizer, examples)
-    spec = MicroModelSpec(max_position_embeddings=1024, num_hidden_layers=cfg.layers)
-    pcfg = PretrainConfig(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                          threads=cfg.threads, warmup_steps=20)
-    with deterministic_torch(cfg.threads, cfg.seed), \
-            _progress(progress, "pre-training the micro shopping policy", cfg.steps) as tick:
-        model = create_model(make_config(spec, tokenizer), cfg.seed)
-        losses = pretrain(model, _batches(docs, cfg.batch_size, cfg.seed), pcfg,
-                          pad_id=tokenizer.pad_token_id,
-                          on_step=(lambda s, loss: tick(1)) if tick else None)
-        warm = warmup_examples(dest / "train" / "sessions", cfg)
-        if warm and cfg.warmup_steps:
-            wcfg = PretrainConfig(steps=cfg.warmup_steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                                  seed=cfg.seed, threads=cfg.threads, warmup_steps=5)
-            pretrain(model, _batches(_documents(tokenizer, warm), cfg.batch_size, cfg.seed), wcfg,
-                     pad_id=tokenizer.pad_token_id)
-    model_dir = dest / "model"
-    model.save_pretrained(model_dir, safe_serialization=True)
-    tokenizer.save_pretrained(model_dir)
-    return model, losses, len(examples)
+    sessions = dest / "train" / "sessions"
+    return build_policy(dest, pretrain_examples(sessions, cfg), lambda: warmup_examples(sessions, cfg),
+                        PolicyTraining(layers=cfg.layers, steps=cfg.steps, batch_size=cfg.batch_size,
+                                       lr=cfg.lr, seed=cfg.seed, threads=cfg.threads,
+                                       warmup_steps=cfg.warmup_steps, warmup_batch_size=cfg.batch_size,
+                                       warmup_lr=cfg.lr, max_positions=1024, model_max_length=1024),
+                        "micro shopping policy", progress)
 
 
 def build_webshop_assets(dest: Path, cfg: WebShopBuild | None = None,
@@ -197,11 +171,12 @@ def build_webshop_assets(dest: Path, cfg: WebShopBuild | None = None,
     cfg = cfg or WebShopBuild()
     n_products = write_sessions(dest)
     Shop(dest / "train" / "shop", save_index=True)  # saves the BM25 index
-    model, losses, n_examples = build_policy(dest, cfg, progress)
+    built = build_shop_policy(dest, cfg, progress)
+    model, losses, n_examples = built.model, built.losses, built.examples
     manifest = WebShopManifest(
         version=WEBSHOP_VERSION, seeds=SEEDS, sizes=SIZES, products=n_products, max_steps=MAX_STEPS,
         weights_sha256=file_digest(dest / "model" / "model.safetensors"),
-        num_parameters=sum(p.numel() for p in model.parameters()),  # type: ignore[attr-defined]
+        num_parameters=sum(p.numel() for p in model.parameters()),
         pretrain_examples=n_examples, final_loss=sum(losses[-20:]) / max(1, len(losses[-20:])),
         build=cfg, build_seconds=round(time.monotonic() - t0, 2),
     )

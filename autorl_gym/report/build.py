@@ -9,12 +9,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from autorl_gym.core.durable import atomic_write_text
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.grading.stats import Interval, ScoreInterval, paired_bootstrap, score_interval
 from autorl_gym.report.diagnosis import Diagnosis, diagnose
 from autorl_gym.report.llm import LLMReport, llm_report
 from autorl_gym.report.method import TrainingMethod, detect_method
 from autorl_gym.report.metrics import ProcessMetrics, process_metrics
-from autorl_gym.report.run_folder import RunData, load_run
+from autorl_gym.report.run_data import RunData, load_run
 
 REPORT_VERSION = 2  # 2: the LLM usage of a gateway-driven run
 
@@ -100,8 +101,8 @@ def _noise(run: RunData) -> Noise:
     if fb.submission_id is None:
         return Noise(interval=None, note="no submission was graded on test: the improvement is exactly 0")
     if run.baseline_test_items is None or run.test_items is None:
-        missing = [n for n, v in (("test_items.json", run.test_items),
-                                  ("baseline_test_items.json", run.baseline_test_items)) if v is None]
+        missing = [n for n, v in ((RunFolder.TEST_ITEMS, run.test_items),
+                                  (RunFolder.BASELINE_TEST_ITEMS, run.baseline_test_items)) if v is None]
         return Noise(interval=None, note=f"per-item test results missing ({', '.join(missing)}): no interval")
     base = {i.index: i.correct for i in run.baseline_test_items}
     chosen = {i.index: i.correct for i in run.test_items}
@@ -160,7 +161,7 @@ def build_report(run_dir: Path, out_dir: Path | None = None) -> WrittenReport:
     """Read a results folder and write metrics.json, report.md (with its two PNGs) and
     report.html (PNGs embedded) into ``out_dir`` (default: the results folder itself).
 
-    Raises :class:`~autorl_gym.report.run_folder.ReportError` when ``run_dir`` is not a
+    Raises :class:`~autorl_gym.report.run_data.ReportError` when ``run_dir`` is not a
     results folder; damaged parts of a results folder are reported, not raised."""
     from autorl_gym.report.plots import score_plot, timeline_plot, tokens_plot
     from autorl_gym.report.render import render_html, render_markdown
@@ -170,7 +171,7 @@ def build_report(run_dir: Path, out_dir: Path | None = None) -> WrittenReport:
     out = Path(out_dir) if out_dir else run.root
     plots: dict[str, bytes] = {"score": score_plot(run), "timeline": timeline_plot(run)}
     files: dict[str, Path] = {
-        "metrics": out / "metrics.json", "markdown": out / "report.md", "html": out / "report.html",
+        "metrics": out / RunFolder.METRICS, "markdown": out / "report.md", "html": out / "report.html",
         "score_png": out / "report_score.png", "timeline_png": out / "report_timeline.png",
     }
     if report.llm is not None and report.llm.tokens_over_time:

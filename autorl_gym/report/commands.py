@@ -11,7 +11,7 @@ from rich.table import Table
 
 from autorl_gym.report.build import RunReport, build_report
 from autorl_gym.report.leaderboard import build_leaderboard, write_leaderboard
-from autorl_gym.report.run_folder import ReportError
+from autorl_gym.report.run_data import ReportError
 from autorl_gym.runtime.progress import progress_bar
 
 log = logging.getLogger(__name__)

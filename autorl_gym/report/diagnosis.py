@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from autorl_gym.grading.stats import Interval
-from autorl_gym.report.run_folder import RunData, Step
+from autorl_gym.report.run_data import RunData, Step
 
 FailureType = Literal["code_error_runtime", "timeout_no_submission", "copy_model_fallback",
                       "training_diverged", "invalid_submission", "no_improvement"]

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from autorl_gym.core.durable import atomic_write_text
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.episode.tools import tool_schemas
 from autorl_gym.runtime import safe_walk
 
@@ -55,9 +56,9 @@ def find_runs(path: Path) -> list[Path]:
     """``path`` itself if it is a run folder, else the run folders directly inside it."""
     if not path.exists():
         raise ExportError(f"{path} does not exist")
-    if (path / "trajectory.jsonl").is_file() or (path / "run.json").is_file():
+    if (path / RunFolder.TRAJECTORY).is_file() or (path / RunFolder.RUN).is_file():
         return [path]
-    runs = sorted(p for p in path.iterdir() if p.is_dir() and (p / "run.json").is_file())
+    runs = sorted(p for p in path.iterdir() if p.is_dir() and (p / RunFolder.RUN).is_file())
     if not runs:
         raise ExportError(f"{path} is neither a run folder (run.json, trajectory.jsonl) nor a "
                           "folder of runs")
@@ -72,7 +73,7 @@ def _read_json(path: Path) -> Any:
 
 
 def read_trajectory(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "trajectory.jsonl"
+    path = run_dir / RunFolder.TRAJECTORY
     if not path.is_file():
         return []
     steps = []
@@ -106,12 +107,12 @@ def _first_observation(run_dir: Path, run: dict[str, Any]) -> str:
 
 
 def episode_to_chat(run_dir: Path, system_prompt: str = SYSTEM_PROMPT) -> ChatEpisode:
-    run_json = run_dir / "run.json"
+    run_json = run_dir / RunFolder.RUN
     if not run_json.is_file():
         raise ExportError(f"{run_dir} has no run.json: not a run folder")
     run = _read_json(run_json)
     steps = read_trajectory(run_dir)
-    feedback = _read_json(run_dir / "feedback.json") if (run_dir / "feedback.json").is_file() else None
+    feedback = _read_json(run_dir / RunFolder.FEEDBACK) if (run_dir / RunFolder.FEEDBACK).is_file() else None
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": system_prompt},
         {"role": "user", "content": _first_observation(run_dir, run)},

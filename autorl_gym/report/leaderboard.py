@@ -17,13 +17,14 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from autorl_gym.core.durable import atomic_write_text
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.episode.code_history import GIT_DIR_NAME
 from autorl_gym.report.build import REPORT_VERSION, RunReport, analyse
-from autorl_gym.report.run_folder import ReportError, is_run_folder, load_run
+from autorl_gym.report.run_data import ReportError, is_run_folder, load_run
 
 GROUP = ["scenario", "agent", "driver_model", "base_model"]
-INPUTS = ("run.json", "trajectory.jsonl", "submissions.jsonl", "feedback.json", "test_items.json",
-          "baseline_test_items.json", "llm_calls.jsonl", "llm_usage.json")
+INPUTS = (RunFolder.RUN, RunFolder.TRAJECTORY, RunFolder.SUBMISSIONS, RunFolder.FEEDBACK,
+          RunFolder.TEST_ITEMS, RunFolder.BASELINE_TEST_ITEMS, RunFolder.LLM_CALLS, RunFolder.LLM_USAGE)
 
 
 class Row(BaseModel):
@@ -92,7 +93,7 @@ def find_runs(results_dir: Path) -> list[Path]:
 
 def _cached(run_dir: Path) -> RunReport | None:
     """metrics.json when it is newer than every input it was computed from."""
-    metrics = run_dir / "metrics.json"
+    metrics = run_dir / RunFolder.METRICS
     try:
         mtime = metrics.stat().st_mtime
         if any((run_dir / f).exists() and (run_dir / f).stat().st_mtime > mtime for f in INPUTS):

@@ -7,7 +7,7 @@ import re
 
 from pydantic import BaseModel
 
-from autorl_gym.report.run_folder import RunData
+from autorl_gym.report.run_data import RunData
 
 # Most specific first: an RL script usually also mentions generic training words.
 PATTERNS: dict[str, re.Pattern[str]] = {

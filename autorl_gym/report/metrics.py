@@ -6,7 +6,7 @@ from collections import Counter
 
 from pydantic import BaseModel
 
-from autorl_gym.report.run_folder import RunData
+from autorl_gym.report.run_data import RunData
 
 
 class ProcessMetrics(BaseModel):

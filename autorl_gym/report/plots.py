@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from autorl_gym.report.llm import TokenPoint  # noqa: E402
-from autorl_gym.report.run_folder import RunData  # noqa: E402
+from autorl_gym.report.run_data import RunData  # noqa: E402
 
 TOOL_ORDER = ["write_file", "read_file", "list_files", "run", "submit", "finish", "invalid"]
 TOOL_COLORS = {"write_file": "#4c72b0", "read_file": "#8c8c8c", "list_files": "#b0b0b0",

@@ -210,18 +210,40 @@ class Ledger:
         d["feedback"] = _loads(d["feedback"])
         return RunRow.model_validate(d)
 
-    # -- submissions -----------------------------------------------------------------------------
-    def add_submission(self, run_id: str, model_path: str, weights_hash: str | None) -> int:
+    # -- the two job tables: submissions of runs, and evaluations (POST /evaluate) ----------------
+    def _add_job(self, table: str, **cols: Any) -> int:
+        cols = {**cols, "status": "queued", "accepted_at": time.time()}
         with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO submissions (run_id, model_path, weights_hash, status, accepted_at) "
-                "VALUES (?,?,?,?,?)", (run_id, model_path, weights_hash, "queued", time.time()))
+            cur = db.execute(f"INSERT INTO {table} ({', '.join(cols)}) "
+                             f"VALUES ({','.join('?' * len(cols))})", tuple(cols.values()))
             return int(cur.lastrowid)
 
-    def start_submission(self, sub_id: int) -> None:
+    def _start_job(self, table: str, job_id: int) -> None:
         with self._tx() as db:
-            db.execute("UPDATE submissions SET status = 'running', started_at = ?, "
-                       "attempts = attempts + 1 WHERE id = ?", (time.time(), sub_id))
+            db.execute(f"UPDATE {table} SET status = 'running', started_at = ?, "
+                       "attempts = attempts + 1 WHERE id = ?", (time.time(), job_id))
+
+    def _jobs(self, table: str, where: str, params: tuple[Any, ...], limit: int | None = None) -> list[Any]:
+        row_model, payload = _JOB_TABLES[table]
+        sql = f"SELECT * FROM {table} WHERE {where} ORDER BY id" + (f" LIMIT {limit}" if limit else "")
+        out = []
+        for row in self._db().execute(sql, params).fetchall():
+            d = dict(row)
+            d[payload] = _loads(d[payload])
+            out.append(row_model.model_validate(d))
+        return out
+
+    def _job(self, table: str, job_id: int) -> Any:
+        found = self._jobs(table, "id = ?", (job_id,), limit=1)
+        return found[0] if found else None
+
+    # -- submissions -----------------------------------------------------------------------------
+    def add_submission(self, run_id: str, model_path: str, weights_hash: str | None) -> int:
+        return self._add_job("submissions", run_id=run_id, model_path=model_path,
+                             weights_hash=weights_hash)
+
+    def start_submission(self, sub_id: int) -> None:
+        self._start_job("submissions", sub_id)
 
     def finish_submission(self, sub_id: int, record: dict[str, Any] | None, error: str | None) -> None:
         """Graded (``done``) or refused/failed (``failed``, with ``error``); the env's record kept."""
@@ -236,46 +258,27 @@ class Ledger:
                         error, pinned, sub_id))
 
     def submission(self, sub_id: int) -> SubmissionRow | None:
-        row = self._db().execute("SELECT * FROM submissions WHERE id = ?", (sub_id,)).fetchone()
-        return self._sub(row) if row else None
+        return self._job("submissions", sub_id)
 
     def submissions(self, run_id: str) -> list[SubmissionRow]:
-        rows = self._db().execute("SELECT * FROM submissions WHERE run_id = ? ORDER BY id",
-                                  (run_id,)).fetchall()
-        return [self._sub(r) for r in rows]
+        return self._jobs("submissions", "run_id = ?", (run_id,))
 
     def same_weights(self, run_id: str, weights_hash: str) -> SubmissionRow | None:
         """The earliest submission of this run with these weights that is graded or pending."""
-        row = self._db().execute(
-            "SELECT * FROM submissions WHERE run_id = ? AND weights_hash = ? "
-            "AND status IN ('queued', 'running', 'done') ORDER BY id LIMIT 1",
-            (run_id, weights_hash)).fetchone()
-        return self._sub(row) if row else None
+        found = self._jobs("submissions", f"run_id = ? AND weights_hash = ? AND {_LIVE}",
+                           (run_id, weights_hash), limit=1)
+        return found[0] if found else None
 
     def interrupted_submissions(self) -> list[SubmissionRow]:
-        rows = self._db().execute("SELECT * FROM submissions WHERE status IN ('queued', 'running') "
-                                  "ORDER BY id").fetchall()
-        return [self._sub(r) for r in rows]
-
-    @staticmethod
-    def _sub(row: sqlite3.Row) -> SubmissionRow:
-        d = dict(row)
-        d["record"] = _loads(d["record"])
-        return SubmissionRow.model_validate(d)
+        return self._jobs("submissions", _PENDING, ())
 
     # -- evaluations (POST /evaluate) ----------------------------------------------------------
     def add_evaluation(self, scenario: str, split: str, model_path: str, weights_hash: str) -> int:
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT INTO evaluations (scenario, split, model_path, weights_hash, status, "
-                "accepted_at) VALUES (?,?,?,?,?,?)",
-                (scenario, split, model_path, weights_hash, "queued", time.time()))
-            return int(cur.lastrowid)
+        return self._add_job("evaluations", scenario=scenario, split=split, model_path=model_path,
+                             weights_hash=weights_hash)
 
     def start_evaluation(self, ev_id: int) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE evaluations SET status = 'running', started_at = ?, "
-                       "attempts = attempts + 1 WHERE id = ?", (time.time(), ev_id))
+        self._start_job("evaluations", ev_id)
 
     def finish_evaluation(self, ev_id: int, result: dict[str, Any] | None, error: str | None) -> None:
         status = "done" if result is not None else "failed"
@@ -286,23 +289,19 @@ class Ledger:
                                         ev_id))
 
     def evaluation(self, ev_id: int) -> EvaluationRow | None:
-        row = self._db().execute("SELECT * FROM evaluations WHERE id = ?", (ev_id,)).fetchone()
-        return self._ev(row) if row else None
+        return self._job("evaluations", ev_id)
 
     def cached_evaluation(self, scenario: str, split: str, weights_hash: str) -> EvaluationRow | None:
-        row = self._db().execute(
-            "SELECT * FROM evaluations WHERE scenario = ? AND split = ? AND weights_hash = ? "
-            "AND status IN ('queued', 'running', 'done') ORDER BY id LIMIT 1",
-            (scenario, split, weights_hash)).fetchone()
-        return self._ev(row) if row else None
+        found = self._jobs("evaluations", f"scenario = ? AND split = ? AND weights_hash = ? AND {_LIVE}",
+                           (scenario, split, weights_hash), limit=1)
+        return found[0] if found else None
 
     def interrupted_evaluations(self) -> list[EvaluationRow]:
-        rows = self._db().execute("SELECT * FROM evaluations WHERE status IN ('queued', 'running') "
-                                  "ORDER BY id").fetchall()
-        return [self._ev(r) for r in rows]
+        return self._jobs("evaluations", _PENDING, ())
 
-    @staticmethod
-    def _ev(row: sqlite3.Row) -> EvaluationRow:
-        d = dict(row)
-        d["result"] = _loads(d["result"])
-        return EvaluationRow.model_validate(d)
+
+#: each job table: its row model and its JSON column
+_JOB_TABLES: dict[str, tuple[type[BaseModel], str]] = {
+    "submissions": (SubmissionRow, "record"), "evaluations": (EvaluationRow, "result")}
+_PENDING = "status IN ('queued', 'running')"
+_LIVE = "status IN ('queued', 'running', 'done')"

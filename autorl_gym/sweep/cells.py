@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.sweep.spec import BudgetOverride, CellResources, SweepError, SweepSpec
 
 CELL_FILE = "cell.json"
@@ -178,7 +179,7 @@ class SweepLayout:
         folder = self.final(cell_id)
         rec = self.record(folder)
         return bool(rec and rec.status == "done" and rec.cell_id == cell_id and rec.run_dir
-                    and (folder / rec.run_dir / "feedback.json").is_file())
+                    and (folder / rec.run_dir / RunFolder.FEEDBACK).is_file())
 
     def log_event(self, **fields: Any) -> None:
         line = json.dumps({"time": datetime.now(UTC).isoformat(), **fields}, default=str)

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from autorl_gym.core.durable import atomic_write_text
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.sweep.cells import CELL_FILE, Cell, CellRecord, SweepLayout
 from autorl_gym.sweep.spec import LLMSettings
 
@@ -100,7 +101,7 @@ def run_episode_of(job: CellJob, work: Path, console: Console) -> tuple[str | No
     if outcome.results_dir is None:
         return None, "the episode left no results folder"
     run = Path(outcome.results_dir).resolve()
-    if not (run / "feedback.json").is_file():
+    if not (run / RunFolder.FEEDBACK).is_file():
         return None, f"the episode ended without feedback.json in {run.name}"
     report_after_episode(run, console, console)
     return run.relative_to(work.resolve()).as_posix(), None
@@ -109,7 +110,7 @@ def run_episode_of(job: CellJob, work: Path, console: Console) -> tuple[str | No
 def _episode_status(work: Path, run_dir: str | None) -> str | None:
     """feedback.json's status (finished, truncated) of the attempt's run."""
     try:
-        return str(json.loads((work / str(run_dir) / "feedback.json").read_text())["status"])
+        return str(json.loads((work / str(run_dir) / RunFolder.FEEDBACK).read_text())["status"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

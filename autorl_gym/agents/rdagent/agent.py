@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from autorl_gym.core.durable import atomic_write_json
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.episode.tools import ToolCallError, parse_tool_call, tool_schemas
 
 from . import prompts
@@ -99,7 +100,7 @@ class RDAgent:
         self.workspace = Path(info["workspace"])
         results = info.get("results_dir")
         self.log_dir = self.log_dir_option or (Path(results) / "agent" if results else None)
-        self.llm.log_path = self.log_dir / "llm_calls.jsonl" if self.log_dir else None
+        self.llm.log_path = self.log_dir / RunFolder.LLM_CALLS if self.log_dir else None
         budget = info.get("budget", {})
         self.budget_seconds, self.deadline = self._read_deadline(budget)
         self.reserve_s = max(self.min_reserve_s, self.reserve_fraction * self.budget_seconds)

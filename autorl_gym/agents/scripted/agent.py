@@ -34,8 +34,11 @@ STAGES: dict[str, dict[str, str]] = {
     "scratchpad": {"static": "train_scratchpad.py"},
     "grpo": {"static": "train_grpo.py", "interactive": "train_interactive_grpo.py"},
 }
-# script -> the files of this folder it needs beside it in code/ (written before it)
-SUPPORT: dict[str, tuple[str, ...]] = {"train_scratchpad.py": ("train_sft.py",)}
+# script -> the files it needs beside it in code/ (written before it): this folder's, and the
+# package's one answer check (core/answers.py: stdlib only), so a reward reads answers as the grader
+ANSWERS = HERE.parents[1] / "core" / "answers.py"
+SUPPORT: dict[str, tuple[Path, ...]] = {"train_scratchpad.py": (HERE / "train_sft.py",),
+                                        "train_grpo.py": (ANSWERS,)}
 DEFAULT_RECIPE = "sft"
 
 
@@ -92,8 +95,8 @@ class ScriptedAgent:
         for i, script in enumerate(self._scripts(kind), 1):
             name = f"v{i}"
             code = f"code/{script.name}"
-            self._plan += [{"tool": "write_file", "path": f"code/{dep}",
-                            "content": (HERE / dep).read_text()}
+            self._plan += [{"tool": "write_file", "path": f"code/{dep.name}",
+                            "content": dep.read_text()}
                            for dep in SUPPORT.get(script.name, ())]
             self._plan += [
                 {"tool": "write_file", "path": code, "content": script.read_text()},

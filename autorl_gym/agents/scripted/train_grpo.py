@@ -16,8 +16,9 @@ per step, default 8), ``GRPO_GENERATIONS`` (completions per prompt, default 8),
 1.0), ``GRPO_BETA`` (KL weight, default 0.0), ``GRPO_THREADS`` (torch threads; default all cores).
 
 Each prompt is the grading prompt ``"Question: {q}\\nAnswer:"``; a completion is cut where the
-grader stops generating (a blank line, ``Question:``) and earns 1.0 when the number after its
-first ``#### `` equals the answer's, else 0.0: exactly the strict-match score it will get.
+grader stops generating (a blank line, ``Question:``) and earns 1.0 when its answer, read by the
+grader's own strict check (``answers.py``, copied from ``autorl_gym/core/answers.py`` beside this
+script: lm-eval's strict-match), equals the reference, else 0.0: exactly the score it will get.
 """
 
 from __future__ import annotations
@@ -25,19 +26,20 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import sys
 import time
 from pathlib import Path
 
 import torch
+
+# the package's own answer check (autorl_gym/core/answers.py), written beside this script
+from answers import extract_strict, is_correct, reference_answer
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
 PROMPT = "Question: {question}\nAnswer:"
 STOP = ("\n\n", "Question:")
-ANSWER = re.compile(r"#### (-?[\d,]*\.?\d+)")
 SEED = 1234
 
 
@@ -48,9 +50,12 @@ def env_path(name: str) -> Path:
     return Path(value)
 
 
-def number(text: str) -> str | None:
-    m = ANSWER.search(text)
-    return m.group(1).replace(",", "") if m else None
+def gold(answer_field: str) -> str | None:
+    """The reference answer as the grader reads it (None for a record without one)."""
+    try:
+        return reference_answer(answer_field)
+    except ValueError:
+        return None
 
 
 def graded_part(completion: str) -> str:
@@ -61,7 +66,8 @@ def graded_part(completion: str) -> str:
 
 
 def strict_reward(completions: list[str], answer: list[str], **_: object) -> list[float]:
-    return [float(number(graded_part(c)) is not None and number(graded_part(c)) == number(a))
+    """1.0 where the completion's answer is right as the grader's strict check reads it."""
+    return [float(is_correct(extract_strict(graded_part(c)), reference_answer(a)))
             for c, a in zip(completions, answer, strict=True)]
 
 
@@ -73,7 +79,7 @@ def load_prompts(data_dir: Path) -> list[dict[str, str]]:
             if not line.strip():
                 continue
             rec = json.loads(line)
-            if "question" not in rec or number(str(rec.get("answer", ""))) is None:
+            if "question" not in rec or gold(str(rec.get("answer", ""))) is None:
                 sys.exit(f"train_grpo.py: {path}:{lineno}: expected question/answer fields with a "
                          "'#### N' answer")
             rows.append({"prompt": PROMPT.format(question=rec["question"]), "answer": rec["answer"]})

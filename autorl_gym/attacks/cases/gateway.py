@@ -28,6 +28,7 @@ from typing import Any
 
 from autorl_gym.attacks.base import AttackBroken, AttackContext, attack
 from autorl_gym.attacks.upstream import AttackUpstream
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.gateway import GatewayLimits, GatewayServer, GatewaySettings, read_calls
 
 KEY = "sk-attack-suite-host-key"
@@ -93,13 +94,13 @@ class _Run:
 
     def counted_tokens(self) -> int:
         return sum((c.input_tokens or 0) + (c.output_tokens or 0)
-                   for c in read_calls(self.results / "llm_calls.jsonl") if c.refused is None)
+                   for c in read_calls(self.results / RunFolder.LLM_CALLS) if c.refused is None)
 
     def settle(self, timeout_s: float = 10.0) -> None:
         """Wait until every request the upstream received has its line in llm_calls.jsonl."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            answered = [c for c in read_calls(self.results / "llm_calls.jsonl") if c.refused is None]
+            answered = [c for c in read_calls(self.results / RunFolder.LLM_CALLS) if c.refused is None]
             if len(answered) >= len(self.up.seen):
                 return
             time.sleep(0.05)
@@ -114,7 +115,7 @@ def _gateway(ctx: AttackContext, provider: str, event_delay_s: float = 0.0,
         settings = GatewaySettings(provider=provider, api_key=KEY, allowed_models=[MODELS[provider]],
                                    base_url=up.base_url + ("/v1" if provider == "openai" else ""),
                                    limits=GatewayLimits(**limits))
-        gw = GatewayServer(settings, sock_dir / "gw.sock", results / "llm_calls.jsonl").start()
+        gw = GatewayServer(settings, sock_dir / "gw.sock", results / RunFolder.LLM_CALLS).start()
         try:
             yield _Run(gw, up, provider, results)
         finally:

@@ -10,11 +10,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autorl_gym.core.records import Feedback, SubmissionRecord
+from autorl_gym.core.run_folder import RunFolder, is_run_folder
 from autorl_gym.episode.code_history import GIT_DIR_NAME, CodeHistoryError, read_history
 from autorl_gym.gateway.records import LLMCall
 
 #: files any results folder holds; a folder with none of them is not a run
-RUN_MARKERS = ("run.json", "trajectory.jsonl", "submissions.jsonl", "feedback.json")
+RUN_MARKERS = RunFolder.MARKERS
 
 
 class ReportError(ValueError):
@@ -72,10 +73,6 @@ class RunData(BaseModel):
     @property
     def name(self) -> str:
         return self.root.name
-
-
-def is_run_folder(path: Path) -> bool:
-    return path.is_dir() and any((path / m).exists() for m in RUN_MARKERS)
 
 
 def _read_json(path: Path, problems: list[str]) -> Any:
@@ -137,19 +134,19 @@ def load_run(root: Path) -> RunData:
     if not is_run_folder(root):
         raise ReportError(f"{root}: not a results folder (none of {', '.join(RUN_MARKERS)} is there)")
     problems: list[str] = []
-    run = _read_json(root / "run.json", problems)
-    if run is None and not (root / "run.json").exists():
+    run = _read_json(root / RunFolder.RUN, problems)
+    if run is None and not (root / RunFolder.RUN).exists():
         problems.append("run.json is missing: scenario, agent and budget are unknown")
     if run is not None and not isinstance(run, dict):
         problems.append("run.json: expected a JSON object; left out")
         run = None
-    steps = _read_jsonl(root / "trajectory.jsonl", Step, problems)
-    if not (root / "trajectory.jsonl").exists():
+    steps = _read_jsonl(root / RunFolder.TRAJECTORY, Step, problems)
+    if not (root / RunFolder.TRAJECTORY).exists():
         problems.append("trajectory.jsonl is missing: no step is known")
-    subs = _read_jsonl(root / "submissions.jsonl", SubmissionRecord, problems)
+    subs = _read_jsonl(root / RunFolder.SUBMISSIONS, SubmissionRecord, problems)
     feedback = None
-    fb = _read_json(root / "feedback.json", problems)
-    if fb is None and not (root / "feedback.json").exists():
+    fb = _read_json(root / RunFolder.FEEDBACK, problems)
+    if fb is None and not (root / RunFolder.FEEDBACK).exists():
         problems.append("feedback.json is missing: the episode did not end (or its end was lost); "
                         "no final test score")
     elif fb is not None:
@@ -172,11 +169,12 @@ def load_run(root: Path) -> RunData:
             history = read_history(git_dir)
         except (CodeHistoryError, OSError) as e:
             problems.append(f"{GIT_DIR_NAME}: not readable ({e})")
-    llm_calls = (_read_jsonl(root / "llm_calls.jsonl", LLMCall, problems)
-                 if (root / "llm_calls.jsonl").exists() else None)
-    llm_usage = _read_json(root / "llm_usage.json", problems) if (root / "llm_usage.json").exists() else None
+    llm_calls = (_read_jsonl(root / RunFolder.LLM_CALLS, LLMCall, problems)
+                 if (root / RunFolder.LLM_CALLS).exists() else None)
+    llm_usage = (_read_json(root / RunFolder.LLM_USAGE, problems)
+                 if (root / RunFolder.LLM_USAGE).exists() else None)
     return RunData(root=root, run=run or {}, steps=steps, submissions=subs, feedback=feedback,
-                   test_items=_items(root / "test_items.json", problems),
-                   baseline_test_items=_items(root / "baseline_test_items.json", problems),
+                   test_items=_items(root / RunFolder.TEST_ITEMS, problems),
+                   baseline_test_items=_items(root / RunFolder.BASELINE_TEST_ITEMS, problems),
                    code_history=history, llm_calls=llm_calls,
                    llm_usage=llm_usage if isinstance(llm_usage, dict) else None, problems=problems)
