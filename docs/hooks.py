@@ -2,7 +2,7 @@
 
 * ``reference/cli.md``: the typer app ``autorl_gym.cli.main:app`` (typer's own markdown generator);
 * ``reference/scenario-yaml.md`` and ``reference/agent-yaml.md``: the JSON schema of
-  ``autorl_gym.core.scenario.Scenario`` and ``autorl_gym.agents.AgentSpec``, as tables;
+  ``autorl_gym.core.scenario.Scenario`` and ``autorl_gym.agents.spec.AgentSpec``, as tables;
 * ``reference/attacks.md``: every registered attack of the suite (``autorl_gym.attacks``);
 * ``reference/environment.md``: ``autorl_gym.core.envvars.ENV_VARS``, and the knobs the agents' training
   scripts read (``train_env``), found in the scripts' source;
@@ -31,19 +31,24 @@ API_MODULES = [
     "autorl_gym.envs.autorl_env",
     "autorl_gym.episode",
     "autorl_gym.episode.tools",
-    "autorl_gym.core.sandbox",
-    "autorl_gym.sandbox.conformance",
     "autorl_gym.core.scenario",
-    "autorl_gym.agents",
     "autorl_gym.core.family",
-    "autorl_gym.core.family",
-    "autorl_gym.grading",
+    "autorl_gym.core.sandbox",
+    "autorl_gym.core.records",
+    "autorl_gym.core.run_folder",
+    "autorl_gym.core.registry",
+    "autorl_gym.core.envvars",
+    "autorl_gym.scenarios.catalog",
+    "autorl_gym.sandbox.registry",
+    "autorl_gym.sandbox.conformance",
+    "autorl_gym.agents.spec",
+    "autorl_gym.agents.loop",
+    "autorl_gym.grading.grader",
     "autorl_gym.interactive",
     "autorl_gym.judge",
     "autorl_gym.server.client",
     "autorl_gym.sweep",
     "autorl_gym.report",
-    "autorl_gym.core.envvars",
 ]
 
 
