@@ -15,10 +15,10 @@ imported on the first lookup.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+from autorl_gym.interactive.registry import Registry
 
 if TYPE_CHECKING:
     from autorl_gym.interactive.state import GameRef, GameState
@@ -44,30 +44,23 @@ class Engine(Protocol):
     def open(self, ref: GameRef, max_steps: int, expert: bool) -> PlayEnv: ...
 
 
-_ENGINES: dict[str, Engine] = {}
-_loaded = False
+#: the engines: every module of this package may register some (imported on the first lookup)
+ENGINES: Registry[Engine] = Registry("game engine", builtin_package=__package__)
 
 
 def register_engine(engine: Engine) -> Engine:
-    _ENGINES[engine.kind] = engine
+    ENGINES.add(engine.kind, engine, owner=f"{type(engine).__module__}.{type(engine).__qualname__}")
     return engine
 
 
 def engines() -> dict[str, Engine]:
     """Every engine, after importing every module of this package once."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
-            importlib.import_module(f"{__package__}.{mod.name}")
-    return _ENGINES
+    return ENGINES.all()
 
 
 def engine(kind: str) -> Engine:
-    found = engines().get(kind)
-    if found is None:
-        raise ValueError(f"no engine for games of kind {kind!r}; known: {', '.join(sorted(engines()))}")
-    return found
+    """The engine of games of ``kind``; ValueError lists the registered ones."""
+    return ENGINES.get(kind)
 
 
 def open_game(ref: GameRef, max_steps: int = 50, expert: bool = False) -> PlayEnv:

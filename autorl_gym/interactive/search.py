@@ -30,6 +30,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from autorl_gym.interactive.registry import Registry
+
 SEARCH_URL_ENV = "AUTORL_SEARCH_URL"
 
 
@@ -75,33 +77,35 @@ class SearchBackend(Protocol):
 
 
 Factory = Callable[[SearchSpec, Path | None], SearchBackend]
-_BACKENDS: dict[str, Factory] = {}
+#: the search backends: this module's (bm25, remote), then the host-side ones, which live in
+#: ``autorl_gym.search.<name>`` (not in the sandbox) and are imported when named
+SEARCH_BACKENDS: Registry[Factory] = Registry("search backend", unknown=SearchError)
 
 
 def register_search_backend(name: str) -> Callable[[Factory], Factory]:
     def deco(factory: Factory) -> Factory:
-        _BACKENDS[name] = factory
+        SEARCH_BACKENDS.add(name, factory, owner=f"{factory.__module__}.{factory.__qualname__}")
         return factory
     return deco
 
 
 def search_backends() -> list[str]:
-    return sorted(_BACKENDS)
+    return SEARCH_BACKENDS.names()
 
 
 def _factory(name: str) -> Factory:
-    if name not in _BACKENDS:
+    if name not in SEARCH_BACKENDS.registered():
         try:  # host-side backends live in autorl_gym.search.<name> (not in the sandbox)
             importlib.import_module(f"autorl_gym.search.{name}")
         except ModuleNotFoundError as e:
             if not (e.name or "").startswith("autorl_gym.search"):
                 raise
-    if name not in _BACKENDS:
+    try:
+        return SEARCH_BACKENDS.get(name)
+    except SearchError as e:
         hint = (f"; inside the sandbox the host's {name!r} search is reached with backend 'remote'"
                 if name == "web" else "")
-        raise SearchError(f"unknown search backend {name!r}; registered: "
-                          f"{', '.join(search_backends())}{hint}")
-    return _BACKENDS[name]
+        raise SearchError(f"{e}{hint}") from None
 
 
 def make_search(spec: SearchSpec, base: Path | None = None) -> SearchBackend:
