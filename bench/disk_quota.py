@@ -21,8 +21,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from autorl_gym.runtime.usage import DiskQuota
 from autorl_gym.core.sandbox import SandboxLimits, SandboxSpec, SandboxUnavailable
+from autorl_gym.runtime.usage import DiskQuota
 from autorl_gym.sandbox import make_sandbox
 
 RUNAWAY = "dd if=/dev/zero of=output/runaway bs=1M 2>&1 | tail -1"

@@ -28,9 +28,9 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from autorl_gym.core.sandbox import SandboxSpec
 from autorl_gym.gateway import GatewayServer, GatewaySettings
 from autorl_gym.sandbox.local import BwrapSandbox
-from autorl_gym.core.sandbox import SandboxSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test double
 from fake_llm import FakeLLMServer, ToolUse  # noqa: E402

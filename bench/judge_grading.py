@@ -29,9 +29,9 @@ from alpaca_helpers import micro_alpaca_scenario  # noqa: E402
 from judge_server import ScriptedJudge, longer  # noqa: E402
 
 from autorl_gym.core.assets import resolve_assets  # noqa: E402
-from autorl_gym.grading.grader import Grader  # noqa: E402
-from autorl_gym.judge import CachedJudge, make_judge_backend
 from autorl_gym.core.scenario import JudgeSpec  # noqa: E402
+from autorl_gym.grading.grader import Grader  # noqa: E402
+from autorl_gym.judge import CachedJudge, make_judge_backend  # noqa: E402
 from autorl_gym.judge.cache import JudgementCache  # noqa: E402
 
 

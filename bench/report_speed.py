@@ -27,9 +27,8 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from autorl_gym.core.records import EvalResult, ItemResult
+from autorl_gym.core.records import EvalResult, Feedback, ItemResult, SubmissionRecord
 from autorl_gym.episode.recorder import EpisodeRecorder
-from autorl_gym.core.records import Feedback, SubmissionRecord
 from autorl_gym.report import analyse, build_leaderboard, build_report, load_run, write_leaderboard
 from autorl_gym.report.leaderboard import find_runs
 

@@ -9,8 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from autorl_gym.core.assets import ScenarioAssets
-from autorl_gym.core.records import EvalResult
-from autorl_gym.grading.submission import SubmissionInfo
+from autorl_gym.core.records import EvalResult, SubmissionInfo
 
 
 class GradeJob(BaseModel):

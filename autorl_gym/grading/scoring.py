@@ -18,12 +18,11 @@ from typing import Any
 from autorl_gym.core.assets import ScenarioAssets
 from autorl_gym.core.family import GradeContext, InteractiveTask, StaticTask
 from autorl_gym.core.paths import cache_dir
-from autorl_gym.core.records import EvalResult
+from autorl_gym.core.records import EvalResult, SubmissionInfo
 from autorl_gym.core.scenario import Scenario
 from autorl_gym.grading.backends.registry import check_backend, get_backend
 from autorl_gym.grading.checks import check_loadable
 from autorl_gym.grading.submission import (
-    SubmissionInfo,
     SubmissionLimits,
     check_submission,
     inspect_submission,
