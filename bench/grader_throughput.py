@@ -41,7 +41,7 @@ def main() -> int:
     args = ap.parse_args()
     os.environ.setdefault("AUTORL_GYM_DATA_DIR", str(REPO.parent / "shared" / "data"))
 
-    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.core.family import resolve_assets
     from autorl_gym.grading.backends import lm_eval as lm_eval_backend
     from autorl_gym.grading.grader import Grader
     from autorl_gym.grading.submission import inspect_submission

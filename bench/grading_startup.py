@@ -25,7 +25,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=8, help="dev problems per grading")
     args = ap.parse_args()
 
-    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.core.family import resolve_assets
     from autorl_gym.grading import forkserver
     from autorl_gym.grading.grader import Grader
     from autorl_gym.scenarios.catalog import get_scenario

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from alpaca_helpers import micro_alpaca_scenario  # noqa: E402
 from judge_server import ScriptedJudge, longer  # noqa: E402
 
-from autorl_gym.core.assets import resolve_assets  # noqa: E402
+from autorl_gym.core.family import resolve_assets  # noqa: E402
 from autorl_gym.core.scenario import JudgeSpec  # noqa: E402
 from autorl_gym.grading.grader import Grader  # noqa: E402
 from autorl_gym.judge import CachedJudge, make_judge_backend  # noqa: E402

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autorl_gym.agents.spec import import_agent_module
+from autorl_gym.core.family import family_of
 from autorl_gym.grading.stats import paired_bootstrap
 from autorl_gym.report.build import analyse
 from autorl_gym.report.run_data import load_run
@@ -159,7 +160,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="micro_recipes_") as tmp:
         root = args.keep or Path(tmp)
         for sid in ids:
-            kind = scenarios[sid].family.kind
+            kind = family_of(scenarios[sid]).kind
             for recipe in recipes:
                 if not applicable(recipe, kind):
                     console.print(f"[dim]skip {recipe} on {sid}: a stage has no {kind} script[/]")

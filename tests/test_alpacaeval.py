@@ -13,7 +13,7 @@ import pytest
 from alpaca_helpers import FIXTURES, micro_alpaca_scenario
 from judge_server import ScriptedJudge, longer
 
-from autorl_gym.core.assets import resolve_assets
+from autorl_gym.core.family import api_fields, resolve_assets
 from autorl_gym.core.scenario import ScenarioError
 from autorl_gym.grading.grader import Grader
 from autorl_gym.grading.isolation import GradingFailed
@@ -31,7 +31,7 @@ def test_registered_scenario_names_its_judge_and_the_hidden_splits():
     assert sc.level == 2 and sc.metric == "lc_win_rate" and sc.protocol.chat_template
     assert sc.judge is not None and sc.judge.api_key_env == "AUTORL_GYM_JUDGE_API_KEY"
     assert sc.base_model == "Qwen/Qwen2.5-1.5B-Instruct" and sc.data.dev_size == 105
-    assert "first 2,000 rows" in sc.api_fields()["train_data_path"]
+    assert "first 2,000 rows" in api_fields(sc)["train_data_path"]
 
 
 def test_splits_are_seeded_disjoint_and_hidden(tmp_path):

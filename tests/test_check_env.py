@@ -21,7 +21,7 @@ import pytest
 from conftest import shared_data, shared_data_root, skip_or_fail, skip_or_fail_without_bwrap
 from gymnasium.utils.env_checker import check_env
 
-from autorl_gym.core.assets import resolve_assets
+from autorl_gym.core.family import resolve_assets
 from autorl_gym.core.sandbox import SandboxUnavailable
 from autorl_gym.core.scenario import Scenario, ScenarioError
 from autorl_gym.scenarios.catalog import catalog

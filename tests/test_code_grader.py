@@ -312,7 +312,7 @@ def test_grading_core_returns_the_guard_events(micro_assets, tmp_path: Path,
     scores them as failed (hidden test split, the micro model standing for the submission)."""
     from test_humaneval import quick_yaml
 
-    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.core.family import resolve_assets
     from autorl_gym.grading.backends import registry as backends
     from autorl_gym.grading.grader import Grader
     from autorl_gym.scenarios.catalog import load_scenario_file

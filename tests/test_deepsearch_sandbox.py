@@ -289,7 +289,7 @@ def test_micro_deepsearch_assets_have_disjoint_worlds(deepsearch_assets) -> None
 def test_a_second_grading_makes_no_search_backend_call(tmp_path, monkeypatch, deepsearch_assets):
     """The grader (in its child process) answers every search through the on-disk cache: grading
     the same model again sees the same pages, scores the same, and calls no backend."""
-    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.core.family import resolve_assets
     from autorl_gym.grading.grader import Grader
 
     sc = get_scenario("AutoRL-Micro-DeepSearch-v0")

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from autorl_gym.core.assets import resolve_assets
+from autorl_gym.core.family import resolve_assets
 from autorl_gym.core.records import SubmissionError
 from autorl_gym.grading.grader import Grader
 from autorl_gym.grading.submission import inspect_submission, model_dir_hash, workspace_relpath

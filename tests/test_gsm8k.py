@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import shared_data
 
-from autorl_gym.core.assets import resolve_assets
+from autorl_gym.core.family import resolve_assets
 from autorl_gym.core.records import SubmissionError
 from autorl_gym.core.scenario import Scenario
 from autorl_gym.grading.backends.registry import build_prompts

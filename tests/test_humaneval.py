@@ -13,8 +13,7 @@ import yaml
 from test_humaneval_data import DEV_SEED, DEV_SIZE, real_data_dir
 from typer.testing import CliRunner
 
-from autorl_gym.core.assets import resolve_assets
-from autorl_gym.core.family import GradeContext, get_family
+from autorl_gym.core.family import GradeContext, api_fields, get_family, resolve_assets
 from autorl_gym.core.scenario import Scenario, ScenarioError
 from autorl_gym.grading.grader import Grader
 from autorl_gym.scenarios.catalog import get_scenario, load_scenario_file
@@ -62,7 +61,7 @@ def test_scenario_is_registered_with_its_family(scenario: Scenario) -> None:
     assert scenario.data.dev_size == DEV_SIZE and scenario.data.dev_seed == DEV_SEED
     assert scenario.protocol.stop == ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]
     assert scenario.protocol.chat_template is False and scenario.protocol.few_shot == 0
-    fields = scenario.api_fields()
+    fields = api_fields(scenario)
     assert fields["metric"] == "pass@1" and "openai/openai_humaneval" in fields["train_data_path"]
 
 

@@ -156,8 +156,7 @@ def test_injected_answers_are_not_judged_correct(credulous, monkeypatch):
 def test_alpacaeval_scoring_carries_the_event_on_the_item(tmp_path, micro_assets, credulous):
     """The family's scoring (the judge every AlpacaEval grading uses): the injected item loses and
     carries its event; the clean items are untouched."""
-    from autorl_gym.core.assets import resolve_assets
-    from autorl_gym.core.family import GradeContext
+    from autorl_gym.core.family import GradeContext, resolve_assets
 
     sc = micro_alpaca_scenario(tmp_path, credulous.base_url,
                                judge__model=f"scripted-{uuid.uuid4().hex[:10]}")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from autorl_gym.core.assets import resolve_assets
 from autorl_gym.core.durable import file_digest
+from autorl_gym.core.family import resolve_assets
 from autorl_gym.core.scenario import ScenarioError
 from autorl_gym.grading.grader import Grader
 from autorl_gym.micro.build import ensure_micro_assets

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 import autorl_gym
+from autorl_gym.core.family import api_fields
 from autorl_gym.core.scenario import ScenarioError
-from autorl_gym.scenarios.catalog import discover, get_scenario, load_scenario_file
+from autorl_gym.scenarios.catalog import catalog, discover, get_scenario, load_scenario_file
 
 REPO = Path(__file__).resolve().parents[1]
 MICRO = REPO / "autorl_gym" / "scenarios" / "micro_arith.yaml"
@@ -23,7 +24,7 @@ def test_micro_scenario_registered_with_versioned_id():
     assert spec.version == 0
     sc = get_scenario("autorl_gym:AutoRL-Micro-Arith-v0")
     assert sc.version == 0 and sc.level == 1
-    fields = sc.api_fields()
+    fields = api_fields(sc)
     assert set(fields) == {"base_model_path", "train_data_path", "baseline_score", "metric"}
     assert fields["metric"] == "accuracy"
 
@@ -85,16 +86,17 @@ def test_extra_scenario_dir_registers_on_import(tmp_path, monkeypatch):
     _write(tmp_path, data, "copy.yaml")
     _write(tmp_path, "id: [broken", "broken.yaml")
     monkeypatch.setenv("AUTORL_GYM_SCENARIOS", str(tmp_path))
-    with pytest.warns(UserWarning, match="broken.yaml"):
-        cat = autorl_gym.register_all()
+    with pytest.warns(UserWarning, match="broken.yaml: no valid 'id:' line"):
+        found = autorl_gym.register_all()
     try:
         assert "AutoRL-Micro-Arith-Copy-v3" in gym.registry
         assert gym.spec("AutoRL-Micro-Arith-Copy-v3").version == 3
+        assert get_scenario("AutoRL-Micro-Arith-Copy-v3").source_file == tmp_path / "copy.yaml"
     finally:
         gym.registry.pop("AutoRL-Micro-Arith-Copy-v3", None)
         monkeypatch.delenv("AUTORL_GYM_SCENARIOS")
-        autorl_gym.core.scenario.catalog(refresh=True)
-    assert cat.errors
+        catalog(refresh=True)
+    assert [p for p in found.unregistered if "broken.yaml" in p]
 
 
 def test_unknown_scenario_lists_known():

@@ -110,7 +110,7 @@ def test_child_crash_before_its_log_opens_reports_the_traceback(tmp_path: Path) 
 def test_child_crash_in_the_worker_reports_traceback_and_rerun_command(micro_assets) -> None:
     """A grading that fails inside the child (a split the scenario does not have): the child's own
     traceback and how to rerun it come back, and the job is kept so the command works."""
-    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.core.family import resolve_assets
     from autorl_gym.grading.isolation import run_isolated
     from autorl_gym.grading.submission import inspect_submission
     from autorl_gym.scenarios.catalog import get_scenario

@@ -225,7 +225,7 @@ class _Announcing:
 
 
 def _grader_for(env_id: str, base_model: str | None, backend: str | None = None):
-    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.core.family import resolve_assets
     from autorl_gym.grading.backends.registry import backend_names
     from autorl_gym.grading.grader import Grader
     from autorl_gym.scenarios.catalog import get_scenario

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from autorl_gym.core.registry import Registry
 from autorl_gym.core.sandbox import UnixBridge
-from autorl_gym.core.scenario import Scenario, ScenarioError
+from autorl_gym.core.scenario import ScenarioError
 
 
 class ScenarioAssets(BaseModel):
@@ -87,14 +87,3 @@ def base_model_present(spec: str) -> bool:
     if source is not None:
         return source[0].present(source[1])
     return Path(spec).expanduser().exists()
-
-
-def resolve_assets(scenario: Scenario, base_model: str | None = None,
-                   progress: bool = True) -> ScenarioAssets:
-    """The scenario's inputs as host paths, built or fetched by its task family."""
-    return scenario.family.resolve_assets(scenario, base_model, progress)
-
-
-def present_assets(scenario: Scenario) -> ScenarioAssets | None:
-    """The assets if they are already on disk (nothing is built or downloaded), else None."""
-    return scenario.family.assets_if_present(scenario)

@@ -23,18 +23,16 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from autorl_gym.core.assets import ScenarioAssets
 from autorl_gym.core.durable import file_digest
 from autorl_gym.core.integrity import IntegrityEvent
+from autorl_gym.core.records import ItemResult, SubmissionInfo
 from autorl_gym.core.registry import Registry
-
-if TYPE_CHECKING:
-    from autorl_gym.core.assets import ScenarioAssets
-    from autorl_gym.core.records import ItemResult, SubmissionInfo
-    from autorl_gym.core.scenario import Scenario
+from autorl_gym.core.scenario import Scenario
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -248,3 +246,31 @@ def get_family(name: str) -> TaskFamily:
 def families() -> dict[str, TaskFamily]:
     """Every family: the built-in modules and the entry points, imported."""
     return dict(sorted(FAMILIES.all().items()))
+
+
+def family_of(scenario: Scenario) -> TaskFamily:
+    """A scenario's task family, from the registry."""
+    return get_family(scenario.task_family)
+
+
+def resolve_assets(scenario: Scenario, base_model: str | None = None,
+                   progress: bool = True) -> ScenarioAssets:
+    """The scenario's inputs as host paths, built or fetched by its task family."""
+    return family_of(scenario).resolve_assets(scenario, base_model, progress)
+
+
+def present_assets(scenario: Scenario) -> ScenarioAssets | None:
+    """The assets if they are already on disk (nothing is built or downloaded), else None."""
+    return family_of(scenario).assets_if_present(scenario)
+
+
+def api_fields(scenario: Scenario, base_model_path: str | None = None,
+               train_data_path: str | None = None,
+               baseline_score: float | None = None) -> dict[str, Any]:
+    """The four fields the grading API returns for a scenario (paths as resolved, when known)."""
+    return {
+        "base_model_path": base_model_path or scenario.base_model,
+        "train_data_path": train_data_path or family_of(scenario).describe_train_data(scenario),
+        "baseline_score": baseline_score,
+        "metric": scenario.metric,
+    }

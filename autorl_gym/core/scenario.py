@@ -13,15 +13,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from autorl_gym.core.sandbox import SandboxLimits
 from autorl_gym.interactive.prompt import PromptSpec
-
-if TYPE_CHECKING:
-    from autorl_gym.core.family import TaskFamily
 
 ID_RE = re.compile(r"^(?:[\w.-]+/)?[A-Za-z][\w-]*?-v(\d+)$")
 
@@ -185,25 +182,7 @@ class Scenario(_Strict):
         return v
 
     @property
-    def family(self) -> TaskFamily:
-        """The scenario's task family, from the registry."""
-        from autorl_gym.core.family import get_family
-
-        return get_family(self.task_family)
-
-    @property
     def version(self) -> int:
         match = ID_RE.match(self.id)
         assert match
         return int(match.group(1))
-
-    def api_fields(self, base_model_path: str | None = None,
-                   train_data_path: str | None = None,
-                   baseline_score: float | None = None) -> dict[str, Any]:
-        """The four fields the grading API returns (paths as resolved, when known)."""
-        return {
-            "base_model_path": base_model_path or self.base_model,
-            "train_data_path": train_data_path or self.family.describe_train_data(self),
-            "baseline_score": baseline_score,
-            "metric": self.metric,
-        }

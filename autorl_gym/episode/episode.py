@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from autorl_gym.core.family import family_of
 from autorl_gym.core.integrity import record_event
 from autorl_gym.core.records import EvalResult, Feedback, SubmissionError, SubmissionRecord
 from autorl_gym.core.sandbox import Mount, Sandbox, SandboxError, SandboxLimits, SandboxSpec
@@ -452,7 +453,7 @@ class Episode:
     def scenario_info(self) -> dict[str, Any]:
         sc = self.scenario
         return {"id": sc.id, "title": sc.title, "level": sc.level, "task_family": sc.task_family,
-                "task_kind": sc.family.kind, "feedback_split": sc.feedback_split,
+                "task_kind": family_of(sc).kind, "feedback_split": sc.feedback_split,
                 **self.grading.api_fields()}
 
     @property

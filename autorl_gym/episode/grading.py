@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from autorl_gym.core.assets import ScenarioAssets, resolve_assets
+from autorl_gym.core.assets import ScenarioAssets
+from autorl_gym.core.family import api_fields, resolve_assets
 from autorl_gym.core.records import EvalResult
 from autorl_gym.core.scenario import Scenario
 from autorl_gym.grading.grader import Grader
@@ -52,7 +53,7 @@ class ScenarioGrading:
 
     def api_fields(self) -> dict[str, Any]:
         """The API's four fields with the paths as resolved and the feedback-split baseline."""
-        return self.scenario.api_fields(
+        return api_fields(self.scenario,
             base_model_path=str(self.assets.base_model_dir),
             train_data_path=str(self.assets.train_data_path),
             baseline_score=self.baseline(self.scenario.feedback_split).score)

@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from autorl_gym.core.records import Feedback, SubmissionRecord
+from autorl_gym.core.scenario import Scenario
+from autorl_gym.episode.budget import Budget
+from autorl_gym.episode.config import EpisodeConfig
+from autorl_gym.episode.grading import ScenarioGrading
 from autorl_gym.episode.tools import tool_schemas
 
-if TYPE_CHECKING:
-    from autorl_gym.episode.episode import Episode
+
+class Episode(Protocol):
+    """What these records read of an episode (:class:`autorl_gym.episode.episode.Episode`)."""
+
+    scenario: Scenario
+    config: EpisodeConfig
+    grading: ScenarioGrading
+    budget: Budget
+    submissions: list[SubmissionRecord]
+
+    @property
+    def workspace(self) -> Any: ...
+
+    @property
+    def grader(self) -> Any: ...
+
+    def best(self) -> SubmissionRecord | None: ...
 
 
 def run_record(ep: Episode, now: datetime, obs: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from autorl_gym.core.assets import ScenarioAssets
-from autorl_gym.core.family import GradeContext, InteractiveTask, StaticTask
+from autorl_gym.core.family import GradeContext, InteractiveTask, StaticTask, family_of
 from autorl_gym.core.paths import cache_dir
 from autorl_gym.core.records import EvalResult, SubmissionInfo
 from autorl_gym.core.scenario import Scenario
@@ -42,7 +42,7 @@ class Scorer:
                  log_root: Path | None = None):
         self.scenario = scenario
         self.assets = assets
-        self.family = scenario.family
+        self.family = family_of(scenario)
         self.backend = backend or scenario.grader.backend
         check_backend(self.backend, self.family)
         self.ctx = GradeContext(scenario, assets)

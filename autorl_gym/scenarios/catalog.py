@@ -11,6 +11,7 @@ with its files by the tests and ``autorl-gym check``), and a file no index names
 from __future__ import annotations
 
 import re
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from autorl_gym.core.paths import scenario_dirs
-from autorl_gym.core.scenario import Scenario, ScenarioError
+from autorl_gym.core.scenario import ID_RE, Scenario, ScenarioError
 from autorl_gym.grading.validate import check_scenario
 
 ENTRY_POINT = "autorl_gym.envs.autorl_env:AutoRLEnv"
@@ -87,19 +88,34 @@ def declared_id(path: Path) -> str | None:
     return match.group(1) if match else None
 
 
-def scenario_ids(dirs: list[Path] | None = None) -> dict[str, Path]:
+class ScenarioIds(BaseModel):
+    """What the indexes and ``id:`` lines declare: each id's file, and the files without a valid id."""
+
+    ids: dict[str, Path] = Field(default_factory=dict)
+    unregistered: list[str] = Field(default_factory=list)
+
+
+def scan_ids(dirs: list[Path] | None = None) -> ScenarioIds:
     """Every scenario id and its file, without loading any scenario (the indexes, and the ``id:``
     line of a file no index names); the first folder that declares an id keeps it."""
-    found: dict[str, Path] = {}
+    found = ScenarioIds()
     for folder in dirs if dirs is not None else scenario_dirs():
         files = scenario_files(folder)
         by_name = {p.name: p for p in files}
         indexed = {name: sid for sid, name in read_index(folder).items() if name in by_name}
         for path in files:
             sid = indexed.get(path.name) or declared_id(path)
-            if sid:
-                found.setdefault(sid, path)
+            if sid and ID_RE.match(sid):
+                found.ids.setdefault(sid, path)
+            else:
+                found.unregistered.append(f"{path}: no valid 'id:' line (an id is versioned like "
+                                          f"'AutoRL-Name-v0'; got {sid!r})")
     return found
+
+
+def scenario_ids(dirs: list[Path] | None = None) -> dict[str, Path]:
+    """Every scenario id and its file (see :func:`scan_ids`)."""
+    return scan_ids(dirs).ids
 
 
 def write_index(folder: Path) -> Path:
@@ -190,6 +206,12 @@ def register(scenario: Scenario | str) -> str:
     return sid
 
 
-def register_all() -> list[str]:
-    """Register every scenario id with Gymnasium, loading none (see the module's docstring)."""
-    return [register(sid) for sid in scenario_ids()]
+def register_all() -> ScenarioIds:
+    """Register every scenario id with Gymnasium, loading none (see the module's docstring); a
+    file without a valid id is not registered, with a warning naming it."""
+    found = scan_ids()
+    for sid in found.ids:
+        register(sid)
+    for problem in found.unregistered:
+        warnings.warn(f"autorl_gym: scenario not registered: {problem}", stacklevel=2)
+    return found

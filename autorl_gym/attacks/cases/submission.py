@@ -14,7 +14,7 @@ from autorl_gym.attacks.base import AttackBroken, AttackContext, attack
 
 
 def _base_dir(ctx: AttackContext) -> Path:
-    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.core.family import resolve_assets
     from autorl_gym.scenarios.catalog import get_scenario
 
     return resolve_assets(get_scenario(ctx.scenario_id), progress=False).base_model_dir

@@ -28,7 +28,7 @@ def _events(results_dir: Path) -> list[str]:
 
 
 def _hidden_split(ctx: AttackContext) -> Path:
-    from autorl_gym.core.assets import resolve_assets
+    from autorl_gym.core.family import resolve_assets
     from autorl_gym.scenarios.catalog import get_scenario
 
     assets = resolve_assets(get_scenario(ctx.scenario_id), progress=False)

@@ -312,7 +312,8 @@ class DockerSandbox(SandboxFiles):
         with self._lock:
             self._live.add(ct.id)
         try:
-            return Execution(ct, buf, timeout, start, self, self._quota, quota_start).run()
+            return Execution(ct, buf, timeout, start, self.spec.limits, self.extra_tasks, self._quota,
+                             quota_start).run()
         except DockerException as e:
             raise SandboxError(f"the docker engine failed while running the command: {e}") from e
         finally:  # removed in the background: the result does not wait for it (~75 ms)

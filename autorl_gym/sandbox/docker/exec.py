@@ -7,15 +7,12 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from autorl_gym.core.sandbox import ExecResult
+from autorl_gym.core.sandbox import ExecResult, SandboxLimits
 from autorl_gym.runtime.process import OutputBuffer
 from autorl_gym.runtime.usage import DiskQuota
 from autorl_gym.sandbox.docker.cgroup import ContainerCgroup
-
-if TYPE_CHECKING:
-    from autorl_gym.sandbox.docker.backend import DockerSandbox
 
 __all__ = ["WATCHDOG_INTERVAL_S", "Execution"]
 
@@ -26,8 +23,12 @@ class Execution:
     """One container from start to exit: output streamed into ``buf``, the watchdog, the kill."""
 
     def __init__(self, ct: Any, buf: OutputBuffer, timeout: float, start: float,
-                 box: DockerSandbox, quota: DiskQuota | None = None, quota_start: int = 0) -> None:
-        self.ct, self.buf, self.timeout, self.start, self.box = ct, buf, timeout, start, box
+                 limits: SandboxLimits, extra_tasks: int = 0, quota: DiskQuota | None = None,
+                 quota_start: int = 0) -> None:
+        """``extra_tasks``: tasks of the container that are not the command's (its init and
+        bridge forwarders), left out of the process count a message shows."""
+        self.ct, self.buf, self.timeout, self.start = ct, buf, timeout, start
+        self.limits, self.extra_tasks = limits, extra_tasks
         self.quota, self.quota_start = quota, quota_start
         self.killed_reason: str | None = None
         self.timed_out = False
@@ -39,12 +40,12 @@ class Execution:
 
     def _check(self, cgroup: ContainerCgroup) -> str | None:
         c = cgroup.sample()
-        limits = self.box.spec.limits
+        limits = self.limits
         if c.oom_kills:
             return (f"memory limit exceeded: the kernel's OOM killer stopped a process at the "
                     f"{limits.memory_mb} MB limit (docker mem_limit)")
         if c.forks_refused:
-            n = max((c.tasks or 0) - self.box.extra_tasks, 0)
+            n = max((c.tasks or 0) - self.extra_tasks, 0)
             return (f"process limit exceeded: {n} processes and threads at the limit of "
                     f"{limits.max_processes}; the engine refused {c.forks_refused} more "
                     "(docker pids_limit)")
@@ -89,7 +90,7 @@ class Execution:
         self.ct.reload()
         if self.killed_reason is None and self.ct.attrs["State"].get("OOMKilled"):
             self.killed_reason = (f"memory limit exceeded: the kernel's OOM killer stopped a "
-                                  f"process at the {self.box.spec.limits.memory_mb} MB limit "
+                                  f"process at the {self.limits.memory_mb} MB limit "
                                   "(docker OOMKilled)")
         code = status.get("StatusCode")
         if self.killed_reason is None and self.quota is not None:
