@@ -1,0 +1,144 @@
+"""What the audit reads: everything the agent could have trained on or sent out.
+
+* the workspace (every regular file the agent could write, walked by :mod:`autorl_gym.safe_walk`:
+  no link followed, names checked, files read through the descriptor that was checked, in pieces,
+  up to :data:`MAX_FILE_BYTES` per file and :data:`MAX_TOTAL_BYTES` per run; what is left unread
+  is listed, never silently skipped). ``model/`` and ``data/`` at its top are the read-only mounts
+  of the base model and the train split and are not read.
+* every ``llm_calls.jsonl`` in the results folder (the gateway's, an agent's own log): every
+  string of every call, prompt and answer alike, each call named by its file and line.
+* ``trajectory.jsonl``: every tool call the agent made (a file written then deleted, a command
+  that echoes data), named by its step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autorl_gym import safe_walk
+
+MAX_FILE_BYTES = 256 << 20
+MAX_TOTAL_BYTES = 1 << 30
+MAX_JSONL_BYTES = 256 << 20
+_CHUNK = 1 << 22
+MOUNTS = ("model/", "data/")
+
+
+@dataclass
+class Source:
+    """One thing read: its name in the report and its content in pieces (bytes or text)."""
+
+    name: str
+    kind: str  # workspace, llm_call, trajectory
+    pieces: Callable[[], Iterator[bytes | str]]
+
+
+@dataclass
+class Unscanned:
+    name: str
+    why: str
+
+
+class Budget:
+    def __init__(self, total: int = MAX_TOTAL_BYTES):
+        self.left = total
+        self.read = 0
+
+
+def _file_pieces(entry: safe_walk.FileEntry, cap: int, budget: Budget,
+                 skipped: list[Unscanned]) -> Iterator[bytes]:
+    fd = entry.open()
+    try:
+        got = 0
+        while True:
+            want = min(_CHUNK, cap - got, budget.left)
+            if want <= 0:
+                size = os.fstat(fd).st_size
+                if size > got:
+                    why = ("the run's read budget is spent" if budget.left <= 0
+                           else f"file larger than {cap} bytes")
+                    skipped.append(Unscanned(f"workspace:{entry.rel}",
+                                             f"{size - got} of {size} bytes not read ({why})"))
+                return
+            chunk = os.read(fd, want)
+            if not chunk:
+                return
+            got += len(chunk)
+            budget.left -= len(chunk)
+            budget.read += len(chunk)
+            yield chunk
+    finally:
+        os.close(fd)
+
+
+def workspace_sources(workspace: Path, budget: Budget, skipped: list[Unscanned],
+                      max_file: int = MAX_FILE_BYTES) -> Iterator[Source]:
+    """The workspace's regular files, as the agent left them."""
+    def refused(r: safe_walk.Refusal) -> None:
+        skipped.append(Unscanned(f"workspace:{r.path}", r.detail))
+
+    try:
+        entries = safe_walk.walk(workspace, on_refused=refused)
+        for entry in entries:
+            if entry.rel.startswith(MOUNTS):
+                continue
+            yield Source(f"workspace:{entry.rel}", "workspace",
+                         lambda e=entry: _file_pieces(e, max_file, budget, skipped))
+    except (OSError, safe_walk.UnsafePath) as e:
+        skipped.append(Unscanned(f"workspace:{workspace}", f"not read: {e}"))
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _jsonl(results: Path, rel: str, skipped: list[Unscanned]) -> Iterator[tuple[int, Any]]:
+    try:
+        data = safe_walk.read_file(results, rel, MAX_JSONL_BYTES)
+    except (OSError, safe_walk.UnsafePath) as e:
+        skipped.append(Unscanned(rel, f"not read: {e}"))
+        return
+    for n, line in enumerate(data.decode("utf-8", errors="replace").splitlines(), 1):
+        try:
+            yield n, json.loads(line)
+        except ValueError:
+            yield n, line  # a damaged line is still text
+
+
+def llm_call_sources(results: Path, skipped: list[Unscanned]) -> Iterator[Source]:
+    """Every call of every ``llm_calls.jsonl`` in the results folder (submission snapshots and
+    the code history are not entered)."""
+    skip = {"submissions", "code_history.git"}
+    for entry in safe_walk.walk(results, skip=lambda name: name in skip,
+                                on_refused=lambda r: skipped.append(Unscanned(r.path, r.detail))):
+        if entry.name != "llm_calls.jsonl":
+            continue
+        for n, call in _jsonl(results, entry.rel, skipped):
+            what = ""
+            if isinstance(call, dict):
+                what = " ".join(str(call.get(k)) for k in ("time", "route", "model") if call.get(k))
+            yield Source(f"llm_call:{entry.rel}:{n}" + (f" ({what})" if what else ""), "llm_call",
+                         lambda c=call: iter(["\n".join(_strings(c))]))
+
+
+def trajectory_sources(results: Path, skipped: list[Unscanned]) -> Iterator[Source]:
+    """The agent's tool calls, one source per step."""
+    if not (results / "trajectory.jsonl").is_file():
+        return
+    for n, line in _jsonl(results, "trajectory.jsonl", skipped):
+        call = line.get("call") if isinstance(line, dict) else line
+        step = line.get("step", n) if isinstance(line, dict) else n
+        yield Source(f"trajectory:step {step}", "trajectory",
+                     lambda c=call: iter(["\n".join(_strings(c))]))
