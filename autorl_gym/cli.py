@@ -308,6 +308,32 @@ def leaderboard(
 
 
 @app.command()
+def audit(
+    run_dir: Annotated[Path, typer.Argument(help="a results folder (results/{scenario}_{timestamp})")],
+    as_json: Annotated[bool, typer.Option("--json", help="print audit.json")] = False,
+) -> None:
+    """Contamination audit of a run: its workspace, LLM calls and tool calls against the hidden
+    dev and test items (writes audit.json; exit 1 when suspect or contaminated)."""
+    from autorl_gym.audit.commands import audit_command
+
+    raise typer.Exit(audit_command(run_dir, as_json, console, err))
+
+
+@app.command()
+def verify(
+    run_dir: Annotated[Path, typer.Argument(help="a results folder (results/{scenario}_{timestamp})")],
+    tolerance: Annotated[float | None, typer.Option(
+        help="score points re-grading may differ by (default: by backend)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the checks as JSON")] = False,
+) -> None:
+    """Re-grade a run's recorded submission and check its score, weights hash and provenance
+    against the folder (exit 1 when a check fails)."""
+    from autorl_gym.audit.commands import verify_command
+
+    raise typer.Exit(verify_command(run_dir, tolerance, as_json, console, err))
+
+
+@app.command()
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="a sweep file (SWEEP.yaml: the grid of cells)")],
     address: Annotated[str | None, typer.Option(

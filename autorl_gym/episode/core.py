@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autorl_gym import safe_walk
+from autorl_gym.audit.episode import audit_episode, stamp_episode
 from autorl_gym.envs.spaces import to_observation
 from autorl_gym.episode import records, texts
 from autorl_gym.episode.budget import Budget, BudgetState
@@ -55,6 +56,9 @@ from autorl_gym.tools.calls import (
 from autorl_gym.tools.sandbox import Mount, Sandbox, SandboxError, SandboxLimits, SandboxSpec
 from autorl_gym.tools.usage import episode_disk_quota_mb
 from autorl_gym.workspace import WorkspaceInfo, create_workspace, task_text, timestamp
+
+if TYPE_CHECKING:
+    from autorl_gym.audit.provenance import Provenance
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +108,7 @@ class Episode:
         self.last_observation = ""
         self.active = False
         self._disk_quota_mb: int | None = None  # sized at the first sandbox (sandbox_limits)
+        self.provenance: Provenance | None = None  # what measures its scores (provenance.json)
 
     # ------------------------------------------------------------------ grading
     def prepare(self) -> None:
@@ -183,6 +188,7 @@ class Episode:
         ws = self.workspace.root
         obs = to_observation(task_text(self.scenario) + "\n" + (ws / "instructions.md").read_text())
         self.recorder.run_info(records.run_record(self, now, obs))
+        self.provenance = stamp_episode(self)
         self.last_observation = obs
         return obs, self.info(scenario=self.scenario_info(), baseline=self._feedback_baseline,
                               tools=tool_schemas(), sandbox=cfg.sandbox)
@@ -202,6 +208,7 @@ class Episode:
         self.workspace = WorkspaceInfo.at(Path(workspace), self.recorder.started_at())
         self.sandbox = self.open_sandbox()
         self.grader.log_root = self.recorder.root
+        self.provenance = stamp_episode(self)
         steps = self.recorder.recorded_steps()
         self.recorder.track_code(self.workspace.code, resumed_at_step=steps)
         graded = self.recorder.recorded_submissions() if submissions is None else submissions
@@ -304,7 +311,8 @@ class Episode:
         split = self.scenario.feedback_split
         rec = SubmissionRecord(id=len(self.submissions) + 1, time=datetime.now(UTC),
                                elapsed_s=self.budget.elapsed, model_path=model_path, split=split,
-                               baseline=self._feedback_baseline)
+                               baseline=self._feedback_baseline,
+                               provenance_key=self.provenance.score_key if self.provenance else None)
         t0 = time.monotonic()
         if self.budget.submissions_left <= 0:
             rec.error = f"submission limit reached ({self.budget.max_submissions})"
@@ -444,6 +452,7 @@ class Episode:
         fb = records.feedback(self, status, reason, test_base.score, score,
                               chosen if grade else None, notes)
         self.recorder.final(fb, test_result, test_base)
+        audit_episode(self)  # audit.json: the workspace, LLM calls and tool calls vs dev and test
         self._prune_snapshots(chosen if grade else None)
         self.final_feedback = fb
         self.budget.stop()
