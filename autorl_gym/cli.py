@@ -300,11 +300,13 @@ def leaderboard(
     results_dir: Annotated[Path, typer.Argument(help="a folder holding results folders")] = Path("results"),
     out: Annotated[Path | None, typer.Option(help="write CSV and HTML here (default: RESULTS_DIR)")] = None,
     fresh: Annotated[bool, typer.Option(help="recompute every run, ignoring metrics.json")] = False,
+    count_flagged: Annotated[bool, typer.Option(
+        help="count contaminated or tampered runs in the means (left out by default)")] = False,
 ) -> None:
     """One row per (scenario, agent, driver model, base model) over every recorded run."""
     from autorl_gym.report.commands import leaderboard_command
 
-    raise typer.Exit(leaderboard_command(results_dir, out, fresh, console, err))
+    raise typer.Exit(leaderboard_command(results_dir, out, fresh, console, err, count_flagged))
 
 
 @app.command()

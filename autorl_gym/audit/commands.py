@@ -8,7 +8,9 @@ from pathlib import Path
 from rich.console import Console
 
 from autorl_gym.audit.run import AuditError, audit_run
+from autorl_gym.audit.section import VERIFY_FILE
 from autorl_gym.audit.verify import VerifyError, verify_run
+from autorl_gym.io import atomic_write_json
 
 _SHOWN_HITS = 20
 
@@ -44,6 +46,7 @@ def verify_command(run_dir: Path, tolerance: float | None, as_json: bool, consol
     except (VerifyError, KeyError) as e:
         err.print(f"error: {run_dir}: cannot be verified ({e})", markup=False)
         return 2
+    atomic_write_json(Path(run_dir) / VERIFY_FILE, result.model_dump(mode="json"))
     if as_json:
         console.print_json(result.model_dump_json())
     else:
