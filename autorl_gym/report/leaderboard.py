@@ -195,7 +195,7 @@ def build_leaderboard(results_dir: Path, reuse: bool = True,
             t = g["t_first"].dropna().astype(float)
             n = len(done)
             rows.append(Row(
-                **dict(zip(GROUP, key, strict=True)), runs=n, incomplete=len(g) - n,
+                **dict(zip(GROUP, key[:len(GROUP)], strict=True)), runs=n, incomplete=len(g) - n,
                 mean_improvement=float(imp.mean()) if n else None,
                 stderr=float(imp.std(ddof=1) / math.sqrt(n)) if n >= 2 else None,
                 best=float(imp.max()) if n else None,
