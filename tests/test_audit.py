@@ -35,9 +35,15 @@ def _index(scenario_id: str):
     return index_for(sc, assets), assets
 
 
-def _folders(tmp_path: Path) -> tuple[Path, Path]:
+def _folders(tmp_path: Path, assets=None) -> tuple[Path, Path]:
+    """A workspace as an episode makes it (data/ and model/ links to the mounts) and a results
+    folder."""
     ws, res = tmp_path / "ws", tmp_path / "res"
     (ws / "code").mkdir(parents=True)
+    (ws / "output").mkdir()
+    if assets is not None:
+        (ws / "data").symlink_to(assets.train_dir, target_is_directory=True)
+        (ws / "model").symlink_to(assets.base_model_dir, target_is_directory=True)
     res.mkdir()
     return ws, res
 
@@ -87,10 +93,19 @@ def test_file_holding_test_items_is_caught_with_file_and_items(tmp_path):
 def test_train_split_only_is_clean(scenario_id, tmp_path):
     """An honest agent's data (the train split itself, copied and reformatted) is never flagged."""
     index, assets = _index(scenario_id)
-    ws, res = _folders(tmp_path)
+    ws, res = _folders(tmp_path, assets)
     shutil.copytree(assets.train_dir, ws / "code" / "train", ignore=shutil.ignore_patterns("*.z8"))
+    (ws / "code" / "train_link").symlink_to("train")  # a link within the workspace is fine
     report = audit(index, res, ws)
-    assert report.verdict == "clean", report.hits[:5]
+    assert report.verdict == "clean", (report.hits[:5], report.unread)
+
+
+def test_content_the_audit_cannot_read_keeps_a_run_from_clean(tmp_path):
+    index, assets = _index(MICRO_ID)
+    ws, res = _folders(tmp_path, assets)
+    (ws / "code" / "extra.jsonl").symlink_to("/tmp/somewhere/extra.jsonl")
+    report = audit(index, res, ws)
+    assert report.verdict == "suspect" and "extra.jsonl" in report.reason
 
 
 def test_llm_call_carrying_a_test_item_is_caught(tmp_path):

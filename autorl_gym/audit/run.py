@@ -62,14 +62,16 @@ def audit(index: HiddenIndex, results_dir: Path, workspace: Path | None,
         yield from src.trajectory_sources(results_dir, skipped)
 
     hits, counts = scan(index, every())
-    verdict, reason, items, answers, cans = decide(hits, len(index.items))
+    unread = [f"{u.name}: {u.why}" for u in skipped if u.escalates]
+    verdict, reason, items, answers, cans = decide(hits, len(index.items), unread)
     report = AuditReport(
         scenario=index.scenario, verdict=verdict, reason=reason,
         tolerance_items=_tol(index), items_overlapped=items, answers_found=answers,
         canaries_found=cans, hits=hits[:MAX_HITS], hidden_items=index.counts(),
         split_digests=index.split_digests, patterns_dropped_as_public=index.dropped_public,
         items_too_short=len(index.short_items), sources=counts, bytes_read=budget.read,
-        unscanned=[f"{u.name}: {u.why}" for u in skipped], index_s=round(index.build_s, 3),
+        unscanned=[f"{u.name}: {u.why}" for u in skipped], unread=unread,
+        index_s=round(index.build_s, 3),
         scan_s=round(time.monotonic() - t0, 3))
     atomic_write_json(results_dir / AUDIT_FILE, report.model_dump(mode="json"))
     return report

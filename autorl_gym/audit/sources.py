@@ -40,8 +40,13 @@ class Source:
 
 @dataclass
 class Unscanned:
+    """Content the audit could not read. ``escalates``: it could hold what the agent trained on
+    (a link out of the workspace, a name or file the host does not read, a file over the cap that
+    is not a valid safetensors file), so the run cannot be called clean."""
+
     name: str
     why: str
+    escalates: bool = True
 
 
 class Budget:
@@ -62,8 +67,12 @@ def _file_pieces(entry: safe_walk.FileEntry, cap: int, budget: Budget,
                 if size > got:
                     why = ("the run's read budget is spent" if budget.left <= 0
                            else f"file larger than {cap} bytes")
+                    tensors = _safetensors_tensor_bytes(fd, size)
+                    if tensors:
+                        why += "; tensor data of a valid safetensors file"
                     skipped.append(Unscanned(f"workspace:{entry.rel}",
-                                             f"{size - got} of {size} bytes not read ({why})"))
+                                             f"{size - got} of {size} bytes not read ({why})",
+                                             escalates=not tensors))
                 return
             chunk = os.read(fd, want)
             if not chunk:
@@ -76,11 +85,45 @@ def _file_pieces(entry: safe_walk.FileEntry, cap: int, budget: Budget,
         os.close(fd)
 
 
+def _safetensors_tensor_bytes(fd: int, size: int) -> bool:
+    """Whether the file is a safetensors file whose header accounts for every byte (its tail is
+    then tensor data, not text a training script would read as data)."""
+    try:
+        head = os.pread(fd, 8, 0)
+        n = int.from_bytes(head, "little") if len(head) == 8 else 0
+        if not 2 <= n <= 100 << 20:
+            return False
+        header = json.loads(os.pread(fd, n, 8))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+        return bool(ends) and 8 + n + max(ends) == size
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return False
+
+
+def _link_escalates(workspace: Path, r: safe_walk.Refusal) -> bool:
+    """A refused entry the audit should not shrug off: anything but a link whose target is in the
+    workspace (read there anyway) or one of the workspace's own mounts (``model``, ``data``)."""
+    if r.kind == safe_walk.SPECIAL_REFUSED:
+        return False  # a fifo or socket holds no data
+    if r.kind != safe_walk.LINK_REFUSED:
+        return True
+    if r.path in ("model", "data"):
+        return False
+    try:
+        target = os.readlink(workspace / r.path)
+    except OSError:
+        return True
+    if os.path.isabs(target):
+        return not os.path.normpath(target).startswith(str(workspace) + os.sep)
+    inside = os.path.normpath(os.path.join(os.path.dirname(r.path), target))
+    return inside == ".." or inside.startswith(".." + os.sep)
+
+
 def workspace_sources(workspace: Path, budget: Budget, skipped: list[Unscanned],
                       max_file: int = MAX_FILE_BYTES) -> Iterator[Source]:
     """The workspace's regular files, as the agent left them."""
     def refused(r: safe_walk.Refusal) -> None:
-        skipped.append(Unscanned(f"workspace:{r.path}", r.detail))
+        skipped.append(Unscanned(f"workspace:{r.path}", r.detail, _link_escalates(workspace, r)))
 
     try:
         entries = safe_walk.walk(workspace, on_refused=refused)

@@ -4,7 +4,9 @@
   hidden items than the tolerance.
 * **suspect**: n-gram overlap with at most the tolerance's number of items (accidental overlap
   of templated text is possible), or a distinctive answer found with no overlapping item text.
-* **clean**: nothing found.
+* **clean**: nothing found, and everything the agent could have trained on was read. Content
+  the audit could not read (a link out of the workspace, a name the host does not read, a file
+  over the size cap that is not a valid safetensors file) makes an otherwise clean run suspect.
 
 The tolerance is ``max(2, ceil(0.5% of the hidden items))`` (3 items for the 600 of the micro
 arithmetic scenario).
@@ -26,7 +28,8 @@ NORMALISATION = (f"lowercase; every character that is not a letter or digit beco
                  f"whitespace collapsed; {NGRAM}-token windows (an item of {MIN_WHOLE_ITEM} to "
                  f"{NGRAM - 1} tokens as a whole); patterns that occur in the train split dropped")
 RULE = ("contaminated: a canary found, or n-gram overlap with more items than the tolerance; "
-        "suspect: overlap with 1..tolerance items, or only distinctive answers found; clean: none")
+        "suspect: overlap with 1..tolerance items, only distinctive answers found, or content the "
+        "audit could not read; clean: none of these")
 
 
 def tolerance(n_items: int) -> int:
@@ -58,6 +61,8 @@ class AuditReport(BaseModel):
     sources: dict[str, int] = Field(default_factory=dict, description="sources read, by kind")
     bytes_read: int = 0
     unscanned: list[str] = []
+    unread: list[str] = Field(default_factory=list, description="the unscanned content that keeps "
+                                                               "the run from being clean")
     index_s: float = 0.0
     scan_s: float = 0.0
     normalisation: str = NORMALISATION
@@ -69,7 +74,8 @@ class AuditReport(BaseModel):
         return self.verdict != "clean"
 
 
-def decide(hits: list[AuditHit], n_items: int) -> tuple[Verdict, str, list[str], list[str], list[str]]:
+def decide(hits: list[AuditHit], n_items: int,
+           unread: list[str] | None = None) -> tuple[Verdict, str, list[str], list[str], list[str]]:
     """(verdict, reason, items overlapped, answers found, canaries found)."""
     tol = tolerance(n_items)
     items = sorted({h.item for h in hits if h.kind == "ngram"})
@@ -88,4 +94,8 @@ def decide(hits: list[AuditHit], n_items: int) -> tuple[Verdict, str, list[str],
     if answers:
         return ("suspect", f"{len(answers)} distinctive hidden answer(s) found in {shown}",
                 items, answers, cans)
+    if unread:
+        more = f" and {len(unread) - 3} more" if len(unread) > 3 else ""
+        return ("suspect", f"no overlap found, but {len(unread)} thing(s) the agent could train on "
+                           f"were not read: {'; '.join(unread[:3])}{more}", items, answers, cans)
     return "clean", "no overlap with the hidden splits", items, answers, cans
