@@ -57,10 +57,25 @@ def _test_lines(assets, n: int, start: int = 0) -> list[dict]:
 def test_normalisation_is_the_stated_one():
     assert normalise("  Ruby HAD 6,\n\tmarbles!  ") == "ruby had 6 marbles"
     assert normalise("a_b-c") == "a b c"
-    toks = tokens("one two three four five six seven eight nine ten eleven twelve thirteen fourteen")
-    assert item_grams(toks) == [" ".join(toks[:13]), " ".join(toks[1:])]
-    assert item_grams(toks[:9]) == [" ".join(toks[:9])]       # a short item matched whole
+    toks = [f"w{i}" for i in range(30)]
+    assert item_grams(toks[:14]) == [" ".join(toks[:14])]     # under 26 tokens: matched whole
+    assert item_grams(toks[:9]) == [" ".join(toks[:9])]
     assert item_grams(toks[:5]) == []                          # too short to evidence anything
+    assert item_grams(toks) == [" ".join(toks[i:i + 13]) for i in range(18)]  # 13-token windows
+
+
+def test_a_templated_near_duplicate_is_not_counted(tmp_path):
+    """Another arithmetic question from the same template (one number differs) shares 13 tokens
+    with a test item, but is another question: not counted."""
+    index, assets = _index(MICRO_ID)
+    ws, res = _folders(tmp_path)
+    item = next(i for i in _test_lines(assets, 400) if "lost" in i["question"])
+    words = item["question"].split()
+    n = next(k for k, w in enumerate(words) if w.isdigit())
+    words[n] = str(int(words[n]) + 50)
+    (ws / "code" / "gen.jsonl").write_text(json.dumps({"question": " ".join(words)}))
+    report = audit(index, res, ws)
+    assert report.verdict == "clean", report.hits
 
 
 def test_distinctive_answer_rule():

@@ -19,21 +19,23 @@ from typing import Any
 
 from autorl_gym.audit import canary as canaries
 from autorl_gym.audit.matcher import Pattern, Patterns, Stream
-from autorl_gym.audit.normalise import item_grams, normalise, tokens
+from autorl_gym.audit.normalise import MIN_WHOLE_ITEM, NGRAM, covered, item_grams, normalise, tokens
 
 MIN_ANSWER_CHARS = 6
 HIDDEN_SPLITS = ("dev", "test")
 _TRAIN_READ_CAP = 256 << 20  # bytes of the train split read to find its public patterns
 # "KB" and "grammar": the game logic TextWorld writes identically into every game file
-_SKIP_FIELDS = {"index", "gold", "name", "path", "kind", "id", "KB", "grammar"}
+# "answer", "gold": an item's answer is checked on its own (distinctive answers only)
+_SKIP_FIELDS = {"index", "gold", "answer", "name", "path", "kind", "id", "KB", "grammar"}
 
 
 @dataclass
 class HiddenItem:
     split: str
     id: str          # the item's index or name within its split
-    text: str        # what its n-grams come from
+    text: str        # its strings, for a reader
     answer: str | None
+    segments: list[list[str]] = field(default_factory=list)  # the token lists matched
 
     @property
     def key(self) -> str:
@@ -50,6 +52,17 @@ class HiddenIndex:
     dropped_public: int = 0                  # n-grams and answers also in the train split
     short_items: list[str] = field(default_factory=list)  # too short for an n-gram
     build_s: float = 0.0
+    # (item, segment) -> the windows left after the public ones were dropped (long segments)
+    windows: dict[tuple[str, int], set[int]] = field(default_factory=dict)
+
+    def coverage(self, key: str, segment: int, found: set[int]) -> float:
+        """The share of a segment's checkable tokens that the windows ``found`` cover (1.0 for
+        a segment matched as a whole)."""
+        left = self.windows.get((key, segment))
+        if left is None:
+            return 1.0
+        total = covered(left, NGRAM)
+        return len(covered(found & left, NGRAM)) / len(total) if total else 0.0
 
     def counts(self) -> dict[str, int]:
         per: dict[str, int] = {}
@@ -104,8 +117,10 @@ def hidden_items(ctx: Any, split: str) -> list[HiddenItem]:
     for item in ctx.items(split):
         ident, data = _item_record(item)
         answer = data.get("gold") if "gold" in data else data.get("answer")
-        text = "\n".join(_strings(data, _SKIP_FIELDS))
-        out.append(HiddenItem(split, ident, text, answer if isinstance(answer, str) else None))
+        strings = list(_strings(data, _SKIP_FIELDS))
+        segments = [t for t in (tokens(s) for s in strings) if len(t) >= MIN_WHOLE_ITEM]
+        out.append(HiddenItem(split, ident, "\n".join(strings),
+                              answer if isinstance(answer, str) else None, segments))
     return out
 
 
@@ -155,6 +170,7 @@ def build_index(scenario: Any, assets: Any, plant: bool = True) -> HiddenIndex:
     items: dict[str, HiddenItem] = {}
     patterns = Patterns()
     cans, digests, short = {}, {}, []
+    windows: dict[tuple[str, int], set[int]] = {}
     for split in HIDDEN_SPLITS:
         if split not in assets.hidden_splits:
             continue
@@ -164,17 +180,24 @@ def build_index(scenario: Any, assets: Any, plant: bool = True) -> HiddenIndex:
             canaries.plant(assets.hidden_splits[split], split, cans[split])
         for it in hidden_items(ctx, split):
             items[it.key] = it
-            grams = item_grams(tokens(it.text))
-            if not grams:
+            if not it.segments:
                 short.append(it.key)
-            for g in grams:
-                patterns.add(g, Pattern("ngram", it.key))
+            for seg, toks in enumerate(it.segments):
+                grams = item_grams(toks)
+                for w, g in enumerate(grams):
+                    patterns.add(g, Pattern("ngram", it.key, seg, w))
+                if len(grams) > 1:
+                    windows[(it.key, seg)] = set(range(len(grams)))
             ans = distinctive(it.answer)
             if ans:
                 patterns.add(ans, Pattern("answer", it.key))
     public = _public(ctx, patterns)
+    for text in public:
+        for p in patterns.by_text.get(text, []):
+            if (p.key, p.segment) in windows:
+                windows[(p.key, p.segment)].discard(p.window)
     patterns.remove(public)
     for split, value in cans.items():  # added after: a canary is never "public"
         patterns.add(canaries.normalised(value), Pattern("canary", f"canary:{split}"))
     return HiddenIndex(scenario.id, items, patterns, cans, digests, len(public), short,
-                       time.monotonic() - t0)
+                       time.monotonic() - t0, windows)

@@ -18,8 +18,10 @@ _MAX_CARRY = 4096  # characters of an unfinished word held back; a longer "word"
 
 @dataclass(frozen=True)
 class Pattern:
-    kind: str   # "ngram", "answer" or "canary"
-    key: str    # the item ("test:17") or the canary's split ("canary:test")
+    kind: str      # "ngram", "answer" or "canary"
+    key: str       # the item ("test:17") or the canary's split ("canary:test")
+    segment: int = 0  # which string of the item
+    window: int = 0   # which 13-token window of that string (0 for a whole string)
 
 
 @dataclass

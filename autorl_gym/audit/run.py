@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from autorl_gym.audit import sources as src
 from autorl_gym.audit.hidden import HiddenIndex, build_index
-from autorl_gym.audit.matcher import Stream
+from autorl_gym.audit.matcher import Pattern, Stream
+from autorl_gym.audit.normalise import COVERAGE
 from autorl_gym.audit.verdict import AUDIT_FILE, AuditHit, AuditReport, decide
 from autorl_gym.io import atomic_write_json
 
@@ -30,6 +32,8 @@ def index_for(scenario: Any, assets: Any) -> HiddenIndex:
 
 
 def scan(index: HiddenIndex, sources: Any) -> tuple[list[AuditHit], dict[str, int]]:
+    """Every source against the index: one hit per (source, item or canary), an n-gram hit with
+    the share of the item's segment it covers (counted at :data:`COVERAGE` or more)."""
     hits: list[AuditHit] = []
     counts: dict[str, int] = {}
     for source in sources:
@@ -40,10 +44,32 @@ def scan(index: HiddenIndex, sources: Any) -> tuple[list[AuditHit], dict[str, in
                 stream.feed_bytes(piece)
             else:
                 stream.feed(piece)
-        for pattern, (text, n) in sorted(stream.close().items(), key=lambda kv: kv[0].key):
-            hits.append(AuditHit(source=source.name, kind=pattern.kind, item=pattern.key,  # type: ignore[arg-type]
-                                 text=text, occurrences=n))
+        hits += _hits(index, source.name, stream.close())
     return hits, counts
+
+
+def _hits(index: HiddenIndex, source: str, found: dict[Pattern, tuple[str, int]]) -> list[AuditHit]:
+    grouped: dict[tuple[str, str], list[tuple[Pattern, str, int]]] = defaultdict(list)
+    for p, (text, n) in found.items():
+        grouped[(p.kind, p.key)].append((p, text, n))
+    out = []
+    for (kind, key), found_here in sorted(grouped.items()):
+        occurrences = sum(n for _, _, n in found_here)
+        if kind != "ngram":
+            out.append(AuditHit(source=source, kind=kind, item=key,  # type: ignore[arg-type]
+                                text=found_here[0][1], occurrences=occurrences))
+            continue
+        by_segment: dict[int, set[int]] = defaultdict(set)
+        for p, _, _ in found_here:
+            by_segment[p.segment].add(p.window)
+        best_seg, cov = max(((seg, index.coverage(key, seg, w)) for seg, w in by_segment.items()),
+                            key=lambda sc: sc[1])
+        text = " ... ".join(t for p, t, _ in sorted(found_here, key=lambda f: f[0].window)
+                            if p.segment == best_seg)
+        out.append(AuditHit(source=source, kind="ngram", item=key, text=text[:2000],
+                            occurrences=occurrences, coverage=round(cov, 3),
+                            counted=cov >= COVERAGE))
+    return out
 
 
 def audit(index: HiddenIndex, results_dir: Path, workspace: Path | None,

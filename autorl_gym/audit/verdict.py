@@ -20,13 +20,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from autorl_gym.audit.normalise import MIN_WHOLE_ITEM, NGRAM
+from autorl_gym.audit.normalise import COVERAGE, MIN_WHOLE_ITEM, NGRAM
 
 AUDIT_FILE = "audit.json"
 Verdict = Literal["clean", "suspect", "contaminated"]
 NORMALISATION = (f"lowercase; every character that is not a letter or digit becomes a space; "
-                 f"whitespace collapsed; {NGRAM}-token windows (an item of {MIN_WHOLE_ITEM} to "
-                 f"{NGRAM - 1} tokens as a whole); patterns that occur in the train split dropped")
+                 f"whitespace collapsed; each string of an item of {MIN_WHOLE_ITEM} to "
+                 f"{2 * NGRAM - 1} tokens matched as a whole, a longer one by its {NGRAM}-token "
+                 f"windows, counted when they cover {COVERAGE:.0%} of it; patterns that occur in "
+                 f"the train split dropped")
 RULE = ("contaminated: a canary found, or n-gram overlap with more items than the tolerance; "
         "suspect: overlap with 1..tolerance items, only distinctive answers found, or content the "
         "audit could not read; clean: none of these")
@@ -43,6 +45,9 @@ class AuditHit(BaseModel):
     item: str = Field(description="split:id of the hidden item, or canary:SPLIT")
     text: str = Field(description="the overlapping text, normalised")
     occurrences: int = 1
+    coverage: float = Field(1.0, description="n-gram hits: the share of the item's text covered")
+    counted: bool = Field(True, description="n-gram hits: covers enough of the item to count "
+                                            "(a partial overlap is reported, not counted)")
 
 
 class AuditReport(BaseModel):
@@ -78,7 +83,7 @@ def decide(hits: list[AuditHit], n_items: int,
            unread: list[str] | None = None) -> tuple[Verdict, str, list[str], list[str], list[str]]:
     """(verdict, reason, items overlapped, answers found, canaries found)."""
     tol = tolerance(n_items)
-    items = sorted({h.item for h in hits if h.kind == "ngram"})
+    items = sorted({h.item for h in hits if h.kind == "ngram" and h.counted})
     answers = sorted({h.item for h in hits if h.kind == "answer"} - set(items))
     cans = sorted({h.item for h in hits if h.kind == "canary"})
     where = sorted({h.source for h in hits})
