@@ -16,7 +16,7 @@ import pytest
 from autorl_gym.assets import resolve_assets
 from autorl_gym.audit.canary import canary_path
 from autorl_gym.audit.hidden import distinctive
-from autorl_gym.audit.normalise import item_grams, normalise, tokens
+from autorl_gym.audit.normalise import item_grams, normalise
 from autorl_gym.audit.provenance import PROVENANCE_FILE
 from autorl_gym.audit.run import audit, index_for, read_audit
 from autorl_gym.audit.section import integrity_section

@@ -107,8 +107,6 @@ def _link_escalates(workspace: Path, r: safe_walk.Refusal) -> bool:
         return False  # a fifo or socket holds no data
     if r.kind != safe_walk.LINK_REFUSED:
         return True
-    if r.path in ("model", "data"):
-        return False
     try:
         target = os.readlink(workspace / r.path)
     except OSError:
@@ -123,6 +121,8 @@ def workspace_sources(workspace: Path, budget: Budget, skipped: list[Unscanned],
                       max_file: int = MAX_FILE_BYTES) -> Iterator[Source]:
     """The workspace's regular files, as the agent left them."""
     def refused(r: safe_walk.Refusal) -> None:
+        if r.kind == safe_walk.LINK_REFUSED and r.path in ("model", "data"):
+            return  # the episode's own links to the read-only mounts
         skipped.append(Unscanned(f"workspace:{r.path}", r.detail, _link_escalates(workspace, r)))
 
     try:
