@@ -327,12 +327,16 @@ def verify(
     tolerance: Annotated[float | None, typer.Option(
         help="score points re-grading may differ by (default: by backend)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the checks as JSON")] = False,
+    sample: Annotated[int | None, typer.Option(
+        help="a folder of runs (a sweep's): verify this many of them, drawn at random")] = None,
+    seed: Annotated[int, typer.Option(help="the draw of --sample")] = 0,
 ) -> None:
     """Re-grade a run's recorded submission and check its score, weights hash and provenance
-    against the folder (exit 1 when a check fails)."""
+    against the folder (exit 1 when a check fails). Given a folder of runs, verifies each (or a
+    sample)."""
     from autorl_gym.audit.commands import verify_command
 
-    raise typer.Exit(verify_command(run_dir, tolerance, as_json, console, err))
+    raise typer.Exit(verify_command(run_dir, tolerance, as_json, console, err, sample, seed))
 
 
 @app.command()

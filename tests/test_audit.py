@@ -316,3 +316,34 @@ def test_report_and_leaderboard_flag_the_run_and_split_by_provenance(episode, tm
     assert next(r for r in counted.rows if r.flagged_runs).mean_improvement is not None
     html = write_leaderboard(board, tmp_path / "out")["html"].read_text()
     assert "FLAGGED" in html and "not averaged" in html
+
+
+def test_contaminated_episode_records_an_integrity_event(episode):
+    from autorl_gym.integrity import read_events
+
+    kinds = [e.kind for e in read_events(episode)]
+    assert "audit.contaminated" in kinds
+
+
+def test_verify_a_folder_of_runs_marks_the_tampered_one(episode, tmp_path):
+    from rich.console import Console
+
+    from autorl_gym.audit.commands import verify_command
+
+    honest, forged = tmp_path / "runs" / "a" / episode.name, tmp_path / "runs" / "b" / episode.name
+    shutil.copytree(episode, honest)
+    shutil.copytree(episode, forged)
+    fb = json.loads((forged / "feedback.json").read_text())
+    fb["improvement"] += 5.0
+    (forged / "feedback.json").write_text(json.dumps(fb))
+    quiet = Console(file=open(tmp_path / "out.txt", "w"))  # noqa: SIM115 - closed with the test
+    assert verify_command(tmp_path / "runs", None, False, quiet, quiet) == 1
+    assert integrity_section(honest).verification == "verified"
+    forged_section = integrity_section(forged)
+    assert forged_section.tampered and forged_section.flagged
+    assert any(p.startswith("records.improvement") for p in forged_section.verification_problems)
+    import random
+
+    (drawn,) = random.Random(0).sample(sorted([honest, forged]), 1)  # the draw --sample 1 makes
+    expected = 0 if drawn == honest else 1
+    assert verify_command(tmp_path / "runs", None, False, quiet, quiet, sample=1, seed=0) == expected

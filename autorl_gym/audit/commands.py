@@ -39,8 +39,13 @@ def audit_command(run_dir: Path, as_json: bool, console: Console, err: Console) 
 
 
 def verify_command(run_dir: Path, tolerance: float | None, as_json: bool, console: Console,
-                   err: Console) -> int:
-    """0 verified, 1 failed, 2 not verifiable."""
+                   err: Console, sample: int | None = None, seed: int = 0) -> int:
+    """0 verified, 1 failed, 2 not verifiable. A folder of runs (a sweep's) verifies ``sample``
+    of them drawn with ``seed`` (all of them without ``sample``)."""
+    from autorl_gym.report.run_folder import is_run_folder
+
+    if not is_run_folder(Path(run_dir)):
+        return _verify_many(Path(run_dir), tolerance, as_json, console, err, sample, seed)
     try:
         result = verify_run(run_dir, tolerance)
     except (VerifyError, KeyError) as e:
@@ -54,3 +59,22 @@ def verify_command(run_dir: Path, tolerance: float | None, as_json: bool, consol
         for c in result.checks:
             console.print(f"  {'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}", markup=False)
     return 0 if result.verdict == "verified" else 1
+
+
+def _verify_many(root: Path, tolerance: float | None, as_json: bool, console: Console,
+                 err: Console, sample: int | None, seed: int) -> int:
+    import random
+
+    from autorl_gym.report.leaderboard import find_runs
+
+    runs = [r for r in find_runs(root) if (r / "feedback.json").is_file()] if root.is_dir() else []
+    if not runs:
+        err.print(f"error: {root}: no finished run below it", markup=False)
+        return 2
+    if sample is not None and sample < len(runs):
+        runs = sorted(random.Random(seed).sample(runs, sample))
+    codes = [verify_command(r, tolerance, as_json, console, err) for r in runs]
+    failed = sum(c != 0 for c in codes)
+    console.print(f"{len(runs)} run(s) verified under {root}: {len(runs) - failed} verified, "
+                  f"{failed} failed or not verifiable", markup=False)
+    return 0 if not failed else 1

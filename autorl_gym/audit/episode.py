@@ -48,7 +48,12 @@ def audit_episode(ep: Episode) -> AuditReport | None:
         return None
     try:
         index = index_for(ep.scenario, ep.grading.assets)
-        return audit(index, ep.recorder.root, ep.workspace.root if ep.workspace else None)
+        report = audit(index, ep.recorder.root, ep.workspace.root if ep.workspace else None)
+        if report.verdict != "clean":
+            ep.recorder.integrity(f"audit.{report.verdict}", "audit", report.reason[:1000],
+                                  items=report.items_overlapped[:50],
+                                  canaries=report.canaries_found)
+        return report
     except Exception as e:  # noqa: BLE001 - an audit failure is recorded, the results stay
         _failed(ep, "audit", e)
         return None
