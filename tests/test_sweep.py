@@ -250,7 +250,7 @@ def test_the_sweep_report_shows_mean_and_standard_error_per_agent(tmp_path):
     assert html.count("<code>AutoRL-Micro-Arith-v0__") == 4  # the cells
     assert "after 3 attempt(s): WorkerCrashedError: the worker died" in html
     csv = (tmp_path / "leaderboard.csv").read_text().splitlines()
-    assert len(csv) == 3 and csv[0].endswith(",seeds")
+    assert len(csv) == 3 and ",seeds," in csv[0] and csv[0].endswith(",flagged_runs")
     assert len((tmp_path / "leaderboard_runs.csv").read_text().splitlines()) == 5
 
 

@@ -340,11 +340,43 @@ def leaderboard(
     results_dir: Annotated[Path, typer.Argument(help="a folder holding results folders")] = Path("results"),
     out: Annotated[Path | None, typer.Option(help="write CSV and HTML here (default: RESULTS_DIR)")] = None,
     fresh: Annotated[bool, typer.Option(help="recompute every run, ignoring metrics.json")] = False,
+    count_flagged: Annotated[bool, typer.Option(
+        help="count contaminated or tampered runs in the means (left out by default)")] = False,
 ) -> None:
     """One row per (scenario, agent, driver model, base model) over every recorded run."""
     from autorl_gym.report.commands import leaderboard_command
 
-    raise typer.Exit(leaderboard_command(results_dir, out, fresh, console, err))
+    raise typer.Exit(leaderboard_command(results_dir, out, fresh, console, err, count_flagged))
+
+
+@app.command()
+def audit(
+    run_dir: Annotated[Path, typer.Argument(help="a results folder (results/{scenario}_{timestamp})")],
+    as_json: Annotated[bool, typer.Option("--json", help="print audit.json")] = False,
+) -> None:
+    """Contamination audit of a run: its workspace, LLM calls and tool calls against the hidden
+    dev and test items (writes audit.json; exit 1 when suspect or contaminated)."""
+    from autorl_gym.cli.audit import audit_command
+
+    raise typer.Exit(audit_command(run_dir, as_json, console, err))
+
+
+@app.command()
+def verify(
+    run_dir: Annotated[Path, typer.Argument(help="a results folder (results/{scenario}_{timestamp})")],
+    tolerance: Annotated[float | None, typer.Option(
+        help="score points re-grading may differ by (default: by backend)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the checks as JSON")] = False,
+    sample: Annotated[int | None, typer.Option(
+        help="a folder of runs (a sweep's): verify this many of them, drawn at random")] = None,
+    seed: Annotated[int, typer.Option(help="the draw of --sample")] = 0,
+) -> None:
+    """Re-grade a run's recorded submission and check its score, weights hash and provenance
+    against the folder (exit 1 when a check fails). Given a folder of runs, verifies each (or a
+    sample)."""
+    from autorl_gym.cli.audit import verify_command
+
+    raise typer.Exit(verify_command(run_dir, tolerance, as_json, console, err, sample, seed))
 
 
 @app.command()

@@ -86,6 +86,8 @@ class SubmissionRecord(BaseModel):
     snapshot_bytes: int | None = None
     snapshot_s: float | None = Field(None, description="seconds to check, copy and hash it")
     files_digest: str | None = Field(None, description="sha256 over the snapshot's files")
+    provenance_key: str | None = Field(None, description="the score key of the run's provenance "
+                                                         "stamp (provenance.json)")
 
     @property
     def valid(self) -> bool:
@@ -115,3 +117,5 @@ class Feedback(BaseModel):
     elapsed_s: float
     protocol: dict
     notes: list[str] = Field(default_factory=list)
+    provenance: dict | None = Field(None, description="what measured the score "
+                                                      "(autorl_gym.audit.provenance.Provenance)")

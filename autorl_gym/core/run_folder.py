@@ -32,6 +32,9 @@ class RunFolder:
     AGENT_OUTPUT: ClassVar[str] = "agent_output.txt"             # an external agent's output
     METRICS: ClassVar[str] = "metrics.json"                      # the report's metrics
     INTEGRITY: ClassVar[str] = "integrity.jsonl"                 # what was refused, and why
+    AUDIT: ClassVar[str] = "audit.json"                          # the contamination audit
+    VERIFY: ClassVar[str] = "verify.json"                        # what autorl-gym verify found
+    PROVENANCE: ClassVar[str] = "provenance.json"                # what measured the scores
 
     #: the files that make a folder a run's (any one of them)
     MARKERS: ClassVar[tuple[str, ...]] = (RUN, TRAJECTORY, SUBMISSIONS, FEEDBACK)

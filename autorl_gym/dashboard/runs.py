@@ -49,6 +49,8 @@ class RunSummary(BaseModel):
     elapsed_s: float | None = None
     time_left_s: float | None = None
     notes: list[str] = Field(default_factory=list)
+    integrity: str = Field("", description="integrity events · audit verdict · verification")
+    flagged: bool = Field(False, description="contaminated or tampered")
 
     @property
     def live(self) -> bool:
@@ -214,7 +216,7 @@ def summarise(root: Path, folder: Path, rec: CellRecord | None = None,
         improvement=report.result.improvement, best_improvement=p.best_feedback_improvement,
         submissions=p.submissions, steps=p.steps,
         elapsed_s=p.elapsed_s if complete else elapsed, time_left_s=None if complete else left,
-        notes=notes)
+        notes=notes, integrity=report.integrity.label, flagged=report.integrity.flagged)
 
 
 def analysed(folder: Path, data: RunData | None = None) -> RunReport:

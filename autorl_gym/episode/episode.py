@@ -16,11 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from autorl_gym.audit.provenance import Provenance
 from autorl_gym.core.family import family_of
 from autorl_gym.core.integrity import record_event
 from autorl_gym.core.records import EvalResult, Feedback, SubmissionError, SubmissionRecord
 from autorl_gym.core.sandbox import Mount, Sandbox, SandboxError, SandboxLimits, SandboxSpec
 from autorl_gym.episode import records, texts
+from autorl_gym.episode.audit import audit_episode, stamp_episode
 from autorl_gym.episode.budget import Budget, BudgetState
 from autorl_gym.episode.config import EpisodeConfig
 from autorl_gym.episode.grading import ScenarioGrading
@@ -92,6 +94,7 @@ class Episode:
         self.last_observation = ""
         self.active = False
         self._disk_quota_mb: int | None = None  # sized at the first sandbox (sandbox_limits)
+        self.provenance: Provenance | None = None  # what measures its scores (provenance.json)
 
     # ------------------------------------------------------------------ grading
     def prepare(self) -> None:
@@ -171,6 +174,7 @@ class Episode:
         ws = self.workspace.root
         obs = texts.to_observation(task_text(self.scenario) + "\n" + (ws / "instructions.md").read_text())
         self.recorder.run_info(records.run_record(self, now, obs))
+        self.provenance = stamp_episode(self.recorder, self.scenario, self.grader, self.config.sandbox)
         self.last_observation = obs
         return obs, self.info(scenario=self.scenario_info(), baseline=self._feedback_baseline,
                               tools=tool_schemas(), sandbox=cfg.sandbox)
@@ -190,6 +194,7 @@ class Episode:
         self.workspace = WorkspaceInfo.at(Path(workspace), self.recorder.started_at())
         self.sandbox = self.open_sandbox()
         self.grader.log_root = self.recorder.root
+        self.provenance = stamp_episode(self.recorder, self.scenario, self.grader, self.config.sandbox)
         steps = self.recorder.recorded_steps()
         self.recorder.track_code(self.workspace.code, resumed_at_step=steps)
         graded = self.recorder.recorded_submissions() if submissions is None else submissions
@@ -292,7 +297,8 @@ class Episode:
         split = self.scenario.feedback_split
         rec = SubmissionRecord(id=len(self.submissions) + 1, time=datetime.now(UTC),
                                elapsed_s=self.budget.elapsed, model_path=model_path, split=split,
-                               baseline=self._feedback_baseline)
+                               baseline=self._feedback_baseline,
+                               provenance_key=self.provenance.score_key if self.provenance else None)
         t0 = time.monotonic()
         if self.budget.submissions_left <= 0:
             rec.error = f"submission limit reached ({self.budget.max_submissions})"
@@ -432,6 +438,9 @@ class Episode:
         fb = records.feedback(self, status, reason, test_base.score, score,
                               chosen if grade else None, notes)
         self.recorder.final(fb, test_result, test_base)
+        # audit.json: the workspace, LLM calls and tool calls against the hidden dev and test items
+        audit_episode(self.recorder, self.scenario, self.grading.assets,
+                      self.workspace.root if self.workspace else None)
         self._prune_snapshots(chosen if grade else None)
         self.final_feedback = fb
         self.budget.stop()

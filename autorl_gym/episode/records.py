@@ -64,4 +64,5 @@ def feedback(ep: Episode, status: str, reason: str, test_baseline: float, score:
         feedback_baseline=ep.grading.baseline(sc.feedback_split).score,
         best_feedback_score=best.score if best else None, submissions=len(ep.submissions),
         valid_submissions=sum(s.valid for s in ep.submissions), steps=ep.budget.steps,
-        elapsed_s=ep.budget.elapsed, protocol=ep.grader.protocol_record(), notes=notes)
+        elapsed_s=ep.budget.elapsed, protocol=ep.grader.protocol_record(), notes=notes,
+        provenance=ep.provenance.model_dump(mode="json") if ep.provenance else None)

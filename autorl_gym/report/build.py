@@ -12,12 +12,13 @@ from autorl_gym.core.durable import atomic_write_text
 from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.grading.stats import Interval, ScoreInterval, paired_bootstrap, score_interval
 from autorl_gym.report.diagnosis import Diagnosis, diagnose
+from autorl_gym.report.integrity import IntegritySection, integrity_section
 from autorl_gym.report.llm import LLMReport, llm_report
 from autorl_gym.report.method import TrainingMethod, detect_method
 from autorl_gym.report.metrics import ProcessMetrics, process_metrics
 from autorl_gym.report.run_data import RunData, load_run
 
-REPORT_VERSION = 2  # 2: the LLM usage of a gateway-driven run
+REPORT_VERSION = 3  # 2: the LLM usage of a gateway-driven run; 3: the integrity section
 
 
 class RunIdentity(BaseModel):
@@ -78,6 +79,7 @@ class RunReport(BaseModel):
     noise: Noise
     code_history: list[CodeRevision] | None
     llm: LLMReport | None = None
+    integrity: IntegritySection = Field(default_factory=IntegritySection)
     problems: list[str]
 
 
@@ -148,6 +150,7 @@ def analyse(run: RunData) -> RunReport:
         code_history=_revisions(run),
         llm=llm_report(run.llm_calls, _driver_model(run), run.run.get("started_at"),
                        fb.improvement if fb else None),
+        integrity=integrity_section(run.root),
         problems=run.problems,
     )
 

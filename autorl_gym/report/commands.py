@@ -78,10 +78,11 @@ def report_after_episode(results_dir: str | Path | None, console: Console, err: 
 
 
 def leaderboard_command(results_dir: Path, out_dir: Path | None, fresh: bool, console: Console,
-                        err: Console) -> int:
+                        err: Console, count_flagged: bool = False) -> int:
     try:
         with progress_bar("reading runs", console.is_terminal) as update:
-            board = build_leaderboard(results_dir, reuse=not fresh, progress=update)
+            board = build_leaderboard(results_dir, reuse=not fresh, progress=update,
+                                      count_flagged=count_flagged)
         files = write_leaderboard(board, out_dir)
     except ReportError as e:
         err.print(f"[bold red]error:[/] {e}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
+from autorl_gym.audit.provenance import Provenance, read_provenance
 from autorl_gym.core.durable import atomic_write_text
 from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.episode.code_history import GIT_DIR_NAME
@@ -24,7 +25,10 @@ from autorl_gym.report.run_data import ReportError, is_run_folder, load_run
 
 GROUP = ["scenario", "agent", "driver_model", "base_model"]
 INPUTS = (RunFolder.RUN, RunFolder.TRAJECTORY, RunFolder.SUBMISSIONS, RunFolder.FEEDBACK,
-          RunFolder.TEST_ITEMS, RunFolder.BASELINE_TEST_ITEMS, RunFolder.LLM_CALLS, RunFolder.LLM_USAGE)
+          RunFolder.TEST_ITEMS, RunFolder.BASELINE_TEST_ITEMS, RunFolder.LLM_CALLS, RunFolder.LLM_USAGE,
+          RunFolder.INTEGRITY, RunFolder.AUDIT, RunFolder.VERIFY, RunFolder.PROVENANCE)
+#: runs whose provenance score keys differ are never averaged together (autorl_gym.audit.provenance)
+SPLIT_BY = [*GROUP, "provenance_key"]
 
 
 class Row(BaseModel):
@@ -49,6 +53,16 @@ class Row(BaseModel):
     """total cost over total improvement of the finished runs, when both are positive"""
     seeds: int = 0
     """distinct seeds among the finished runs (runs of a sweep; others have none)"""
+    provenance_key: str | None = None
+    """the score key of the runs' provenance stamps; rows differing only here were measured apart"""
+    measured_apart: str | None = None
+    """why this row is not merged with another of the same scenario, agent and models"""
+    integrity_events: int = 0
+    """integrity events over the row's runs"""
+    audit: str = ""
+    """audit verdicts of the row's runs, e.g. '2 clean, 1 contaminated'"""
+    flagged_runs: int = 0
+    """contaminated or tampered runs: left out of the means unless the leaderboard counts them"""
 
 
 class RunEntry(BaseModel):
@@ -66,6 +80,10 @@ class RunEntry(BaseModel):
     ci_low: float | None
     ci_high: float | None
     significant: bool
+    integrity: str = ""
+    """events · audit verdict · verification"""
+    flagged: bool = False
+    provenance_key: str | None = None
 
 
 class Leaderboard(BaseModel):
@@ -77,6 +95,8 @@ class Leaderboard(BaseModel):
     """folders that could not be read at all, with the reason"""
     warnings: list[str]
     """damaged parts of folders that were still counted"""
+    counts_flagged: bool = False
+    """whether contaminated or tampered runs count in the means"""
 
 
 def find_runs(results_dir: Path) -> list[Path]:
@@ -125,12 +145,14 @@ def sweep_cell(run_dir: Path) -> dict[str, object]:
 
 
 def build_leaderboard(results_dir: Path, reuse: bool = True,
-                      progress: Callable[[int, int], None] | None = None) -> Leaderboard:
+                      progress: Callable[[int, int], None] | None = None,
+                      count_flagged: bool = False) -> Leaderboard:
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise ReportError(f"{results_dir}: no such folder")
     runs = find_runs(results_dir)
     records, skipped, warnings = [], [], []
+    stamps: dict[str | None, Provenance | None] = {}
     for n, run_dir in enumerate(runs, 1):
         name = run_dir.relative_to(results_dir).as_posix() if run_dir != results_dir else run_dir.name
         try:
@@ -160,28 +182,63 @@ def build_leaderboard(results_dir: Path, reuse: bool = True,
             "llm_calls": rep.llm.calls if rep.llm else None,
             "tokens": rep.llm.input_tokens + rep.llm.output_tokens if rep.llm else None,
             "cost": rep.llm.cost_usd if rep.llm else None,
+            "provenance_key": rep.integrity.provenance_key, "integrity": rep.integrity.label,
+            "flagged": rep.integrity.flagged, "events": rep.integrity.events,
+            "audit": rep.integrity.audit_verdict or "not audited",
         })
+        stamps.setdefault(rep.integrity.provenance_key, read_provenance(run_dir))
     rows: list[Row] = []
     if records:
         df = pd.DataFrame.from_records(records)
-        for key, g in df.groupby(GROUP, sort=True, dropna=False):
-            done = g[g["complete"]]
+        for key, g in df.groupby(SPLIT_BY, sort=True, dropna=False):
+            done = g[g["complete"] & (count_flagged | ~g["flagged"].astype(bool))]
             imp = done["improvement"].astype(float)
             t = g["t_first"].dropna().astype(float)
             n = len(done)
             rows.append(Row(
-                **dict(zip(GROUP, key, strict=True)), runs=n, incomplete=len(g) - n,
+                **dict(zip(GROUP, key[:len(GROUP)], strict=True)), runs=n, incomplete=len(g) - n,
                 mean_improvement=float(imp.mean()) if n else None,
                 stderr=float(imp.std(ddof=1) / math.sqrt(n)) if n >= 2 else None,
                 best=float(imp.max()) if n else None,
                 significant_gain_rate=float(done["significant"].mean()) if n else None,
                 median_time_to_first_improvement_s=float(t.median()) if len(t) else None,
                 runs_that_improved_on_feedback=len(t), seeds=int(done["seed"].dropna().nunique()),
-                **_llm_columns(g, done)))
+                **_llm_columns(g, done), **_integrity_columns(g, key[-1])))
+        _mark_apart(rows, stamps)
         rows.sort(key=lambda r: (r.scenario, -(r.mean_improvement if r.mean_improvement is not None
                                                else -math.inf)))
     return Leaderboard(results_dir=results_dir, rows=rows, entries=_entries(records),
-                       runs_found=len(runs), skipped=skipped, warnings=warnings)
+                       runs_found=len(runs), skipped=skipped, warnings=warnings,
+                       counts_flagged=count_flagged)
+
+
+def _integrity_columns(g: pd.DataFrame, key: object) -> dict[str, object]:
+    verdicts = g["audit"].value_counts()
+    return {"provenance_key": key if isinstance(key, str) else None,
+            "integrity_events": int(g["events"].sum()),
+            "audit": ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())),
+            "flagged_runs": int(g["flagged"].astype(bool).sum())}
+
+
+def _mark_apart(rows: list[Row], stamps: dict[str | None, Provenance | None]) -> None:
+    """Say, on each row that shares its scenario, agent and models with another, which score
+    fields of their provenance stamps differ (why they are not averaged together)."""
+    groups: dict[tuple, list[Row]] = {}
+    for r in rows:
+        groups.setdefault(tuple(getattr(r, k) for k in GROUP), []).append(r)
+    for same in groups.values():
+        if len(same) < 2:
+            continue
+        for r in same:
+            mine = stamps.get(r.provenance_key)
+            why = []
+            for other in same:
+                if other is r:
+                    continue
+                theirs = stamps.get(other.provenance_key)
+                diff = mine.differences(theirs) if mine and theirs else ["no provenance stamp"]
+                why.append(f"vs {other.provenance_key or 'unstamped'}: {'; '.join(diff)}")
+            r.measured_apart = "stamps differ in a score field, not averaged: " + " | ".join(why)
 
 
 def _entries(records: list[dict]) -> list[RunEntry]:
