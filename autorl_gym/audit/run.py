@@ -15,6 +15,7 @@ from autorl_gym.audit.matcher import Pattern, Stream
 from autorl_gym.audit.normalise import COVERAGE
 from autorl_gym.audit.verdict import AUDIT_FILE, AuditHit, AuditReport, decide
 from autorl_gym.core.durable import atomic_write_json
+from autorl_gym.core.run_folder import RunFolder
 
 _INDEX: dict[tuple[str, tuple[tuple[str, str], ...]], HiddenIndex] = {}
 MAX_HITS = 2000  # hits kept in audit.json; the verdict counts them all
@@ -117,7 +118,7 @@ def audit_run(results_dir: Path, workspace: Path | None = None) -> AuditReport:
 
     results_dir = Path(results_dir)
     try:
-        run = json.loads((results_dir / "run.json").read_text(encoding="utf-8"))
+        run = json.loads((results_dir / RunFolder.RUN).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise AuditError(f"{results_dir}: no readable run.json ({e})") from e
     try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.runtime import safe_walk
 
 MAX_FILE_BYTES = 256 << 20
@@ -163,10 +164,10 @@ def _jsonl(results: Path, rel: str, skipped: list[Unscanned]) -> Iterator[tuple[
 def llm_call_sources(results: Path, skipped: list[Unscanned]) -> Iterator[Source]:
     """Every call of every ``llm_calls.jsonl`` in the results folder (submission snapshots and
     the code history are not entered)."""
-    skip = {"submissions", "code_history.git"}
+    skip = {RunFolder.SUBMISSION_SNAPSHOTS, RunFolder.CODE_HISTORY}
     for entry in safe_walk.walk(results, skip=lambda name: name in skip,
                                 on_refused=lambda r: skipped.append(Unscanned(r.path, r.detail))):
-        if entry.name != "llm_calls.jsonl":
+        if entry.name != RunFolder.LLM_CALLS:
             continue
         for n, call in _jsonl(results, entry.rel, skipped):
             what = ""
@@ -178,9 +179,9 @@ def llm_call_sources(results: Path, skipped: list[Unscanned]) -> Iterator[Source
 
 def trajectory_sources(results: Path, skipped: list[Unscanned]) -> Iterator[Source]:
     """The agent's tool calls, one source per step."""
-    if not (results / "trajectory.jsonl").is_file():
+    if not (results / RunFolder.TRAJECTORY).is_file():
         return
-    for n, line in _jsonl(results, "trajectory.jsonl", skipped):
+    for n, line in _jsonl(results, RunFolder.TRAJECTORY, skipped):
         call = line.get("call") if isinstance(line, dict) else line
         step = line.get("step", n) if isinstance(line, dict) else n
         yield Source(f"trajectory:step {step}", "trajectory",

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from autorl_gym.audit.run import AuditError, audit_run
 from autorl_gym.core.durable import atomic_write_json
+from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.report.integrity import VERIFY_FILE
 from autorl_gym.report.verify import VerifyError, verify_run
 
@@ -67,7 +68,7 @@ def _verify_many(root: Path, tolerance: float | None, as_json: bool, console: Co
 
     from autorl_gym.report.leaderboard import find_runs
 
-    runs = [r for r in find_runs(root) if (r / "feedback.json").is_file()] if root.is_dir() else []
+    runs = [r for r in find_runs(root) if (r / RunFolder.FEEDBACK).is_file()] if root.is_dir() else []
     if not runs:
         err.print(f"error: {root}: no finished run below it", markup=False)
         return 2

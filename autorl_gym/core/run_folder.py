@@ -35,6 +35,7 @@ class RunFolder:
     AUDIT: ClassVar[str] = "audit.json"                          # the contamination audit
     VERIFY: ClassVar[str] = "verify.json"                        # what autorl-gym verify found
     PROVENANCE: ClassVar[str] = "provenance.json"                # what measured the scores
+    RECORDING_ERRORS: ClassVar[str] = "recording_errors.jsonl"   # what could not be recorded
 
     #: the files that make a folder a run's (any one of them)
     MARKERS: ClassVar[tuple[str, ...]] = (RUN, TRAJECTORY, SUBMISSIONS, FEEDBACK)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def _failed(recorder: EpisodeRecorder, what: str, e: Exception) -> None:
     log.warning("%s failed: %s", what, e)
-    append_jsonl(recorder.root / "recording_errors.jsonl",
+    append_jsonl(recorder.root / RunFolder.RECORDING_ERRORS,
                  {"time": datetime.now(UTC).isoformat(), "what": what,
                   "error": f"{e.__class__.__name__}: {e}"})
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 #: the tools after which ``code/`` is snapshotted into the code history
 SNAPSHOT_TOOLS = ("write_file", "run", "submit")
 #: where accepted submissions are pinned, in the results folder (never mounted in a sandbox)
-SUBMISSIONS_DIR = "submissions"
+SUBMISSIONS_DIR = RunFolder.SUBMISSION_SNAPSHOTS
 
 
 class EpisodeRecorder:
@@ -78,7 +78,7 @@ class EpisodeRecorder:
         log.warning("code history disabled: %s", e)
         self.history_error = str(e)
         self._history = None
-        append_jsonl(self.root / "recording_errors.jsonl",
+        append_jsonl(self.root / RunFolder.RECORDING_ERRORS,
                      {"time": datetime.now(UTC).isoformat(), "what": "code_history", "error": str(e)})
 
     @classmethod

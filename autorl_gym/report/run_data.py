@@ -154,7 +154,7 @@ def load_run(root: Path) -> RunData:
             feedback = Feedback.model_validate(fb)
         except ValidationError as e:
             problems.append(f"feedback.json: unexpected content ({_first_error(e)}); left out")
-    errors = root / "recording_errors.jsonl"
+    errors = root / RunFolder.RECORDING_ERRORS
     if errors.exists():
         for line in errors.read_text(encoding="utf-8", errors="replace").splitlines():
             try:

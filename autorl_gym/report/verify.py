@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from autorl_gym.audit.provenance import PROVENANCE_FILE, Provenance, read_provenance, stamp
+from autorl_gym.core.run_folder import RunFolder
 
 DEFAULT_TOLERANCE = 1e-6
 NONDETERMINISTIC_TOLERANCE = 1.0
@@ -62,7 +63,7 @@ def _json(path: Path) -> Any:
 def _submissions(run_dir: Path) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     try:
-        lines = (run_dir / "submissions.jsonl").read_text(encoding="utf-8").splitlines()
+        lines = (run_dir / RunFolder.SUBMISSIONS).read_text(encoding="utf-8").splitlines()
     except OSError:
         return out
     for line in lines:
@@ -85,7 +86,7 @@ def verify_run(run_dir: Path, tolerance: float | None = None, regrade: bool = Tr
     from autorl_gym.scenarios.catalog import get_scenario
 
     run_dir = Path(run_dir)
-    run, fb = _json(run_dir / "run.json"), _json(run_dir / "feedback.json")
+    run, fb = _json(run_dir / RunFolder.RUN), _json(run_dir / RunFolder.FEEDBACK)
     checks: list[Check] = []
 
     def check(name: str, ok: bool, detail: str) -> bool:
