@@ -17,6 +17,7 @@ from pathlib import Path
 from fastapi import HTTPException
 from fastapi.security import HTTPAuthorizationCredentials
 
+from autorl_gym.agents.autorl_bench import compat_scenario
 from autorl_gym.episode import Episode, EpisodeConfig, ScenarioGrading
 from autorl_gym.grading.submission import CheckedModel, SubmissionError, check_model, pin_submission
 from autorl_gym.ledger import EvaluationRow, Ledger, RunRow, SubmissionRow
@@ -66,7 +67,7 @@ class GradingService:
         if found is None:
             known = ", ".join(sorted(catalog().scenarios)) or "none"
             raise HTTPException(404, f"unknown scenario {sid!r}; known: {known}")
-        return found
+        return compat_scenario(found, self.settings.compat_scoring)
 
     def _grading(self, scenario: Scenario) -> ScenarioGrading:
         """The scenario's grader and its feedback-split baseline (built and measured once)."""
