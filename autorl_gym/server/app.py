@@ -23,8 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from autorl_gym.scenario import catalog
-from autorl_gym.server.autorl_bench import CompatHealth, compat_health
-from autorl_gym.server.autorl_bench import router as autorl_bench_routes
+from autorl_gym.server.autorl_bench import CompatHealth, add_routes, compat_health
 from autorl_gym.server.bodies import (
     EndIn,
     ErrorOut,
@@ -138,7 +137,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         """The runner ends a run the agent did not finish (host only: never over a bridge)."""
         return await s.end(s.check_token(run_id, creds), body.reason)
 
-    app.include_router(autorl_bench_routes)  # POST /submit, GET /time: a run's sandbox only
+    add_routes(app)  # AutoRL-Bench's POST /submit, GET /time: a run's sandbox only
 
     from autorl_gym.dashboard import mount_dashboard
 

@@ -23,7 +23,7 @@ import os
 import time
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from autorl_gym.ledger import RunRow, SubmissionRow
@@ -154,10 +154,6 @@ def compat_health(request: Request, health: Health) -> CompatHealth:
                         available_gpus=available_gpus())
 
 
-router = APIRouter(tags=["AutoRL-Bench"])
-
-
-@router.post("/submit")
 async def submit(body: CompatSubmitIn, request: Request) -> CompatSubmitOut:
     """AutoRL-Bench's submit, for the run whose sandbox asks (a 200 with ``error`` when grading
     failed, a 400 for a refused path or GPU, as there)."""
@@ -182,10 +178,15 @@ async def submit(body: CompatSubmitIn, request: Request) -> CompatSubmitOut:
                            total_submissions=len(subs), gpu=gpu)
 
 
-@router.get("/time")
 async def get_time(request: Request) -> CompatTime:
     """AutoRL-Bench's clock: ``start_time``, ``timeout_s``, ``last_submit_time``, ``end_time``,
     ``now``, ``remaining`` (epoch seconds), beside ours; from the ledger, not run_meta.json."""
     bridge = _bridge_run(request)
     svc: GradingService = request.app.state.service
     return compat_time(svc, svc.run_row(bridge.run_id))
+
+
+def add_routes(app: FastAPI) -> None:
+    """``POST /submit`` and ``GET /time`` on ``app`` (``GET /health`` is the app's own)."""
+    app.post("/submit", tags=["AutoRL-Bench"])(submit)
+    app.get("/time", tags=["AutoRL-Bench"])(get_time)
