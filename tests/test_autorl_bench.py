@@ -176,7 +176,9 @@ print(json.dumps(out))
     assert sub["submission_id"] == 1 and sub["total_submissions"] == 1 and sub["best"]["submission_id"] == 1
     assert sub["run_id"] == b.own.run_id and sub["best_score"] == sub["score"]
     assert sub["flagged_base_copy"] is True  # ours beside theirs
-    assert got["gpu"][0] == 400 and "not in available GPUs" in got["gpu"][1]["detail"]
+    status, refused = got["gpu"]  # AutoRL-Bench's refusal: error and available_gpus (ours: detail)
+    assert status == 400 and "not in available GPUs" in refused["error"] == refused["detail"]
+    assert refused["available_gpus"] == []
     status, t = got["time"]
     assert status == 200
     for k in ("start_time", "timeout_s", "last_submit_time", "now", "remaining"):

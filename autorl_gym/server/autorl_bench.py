@@ -22,8 +22,10 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from autorl_gym.ledger import RunRow, SubmissionRow
@@ -109,6 +111,11 @@ def _bridge_run(request: Request) -> BridgeRun:
     return run
 
 
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    """A refusal as AutoRL-Bench's server words it (``error``) and as ours does (``detail``)."""
+    return JSONResponse(status_code=status, content={"error": message, "detail": message, **extra})
+
+
 def _iso(ts: float | None) -> str:
     return datetime.fromtimestamp(ts or 0.0, UTC).isoformat()
 
@@ -154,16 +161,19 @@ def compat_health(request: Request, health: Health) -> CompatHealth:
                         available_gpus=available_gpus())
 
 
-async def submit(body: CompatSubmitIn, request: Request) -> CompatSubmitOut:
+async def submit(body: CompatSubmitIn, request: Request) -> CompatSubmitOut | JSONResponse:
     """AutoRL-Bench's submit, for the run whose sandbox asks (a 200 with ``error`` when grading
     failed, a 400 for a refused path or GPU, as there)."""
     bridge = _bridge_run(request)
     svc: GradingService = request.app.state.service
     gpu = None if body.gpu is None else str(body.gpu)
     if gpu is not None and (err := _gpu_error(gpu, available_gpus())):
-        raise HTTPException(400, err)
+        return _error(400, err, available_gpus=available_gpus())
     run = svc.run_row(bridge.run_id)
-    out = await svc.submit(run, SubmitIn(model_path=body.model_path))
+    try:
+        out = await svc.submit(run, SubmitIn(model_path=body.model_path))
+    except HTTPException as e:  # a refused path, an ended run: AutoRL-Bench's "error" beside ours
+        return _error(e.status_code, str(e.detail))
     subs = svc.ledger.submissions(run.id)
     numbers = {s.id: i for i, s in enumerate(subs, 1)}
     graded = [s for s in subs if s.status == "done" and s.record and s.record.get("score") is not None]
@@ -188,5 +198,5 @@ async def get_time(request: Request) -> CompatTime:
 
 def add_routes(app: FastAPI) -> None:
     """``POST /submit`` and ``GET /time`` on ``app`` (``GET /health`` is the app's own)."""
-    app.post("/submit", tags=["AutoRL-Bench"])(submit)
+    app.post("/submit", tags=["AutoRL-Bench"], response_model=CompatSubmitOut)(submit)
     app.get("/time", tags=["AutoRL-Bench"])(get_time)
