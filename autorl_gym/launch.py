@@ -129,7 +129,8 @@ def _external(req: EpisodeRequest, spec: Any, folder: Path, env_id: str,
     # shell environment comes after env_vars); the run's own variables are not replaced
     from autorl_gym.agents.autorl_bench import RUN_VARIABLES
 
-    agent_env = {k: "" if v is None else str(v) for k, v in req.agent_options.items()
+    agent_env = {k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+                 for k, v in req.agent_options.items()
                  if spec.protocol != "autorl-bench" or k not in RUN_VARIABLES}
     results = run_external_command(spec, folder, env_id, console, sandbox=req.sandbox,
                                    agent_env=agent_env,

@@ -123,7 +123,7 @@ def test_example_agent_trains_submits_and_is_scored(tmp_path: Path, micro_assets
     best submission graded on test."""
     folder = _agent_copy(tmp_path, shim=True)
     r = _cli("run", "--env", MICRO_ID, "--agent", str(folder), "--results-dir", str(tmp_path / "results"),
-             "--workspace-root", str(tmp_path / "ws"), "--budget-seconds", "900",
+             "--workspace-root", str(tmp_path / "ws"), "--budget-seconds", "1800",
              "--agent-option", "PYTHONPATH=code/autorl_bench_cpu_shim")
     fb, out = _results(tmp_path)
     assert "[cpu shim]" in out and "Done! Total:" in out, out[-3000:]
