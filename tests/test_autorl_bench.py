@@ -255,3 +255,15 @@ def test_compat_route_attacks_hold(tmp_path: Path, micro_assets, bwrap_ok) -> No
     report = run_attacks(MICRO_ID, "local", tmp_path, names=COMPAT_ATTACKS)
     bad = [(o.name, o.status, o.detail[:2000]) for o in report.outcomes if o.status != "held"]
     assert not bad, bad
+
+
+def test_the_server_scores_as_asked(tmp_path: Path) -> None:
+    """``autorl-gym run --compat-scoring autorl-bench`` with an external agent: the grading
+    server's runs use the test split for feedback."""
+    from autorl_gym.server import GradingService, ServerSettings
+
+    for scoring, split in (("autorl-gym", "dev"), ("autorl-bench", "test")):
+        svc = GradingService(ServerSettings(ledger=tmp_path / f"{scoring}.sqlite",
+                                            results_dir=tmp_path / "r", compat_scoring=scoring))
+        assert svc.scenario(MICRO_ID).feedback_split == split
+        svc.ledger.close()
