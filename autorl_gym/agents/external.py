@@ -48,7 +48,7 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
                        budget_seconds: float | None = None, console: Console | None = None,
                        progress: bool = True, agent_env: dict[str, str] | None = None,
                        llm: LLMRequest | None = None, host_env: dict[str, str] | None = None,
-                       ) -> ExternalRun:
+                       compat_scoring: str = "autorl-gym") -> ExternalRun:
     """Run one episode of an external agent; returns the run as ``GET /runs/{id}`` shows it,
     with the exit code of the agent's command.
 
@@ -57,6 +57,10 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
     default this process's environment).
     """
     assert spec.start is not None
+    if spec.protocol == "autorl-bench" and not sandbox_isolated(sandbox):
+        raise ValueError(f"AutoRL-Bench agent {spec.name!r} speaks to /submit with no token: it "
+                         f"needs a sandbox that isolates (local or docker), not {sandbox!r}, so "
+                         "the grading server knows its run from the bridge")
     console = console or Console()
     tmp = Path(tempfile.mkdtemp(prefix="autorl-grading-"))
     try:  # fails early: the CLI not installed, no key on the host, no driver model
@@ -75,7 +79,7 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
     settings = ServerSettings(ledger=Path(results_dir) / "ledger.sqlite",
                               workspace_root=Path(workspace_root), results_dir=Path(results_dir),
                               sandbox=sandbox, default_scenario=scenario_id, bridge_dir=bridge,
-                              sandbox_url=url, progress=progress)
+                              sandbox_url=url, progress=progress, compat_scoring=compat_scoring)
     app = create_app(settings)
     server = ServerThread(app, sockets)
     server.start()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
@@ -35,6 +35,8 @@ class EpisodeRequest(BaseModel):
     llm_max_cost: float | None = None
     agent_options: dict[str, Any] = Field(default_factory=dict)
     """options passed to the agent (``--agent-option KEY=VALUE``, values already parsed)"""
+    compat_scoring: Literal["autorl-gym", "autorl-bench"] = "autorl-gym"
+    """``autorl-bench``: submissions scored on test, the run keeping the best (agents/autorl_bench.py)"""
 
 
 class LaunchError(RuntimeError):
@@ -87,7 +89,11 @@ def launch_episode(req: EpisodeRequest, console: Console, drive: Drive = plain_d
         named = {"llm_base_url": req.llm_base_url, "llm_model": req.llm_model}
         the_agent = make_agent(req.agent, **{**req.agent_options,
                                              **{k: v for k, v in named.items() if v is not None}})
-        env = gym.make(env_id, sandbox=req.sandbox, results_dir=req.results_dir,
+        from autorl_gym.scenarios.compat import compat_scenario
+
+        scoring = ({"scenario": compat_scenario(get_scenario(req.env_id), req.compat_scoring)}
+                   if req.compat_scoring != "autorl-gym" else {})
+        env = gym.make(env_id, **scoring, sandbox=req.sandbox, results_dir=req.results_dir,
                        workspace_root=req.workspace_root, base_model=req.base_model,
                        budget_seconds=req.budget_seconds, max_steps=req.max_steps,
                        agent_name=req.agent, driver_model=getattr(the_agent, "driver_model", None),
@@ -120,7 +126,16 @@ def _external(req: EpisodeRequest, spec: Any, folder: Path, env_id: str,
     llm = LLMRequest(model=req.llm_model, base_url=req.llm_base_url, limits=GatewayLimits(
         max_requests=req.llm_max_requests, max_tokens=req.llm_max_tokens,
         max_cost_usd=req.llm_max_cost))
+    # --agent-option KEY=VALUE: the agent's environment (after its own options, as AutoRL-Bench's
+    # shell environment comes after env_vars); the run's own variables are not replaced
+    from autorl_gym.agents.autorl_bench import RUN_VARIABLES
+
+    agent_env = {k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+                 for k, v in req.agent_options.items()
+                 if spec.protocol != "autorl-bench" or k not in RUN_VARIABLES}
     results = run_external_command(spec, folder, env_id, console, sandbox=req.sandbox,
+                                   agent_env=agent_env,
                                    results_dir=req.results_dir, workspace_root=req.workspace_root,
-                                   budget_seconds=req.budget_seconds, llm=llm)
+                                   budget_seconds=req.budget_seconds, llm=llm,
+                                   compat_scoring=req.compat_scoring)
     return LaunchOutcome(Path(results) if results else None, None, external=True)

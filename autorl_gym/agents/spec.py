@@ -11,11 +11,12 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from autorl_gym.agents import autorl_bench as arb
 from autorl_gym.agents.npm_cli import CLISpec
 from autorl_gym.core.paths import agent_dirs
 
@@ -43,6 +44,9 @@ class AgentSpec(BaseModel):
     # agent folder (another agent's script, rather than a copy of it)
     files: list[str] = []
     options: dict[str, Any] = {}
+    #: whose HTTP contract the agent speaks: ours, or AutoRL-Bench's (a config.yaml folder,
+    #: see agents/autorl_bench.py: no token, POST /submit, GET /time)
+    protocol: Literal["autorl-gym", "autorl-bench"] = "autorl-gym"
 
     @model_validator(mode="after")
     def _entry_or_start(self) -> AgentSpec:
@@ -83,8 +87,18 @@ def find_agents() -> dict[str, Path]:
 def load_agent_spec(name: str) -> tuple[AgentSpec, Path]:
     agents = find_agents()
     if name not in agents:
-        raise AgentError(f"unknown agent {name!r}; found: {', '.join(sorted(agents)) or 'none'} "
-                         "(agents live in agents/<name>/agent.yaml)")
+        folder = arb.find_autorl_bench_agents(agent_dirs()).get(name)
+        if folder is None and arb.is_autorl_bench_folder(Path(name).expanduser()):
+            folder = Path(name).expanduser().resolve()  # a path to an AutoRL-Bench agent folder
+        if folder is None:
+            found = sorted({*agents, *arb.find_autorl_bench_agents(agent_dirs())})
+            raise AgentError(f"unknown agent {name!r}; found: {', '.join(found) or 'none'} "
+                             "(agents live in agents/<name>/agent.yaml, or AutoRL-Bench's "
+                             "agents/<name>/config.yaml)")
+        try:
+            return AgentSpec.model_validate(arb.agent_fields(folder)), folder
+        except (arb.AutoRLBenchError, ValidationError) as e:
+            raise AgentError(str(e)) from e
     path = agents[name]
     try:
         spec = AgentSpec.model_validate(yaml.safe_load(path.read_text()))

@@ -18,17 +18,20 @@ err = Console(stderr=True, soft_wrap=True)
 @agents_app.command("list")
 def agents_list() -> None:
     """Every agent found (agents/<name>/agent.yaml), its kind and, for a CLI agent, its install."""
+    from autorl_gym.agents.autorl_bench import find_autorl_bench_agents
     from autorl_gym.agents.npm_cli import install_dir, installed
     from autorl_gym.agents.spec import AgentError, find_agents, load_agent_spec
+    from autorl_gym.core.paths import agent_dirs
 
     table = Table("agent", "kind", "CLI (npm)", "installed", "description")
-    for name in sorted(find_agents()):
+    for name in sorted({*find_agents(), *find_autorl_bench_agents(agent_dirs())}):
         try:
             spec, _ = load_agent_spec(name)
         except AgentError as e:
             table.add_row(name, "[red]invalid[/]", "", "", str(e)[:80])
             continue
-        kind = "cli" if spec.cli else ("external" if spec.start else "python")
+        kind = ("cli" if spec.cli else "autorl-bench" if spec.protocol == "autorl-bench"
+                else "external" if spec.start else "python")
         npm = f"{spec.cli.npm}@{spec.cli.version}" if spec.cli else ""
         where = (str(install_dir(name, spec.cli)) if installed(name, spec.cli) else "no") if spec.cli else ""
         table.add_row(name, kind, npm, where, " ".join(spec.description.split())[:60])

@@ -149,19 +149,28 @@ def run(
     llm_max_cost: Annotated[float | None, typer.Option(help="CLI agents: cap on LLM cost, USD")] = None,
     agent_option: Annotated[list[str] | None, typer.Option(
         "--agent-option", help="KEY=VALUE passed to the agent (YAML value); repeatable")] = None,
+    compat_scoring: Annotated[str, typer.Option(
+        help="autorl-gym: submissions get dev feedback, test is graded once at the end; "
+             "autorl-bench: as AutoRL-Bench scores, each submission on test, the run keeping the "
+             "best")] = "autorl-gym",
 ) -> None:
-    """Run one episode of an agent on a scenario and print baseline, score and improvement."""
+    """Run one episode of an agent on a scenario and print baseline, score and improvement.
+    An AutoRL-Bench agent folder (config.yaml) runs too: --agent NAME or --agent PATH."""
     from autorl_gym.agents.launch import EpisodeRequest, LaunchError, launch_episode
     from autorl_gym.agents.spec import AgentError, agent_options
     from autorl_gym.report.commands import report_after_episode
+    from autorl_gym.scenarios.compat import COMPAT_SCORINGS
 
+    if compat_scoring not in COMPAT_SCORINGS:
+        _fail(f"--compat-scoring must be one of {', '.join(COMPAT_SCORINGS)}, not {compat_scoring!r}")
     try:
         req = EpisodeRequest(
             env_id=env_id, agent=agent, sandbox=sandbox, gpus=gpus, results_dir=results_dir,
             workspace_root=workspace_root, base_model=base_model, budget_seconds=budget_seconds,
             max_steps=max_steps, seed=seed, llm_base_url=llm_base_url, llm_model=llm_model,
             llm_max_requests=llm_max_requests, llm_max_tokens=llm_max_tokens,
-            llm_max_cost=llm_max_cost, agent_options=agent_options(agent_option))
+            llm_max_cost=llm_max_cost, agent_options=agent_options(agent_option),
+            compat_scoring=compat_scoring)
         outcome = launch_episode(req, console, drive=_drive_with_progress, err=err)
     except AgentError as e:
         _fail(str(e))
@@ -356,7 +365,7 @@ def audit(
 ) -> None:
     """Contamination audit of a run: its workspace, LLM calls and tool calls against the hidden
     dev and test items (writes audit.json; exit 1 when suspect or contaminated)."""
-    from autorl_gym.cli.audit import audit_command
+    from autorl_gym.cli.main.audit import audit_command
 
     raise typer.Exit(audit_command(run_dir, as_json, console, err))
 
@@ -374,7 +383,7 @@ def verify(
     """Re-grade a run's recorded submission and check its score, weights hash and provenance
     against the folder (exit 1 when a check fails). Given a folder of runs, verifies each (or a
     sample)."""
-    from autorl_gym.cli.audit import verify_command
+    from autorl_gym.cli.main.audit import verify_command
 
     raise typer.Exit(verify_command(run_dir, tolerance, as_json, console, err, sample, seed))
 

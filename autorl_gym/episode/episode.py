@@ -39,7 +39,14 @@ from autorl_gym.episode.tools import (
     parse_tool_call,
     tool_schemas,
 )
-from autorl_gym.episode.workspace import WorkspaceInfo, create_workspace, task_text, timestamp
+from autorl_gym.episode.workspace import (
+    WorkspaceInfo,
+    create_workspace,
+    run_meta,
+    task_text,
+    timestamp,
+    write_run_meta,
+)
 from autorl_gym.grading.grader import Grader
 from autorl_gym.grading.submission import CheckedModel, check_model, pin_submission, pinned
 from autorl_gym.runtime import safe_walk
@@ -326,7 +333,19 @@ class Episode:
         self.submissions.append(rec)
         self.budget.submissions_used = sum(s.valid for s in self.submissions)
         self.recorder.submission(rec)
+        self._update_run_meta()
         return rec
+
+    def _update_run_meta(self, end_time: int | None = None) -> None:
+        """run_meta.json again from the episode's own state, with AutoRL-Bench's
+        ``last_submit_time`` (the latest submission) and ``end_time``."""
+        if self.workspace is None or not self.workspace.root.is_dir():
+            return
+        cfg = self.config
+        last = max((int(s.time.timestamp()) for s in self.submissions), default=None)
+        write_run_meta(self.workspace.root, run_meta(
+            self.scenario.id, self.workspace.started_at, cfg.budget_seconds, cfg.max_steps,
+            cfg.max_submissions, last_submit_time=last, end_time=end_time))
 
     def _record_events(self, result: EvalResult) -> None:
         """The grading's integrity events (a judged output that carried markers, ...) into the
@@ -444,6 +463,7 @@ class Episode:
         self._prune_snapshots(chosen if grade else None)
         self.final_feedback = fb
         self.budget.stop()
+        self._update_run_meta(end_time=int(time.time()))
         self.active = False
         self._close_sandbox()
         return fb

@@ -4,6 +4,7 @@ copied; the sandbox mounts their targets read-only."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from pydantic import BaseModel
 from autorl_gym.core.assets import ScenarioAssets
 from autorl_gym.core.durable import atomic_write_json
 from autorl_gym.core.scenario import Scenario
+
+log = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
 # How this episode works
@@ -88,13 +91,35 @@ def create_workspace(root: Path, scenario: Scenario, assets: ScenarioAssets, now
     (ws / "description.md").write_text(task_text(scenario), encoding="utf-8")
     (ws / "instructions.md").write_text(instructions_text(scenario, seconds, steps, submissions),
                                         encoding="utf-8")
-    atomic_write_json(ws / "run_meta.json", {
-        "scenario": scenario.id,
-        "start_time": now.isoformat(),
+    write_run_meta(ws, run_meta(scenario.id, now, seconds, steps, submissions))
+    return WorkspaceInfo.at(ws, now)
+
+
+def run_meta(scenario_id: str, now: datetime, seconds: float, steps: int, submissions: int,
+             last_submit_time: int | None = None, end_time: int | None = None) -> dict[str, object]:
+    """The workspace's ``run_meta.json``: AutoRL-Bench's fields (``start_time``, ``timeout_s``,
+    ``last_submit_time``, ``end_time``: epoch seconds, integers) beside ours. The agent may
+    rewrite the file; nothing on the host reads it back (the budget is the episode's)."""
+    return {
+        "start_time": int(now.timestamp()),
+        "timeout_s": int(seconds),
+        "last_submit_time": last_submit_time,
+        "end_time": end_time,
+        "scenario": scenario_id,
+        "started_at": now.isoformat(),
         "start_timestamp": now.timestamp(),
         "budget_seconds": seconds,
         "deadline": datetime.fromtimestamp(now.timestamp() + seconds, UTC).isoformat(),
         "max_steps": steps,
         "max_submissions": submissions,
-    })
-    return WorkspaceInfo.at(ws, now)
+    }
+
+
+def write_run_meta(ws: Path, meta: dict[str, object]) -> None:
+    """Write ``run_meta.json`` in the agent's workspace without following what the agent put
+    there: a fresh temp file renamed over the name (a link there is replaced, never followed).
+    Something the agent put there that cannot be replaced (a folder) is left, with a warning."""
+    try:
+        atomic_write_json(ws / "run_meta.json", meta)
+    except OSError as e:
+        log.warning("run_meta.json in %s not updated: %s", ws, e)

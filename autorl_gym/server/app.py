@@ -23,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from autorl_gym.scenarios.catalog import catalog
+from autorl_gym.server.autorl_bench import CompatHealth, add_routes, compat_health
 from autorl_gym.server.bodies import (
     EndIn,
     ErrorOut,
@@ -93,9 +94,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
                                                       "errors": errors})
 
     @app.get("/health")
-    async def health(s: Svc) -> Health:
-        return Health(queued_evaluations=s.queues.depth(),
-                      active_runs=len(s.ledger.runs("active")))
+    async def health(s: Svc, request: Request) -> CompatHealth:
+        return compat_health(request, Health(queued_evaluations=s.queues.depth(),
+                                             active_runs=len(s.ledger.runs("active"))))
 
     @app.get("/scenarios")
     async def list_scenarios(s: Svc) -> ScenarioList:
@@ -135,6 +136,8 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     async def end(run_id: str, body: EndIn, s: Svc, creds: Creds) -> RunOut:
         """The runner ends a run the agent did not finish (host only: never over a bridge)."""
         return await s.end(s.check_token(run_id, creds), body.reason)
+
+    add_routes(app)  # AutoRL-Bench's POST /submit, GET /time: a run's sandbox only
 
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.state.bridges = bridges

@@ -53,6 +53,10 @@ BRIDGE_ROUTES: tuple[Allowed, ...] = (
     Allowed("GET", "/runs/{run}/time"),
     Allowed("POST", "/runs/{run}/submit"),
     Allowed("POST", "/runs/{run}/finish"),
+    # AutoRL-Bench's routes (no run id, no token: the handler takes the bridge's run); see
+    # autorl_gym.server.autorl_bench
+    Allowed("POST", "/submit"),
+    Allowed("GET", "/time"),
 )
 
 #: the largest request body the bridge takes (a submit or finish body is under 5 KB)

@@ -26,6 +26,7 @@ from autorl_gym.episode.tools import tool_schemas
 from autorl_gym.grading.submission import CheckedModel, check_model, pin_submission
 from autorl_gym.sandbox.registry import sandbox_isolated
 from autorl_gym.scenarios.catalog import catalog
+from autorl_gym.scenarios.compat import compat_scenario
 from autorl_gym.server.bodies import (
     BudgetOut,
     EvaluateIn,
@@ -67,7 +68,7 @@ class GradingService:
         if found is None:
             known = ", ".join(sorted(catalog().scenarios)) or "none"
             raise HTTPException(404, f"unknown scenario {sid!r}; known: {known}")
-        return found
+        return compat_scenario(found, self.settings.compat_scoring)
 
     def _grading(self, scenario: Scenario) -> ScenarioGrading:
         """The scenario's grader and its feedback-split baseline (built and measured once)."""

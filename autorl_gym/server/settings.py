@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -24,6 +25,9 @@ class ServerSettings(BaseModel):
     sandbox_url: str | None = Field(None, description="GRADING_SERVER_URL as seen from a sandbox")
     max_body_bytes: int = Field(64 * 1024, gt=0)
     progress: bool = False
+    compat_scoring: Literal["autorl-gym", "autorl-bench"] = Field(
+        "autorl-gym", description="autorl-bench: submissions scored on the test split, the run "
+                                  "keeping the best, as AutoRL-Bench scores (agents/autorl_bench.py)")
 
     @field_validator("sandbox")
     @classmethod

@@ -1,0 +1,51 @@
+"""A hardware shim, not a change to the agent: AutoRL-Bench's example agent is written for a GPU
+(``GRPOConfig(bf16=True)``), which transformers refuses on a machine without one unless
+``use_cpu`` is set. On a machine with no CUDA device, this sitecustomize (put on the agent's
+PYTHONPATH by tests/test_autorl_bench.py, beside the agent's unmodified files) sets ``use_cpu`` on
+every TrainingArguments, so the same script trains in bf16 autocast on the CPU. With a GPU it
+does nothing."""
+
+import importlib.abc
+import importlib.machinery
+import sys
+
+
+def _patch(module):
+    cls = getattr(module, "TrainingArguments", None)
+    if cls is None or getattr(cls, "_cpu_shim", False):
+        return
+    original = cls.__post_init__
+
+    def __post_init__(self, *args, **kwargs):
+        import torch
+
+        if not torch.cuda.is_available():
+            self.use_cpu = True
+        original(self, *args, **kwargs)
+
+    cls.__post_init__ = __post_init__
+    cls._cpu_shim = True
+    print("[cpu shim] no CUDA device: TrainingArguments(use_cpu=True)", file=sys.stderr)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    """Patches transformers.training_args when it is first imported."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "transformers.training_args":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return None
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _patch(module)
+
+        loader.exec_module = exec_and_patch
+        return spec
+
+
+sys.meta_path.insert(0, _Finder())
