@@ -121,7 +121,9 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert "AUTORL_GYM_CACHE" in (site / "reference" / "environment" / "index.html").read_text()
     assert "task_family" in (site / "reference" / "scenario-yaml" / "index.html").read_text()
     assert (site / "scenarios" / "AutoRL-Micro-Arith-v0" / "index.html").is_file()
-    assert "make_agent" in (site / "reference" / "api" / "autorl_gym.agents" / "index.html").read_text()
+    api = site / "reference" / "api"
+    assert "make_agent" in (api / "autorl_gym.agents.spec" / "index.html").read_text()
+    assert "unknown_message" in (api / "autorl_gym.core.registry" / "index.html").read_text()
     home = (site / "index.html").read_text()  # the nav: every security page, every scenario page
     for page in (ROOT / "docs" / "security").glob("*.md"):
         target = "security/" if page.stem == "index" else f"security/{page.stem}/"
