@@ -151,6 +151,9 @@ def discover(dirs: list[Path] | None = None) -> ScenarioCatalog:
 
 
 _CATALOG: ScenarioCatalog | None = None
+#: the ids registered so far and their files: a registered id stays makeable when the folders
+#: (``AUTORL_GYM_SCENARIOS``) change afterwards
+_REGISTERED: dict[str, Path] = {}
 
 
 def catalog(refresh: bool = False) -> ScenarioCatalog:
@@ -176,7 +179,7 @@ def get_scenario(scenario_id: str) -> Scenario:
     sid = scenario_id.split(":", 1)[1] if scenario_id.startswith("autorl_gym:") else scenario_id
     if _CATALOG is not None and sid in _CATALOG.scenarios:
         return _CATALOG.scenarios[sid]
-    ids = scenario_ids()
+    ids = {**_REGISTERED, **scenario_ids()}
     if sid in ids:
         return _load_id(sid, ids[sid])
     path = Path(sid)
@@ -210,7 +213,8 @@ def register_all() -> ScenarioIds:
     """Register every scenario id with Gymnasium, loading none (see the module's docstring); a
     file without a valid id is not registered, with a warning naming it."""
     found = scan_ids()
-    for sid in found.ids:
+    for sid, path in found.ids.items():
+        _REGISTERED.setdefault(sid, path)
         register(sid)
     for problem in found.unregistered:
         warnings.warn(f"autorl_gym: scenario not registered: {problem}", stacklevel=2)
