@@ -32,8 +32,10 @@ from pathlib import Path
 
 import torch
 
-# the package's own answer check (autorl_gym/core/answers.py), written beside this script
-from answers import extract_strict, is_correct, reference_answer
+try:  # the package's own answer check (autorl_gym/core/answers.py), written beside this script
+    from answers import extract_strict, is_correct, reference_answer
+except ImportError:  # run from the package's own folder, where the package is importable
+    from autorl_gym.core.answers import extract_strict, is_correct, reference_answer
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
