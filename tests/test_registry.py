@@ -4,6 +4,7 @@ unknown name; and every registry of the package is one."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 import textwrap
 from pathlib import Path
@@ -61,7 +62,10 @@ def plugin_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: regtest-dist\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
         "[regtest.widgets]\nplugged = regtest_plugin:make\nbroken = regtest_broken:thing\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    # (not monkeypatch.syspath_prepend: it touches pkg_resources, which another test may have
+    # left half-imported)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    importlib.invalidate_caches()
     for mod in ("regtest_builtins", "regtest_builtins.alpha", "regtest_builtins.helper",
                 "regtest_plugin", "regtest_broken", "regtest_state"):
         monkeypatch.delitem(sys.modules, mod, raising=False)
