@@ -236,6 +236,20 @@ def _entry_line(entry: os.DirEntry[str]) -> str:
         return f"{entry.name} [unreadable]"
 
 
+def prepare_workspace(spec: SandboxSpec, mounts: bool = True) -> Path:
+    """The spec's workspace, made if missing; SandboxError unless it is an absolute path and
+    (``mounts``: for a backend that mounts them) every mount source is an existing absolute path."""
+    ws = Path(spec.workspace)
+    if not ws.is_absolute():
+        raise SandboxError(f"the workspace must be an absolute path, got {ws}")
+    ws.mkdir(parents=True, exist_ok=True)
+    for m in spec.mounts if mounts else ():
+        if not Path(m.source).is_absolute():
+            raise SandboxError(f"mount source must be an absolute path, got {m.source}")
+        if not Path(m.source).exists():
+            raise SandboxError(f"mount source does not exist: {m.source}")
+    return ws
+
 class SandboxFiles:
     """Mixin giving a backend the shared file tools; needs ``self.spec``."""
 

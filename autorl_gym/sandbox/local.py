@@ -45,7 +45,7 @@ from pathlib import Path
 from autorl_gym.core.sandbox import ExecResult, SandboxError, SandboxSpec, SandboxUnavailable
 from autorl_gym.runtime.process import command_env, run_command
 from autorl_gym.runtime.usage import DiskQuota, fsize_prefix, workspace_quota
-from autorl_gym.sandbox.files import SandboxFiles
+from autorl_gym.sandbox.files import SandboxFiles, prepare_workspace
 from autorl_gym.sandbox.registry import sandbox_backend
 from autorl_gym.sandbox.seccomp import no_sysv_shm_filter, seccomp_fd
 
@@ -166,15 +166,7 @@ class BwrapSandbox(SandboxFiles):
         self._closed = False
         self._bwrap = bwrap_binary()
         self._bash = shutil.which("bash", path="/usr/bin:/bin") or "/bin/bash"
-        ws = Path(spec.workspace)
-        if not ws.is_absolute():
-            raise SandboxError(f"the workspace must be an absolute path, got {ws}")
-        ws.mkdir(parents=True, exist_ok=True)
-        for m in spec.mounts:
-            if not Path(m.source).is_absolute():
-                raise SandboxError(f"mount source must be an absolute path, got {m.source}")
-            if not Path(m.source).exists():
-                raise SandboxError(f"mount source does not exist: {m.source}")
+        prepare_workspace(spec)
         self._env = command_env(spec, home=SANDBOX_HOME)
         self._quota = workspace_quota(spec)
         self._seccomp = no_sysv_shm_filter()

@@ -16,12 +16,11 @@ import shutil
 import tempfile
 import warnings
 import weakref
-from pathlib import Path
 
 from autorl_gym.core.sandbox import ExecResult, SandboxError, SandboxSpec
 from autorl_gym.runtime.process import command_env, run_command
 from autorl_gym.runtime.usage import fsize_prefix, workspace_quota
-from autorl_gym.sandbox.files import SandboxFiles
+from autorl_gym.sandbox.files import SandboxFiles, prepare_workspace
 from autorl_gym.sandbox.registry import sandbox_backend
 
 __all__ = ["UNSANDBOXED_WARNING", "UnsandboxedSandbox"]
@@ -46,10 +45,7 @@ class UnsandboxedSandbox(SandboxFiles):
         log.warning(UNSANDBOXED_WARNING)
         self.spec = spec
         self._closed = False
-        ws = Path(spec.workspace)
-        if not ws.is_absolute():
-            raise SandboxError(f"the workspace must be an absolute path, got {ws}")
-        ws.mkdir(parents=True, exist_ok=True)
+        prepare_workspace(spec, mounts=False)  # commands see the host: nothing is mounted
         self._bash = shutil.which("bash", path="/usr/bin:/bin") or "/bin/bash"
         self._home = tempfile.mkdtemp(prefix="autorl-gym-home-")
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._home, ignore_errors=True)

@@ -57,7 +57,7 @@ from autorl_gym.sandbox.docker.engine import (
 )
 from autorl_gym.sandbox.docker.exec import Execution
 from autorl_gym.sandbox.docker.gpus import device_requests
-from autorl_gym.sandbox.files import SandboxFiles
+from autorl_gym.sandbox.files import SandboxFiles, prepare_workspace
 from autorl_gym.sandbox.local import SANDBOX_HOME, hidden_package_dirs, python_env_paths
 from autorl_gym.sandbox.registry import sandbox_backend
 
@@ -89,15 +89,7 @@ class DockerSandbox(SandboxFiles):
         self._live: set[str] = set()
         self._lock = threading.Lock()
         self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docker-remove")
-        ws = Path(spec.workspace)
-        if not ws.is_absolute():
-            raise SandboxError(f"the workspace must be an absolute path, got {ws}")
-        ws.mkdir(parents=True, exist_ok=True)
-        for m in spec.mounts:
-            if not Path(m.source).is_absolute():
-                raise SandboxError(f"mount source must be an absolute path, got {m.source}")
-            if not Path(m.source).exists():
-                raise SandboxError(f"mount source does not exist: {m.source}")
+        ws = prepare_workspace(spec)
         self._quota = workspace_quota(spec)
         self._client = docker_client()
         image = spec.limits.image or os.environ.get(IMAGE_ENV) or None
