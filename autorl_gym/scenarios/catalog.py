@@ -179,7 +179,9 @@ def get_scenario(scenario_id: str) -> Scenario:
     sid = scenario_id.split(":", 1)[1] if scenario_id.startswith("autorl_gym:") else scenario_id
     if _CATALOG is not None and sid in _CATALOG.scenarios:
         return _CATALOG.scenarios[sid]
-    ids = {**_REGISTERED, **scenario_ids()}
+    if sid in _REGISTERED:  # registered at import: no need to read the folders again
+        return _load_id(sid, _REGISTERED[sid])
+    ids = scenario_ids()
     if sid in ids:
         return _load_id(sid, ids[sid])
     path = Path(sid)
