@@ -148,3 +148,37 @@ def test_an_agent_lists_files_from_another_folder_and_a_missing_one_is_refused(t
         load_agent_spec("missing")
     with pytest.raises(AgentError, match="must be a relative path"):
         load_agent_spec("absolute")
+
+
+def test_an_agent_folder_cannot_carry_host_files_into_the_sandbox(tmp_path, monkeypatch):
+    """``files:`` out of the agents' folder, and a link out of it, are refused at load (the
+    folder is copied into code/ with its links followed); the same attack is in the suite."""
+    import pytest
+
+    from autorl_gym.agents.spec import AgentError, load_agent_spec
+    from autorl_gym.attacks.runner import run_attacks
+
+    secret = tmp_path / "host" / "hidden.json"
+    secret.parent.mkdir()
+    secret.write_text('{"answer": 42}')
+    agents = tmp_path / "agents"
+    (agents / "by_name").mkdir(parents=True)
+    (agents / "by_name" / "agent.yaml").write_text(
+        "name: by_name\nstart: bash x.sh\nfiles: [../../host/hidden.json]\n")
+    (agents / "by_link" / "sub").mkdir(parents=True)
+    (agents / "by_link" / "agent.yaml").write_text("name: by_link\nstart: bash x.sh\n")
+    (agents / "by_link" / "sub" / "notes.txt").symlink_to(secret)
+    (agents / "inside").mkdir()
+    (agents / "inside" / "agent.yaml").write_text("name: inside\nstart: bash x.sh\n")
+    (agents / "inside" / "shared.py").symlink_to(agents / "by_name" / "agent.yaml")  # stays among agents
+    monkeypatch.setenv("AUTORL_GYM_AGENTS", str(agents))
+    with pytest.raises(AgentError, match="outside"):
+        load_agent_spec("by_name")
+    with pytest.raises(AgentError, match="a link to .*hidden.json, outside"):
+        load_agent_spec("by_link")
+    assert load_agent_spec("inside")[0].name == "inside"
+    # the suite's own attack, on the micro scenario's hidden split
+    report = run_attacks("AutoRL-Micro-Arith-v0", "none", tmp_path / "scratch",
+                         names=["agent_folder_carries_hidden_split"])
+    assert [(o.name, o.status) for o in report.outcomes] == [
+        ("agent_folder_carries_hidden_split", "held")], report

@@ -61,10 +61,15 @@ class AgentSpec(BaseModel):
         return self
 
     def extra_files(self, folder: Path) -> list[Path]:
-        """The ``files:`` as paths; AgentError names one that is missing."""
+        """The ``files:`` as paths; AgentError names one that is missing or that resolves outside
+        the folder holding the agent folders (host files, hidden splits, keys)."""
         out = []
+        root = folder.resolve().parent
         for name in self.files:
             path = (folder / name).resolve()
+            if not _inside(path, root):
+                raise AgentError(f"agent {self.name}: files: {name} resolves to {path}, outside "
+                                 f"{root}: an agent may name files of the agent folders only")
             if not path.is_file():
                 raise AgentError(f"agent {self.name}: files: {name} is not a file ({path})")
             out.append(path)
@@ -73,6 +78,32 @@ class AgentSpec(BaseModel):
 
 class AgentError(ValueError):
     pass
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def check_agent_folder(folder: Path) -> None:
+    """AgentError if a link in an agent folder leads outside the folder holding the agent
+    folders: an external agent's folder is copied into the workspace with its links followed,
+    so such a link would carry host files (hidden splits, keys) into the sandbox."""
+    root = folder.resolve().parent
+    todo, seen = [folder], set()
+    while todo:
+        current = todo.pop()
+        if current.resolve() in seen:
+            continue
+        seen.add(current.resolve())
+        for entry in current.iterdir():
+            if entry.is_symlink():
+                target = entry.resolve()
+                if not _inside(target, root):
+                    raise AgentError(f"{entry}: a link to {target}, outside {root}; an agent folder "
+                                     "is copied into the sandbox, so its links must stay among the "
+                                     "agent folders")
+            if entry.is_dir():
+                todo.append(entry)
 
 
 def find_agents() -> dict[str, Path]:
@@ -96,15 +127,18 @@ def load_agent_spec(name: str) -> tuple[AgentSpec, Path]:
                              "(agents live in agents/<name>/agent.yaml, or AutoRL-Bench's "
                              "agents/<name>/config.yaml)")
         try:
-            return AgentSpec.model_validate(arb.agent_fields(folder)), folder
+            spec = AgentSpec.model_validate(arb.agent_fields(folder))
         except (arb.AutoRLBenchError, ValidationError) as e:
             raise AgentError(str(e)) from e
+        check_agent_folder(folder)
+        return spec, folder
     path = agents[name]
     try:
         spec = AgentSpec.model_validate(yaml.safe_load(path.read_text()))
     except (yaml.YAMLError, ValidationError) as e:
         raise AgentError(f"{path}: invalid agent file: {e}") from e
     spec.extra_files(path.parent)  # a missing file is refused here, before any run starts
+    check_agent_folder(path.parent)
     return spec, path.parent
 
 
