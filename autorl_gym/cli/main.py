@@ -404,16 +404,20 @@ def sweep(
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="a results/<run> folder, or a folder of runs")],
-    fmt: Annotated[str, typer.Option("--format", help="output format")] = "openai-chat",
+    fmt: Annotated[str, typer.Option("--format", help="output format: openai-chat (chat JSONL) or "
+                                     "atif (Harbor's ATIF trajectories)")] = "openai-chat",
     output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                help="JSONL file to write (default: stdout)")] = None,
+                                                help="JSONL file to write (default: stdout); with "
+                                                     "--format atif and one run, a .json file holds "
+                                                     "that one document")] = None,
 ) -> None:
-    """Write recorded episodes as chat-format JSONL (one line per episode) for agent SFT or RL."""
-    from autorl_gym.report.export import ExportError, export_jsonl, iter_export
+    """Write recorded episodes (one line per episode) for agent SFT or RL: chat-format JSONL, or
+    ATIF trajectories."""
+    from autorl_gym.report.export import ExportError, export_jsonl, export_lines
 
     try:
         if output is None:
-            lines = [ep.model_dump_json() for ep in iter_export(run_dir, fmt)]  # type: ignore[arg-type]
+            lines = export_lines(run_dir, fmt)  # type: ignore[arg-type]
             sys.stdout.write("".join(line + "\n" for line in lines))
         else:
             n = export_jsonl(run_dir, output, fmt)  # type: ignore[arg-type]
