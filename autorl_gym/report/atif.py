@@ -54,10 +54,10 @@ def episode_to_atif(run_dir: Path, run: dict[str, Any], steps: list[dict[str, An
                     call_arguments: Any) -> dict[str, Any]:
     """The ATIF document of one recorded episode (the pieces read by ``report.export``)."""
     started = run.get("started_at")
+    at = {"timestamp": started} if started else {}
     doc_steps: list[dict[str, Any]] = [
-        {"step_id": 1, "source": "system", "message": system_prompt, **({"timestamp": started} if started else {})},
-        {"step_id": 2, "source": "user", "message": first_observation,
-         **({"timestamp": started} if started else {})},
+        {"step_id": 1, "source": "system", "message": system_prompt, **at},
+        {"step_id": 2, "source": "user", "message": first_observation, **at},
     ]
     for rec in steps:
         doc_steps.append(_agent_step(len(doc_steps) + 1, rec, call_arguments))
