@@ -308,9 +308,18 @@ def serve(
     ledger: Annotated[Path, typer.Option(help="SQLite ledger")] = Path("results/ledger.sqlite"),
     results_dir: Annotated[Path, typer.Option(help="where results go")] = Path("results"),
     workspace_root: Annotated[Path, typer.Option(help="where workspaces go")] = Path("workspace"),
+    openenv: Annotated[bool, typer.Option(
+        "--openenv", help="serve the OpenEnv environment server instead (WebSocket sessions, MCP "
+                          "tools; the openenv extra)")] = False,
+    max_sessions: Annotated[int, typer.Option(min=1, help="--openenv: episodes at once, at most")] = 4,
 ) -> None:
     """The grading HTTP API (OpenAPI document at /docs and /openapi.json) and the results
-    dashboard over RESULTS_DIR (/dashboard/)."""
+    dashboard over RESULTS_DIR (/dashboard/); with --openenv, the OpenEnv environment server."""
+    if openenv:
+        from autorl_gym.cli.openenv import serve_openenv
+
+        raise typer.Exit(serve_openenv(host, port, env_id, sandbox, max_sessions, results_dir,
+                                       workspace_root, err))
     from autorl_gym.cli.serve import serve as run_server
     from autorl_gym.server import ServerSettings
 
