@@ -59,10 +59,24 @@ def test_http_routes(server):
     assert httpx.get(f"{server}/metadata").json()["name"] == "autorl-gym"
 
 
+def test_openenv_stock_mcp_client(server):
+    """OpenEnv's own MCPToolClient, unmodified: the tool listing and a tool call in a session."""
+    async def session():
+        async with MCPToolClient(server) as env:
+            tools = await env.list_tools()
+            await env.reset()
+            return tools, await env.call_tool("list_files", path="data")
+
+    tools, listed = asyncio.run(session())
+    assert {t.name for t in tools} == TOOLS
+    assert next(t for t in tools if t.name == "write_file").input_schema["required"] == ["path", "content"]
+    assert "train.jsonl" in listed
+
+
 def test_a_whole_episode_through_the_openenv_client(server, tmp_path):
     async def episode():
         async with AutoRLClient(server) as env:
-            tools = await MCPToolClient.list_tools(env)
+            tools = await env.list_tools()
             assert {t.name for t in tools} == TOOLS
             run_schema = next(t for t in tools if t.name == "run").input_schema
             assert "command" in run_schema["properties"]
