@@ -9,23 +9,72 @@ action, and its observation the env's error (no ``source_call_id``). ``final_met
 step count and, when the run went through the LLM gateway, its token and cost totals; the
 episode's outcome (reward = test score minus baseline, status, scores) is in
 ``final_metrics.extra``; per-step env data (reward, budget, exit code, seconds) in each step's
-``extra``. The agent's LLM turns are not in trajectory.jsonl, so agent steps carry no ``metrics``
-and ``llm_call_count`` is left unset.
+``extra``.
+
+When the agent's LLM went through the gateway (``llm_calls.jsonl``), each agent step carries
+the calls made since the previous step: ``llm_call_count``, and ``metrics`` with their tokens and
+cost; with one call, its ``prompt_token_ids``, ``completion_token_ids`` and ``logprobs`` where the
+upstream returned them (a vLLM asked for them), with several, each call's in
+``metrics.extra.calls``. Calls after the last env step make one more agent step, with no tool
+call. Without a gateway, agent steps carry no ``metrics`` and ``llm_call_count`` is left unset.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from autorl_gym import __version__
 from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.episode.tools import tool_schemas
-from autorl_gym.gateway.records import read_calls, summarize
+from autorl_gym.gateway.records import LLMCall, read_calls, summarize
 
 ATIF_VERSION = "ATIF-v1.8"
 _STEP_EXTRA = ("reward", "elapsed_s", "duration_s", "exit_code", "budget", "submission_id")
+
+
+def _call_metrics(c: LLMCall) -> dict[str, Any]:
+    pairs = (("prompt_tokens", c.input_tokens), ("completion_tokens", c.output_tokens),
+             ("cached_tokens", c.cached_tokens), ("cost_usd", c.cost_usd))
+    m: dict[str, Any] = {k: v for k, v in pairs if v is not None}
+    if c.tokens is not None:
+        m.update(c.tokens.model_dump(exclude_none=True))
+    return m
+
+
+def _llm_fields(calls: list[LLMCall]) -> dict[str, Any]:
+    """A step's ``llm_call_count`` and ``metrics`` from the LLM calls it stands for."""
+    if not calls:
+        return {"llm_call_count": 0}
+    if len(calls) == 1:
+        return {"llm_call_count": 1, "metrics": _call_metrics(calls[0])}
+    each = [_call_metrics(c) for c in calls]
+    total: dict[str, Any] = {}
+    for key in ("prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd"):
+        vals = [m[key] for m in each if key in m]
+        if vals:
+            total[key] = round(sum(vals), 8) if key == "cost_usd" else sum(vals)
+    return {"llm_call_count": len(calls), "metrics": {**total, "extra": {"calls": each}}}
+
+
+def _calls_by_step(steps: list[dict[str, Any]],
+                   calls: list[LLMCall]) -> tuple[list[list[LLMCall]], list[LLMCall]]:
+    """Each env step's LLM calls (made after the previous step was recorded, up to its own
+    recording), and the calls made after the last step."""
+    pending = sorted((c for c in calls if c.refused is None), key=lambda c: c.time)
+    out: list[list[LLMCall]] = []
+    for rec in steps:
+        try:
+            until = datetime.fromisoformat(str(rec.get("time")))
+        except ValueError:
+            out.append([])
+            continue
+        mine = [c for c in pending if c.time <= until]
+        pending = pending[len(mine):]
+        out.append(mine)
+    return out, pending
 
 
 def _agent_step(n: int, rec: dict[str, Any], call_arguments: Any) -> dict[str, Any]:
@@ -59,8 +108,15 @@ def episode_to_atif(run_dir: Path, run: dict[str, Any], steps: list[dict[str, An
         {"step_id": 1, "source": "system", "message": system_prompt, **at},
         {"step_id": 2, "source": "user", "message": first_observation, **at},
     ]
-    for rec in steps:
-        doc_steps.append(_agent_step(len(doc_steps) + 1, rec, call_arguments))
+    calls = read_calls(run_dir / RunFolder.LLM_CALLS)
+    per_step, after = _calls_by_step(steps, calls) if calls else ([[] for _ in steps], [])
+    for rec, mine in zip(steps, per_step, strict=True):
+        step = _agent_step(len(doc_steps) + 1, rec, call_arguments)
+        doc_steps.append({**step, **_llm_fields(mine)} if calls else step)
+    if after:
+        doc_steps.append({"step_id": len(doc_steps) + 1, "source": "agent", "message": "",
+                          "timestamp": after[-1].time.isoformat(), **_llm_fields(after),
+                          "extra": {"note": "LLM calls after the last env step"}})
     agent: dict[str, Any] = {"name": run.get("agent") or "unknown", "version": __version__,
                              "tool_definitions": run.get("tool_schemas") or tool_schemas(),
                              "extra": {"benchmark": "autorl-gym", "sandbox": run.get("sandbox")}}
@@ -71,7 +127,6 @@ def episode_to_atif(run_dir: Path, run: dict[str, Any], steps: list[dict[str, An
         outcome.update({k: feedback.get(k) for k in ("reason", "metric", "baseline", "score", "improvement")})
         outcome["reward"] = feedback.get("improvement")
     final: dict[str, Any] = {"total_steps": len(doc_steps), "extra": outcome}
-    calls = read_calls(run_dir / RunFolder.LLM_CALLS)
     if calls:
         usage = summarize(calls)
         final.update({"total_prompt_tokens": usage.input_tokens,
