@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import threading
 import time
@@ -14,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytest.importorskip("openenv.core", reason="the openenv extra (openenv-core) is not installed")
+if not os.environ.get("CI"):  # CI installs the openenv extra: there a missing package fails
+    pytest.importorskip("openenv.core", reason="the openenv extra (openenv-core) is not installed")
 
 import uvicorn  # noqa: E402
 from openenv.core.env_server.mcp_types import CallToolAction  # noqa: E402
