@@ -49,6 +49,8 @@ API_MODULES = [
     "autorl_gym.server.client",
     "autorl_gym.sweep",
     "autorl_gym.report",
+    "autorl_gym.integrations.trl",
+    "autorl_gym.report.atif",
 ]
 
 

@@ -317,9 +317,18 @@ def serve(
     ledger: Annotated[Path, typer.Option(help="SQLite ledger")] = Path("results/ledger.sqlite"),
     results_dir: Annotated[Path, typer.Option(help="where results go")] = Path("results"),
     workspace_root: Annotated[Path, typer.Option(help="where workspaces go")] = Path("workspace"),
+    openenv: Annotated[bool, typer.Option(
+        "--openenv", help="serve the OpenEnv environment server instead (WebSocket sessions, MCP "
+                          "tools; the openenv extra)")] = False,
+    max_sessions: Annotated[int, typer.Option(min=1, help="--openenv: episodes at once, at most")] = 4,
 ) -> None:
     """The grading HTTP API (OpenAPI document at /docs and /openapi.json) and the results
-    dashboard over RESULTS_DIR (/dashboard/)."""
+    dashboard over RESULTS_DIR (/dashboard/); with --openenv, the OpenEnv environment server."""
+    if openenv:
+        from autorl_gym.cli.openenv import serve_openenv
+
+        raise typer.Exit(serve_openenv(host, port, env_id, sandbox, max_sessions, results_dir,
+                                       workspace_root, err))
     from autorl_gym.cli.serve import serve as run_server
     from autorl_gym.server import ServerSettings
 
@@ -413,16 +422,20 @@ def sweep(
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="a results/<run> folder, or a folder of runs")],
-    fmt: Annotated[str, typer.Option("--format", help="output format")] = "openai-chat",
+    fmt: Annotated[str, typer.Option("--format", help="output format: openai-chat (chat JSONL) or "
+                                     "atif (Harbor's ATIF trajectories)")] = "openai-chat",
     output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                help="JSONL file to write (default: stdout)")] = None,
+                                                help="JSONL file to write (default: stdout); with "
+                                                     "--format atif and one run, a .json file holds "
+                                                     "that one document")] = None,
 ) -> None:
-    """Write recorded episodes as chat-format JSONL (one line per episode) for agent SFT or RL."""
-    from autorl_gym.report.export import ExportError, export_jsonl, iter_export
+    """Write recorded episodes (one line per episode) for agent SFT or RL: chat-format JSONL, or
+    ATIF trajectories."""
+    from autorl_gym.report.export import ExportError, export_jsonl, export_lines
 
     try:
         if output is None:
-            lines = [ep.model_dump_json() for ep in iter_export(run_dir, fmt)]  # type: ignore[arg-type]
+            lines = export_lines(run_dir, fmt)  # type: ignore[arg-type]
             sys.stdout.write("".join(line + "\n" for line in lines))
         else:
             n = export_jsonl(run_dir, output, fmt)  # type: ignore[arg-type]

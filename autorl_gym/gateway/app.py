@@ -38,6 +38,7 @@ from autorl_gym.gateway import routes
 from autorl_gym.gateway.prices import load_prices
 from autorl_gym.gateway.records import CallLog, LLMCall
 from autorl_gym.gateway.settings import GatewaySettings
+from autorl_gym.gateway.tokens import TokenMeter
 from autorl_gym.gateway.usage import UsageChunkStripper, UsageMeter
 
 _MAX_REQUEST_BYTES = 64 * 1024 * 1024
@@ -361,7 +362,8 @@ class Gateway:
                              cost_usd=round(cost, 8) if cost is not None else None,
                              latency_s=round(time.perf_counter() - t0, 6),
                              ttft_s=round(ttft, 6) if ttft is not None else None,
-                             response_bytes=size, charged_tokens=charged, client_closed=client_closed))
+                             response_bytes=size, charged_tokens=charged, client_closed=client_closed,
+                             tokens=meter.trace if isinstance(meter, TokenMeter) else None))
 
 
 class _Relay:
@@ -380,7 +382,7 @@ class _Relay:
         task.add_done_callback(gw._pumps.discard)
 
     async def _pump(self) -> None:
-        meter = UsageMeter(self.base["stream"])
+        meter = TokenMeter(self.base["stream"])
         ttft: float | None = None
         size, complete = 0, False
         try:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from autorl_gym.gateway.tokens import TokenTrace
+
 
 class LLMCall(BaseModel):
     time: datetime = Field(description="when the request reached the gateway (UTC)")
@@ -32,6 +34,8 @@ class LLMCall(BaseModel):
                                        "upstream reported, or the reservation when it reported none")
     client_closed: bool = Field(False, description="the client hung up first; the gateway read the "
                                 "answer to its end for its usage")
+    tokens: TokenTrace | None = Field(None, description="the token ids and log-probabilities the upstream "
+                                      "returned (a vLLM asked for them), else None")
 
 
 class Usage(BaseModel):

@@ -10,6 +10,10 @@ minus baseline); per-step rewards and the episode's outcome are in ``metadata``.
 
 Works for any run the env recorded: it needs ``run.json`` and ``trajectory.jsonl``, and reads
 ``feedback.json`` when the episode ended.
+
+``--format atif`` writes the same episodes as Harbor's ATIF trajectories instead
+(:mod:`autorl_gym.report.atif`): one JSON document per line, or one pretty document when the
+output file ends in ``.json`` and there is one run.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pydantic import BaseModel, Field
 from autorl_gym.core.durable import atomic_write_text
 from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.episode.tools import tool_schemas
+from autorl_gym.report import atif
 from autorl_gym.runtime import safe_walk
 
 SYSTEM_PROMPT = """\
@@ -34,7 +39,8 @@ run (a shell command with a timeout), submit (a model folder, graded on a hidden
 split) and finish (ends the episode; the submission you name, by default your best, is graded
 once on the hidden test). Watch the wall-clock budget: your own thinking time counts too."""
 
-FORMATS = ("openai-chat",)
+FORMATS = ("openai-chat", "atif")
+Format = Literal["openai-chat", "atif"]
 _MAX_TEXT_BYTES = 1 << 20
 
 
@@ -106,13 +112,25 @@ def _first_observation(run_dir: Path, run: dict[str, Any]) -> str:
                       f"the workspace {ws} is gone: the first observation cannot be rebuilt")
 
 
-def episode_to_chat(run_dir: Path, system_prompt: str = SYSTEM_PROMPT) -> ChatEpisode:
+def _read_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
     run_json = run_dir / RunFolder.RUN
     if not run_json.is_file():
         raise ExportError(f"{run_dir} has no run.json: not a run folder")
     run = _read_json(run_json)
     steps = read_trajectory(run_dir)
     feedback = _read_json(run_dir / RunFolder.FEEDBACK) if (run_dir / RunFolder.FEEDBACK).is_file() else None
+    return run, steps, feedback
+
+
+def episode_to_atif(run_dir: Path, system_prompt: str = SYSTEM_PROMPT) -> dict[str, Any]:
+    """One recorded episode as an ATIF trajectory document (see :mod:`autorl_gym.report.atif`)."""
+    run, steps, feedback = _read_run(run_dir)
+    return atif.episode_to_atif(run_dir, run, steps, feedback, _first_observation(run_dir, run),
+                                system_prompt, call_arguments)
+
+
+def episode_to_chat(run_dir: Path, system_prompt: str = SYSTEM_PROMPT) -> ChatEpisode:
+    run, steps, feedback = _read_run(run_dir)
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": system_prompt},
         {"role": "user", "content": _first_observation(run_dir, run)},
@@ -144,20 +162,38 @@ def episode_to_chat(run_dir: Path, system_prompt: str = SYSTEM_PROMPT) -> ChatEp
                        reward=reward, metadata=metadata)
 
 
-def iter_export(path: Path, fmt: Literal["openai-chat"] = "openai-chat",
-                system_prompt: str = SYSTEM_PROMPT) -> Iterator[ChatEpisode]:
+def _check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; available: {', '.join(FORMATS)}")
+
+
+def iter_export(path: Path, fmt: Literal["openai-chat"] = "openai-chat",
+                system_prompt: str = SYSTEM_PROMPT) -> Iterator[ChatEpisode]:
+    _check_format(fmt)
+    if fmt != "openai-chat":
+        raise ExportError(f"iter_export gives chat episodes; for {fmt!r} use export_lines")
     for run_dir in find_runs(path):
         yield episode_to_chat(run_dir, system_prompt)
 
 
-def export_jsonl(path: Path, out: Path, fmt: Literal["openai-chat"] = "openai-chat",
+def export_lines(path: Path, fmt: Format = "openai-chat", system_prompt: str = SYSTEM_PROMPT) -> list[str]:
+    """Every episode under ``path`` as one JSON line each, in ``fmt``."""
+    _check_format(fmt)
+    if fmt == "atif":
+        return [atif.dumps(episode_to_atif(r, system_prompt)) for r in find_runs(path)]
+    return [ep.model_dump_json() for ep in iter_export(path, "openai-chat", system_prompt)]
+
+
+def export_jsonl(path: Path, out: Path, fmt: Format = "openai-chat",
                  system_prompt: str = SYSTEM_PROMPT) -> int:
-    """Write every episode under ``path`` to ``out`` (one line each); returns how many.
+    """Write every episode under ``path`` to ``out`` (one line each); returns how many. An ATIF
+    export of one run to a ``.json`` file is that one document, indented.
 
     Everything is converted before anything is written, so a broken run leaves no partial file.
     """
-    lines = [ep.model_dump_json() for ep in iter_export(path, fmt, system_prompt)]
+    lines = export_lines(path, fmt, system_prompt)
+    if fmt == "atif" and out.suffix == ".json" and len(lines) == 1:
+        atomic_write_text(out, atif.dumps(json.loads(lines[0]), indent=2) + "\n")
+        return 1
     atomic_write_text(out, "".join(line + "\n" for line in lines))
     return len(lines)
