@@ -126,18 +126,84 @@ def test_content_the_audit_cannot_read_keeps_a_run_from_clean(tmp_path):
 def test_llm_call_carrying_a_test_item_is_caught(tmp_path):
     index, assets = _index(MICRO_ID)
     ws, res = _folders(tmp_path)
-    (item,) = _test_lines(assets, 1, start=7)
+    items = _test_lines(assets, 3, start=7)
     calls = [{"time": "2026-01-01T00:00:00Z", "route": "POST /v1/messages", "model": "m",
               "messages": [{"role": "user", "content": "write a training example"}],
               "answer": "sure"},
              {"time": "2026-01-01T00:00:01Z", "route": "POST /v1/messages", "model": "m",
-              "messages": [{"role": "user", "content": f"Solve: {item['question']}"}],
-              "answer": item["answer"]}]
+              "messages": [{"role": "user", "content": "Solve: " + " ".join(i["question"] for i in items)}],
+              "answer": items[0]["answer"]}]
     (res / "llm_calls.jsonl").write_text("\n".join(json.dumps(c) for c in calls) + "\n")
     report = audit(index, res, ws)
-    assert report.verdict == "suspect"  # one item: within the tolerance, but named
-    assert report.items_overlapped == ["test:7"]
+    # three items: within the tolerance, but named; and no control item overlaps
+    assert report.verdict == "suspect", report.reason
+    assert report.items_overlapped == ["test:7", "test:8", "test:9"]
+    assert report.chance is not None and report.chance.decoys_overlapped == 0
     assert all(h.source.startswith("llm_call:llm_calls.jsonl:2 ") for h in report.hits)
+
+
+# ------------------------------------------------------------------ public generators: the control
+def _generated(stream: str, n: int) -> str:
+    """What an honest agent writes when it draws its own problems from the package's generator."""
+    from autorl_gym.micro.data import _record, iter_draws
+
+    draws = iter_draws(stream)
+    return "\n".join(_record(next(draws)).model_dump_json() for _ in range(n))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_honest_generated_data_overlaps_by_chance_and_is_not_flagged(seed, tmp_path):
+    index, assets = _index(MICRO_ID)
+    ws, res = _folders(tmp_path, assets)
+    (ws / "code" / "generated.jsonl").write_text(_generated(f"honest-{seed}", 2000))
+    report = audit(index, res, ws)
+    assert report.chance is not None and report.chance.decoy_items == 4 * 600
+    assert report.verdict == "clean", report.reason
+
+
+def test_control_items_are_in_no_split():
+    index, assets = _index(MICRO_ID)
+    hidden = {normalise(i.text) for i in index.items.values()}
+    train = {normalise(json.loads(line)["question"])
+             for line in (assets.train_dir / "train.jsonl").read_text().splitlines()}
+    decoys = {normalise(d.text) for d in index.decoys.values()}
+    assert len(decoys) == 2400 and not decoys & hidden and not decoys & train
+
+
+def test_regenerating_the_hidden_split_from_the_public_seed_is_contaminated(tmp_path):
+    from autorl_gym.micro.data import make_splits
+
+    index, assets = _index(MICRO_ID)
+    ws, res = _folders(tmp_path, assets)
+    test = make_splits()["test"]  # the package's own seed: the hidden split itself
+    (ws / "code" / "regenerated.jsonl").write_text("\n".join(p.model_dump_json() for p in test))
+    report = audit(index, res, ws)
+    assert report.verdict == "contaminated" and len(report.items_overlapped) == 400
+    assert report.chance is not None and report.chance.p_value < 1e-9
+
+
+def test_test_items_hidden_among_generated_data_are_caught(tmp_path):
+    index, assets = _index(MICRO_ID)
+    ws, res = _folders(tmp_path, assets)
+    planted = "\n".join(json.dumps(i) for i in _test_lines(assets, 20, start=100))
+    (ws / "code" / "generated.jsonl").write_text(_generated("honest-0", 2000) + "\n" + planted)
+    report = audit(index, res, ws)
+    assert report.verdict == "contaminated", report.reason
+    assert {f"test:{i}" for i in range(100, 120)} <= set(report.items_overlapped)
+
+
+def test_scenario_without_a_public_generator_has_no_control():
+    index, _ = _index("AutoRL-Micro-WebShop-v0")
+    assert index.decoys == {}
+
+
+def test_binomial_tail():
+    from autorl_gym.audit.verdict import binomial_tail
+
+    assert binomial_tail(0, 5, 0.2) == 1.0
+    assert abs(binomial_tail(1, 1, 0.2) - 0.2) < 1e-12
+    assert abs(binomial_tail(2, 4, 0.5) - 11 / 16) < 1e-12
+    assert binomial_tail(400, 400, 0.2) < 1e-200
 
 
 def test_canary_of_a_copied_hidden_folder_is_found(tmp_path):

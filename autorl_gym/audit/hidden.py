@@ -23,6 +23,8 @@ from autorl_gym.audit.normalise import MIN_WHOLE_ITEM, NGRAM, covered, item_gram
 
 MIN_ANSWER_CHARS = 6
 HIDDEN_SPLITS = ("dev", "test")
+DECOY = "decoy"      # the split name of the control items (keys ``decoy:N``)
+DECOY_FACTOR = 4     # control items per hidden item, for a family with a public generator
 _TRAIN_READ_CAP = 256 << 20  # bytes of the train split read to find its public patterns
 # "KB" and "grammar": the game logic TextWorld writes identically into every game file
 # "answer", "gold": an item's answer is checked on its own (distinctive answers only)
@@ -54,6 +56,8 @@ class HiddenIndex:
     build_s: float = 0.0
     # (item, segment) -> the windows left after the public ones were dropped (long segments)
     windows: dict[tuple[str, int], set[int]] = field(default_factory=dict)
+    # control items drawn from the public generator the hidden ones come from (none: no generator)
+    decoys: dict[str, HiddenItem] = field(default_factory=dict)
 
     def coverage(self, key: str, segment: int, found: set[int]) -> float:
         """The share of a segment's checkable tokens that the windows ``found`` cover (1.0 for
@@ -111,17 +115,24 @@ def _item_record(item: Any) -> tuple[str, dict[str, Any]]:
     return ident, data
 
 
+def _as_hidden(split: str, item: Any, ident: str | None = None) -> HiddenItem:
+    found, data = _item_record(item)
+    answer = data.get("gold") if "gold" in data else data.get("answer")
+    strings = list(_strings(data, _SKIP_FIELDS))
+    segments = [t for t in (tokens(s) for s in strings) if len(t) >= MIN_WHOLE_ITEM]
+    return HiddenItem(split, ident or found, "\n".join(strings),
+                      answer if isinstance(answer, str) else None, segments)
+
+
 def hidden_items(ctx: Any, split: str) -> list[HiddenItem]:
     """The items of one hidden split, as text and answer (``ctx``: a GradeContext)."""
-    out = []
-    for item in ctx.items(split):
-        ident, data = _item_record(item)
-        answer = data.get("gold") if "gold" in data else data.get("answer")
-        strings = list(_strings(data, _SKIP_FIELDS))
-        segments = [t for t in (tokens(s) for s in strings) if len(t) >= MIN_WHOLE_ITEM]
-        out.append(HiddenItem(split, ident, "\n".join(strings),
-                              answer if isinstance(answer, str) else None, segments))
-    return out
+    return [_as_hidden(split, item) for item in ctx.items(split)]
+
+
+def decoy_items(ctx: Any, n: int) -> list[HiddenItem]:
+    """The family's control items (:meth:`TaskFamily.audit_decoys`), or none."""
+    drawn = ctx.family.audit_decoys(ctx, n)
+    return [_as_hidden(DECOY, item, str(i)) for i, item in enumerate(drawn or [])]
 
 
 def _train_files(ctx: Any) -> Iterator[Path]:
@@ -160,6 +171,15 @@ def _public(ctx: Any, patterns: Patterns) -> set[str]:
     return stream.texts or set()
 
 
+def _add_grams(patterns: Patterns, windows: dict[tuple[str, int], set[int]], it: HiddenItem) -> None:
+    for seg, toks in enumerate(it.segments):
+        grams = item_grams(toks)
+        for w, g in enumerate(grams):
+            patterns.add(g, Pattern("ngram", it.key, seg, w))
+        if len(grams) > 1:
+            windows[(it.key, seg)] = set(range(len(grams)))
+
+
 def build_index(scenario: Any, assets: Any, plant: bool = True) -> HiddenIndex:
     """The hidden items of ``scenario`` (dev and test) as patterns; plants each split's canary
     beside it when ``plant`` (best effort)."""
@@ -182,15 +202,13 @@ def build_index(scenario: Any, assets: Any, plant: bool = True) -> HiddenIndex:
             items[it.key] = it
             if not it.segments:
                 short.append(it.key)
-            for seg, toks in enumerate(it.segments):
-                grams = item_grams(toks)
-                for w, g in enumerate(grams):
-                    patterns.add(g, Pattern("ngram", it.key, seg, w))
-                if len(grams) > 1:
-                    windows[(it.key, seg)] = set(range(len(grams)))
+            _add_grams(patterns, windows, it)
             ans = distinctive(it.answer)
             if ans:
                 patterns.add(ans, Pattern("answer", it.key))
+    decoys = {d.key: d for d in decoy_items(ctx, DECOY_FACTOR * len(items))} if items else {}
+    for d in decoys.values():  # n-grams only: the control is for item text
+        _add_grams(patterns, windows, d)
     public = _public(ctx, patterns)
     for text in public:
         for p in patterns.by_text.get(text, []):
@@ -200,4 +218,4 @@ def build_index(scenario: Any, assets: Any, plant: bool = True) -> HiddenIndex:
     for split, value in cans.items():  # added after: a canary is never "public"
         patterns.add(canaries.normalised(value), Pattern("canary", f"canary:{split}"))
     return HiddenIndex(scenario.id, items, patterns, cans, digests, len(public), short,
-                       time.monotonic() - t0, windows)
+                       time.monotonic() - t0, windows, decoys)

@@ -13,7 +13,7 @@ from autorl_gym.audit import sources as src
 from autorl_gym.audit.hidden import HiddenIndex, build_index
 from autorl_gym.audit.matcher import Pattern, Stream
 from autorl_gym.audit.normalise import COVERAGE
-from autorl_gym.audit.verdict import AUDIT_FILE, AuditHit, AuditReport, decide
+from autorl_gym.audit.verdict import AUDIT_FILE, AuditHit, AuditReport, chance_test, decide
 from autorl_gym.core.durable import atomic_write_json
 from autorl_gym.core.run_folder import RunFolder
 
@@ -88,13 +88,15 @@ def audit(index: HiddenIndex, results_dir: Path, workspace: Path | None,
         yield from src.llm_call_sources(results_dir, skipped)
         yield from src.trajectory_sources(results_dir, skipped)
 
-    hits, counts = scan(index, every())
+    found, counts = scan(index, every())
     unread = [f"{u.name}: {u.why}" for u in skipped if u.escalates]
-    verdict, reason, items, answers, cans = decide(hits, len(index.items), unread)
+    chance = chance_test(found, len(index.items), len(index.decoys))
+    hits = [h for h in found if h.item not in index.decoys]
+    verdict, reason, items, answers, cans = decide(hits, len(index.items), unread, chance)
     report = AuditReport(
         scenario=index.scenario, verdict=verdict, reason=reason,
         tolerance_items=_tol(index), items_overlapped=items, answers_found=answers,
-        canaries_found=cans, hits=hits[:MAX_HITS], hidden_items=index.counts(),
+        canaries_found=cans, hits=hits[:MAX_HITS], hidden_items=index.counts(), chance=chance,
         split_digests=index.split_digests, patterns_dropped_as_public=index.dropped_public,
         items_too_short=len(index.short_items), sources=counts, bytes_read=budget.read,
         unscanned=[f"{u.name}: {u.why}" for u in skipped], unread=unread,

@@ -153,6 +153,12 @@ class TaskFamily:
             h.update(f"{f.relative_to(path)}\0{f.stat().st_size}\n".encode())
         return h.hexdigest()
 
+    def audit_decoys(self, ctx: GradeContext, n: int) -> Sequence[Any] | None:
+        """Items drawn like the hidden ones but in no split, for a family whose hidden items come
+        from a generator the agent can run (the contamination audit's control: an honest agent's
+        generated data overlaps these as often as the hidden items). None: no public generator."""
+        return None
+
     def protocol_record(self, ctx: GradeContext, backend: str) -> dict[str, Any]:
         """The protocol as graded (feedback.json)."""
         return ctx.scenario.protocol.model_dump() | {"backend": backend, "task_family": self.name}

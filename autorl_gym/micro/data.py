@@ -167,6 +167,12 @@ def make_splits(
     return splits
 
 
+def decoy_problems(n: int, exclude: Iterable[str], seed: int = DATA_SEED) -> list[Problem]:
+    """Problems drawn like the splits from a stream of their own, in no split (``exclude``):
+    the contamination audit's control set (:meth:`TaskFamily.audit_decoys`)."""
+    return [_record(d) for d in _take("audit-decoy", n, set(exclude), seed)]
+
+
 def pretrain_draws(n: int, exclude: Iterable[str], seed: int = DATA_SEED) -> list[Draw]:
     """Problems for the micro model's pre-training corpus, disjoint from every split."""
     return _take("pretrain", n, set(exclude), seed)

@@ -130,6 +130,21 @@ def make_chains(seed: int = MULTISTEP_SEED,
     return out
 
 
+def decoy_problems(n: int, exclude: set[str], seed: int = MULTISTEP_SEED) -> list[Problem]:
+    """Chains drawn like the splits from a stream of their own, in no split (``exclude``): the
+    contamination audit's control set, written as the splits are."""
+    out: list[Problem] = []
+    seen = set(exclude)
+    for c in iter_chains("audit-decoy", seed):
+        if c.question in seen:
+            continue
+        seen.add(c.question)
+        out.append(Problem(question=c.question, answer=f"#### {c.result}"))
+        if len(out) == n:
+            return out
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def make_splits(seed: int = MULTISTEP_SEED) -> dict[str, list[Problem]]:
     """The records as written: ``#### N`` answers only, in every split (the grader reads N)."""
     return {split: [Problem(question=c.question, answer=f"#### {c.result}") for c in chains]

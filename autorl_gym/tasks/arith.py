@@ -7,11 +7,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from autorl_gym.core.family import register_family
-from autorl_gym.tasks.qa import QATask, hidden_jsonl_assets
+from autorl_gym.tasks.qa import QATask, hidden_jsonl_assets, load_jsonl_split
 
 if TYPE_CHECKING:
     from autorl_gym.core.assets import ScenarioAssets
+    from autorl_gym.core.family import GradeContext
     from autorl_gym.core.scenario import Scenario
+    from autorl_gym.micro.data import Problem
 
 
 @register_family
@@ -58,3 +60,20 @@ class ArithTask(QATask):
             return self.resolve_assets(scenario, progress=False)
         except ScenarioError:
             return None
+
+    def audit_decoys(self, ctx: GradeContext, n: int) -> list[Problem] | None:
+        """The micro generators are in the package, so an honest agent may draw from them: the
+        audit's control items come from a stream of their own, in no split."""
+        scenario = ctx.scenario
+        if scenario.data.source != "micro":
+            return None
+        used = {p.question for split in ("train", "dev", "test")
+                for p in load_jsonl_split(ctx.split_path(split) if split != "train"
+                                          else ctx.assets.train_data_path)}
+        if (scenario.data.name or "arith") == "arith_multistep":
+            from autorl_gym.micro.multistep import decoy_problems as multistep_decoys
+
+            return multistep_decoys(n, used)
+        from autorl_gym.micro.data import decoy_problems
+
+        return decoy_problems(n, used)
