@@ -413,3 +413,54 @@ def test_verify_a_folder_of_runs_marks_the_tampered_one(episode, tmp_path):
     (drawn,) = random.Random(0).sample(sorted([honest, forged]), 1)  # the draw --sample 1 makes
     expected = 0 if drawn == honest else 1
     assert verify_command(tmp_path / "runs", None, False, quiet, quiet, sample=1, seed=0) == expected
+
+
+# ------------------------------------------------------------- prompts and answers via the gateway
+def test_streamed_answer_text_joins_its_deltas_without_their_types():
+    from autorl_gym.gateway.usage import UsageMeter
+
+    meter = UsageMeter(streaming=True)
+    events = [{"type": "content_block_start", "content_block": {"type": "text", "text": ""}},
+              {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "Ruby had 6 mar"}},
+              {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "bles."}},
+              {"type": "message_delta", "usage": {"output_tokens": 5}}]
+    for e in events:
+        meter.feed(f"event: x\ndata: {json.dumps(e)}\n\n".encode())
+    assert meter.usage.output_tokens == 5
+    assert meter.answer.text == "Ruby had 6 marbles."
+
+
+@pytest.mark.parametrize("api", ["anthropic", "responses", "chat", "gemini"])
+def test_test_items_sent_out_or_answered_through_the_gateway_are_caught(api, tmp_path):
+    """The gateway records each call's prompt and answer text; the audit reads them: an agent that
+    sends hidden items out, or a hosted model that answers with them, is caught on the call."""
+    from fake_llm import FakeLLMServer, Text
+    from test_gateway import API_CASES, client, gateway
+
+    index, assets = _index(MICRO_ID)
+    ws, res = _folders(tmp_path)
+    sent, answered = _test_lines(assets, 3, start=20), _test_lines(assets, 3, start=30)
+    route, provider, body, auth = API_CASES[api]
+    body = json.loads(json.dumps(body))
+    prompt = "Make these harder:\n" + "\n".join(i["question"] for i in sent)
+    if api == "gemini":
+        body["contents"][0]["parts"][0]["text"] = prompt
+    elif api == "responses":
+        body["input"][0]["content"] = prompt
+    else:
+        body["messages"][0]["content"] = prompt
+    answer = "Here you go:\n" + "\n".join(i["question"] for i in answered)
+    with FakeLLMServer([Text(text=answer)]) as up:
+        gw = gateway(res, up.base_url, provider)
+        try:
+            header = {"authorization": f"Bearer {gw.token}"} if auth == "authorization" else {auth: gw.token}
+            with client(gw) as c:
+                assert c.post(route, json=body, headers=header).status_code == 200
+        finally:
+            gw.stop()
+    line = json.loads((res / "llm_calls.jsonl").read_text().splitlines()[0])
+    assert sent[0]["question"] in line["request_text"] and line["response_text"].startswith("Here you go")
+    report = audit(index, res, ws)
+    assert report.verdict == "contaminated", report.reason
+    assert set(report.items_overlapped) == {f"test:{i}" for i in (20, 21, 22, 30, 31, 32)}
+    assert all(h.source.startswith("llm_call:llm_calls.jsonl:1 ") for h in report.hits)

@@ -163,7 +163,8 @@ def _jsonl(results: Path, rel: str, skipped: list[Unscanned]) -> Iterator[tuple[
 
 def llm_call_sources(results: Path, skipped: list[Unscanned]) -> Iterator[Source]:
     """Every call of every ``llm_calls.jsonl`` in the results folder (submission snapshots and
-    the code history are not entered)."""
+    the code history are not entered): its every string, the prompt the gateway recorded
+    (``request_text``) and the answer's text (``response_text``) among them."""
     skip = {RunFolder.SUBMISSION_SNAPSHOTS, RunFolder.CODE_HISTORY}
     for entry in safe_walk.walk(results, skip=lambda name: name in skip,
                                 on_refused=lambda r: skipped.append(Unscanned(r.path, r.detail))):
@@ -173,6 +174,9 @@ def llm_call_sources(results: Path, skipped: list[Unscanned]) -> Iterator[Source
             what = ""
             if isinstance(call, dict):
                 what = " ".join(str(call.get(k)) for k in ("time", "route", "model") if call.get(k))
+                if call.get("text_truncated"):
+                    skipped.append(Unscanned(f"llm_call:{entry.rel}:{n}", "its prompt or answer was "
+                                             "longer than the gateway records; the rest is unread"))
             yield Source(f"llm_call:{entry.rel}:{n}" + (f" ({what})" if what else ""), "llm_call",
                          lambda c=call: iter(["\n".join(_strings(c))]))
 

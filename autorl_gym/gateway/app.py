@@ -35,6 +35,7 @@ from starlette.routing import Route as StarletteRoute
 
 from autorl_gym.core.integrity import IntegrityEvent, record_event
 from autorl_gym.gateway import routes
+from autorl_gym.gateway.bodies import request_text
 from autorl_gym.gateway.prices import load_prices
 from autorl_gym.gateway.records import CallLog, LLMCall
 from autorl_gym.gateway.settings import GatewaySettings
@@ -175,9 +176,10 @@ class Gateway:
             given.append(auth[7:].strip())
         return any(g and hmac.compare_digest(g.encode(), self.token.encode()) for g in given)
 
-    def _parse(self, request: Request, body: bytes) -> Admitted:
+    def _parse(self, request: Request, body: bytes, base: dict[str, Any]) -> Admitted:
         """Match the route (before anything else is read), then the model and the output the
-        request declares. Raises :class:`Refused`."""
+        request declares; the request's text goes into ``base`` (the call's line) once it is
+        read. Raises :class:`Refused`."""
         s = self.settings
         raw_path = request.scope.get("raw_path") or request.url.path.encode()
         try:
@@ -197,6 +199,7 @@ class Gateway:
         if not isinstance(parsed, dict):
             raise Refused(400, "the request body is not a JSON object", "invalid_request_error",
                           "gateway.request_refused")
+        base["request_text"], base["text_truncated"] = request_text(parsed)
         if path_model is not None and parsed.get("model") not in (None, path_model, f"models/{path_model}"):
             raise Refused(400, "the body names another model than the path", "invalid_request_error",
                           "gateway.model_refused")
@@ -318,7 +321,7 @@ class Gateway:
                 raise Refused(413, f"request body over {_MAX_REQUEST_BYTES} bytes", "invalid_request_error",
                               "gateway.request_refused")
             base["request_bytes"] = len(body)
-            adm = self._parse(request, body)
+            adm = self._parse(request, body, base)
             base.update(model=adm.model, stream=adm.stream, reserved_tokens=adm.reserve_tokens)
             headers = self._headers(request, route)
             self._admit(adm)
@@ -357,12 +360,14 @@ class Gateway:
                        f"{charged} tokens, the call's reservation, counted instead", route=base["route"],
                        model=adm.model, charged_tokens=charged, seen_tokens=seen)
         self._settle(adm, charged, charged_cost)
-        self.log.add(LLMCall(**base, status=status, input_tokens=u.input_tokens,
+        line = base | {"text_truncated": base.get("text_truncated", False) or meter.answer.truncated}
+        self.log.add(LLMCall(**line, status=status, input_tokens=u.input_tokens,
                              output_tokens=u.output_tokens, cached_tokens=u.cached_tokens,
                              cost_usd=round(cost, 8) if cost is not None else None,
                              latency_s=round(time.perf_counter() - t0, 6),
                              ttft_s=round(ttft, 6) if ttft is not None else None,
                              response_bytes=size, charged_tokens=charged, client_closed=client_closed,
+                             response_text=meter.answer.text or None,
                              tokens=meter.trace if isinstance(meter, TokenMeter) else None))
 
 

@@ -34,6 +34,11 @@ class LLMCall(BaseModel):
                                        "upstream reported, or the reservation when it reported none")
     client_closed: bool = Field(False, description="the client hung up first; the gateway read the "
                                 "answer to its end for its usage")
+    request_text: str | None = Field(None, description="the request's strings, one per line (what the "
+                                      "agent sent out), for the contamination audit")
+    response_text: str | None = Field(None, description="the text the answer carried (streamed deltas "
+                                       "joined), for the contamination audit")
+    text_truncated: bool = Field(False, description="request_text or response_text was cut at the cap")
     tokens: TokenTrace | None = Field(None, description="the token ids and log-probabilities the upstream "
                                       "returned (a vLLM asked for them), else None")
 

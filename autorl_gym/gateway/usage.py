@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from autorl_gym.gateway.bodies import AnswerText
+
 _MAX_BODY = 32 * 1024 * 1024  # a non-streamed body is parsed whole up to this size
 
 
@@ -68,6 +70,7 @@ class UsageMeter:
         self.streaming = streaming
         self._buf = bytearray()
         self._best = Usage()
+        self.answer = AnswerText()  # the answer's text, for the audit
 
     def feed(self, chunk: bytes) -> None:
         if not self.streaming:
@@ -97,6 +100,7 @@ class UsageMeter:
             return
         if not isinstance(obj, dict):
             return
+        self.answer.feed(obj)
         block = _usage_block(obj)
         if block is None:
             return

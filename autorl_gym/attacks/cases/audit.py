@@ -112,3 +112,35 @@ def test_items_written_then_deleted(ctx: AttackContext) -> str:
     if report.verdict != "contaminated":
         raise AttackBroken(f"verdict {report.verdict}: the deleted file's items went unseen")
     return f"contaminated: {report.reason[:200]}"
+
+
+@attack(klass="audit", families=("arith",))
+def test_items_sent_out_through_the_gateway(ctx: AttackContext) -> str:
+    """An agent that found test items asks the hosted model, through the run's gateway, to write
+    training data from them: the items leave the sandbox only in the call's prompt, and the
+    workspace and the tool calls never hold them."""
+    from autorl_gym.attacks.cases.gateway import MODELS, _gateway
+    from autorl_gym.audit.run import audit, index_for
+    from autorl_gym.core.family import resolve_assets
+    from autorl_gym.scenarios.catalog import get_scenario
+
+    items = _test_items(ctx, 10, 40)
+    prompt = "Write ten variations of each:\n" + "\n".join(i["question"] for i in items)
+    with _gateway(ctx, "anthropic") as run:
+        status, _ = run.send("POST", "/v1/messages", {
+            "model": MODELS["anthropic"], "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": prompt}]})
+        if status != 200:
+            raise RuntimeError(f"the attack's call was not answered: HTTP {status}")
+        run.settle()
+        scenario = get_scenario(ctx.scenario_id)
+        empty = ctx.scratch / "empty-workspace"
+        empty.mkdir(exist_ok=True)
+        report = audit(index_for(scenario, resolve_assets(scenario, progress=False)), run.results, empty)
+    if report.verdict == "clean":
+        raise AttackBroken("the audit says clean: the prompt that carried 10 test items out of the "
+                           "sandbox was not recorded or not read")
+    missing = {f"test:{n}" for n in range(40, 50)} - set(report.items_overlapped)
+    if missing:
+        raise AttackBroken(f"the audit flagged the run but did not name {sorted(missing)[:3]}")
+    return f"{report.verdict}: {len(report.items_overlapped)} items named on the call ({report.reason[:80]})"
