@@ -5,8 +5,9 @@
    workspace holding the train split, and, for the two arithmetic scenarios, on 5 workspaces of
    2,000 problems an honest agent generates with the package's own generator (fresh seeds);
 2. detection on planted contamination: k = 1, 3, 10, 100 random test items (whole records, and
-   questions only) mixed into the train data, 20 draws each: share flagged (suspect or
-   contaminated) and share contaminated;
+   questions only) mixed into the train data, and whole records mixed into 2,000 problems an
+   honest agent generated (where the chance control decides), 20 draws each: share flagged
+   (suspect or contaminated) and share contaminated;
 3. audit time against the episode's: one real micro episode (perturb the base model, submit,
    finish) with its end-of-episode audit, and the audit of each scenario's train copy.
 
@@ -108,7 +109,9 @@ def main() -> None:
                 (ws / "code" / "generated.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
                 r = audit(index, res, ws)
                 verdicts.append(r.verdict)
-                items.append(len(r.items_overlapped))
+                items.append(len(r.items_overlapped)
+                             if r.chance is None else (len(r.items_overlapped), r.chance.decoys_overlapped,
+                                                       r.chance.p_value))
             row["generated_2000_verdicts"] = verdicts
             row["generated_2000_items_overlapped"] = items
         fp[sid] = row
@@ -122,16 +125,18 @@ def main() -> None:
         index = index_for(sc, assets)
         test = [json.loads(x) for x in assets.hidden_splits["test"].read_text().splitlines()]
         train = assets.train_dir.joinpath("train.jsonl").read_text().splitlines()
-        for mode in ("records", "questions"):
+        for mode in ("records", "questions", "amid-generated"):
             for k in (1, 3, 10, 100):
                 flagged = contaminated = named = 0
                 for trial in range(args.trials):
                     rng = random.Random(f"{sid}/{mode}/{k}/{trial}")
                     picks = rng.sample(range(len(test)), k)
-                    planted = [json.dumps(test[i]) if mode == "records"
+                    planted = [json.dumps(test[i]) if mode != "questions"
                                else json.dumps({"question": test[i]["question"], "answer": ""})
                                for i in picks]
-                    lines = train + planted
+                    base = (train if mode != "amid-generated" else
+                            [json.dumps(x) for x in honest_generated(sid, 5000 + trial)])
+                    lines = base + planted
                     rng.shuffle(lines)
                     ws, res = _folders(tmp / f"det-{sid}-{mode}-{k}-{trial}")
                     (ws / "code" / "mixed.jsonl").write_text("\n".join(lines))

@@ -33,6 +33,21 @@ _INSTRUCTION = re.compile(r'"instruction": """(.*?)""",\n}', re.S)
 _OUTPUT = re.compile(r'"output": """(.*?)"""\n    }', re.S)
 _MATCH = re.compile(r"## Question\n(.*?)\n\n## Correct answer\n(.*?)\n\n"
                     r"## Response to grade\n(.*?)\n\n## Task", re.S)
+_REVIEW = re.compile(r"## Hidden items\n(.*?)\n\n## Material\n(.*?)\n\n## Task", re.S)
+_ITEM = re.compile(r"^\[([^\]]+)\] (.*)$", re.M)
+_FACTS = re.compile(r"\b(?:[A-Z][a-z]+|\d+)\b")
+
+
+def same_facts(hidden: str, material: str) -> list[str]:
+    """A reviewer's rule: an item is reworded in the material when one line of the material holds
+    every capitalised name and number of the item (other words may differ)."""
+    lines = material.splitlines()
+    named = []
+    for key, text in _ITEM.findall(hidden):
+        facts = {f for f in _FACTS.findall(text) if f not in {"How", "There", "Each", "He", "She"}}
+        if facts and any(all(re.search(rf"\b{re.escape(f)}\b", line) for f in facts) for line in lines):
+            named.append(key)
+    return named
 
 
 def longer(instruction: str, output_1: str, output_2: str) -> str:
@@ -72,6 +87,7 @@ class ScriptedJudge:
         self.malformed: Callable[[str], str | None] = lambda instruction: None
         self.match_rule: Callable[[str, str, str], str] = \
             lambda q, answer, gold: "yes" if gold.lower() in answer.lower() else "no"
+        self.review_rule: Callable[[str, str], list[str]] = same_facts
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -79,6 +95,12 @@ class ScriptedJudge:
     def answer(self, body: dict) -> str:
         text = "\n".join(m.get("content", "") for m in body.get("messages", []))
         turns = served_turns(body.get("messages", [])) if self.credulous else []
+        reviewed = _REVIEW.search(text)
+        if reviewed:
+            hidden, material = reviewed.groups()
+            reply = json.dumps({"items": self.review_rule(hidden, material)})
+            self._keep(Asked("review", (hidden, material), reply, body.get("model", "")))
+            return reply
         found = _MATCH.search(text)
         if found:
             q, gold, answer = found.groups()

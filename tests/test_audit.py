@@ -464,3 +464,59 @@ def test_test_items_sent_out_or_answered_through_the_gateway_are_caught(api, tmp
     assert report.verdict == "contaminated", report.reason
     assert set(report.items_overlapped) == {f"test:{i}" for i in (20, 21, 22, 30, 31, 32)}
     assert all(h.source.startswith("llm_call:llm_calls.jsonl:1 ") for h in report.hits)
+
+
+# ------------------------------------------------------------------------ the optional LLM review
+def _review_spec(judge, **kw):
+    from autorl_gym.core.scenario import AuditSpec, JudgeSpec
+
+    return AuditSpec(llm_review=JudgeSpec(model="scripted-judge", base_url=judge.base_url,
+                                          api_key_env=None, retries=0), **kw)
+
+
+def _reworded(item: dict) -> str:
+    """A test item as an agent rewords it: the same names and numbers, other words."""
+    import re
+
+    facts = re.findall(r"\b(?:[A-Z][a-z]+|\d+)\b", item["question"])
+    return "Word problem about " + " and ".join(facts) + ": what is the total, in the end?"
+
+
+def test_llm_review_names_a_reworded_item_the_ngrams_miss(tmp_path):
+    from judge_server import ScriptedJudge
+
+    from autorl_gym.audit.review import _sample
+
+    index, assets = _index(MICRO_ID)
+    ws, res = _folders(tmp_path, assets)
+    key = _sample(index, 40)[3]
+    item = json.loads(assets.hidden_splits["test"].read_text().splitlines()[int(key.split(":")[1])])
+    (ws / "code" / "notes.txt").write_text(_reworded(item) + "\n")
+    assert audit(index, res, ws).verdict == "clean"  # no 13-gram, no whole question: unseen
+    with ScriptedJudge() as judge:
+        report = audit(index, res, ws, spec=_review_spec(judge))
+    review = report.review
+    assert review is not None and review.error is None, review
+    assert key in review.items_named and review.items_shown == 40
+    assert report.verdict == "suspect" and "LLM review" in report.reason and key in report.reason
+    (asked,) = [a for a in judge.requests if a.kind == "review"]
+    assert _reworded(item) in asked.fields[1]  # the material it read
+
+
+def test_llm_review_never_lowers_a_verdict_and_a_failing_judge_changes_nothing(tmp_path):
+    from judge_server import ScriptedJudge
+
+    index, assets = _index(MICRO_ID)
+    ws, res = _folders(tmp_path, assets)
+    items = _test_lines(assets, 10, start=200)
+    (ws / "code" / "leak.jsonl").write_text("\n".join(json.dumps(i) for i in items))
+    with ScriptedJudge() as judge:
+        judge.review_rule = lambda hidden, material: ["test:9999", "dev:nope"]  # unshown: ignored
+        report = audit(index, res, ws, spec=_review_spec(judge))
+        assert report.verdict == "contaminated" and report.review is not None
+        assert report.review.items_named == [] and report.review.ignored == ["test:9999", "dev:nope"]
+        judge.status = 500
+        clean_ws, clean_res = _folders(tmp_path / "clean", assets)
+        report = audit(index, clean_res, clean_ws, spec=_review_spec(judge))
+    assert report.verdict == "clean" and report.review is not None
+    assert report.review.error and "500" in report.review.error

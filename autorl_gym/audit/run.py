@@ -13,9 +13,11 @@ from autorl_gym.audit import sources as src
 from autorl_gym.audit.hidden import HiddenIndex, build_index
 from autorl_gym.audit.matcher import Pattern, Stream
 from autorl_gym.audit.normalise import COVERAGE
+from autorl_gym.audit.review import review
 from autorl_gym.audit.verdict import AUDIT_FILE, AuditHit, AuditReport, chance_test, decide
 from autorl_gym.core.durable import atomic_write_json
 from autorl_gym.core.run_folder import RunFolder
+from autorl_gym.core.scenario import AuditSpec
 
 _INDEX: dict[tuple[str, tuple[tuple[str, str], ...]], HiddenIndex] = {}
 MAX_HITS = 2000  # hits kept in audit.json; the verdict counts them all
@@ -73,33 +75,45 @@ def _hits(index: HiddenIndex, source: str, found: dict[Pattern, tuple[str, int]]
     return out
 
 
+def _sources(results_dir: Path, workspace: Path | None, budget: src.Budget,
+             skipped: list[src.Unscanned], max_file: int) -> Any:
+    if workspace is not None and workspace.is_dir():
+        yield from src.workspace_sources(workspace, budget, skipped, max_file)
+    elif workspace is not None:
+        skipped.append(src.Unscanned(f"workspace:{workspace}", "the workspace is gone"))
+    yield from src.llm_call_sources(results_dir, skipped)
+    yield from src.trajectory_sources(results_dir, skipped)
+
+
 def audit(index: HiddenIndex, results_dir: Path, workspace: Path | None,
-          max_file: int = src.MAX_FILE_BYTES, max_total: int = src.MAX_TOTAL_BYTES) -> AuditReport:
-    """Audit one run's sources against ``index``; writes and returns ``audit.json``."""
+          max_file: int = src.MAX_FILE_BYTES, max_total: int = src.MAX_TOTAL_BYTES,
+          spec: AuditSpec | None = None) -> AuditReport:
+    """Audit one run's sources against ``index`` (and, where ``spec`` names a reviewing judge,
+    have it review them); writes and returns ``audit.json``."""
     t0 = time.monotonic()
     skipped: list[src.Unscanned] = []
     budget = src.Budget(max_total)
-
-    def every() -> Any:
-        if workspace is not None and workspace.is_dir():
-            yield from src.workspace_sources(workspace, budget, skipped, max_file)
-        elif workspace is not None:
-            skipped.append(src.Unscanned(f"workspace:{workspace}", "the workspace is gone"))
-        yield from src.llm_call_sources(results_dir, skipped)
-        yield from src.trajectory_sources(results_dir, skipped)
-
-    found, counts = scan(index, every())
+    found, counts = scan(index, _sources(results_dir, workspace, budget, skipped, max_file))
     unread = [f"{u.name}: {u.why}" for u in skipped if u.escalates]
     chance = chance_test(found, len(index.items), len(index.decoys))
     hits = [h for h in found if h.item not in index.decoys]
     verdict, reason, items, answers, cans = decide(hits, len(index.items), unread, chance)
+    llm_review = None
+    if spec is not None and spec.llm_review is not None:
+        llm_review = review(index, spec, _sources(results_dir, workspace, src.Budget(max_total), [],
+                                                  max_file))
+        if llm_review.items_named and verdict == "clean":
+            named = ", ".join(llm_review.items_named[:10])
+            verdict, reason = "suspect", (f"the LLM review ({llm_review.judge.get('model', '?')}) "
+                                          f"names {len(llm_review.items_named)} hidden item(s) as "
+                                          f"reworded in what the agent could train on: {named}")
     report = AuditReport(
         scenario=index.scenario, verdict=verdict, reason=reason,
         tolerance_items=_tol(index), items_overlapped=items, answers_found=answers,
         canaries_found=cans, hits=hits[:MAX_HITS], hidden_items=index.counts(), chance=chance,
         split_digests=index.split_digests, patterns_dropped_as_public=index.dropped_public,
         items_too_short=len(index.short_items), sources=counts, bytes_read=budget.read,
-        unscanned=[f"{u.name}: {u.why}" for u in skipped], unread=unread,
+        unscanned=[f"{u.name}: {u.why}" for u in skipped], unread=unread, review=llm_review,
         index_s=round(index.build_s, 3),
         scan_s=round(time.monotonic() - t0, 3))
     atomic_write_json(results_dir / AUDIT_FILE, report.model_dump(mode="json"))
@@ -130,7 +144,7 @@ def audit_run(results_dir: Path, workspace: Path | None = None) -> AuditReport:
         raise AuditError(f"{results_dir}: the run's scenario cannot be loaded ({e})") from e
     if workspace is None and run.get("workspace"):
         workspace = Path(run["workspace"])
-    return audit(index_for(scenario, assets), results_dir, workspace)
+    return audit(index_for(scenario, assets), results_dir, workspace, spec=scenario.audit)
 
 
 def read_audit(results_dir: Path) -> AuditReport | None:

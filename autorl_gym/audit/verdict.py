@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from autorl_gym.audit.hidden import DECOY
 from autorl_gym.audit.normalise import COVERAGE, MIN_WHOLE_ITEM, NGRAM
+from autorl_gym.audit.review import LLMReview
 from autorl_gym.core.run_folder import RunFolder
 
 AUDIT_FILE = RunFolder.AUDIT
@@ -104,6 +105,8 @@ class AuditReport(BaseModel):
     split_digests: dict[str, str] = {}
     chance: ChanceTest | None = Field(None, description="the public-generator control, where the "
                                                            "scenario's family has one")
+    review: LLMReview | None = Field(None, description="the optional LLM review, where the "
+                                                        "scenario asks for one")
     patterns_dropped_as_public: int = 0
     items_too_short: int = 0
     sources: dict[str, int] = Field(default_factory=dict, description="sources read, by kind")

@@ -131,6 +131,9 @@ class JudgeSpec(BaseModel):
         "AUTORL_GYM_JUDGE_API_KEY", description="host environment variable holding the key")
     prompt: str = Field("alpaca_eval_clf", description="the pairwise prompt (judge/prompts.py)")
     match_prompt: str = Field("match_v1", description="the correctness prompt (judge/prompts.py)")
+    review_prompt: str = Field("contamination_review_v1", description="the contamination audit's "
+                                                                      "review prompt (judge/prompts.py)")
+    review_max_tokens: int = Field(512, gt=0, description="a review names item IDs")
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(8, gt=0, description="a verdict is one identifier")
     timeout_s: float = Field(60.0, gt=0, description="one request")
@@ -153,6 +156,18 @@ class JudgeSpec(BaseModel):
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
+class AuditSpec(BaseModel):
+    """The contamination audit's optional LLM review (:mod:`autorl_gym.audit.review`): a judge
+    reads a sample of the hidden items beside what the agent could have trained on, for reworded
+    items the n-gram scan cannot see. It can only raise a clean verdict to suspect."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm_review: JudgeSpec | None = Field(None, description="the reviewing judge (None: no review)")
+    review_items: int = Field(40, gt=0, le=500, description="hidden items shown to the judge")
+    review_chars: int = Field(30000, gt=0, le=1_000_000, description="characters of material shown")
+
+
 class Scenario(_Strict):
     id: str
     title: str
@@ -170,6 +185,7 @@ class Scenario(_Strict):
     reference_baseline: ReferenceBaseline | None = None
     interactive: InteractiveSpec | None = None
     judge: JudgeSpec | None = Field(None, description="the judge of a judge-graded task (level 2)")
+    audit: AuditSpec = Field(default_factory=AuditSpec, description="the contamination audit's options")
     task_options: dict[str, Any] = Field(
         default_factory=dict, description="the task family's own settings (its options_model)")
     source_file: Path | None = Field(None, exclude=True)

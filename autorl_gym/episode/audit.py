@@ -48,7 +48,7 @@ def audit_episode(recorder: EpisodeRecorder, scenario: Scenario, assets: Scenari
     """Audit the ended episode's workspace, LLM calls and tool calls (audit.json)."""
     try:
         index = index_for(scenario, assets)
-        report = audit(index, recorder.root, workspace)
+        report = audit(index, recorder.root, workspace, spec=scenario.audit)
         if report.verdict != "clean":
             recorder.integrity(f"audit.{report.verdict}", "audit", report.reason[:1000],
                                   items=report.items_overlapped[:50],

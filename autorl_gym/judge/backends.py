@@ -56,6 +56,7 @@ class OpenAIJudgeBackend:
         self.spec = spec
         self.pairwise_prompt: JudgePrompt = get_prompt(spec.prompt)
         self.match_prompt: JudgePrompt = get_prompt(spec.match_prompt)
+        self.review_prompt: JudgePrompt = get_prompt(spec.review_prompt)
         key = spec.api_key()
         self._key_note = "" if key or not spec.api_key_env else \
             f"; the key is read from ${spec.api_key_env}, which is not set on this host"
@@ -68,16 +69,17 @@ class OpenAIJudgeBackend:
                 "pairwise": self.pairwise_prompt.identity(), "match": self.match_prompt.identity()}
 
     def delimiters(self, kind: str) -> tuple[str, ...]:
-        return {"pairwise": self.pairwise_prompt, "match": self.match_prompt}[kind].delimiters
+        return {"pairwise": self.pairwise_prompt, "match": self.match_prompt,
+                "review": self.review_prompt}[kind].delimiters
 
-    def _send(self, messages: Messages) -> str:
+    def _send(self, messages: Messages, max_tokens: int | None = None) -> str:
         import openai
 
         where = self.spec.base_url or "the default OpenAI endpoint"
         try:
             resp = self.client.chat.completions.create(
                 model=self.spec.model, messages=messages,  # type: ignore[arg-type]
-                temperature=self.spec.temperature, max_tokens=self.spec.max_tokens)
+                temperature=self.spec.temperature, max_tokens=max_tokens or self.spec.max_tokens)
             return resp.choices[0].message.content or ""
         except openai.APIStatusError as e:
             raise JudgeUnavailable(
@@ -100,3 +102,9 @@ class OpenAIJudgeBackend:
         p = self.match_prompt
         messages = p.render(question=question, answer=answer, gold=gold)
         return ask_until_parsed(lambda: self._send(messages), p.parse, self.spec.parse_retries)
+
+    def review(self, hidden: str, material: str) -> Reply:
+        p = self.review_prompt
+        messages = p.render(hidden=hidden, material=material)
+        return ask_until_parsed(lambda: self._send(messages, self.spec.review_max_tokens), p.parse,
+                                self.spec.parse_retries)

@@ -28,7 +28,7 @@ class Reply(BaseModel):
     """A backend's answer to one question: ``choice`` is 1/2 (pairwise) or True/False (match),
     None when no reply could be parsed after every retry."""
 
-    choice: int | bool | None
+    choice: int | bool | list[str] | None
     raw: str = Field(description="the last reply as sent by the judge")
     attempts: int = 1
 
@@ -108,3 +108,6 @@ class JudgeBackend(Protocol):
     def pairwise(self, instruction: str, output_1: str, output_2: str) -> Reply: ...
 
     def correct(self, question: str, answer: str, gold: str) -> Reply: ...
+
+    # optional: ``review(hidden, material) -> Reply`` (choice: the hidden item IDs it names), for
+    # the contamination audit's LLM review (:mod:`autorl_gym.audit.review`)
