@@ -21,7 +21,7 @@ import json
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,7 @@ class Sidecar:
                 return 400, {"error": str(e)}
             entry = LedgerEntry(id=sid, model_path=rel, weights_hash=checked.weights_hash,
                                 dev_score=result.score,
-                                submitted_at=datetime.now(timezone.utc).isoformat())
+                                submitted_at=datetime.now(UTC).isoformat())
             self.ledger.submissions.append(entry)
             self._save()
             best = self.ledger.best()
