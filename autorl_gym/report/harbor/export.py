@@ -174,8 +174,8 @@ Only submitted models count: the bytes graded are those taken at submit.
 
 
 def _agent_dockerfile(base_image: str) -> str:
-    return f"""# The agent's container: the base model and the train split, nothing hidden. The grading
-# sidecar (grader/) and the verifier (../tests/) are separate images.
+    return f"""# The agent's container: the base model and the train split, nothing hidden (the grading
+# sidecar and the verifier are separate images, built from their own folders).
 FROM {base_image}
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 COPY requirements.txt /tmp/requirements.txt

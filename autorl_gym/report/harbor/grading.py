@@ -98,10 +98,10 @@ class Sidecar:
             try:
                 rel = workspace_relpath(model_path, self.workspace)
                 checked = pin_submission(rel, self.workspace, self.state / SUBMISSIONS / str(sid))
-                if self.ledger.baseline_dev is None:
-                    self.ledger.baseline_dev = self.grader.baseline(self.split).score
-                result = self.grader.evaluate(checked.path, self.split, info=checked.info,
-                                              model_hash=checked.weights_hash)
+                base = self.grader.baseline(self.split)
+                self.ledger.baseline_dev = base.score
+                result = self.grader.grade(checked.path, self.split, checked.info, base,
+                                           model_hash=checked.weights_hash)
             except SubmissionError as e:
                 return 400, {"error": str(e)}
             entry = LedgerEntry(id=sid, model_path=rel, weights_hash=checked.weights_hash,
@@ -180,11 +180,11 @@ def verify(grader: Grader, state: Path, out: Path, split: str = "test") -> dict[
             record["integrity_events"] = [{"kind": e.integrity or "snapshot_changed",
                                            "detail": str(e)}]
         else:
-            res = grader.evaluate(checked.path, split, info=checked.info,
-                                  model_hash=checked.weights_hash)
+            res = grader.grade(checked.path, split, checked.info, base,
+                               model_hash=checked.weights_hash)
             interval = paired_bootstrap(_items(res), _items(base))
             record["chosen"] = best.model_dump()
-            record["test"] = res.summary()
+            record["test"] = res.summary() | {"model_hash": checked.weights_hash}
             record["interval"] = interval.model_dump()
             reward.update(reward=res.score - base.score, improvement=res.score - base.score,
                           score=res.score, ci_low=interval.low, ci_high=interval.high)
