@@ -20,7 +20,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-TAG = "autorl-gym/harbor-base:local-1"
+TAG = "autorl-gym/harbor-base:local-2"
 TOOLS = ("bash", "sh", "dash", "ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "chown", "id",
          "env", "sleep", "tar", "gzip", "find", "grep", "sed", "head", "tail", "tee", "touch",
          "ln", "readlink", "dirname", "basename", "uname", "whoami", "stat", "du", "mktemp",
@@ -166,7 +166,7 @@ def ensure_local_base(client, dist_names: list[str], scratch: Path) -> str:  # t
         pass
     tar = scratch / "harbor-base-rootfs.tar"
     write_rootfs(tar, dist_names)
-    subprocess.run(["docker", "import", "--change", "ENV PATH=/usr/local/bin:/usr/bin:/bin",
+    subprocess.run(["docker", "import", "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "--change", "CMD [\"bash\"]", str(tar), TAG], check=True,
                    capture_output=True)
     tar.unlink()

@@ -112,8 +112,7 @@ def test_hidden_splits_each_in_one_image_context(task: Path) -> None:
     files = {p.relative_to(task).as_posix(): p for p in task.rglob("*") if p.is_file()}
     assert [f for f in files if f.endswith("dev.jsonl")] == ["environment/grader/dev.jsonl"]
     assert [f for f in files if f.endswith("test.jsonl")] == ["tests/test.jsonl"]
-    agent_files = [p for f, p in files.items() if f.startswith(("environment/model",
-                                                                 "environment/data"))]
+    agent_files = [p for f, p in files.items() if f.startswith("environment/workspace/")]
     blob = b"".join(p.read_bytes() for p in agent_files)
     assert not [q for q in dev + test if q.encode() in blob]
     agent_df = (task / "environment" / "Dockerfile").read_text()

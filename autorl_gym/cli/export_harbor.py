@@ -26,6 +26,9 @@ def export_harbor(
         help="put the agent on the public network too (an LLM agent's API); by default it "
              "reaches the grading sidecar only")] = False,
     force: Annotated[bool, typer.Option(help="replace task folders that exist")] = False,
+    build_network: Annotated[str | None, typer.Option(
+        help="the network the images build on, e.g. none for an engine without a bridge (with a "
+             "base image that already holds every pinned package)")] = None,
 ) -> None:
     from autorl_gym.report.harbor import DEFAULT_BASE_IMAGE, HarborExportError, export_dataset
 
@@ -35,7 +38,7 @@ def export_harbor(
     *scenarios, out = args
     try:
         tasks = export_dataset(scenarios, Path(out), base_image or DEFAULT_BASE_IMAGE,
-                               agent_internet, force)
+                               agent_internet, force, build_network)
     except HarborExportError as e:
         err.print(f"error: {e}", markup=False, highlight=False)
         raise typer.Exit(2) from e

@@ -72,7 +72,7 @@ def _submit_base_copy(task: Path, ctx: AttackContext):  # type: ignore[no-untype
     ws = ctx.scratch / "workspace"
     shutil.rmtree(ws, ignore_errors=True)
     (ws / "output").mkdir(parents=True)
-    shutil.copytree(task / "environment" / "model", ws / "output" / "v1")
+    shutil.copytree(task / "environment" / "workspace" / "model", ws / "output" / "v1")
     state = ctx.scratch / "grading-state"
     shutil.rmtree(state, ignore_errors=True)
     sidecar = Sidecar(_grading(task, "dev"), ws, state)
@@ -136,7 +136,7 @@ def harbor_submit_link_to_hidden(ctx: AttackContext) -> str:
     dev = task / "environment" / "grader"
     (ws / "output" / "evil").symlink_to(dev, target_is_directory=True)
     (ws / "output" / "v2").mkdir()
-    for f in (task / "environment" / "model").iterdir():
+    for f in (task / "environment" / "workspace" / "model").iterdir():
         (ws / "output" / "v2" / f.name).symlink_to(f)
     (ws / "output" / "v2" / "dev.jsonl").symlink_to(dev / "dev.jsonl")
     sidecar = Sidecar(_grading(task, "dev"), ws, ctx.scratch / "state-link")

@@ -9,7 +9,7 @@
         Dockerfile         the agent's image: base model and train split only, user `agent`
         docker-compose.yaml  `main` and the `grader` sidecar on an internal network (no other
                            network), the shared `output` volume (read-only in the sidecar)
-        model/ data/       the base model and the train split
+        workspace/         model/ and data/: the base model and the train split
         grader/            the sidecar's image: the package, the base model, the dev split
       tests/
         Dockerfile         the verifier's image: the package, the base model, the test split
@@ -179,38 +179,45 @@ def _agent_dockerfile(base_image: str) -> str:
 FROM {base_image}
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 COPY requirements.txt /tmp/requirements.txt
-RUN python -m pip install -r /tmp/requirements.txt
-RUN useradd -m -u 1000 agent && mkdir -p /workspace/code /workspace/output \\
-    && chown agent:agent /workspace /workspace/code /workspace/output
-COPY model /workspace/model
-COPY data /workspace/data
+RUN python -m pip install -r /tmp/requirements.txt && useradd -m -u 1000 agent \\
+    && mkdir -p /workspace/code /workspace/output \\
+    && chown agent /workspace /workspace/code /workspace/output
+COPY workspace /workspace
 USER agent
 WORKDIR /workspace
 """
 
 
 def _grader_dockerfile(base_image: str, split: str, tag: str) -> str:
+    # the verifier's image owns /tests/test.sh (Harbor runs a bundled verifier's own script)
+    extra = (f" \\\n    && mkdir -p /tests /logs/verifier && cp {OPT}/test.sh /tests/test.sh"
+             if split == "test" else
+             # the shared output volume takes this folder's owner if the sidecar mounts it first
+             " \\\n    && mkdir -p /workspace/output && chown 1000:1000 /workspace/output")
     return f"""# The {tag}: this package, the scenario, the base model and the {split} split only.
 FROM {base_image}
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \\
     HF_DATASETS_OFFLINE=1 PYTHONPATH={OPT}/pkg AUTORL_GYM_CACHE=/tmp/autorl-cache
-COPY requirements.txt {OPT}/requirements.txt
-RUN python -m pip install -r {OPT}/requirements.txt
-COPY pkg {OPT}/pkg
-COPY scenario.yaml {OPT}/scenario.yaml
-COPY model {OPT}/model
-COPY {split}.jsonl {OPT}/{split}.jsonl
+COPY . {OPT}
+RUN python -m pip install -r {OPT}/requirements.txt{extra}
 """
 
 
-def _compose(agent_internet: bool) -> str:
+def _build_network(build_network: str | None) -> dict[str, str]:
+    return {"network": build_network} if build_network else {}
+
+
+def _compose(agent_internet: bool, build_network: str | None) -> str:
     networks = ["grading", "default"] if agent_internet else ["grading"]
+    main: dict[str, object] = {"networks": networks, "volumes": ["output:/workspace/output"],
+                               "depends_on": {"grader": {"condition": "service_healthy"}}}
+    if build_network:
+        main["build"] = _build_network(build_network)
     doc = {
         "services": {
-            "main": {"networks": networks, "volumes": ["output:/workspace/output"],
-                     "depends_on": {"grader": {"condition": "service_healthy"}}},
+            "main": main,
             "grader": {
-                "build": {"context": "./grader"},
+                "build": {"context": "./grader", **_build_network(build_network)},
                 "networks": ["grading"],
                 "volumes": ["output:/workspace/output:ro"],
                 "command": ["python", "-m", "autorl_gym.report.harbor.grading", "serve",
@@ -266,9 +273,12 @@ PY
 
 
 def export_task(scenario_id: str, out_dir: Path, base_image: str = DEFAULT_BASE_IMAGE,
-                agent_internet: bool = False, overwrite: bool = False) -> Path:
+                agent_internet: bool = False, overwrite: bool = False,
+                build_network: str | None = None) -> Path:
     """Write the Harbor task of ``scenario_id`` into ``out_dir/<scenario id in lower case>``;
-    returns that folder."""
+    returns that folder. ``build_network``: the network the images build on (``none`` for an
+    engine without a bridge, with a base image that already holds every pin; default: the
+    engine's)."""
     try:
         scenario = get_scenario(scenario_id)
     except (ScenarioError, KeyError) as e:
@@ -298,9 +308,13 @@ def export_task(scenario_id: str, out_dir: Path, base_image: str = DEFAULT_BASE_
     # the agent's image: model and train split only
     (env / "Dockerfile").write_text(_agent_dockerfile(base_image))
     (env / "requirements.txt").write_text(_pins(AGENT_DISTS))
-    (env / "docker-compose.yaml").write_text(_compose(agent_internet))
-    _copy_model(assets.base_model_dir, env / "model")
-    shutil.copytree(assets.train_dir, env / "data", symlinks=False)
+    (env / "docker-compose.yaml").write_text(_compose(agent_internet, build_network))
+    if build_network:
+        (tests / "docker-compose.yaml").write_text(
+            "# the verifier's image builds on this network\n"
+            + yaml.safe_dump({"services": {"main": {"build": _build_network(build_network)}}}))
+    _copy_model(assets.base_model_dir, env / "workspace" / "model")
+    shutil.copytree(assets.train_dir, env / "workspace" / "data", symlinks=False)
     # the sidecar (dev) and the verifier (test): one hidden split each
     for folder, split, what in ((env / "grader", "dev", "grading sidecar"),
                                 (tests, "test", "separate verifier")):
@@ -319,10 +333,12 @@ def export_task(scenario_id: str, out_dir: Path, base_image: str = DEFAULT_BASE_
 
 
 def export_dataset(scenario_ids: list[str], out_dir: Path, base_image: str = DEFAULT_BASE_IMAGE,
-                   agent_internet: bool = False, overwrite: bool = False) -> list[Path]:
+                   agent_internet: bool = False, overwrite: bool = False,
+                   build_network: str | None = None) -> list[Path]:
     """One task folder per scenario under ``out_dir``: a local Harbor dataset (``harbor run -p
     OUT_DIR`` runs every task in it; ``harbor publish`` pins their digests in its manifest)."""
     if len(set(scenario_ids)) != len(scenario_ids):
         raise HarborExportError("a scenario is named twice")
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [export_task(s, out_dir, base_image, agent_internet, overwrite) for s in scenario_ids]
+    return [export_task(s, out_dir, base_image, agent_internet, overwrite, build_network)
+            for s in scenario_ids]
