@@ -20,7 +20,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-TAG = "autorl-gym/harbor-base:local-2"
+TAG = "autorl-gym/harbor-base:local-3"
 TOOLS = ("bash", "sh", "dash", "ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "chown", "id",
          "env", "sleep", "tar", "gzip", "find", "grep", "sed", "head", "tail", "tee", "touch",
          "ln", "readlink", "dirname", "basename", "uname", "whoami", "stat", "du", "mktemp",
@@ -166,7 +166,8 @@ def ensure_local_base(client, dist_names: list[str], scratch: Path) -> str:  # t
         pass
     tar = scratch / "harbor-base-rootfs.tar"
     write_rootfs(tar, dist_names)
-    subprocess.run(["docker", "import", "--change", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    subprocess.run(["docker", "import", "--change", f"ENV PATH={path}",
                     "--change", "CMD [\"bash\"]", str(tar), TAG], check=True,
                    capture_output=True)
     tar.unlink()

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail_without_docker
 from typer.testing import CliRunner
 
 from autorl_gym.cli.main import app
@@ -21,7 +22,6 @@ from autorl_gym.core.family import resolve_assets
 from autorl_gym.report.harbor import DEFAULT_BASE_IMAGE, HarborExportError, export_task
 from autorl_gym.report.harbor.export import GRADER_DISTS
 from autorl_gym.scenarios.catalog import get_scenario
-from conftest import skip_or_fail_without_docker
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harbor_base import ensure_local_base  # noqa: E402
@@ -181,3 +181,51 @@ def test_agent_image_holds_no_hidden_item(local_base: str, tmp_path: Path) -> No
     assert not found_hidden, found_hidden[:5]
     assert not [n for n in names if n.endswith(("dev.jsonl", "test.jsonl"))]
     assert not [n for n in names if "autorl_gym" in n], "the grader's package is in the agent image"
+
+
+def test_the_grading_images_pin_everything_the_container_code_imports() -> None:
+    """The sidecar's and verifier's ``python -m autorl_gym.report.harbor.grading`` imports only
+    distributions that their requirements.txt pins or that those pull in."""
+    import importlib.metadata as md
+
+    from harbor_base import _closure
+
+    code = ("import sys; before = set(sys.modules); import autorl_gym.report.harbor.grading, "
+            "autorl_gym.grading.worker; print(' '.join(sorted({m.split('.')[0] for m in sys.modules}"
+            " - {m.split('.')[0] for m in before})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    dists = md.packages_distributions()
+    needed = {d.lower().replace("_", "-") for m in out.stdout.split() for d in dists.get(m, [])}
+    pinned = {d.metadata["Name"].lower().replace("_", "-") for d in _closure(list(GRADER_DISTS))}
+    assert needed - pinned - {"autorl-gym"} == set()
+
+
+@pytest.mark.slow
+def test_oracle_under_harbor_run_matches_autorl_gym_run(local_base: str, tmp_path: Path) -> None:
+    """Harbor's oracle (the scripted sft recipe) on local Docker: its reward is our improvement,
+    and it lies within the bootstrap interval of `autorl-gym run --agent scripted`'s, and the
+    other way round."""
+    task = export_task(SCENARIO, tmp_path / "tasks", base_image=local_base, build_network="none")
+    harbor = _harbor().parent / "harbor"
+    started = time.time()
+    out = subprocess.run([str(harbor), "run", "-p", str(task), "-a", "oracle", "-e", "docker",
+                          "-o", str(tmp_path / "jobs"), "-n", "1"], capture_output=True,
+                         text=True, timeout=5400, cwd=tmp_path)
+    harbor_s = time.time() - started
+    rewards = sorted((tmp_path / "jobs").rglob("verifier/reward.json"))
+    assert rewards, out.stdout[-3000:] + out.stderr[-3000:]
+    reward = json.loads(rewards[0].read_text())
+    feedback = json.loads((rewards[0].parent / "feedback.json").read_text())
+    assert feedback["chosen"]["id"] == 1 and reward["reward"] == reward["improvement"]
+    started = time.time()
+    res = CliRunner().invoke(app, ["run", "--env", SCENARIO, "--agent", "scripted",
+                                   "--results-dir", str(tmp_path / "results"),
+                                   "--workspace-root", str(tmp_path / "ws")])
+    ours_s = time.time() - started
+    assert res.exit_code == 0, res.output[-3000:]
+    (fb_path,) = (tmp_path / "results").rglob("feedback.json")
+    ours = json.loads(fb_path.read_text())
+    print(f"harbor oracle: {reward} in {harbor_s:.0f} s; autorl-gym run: {ours_s:.0f} s")
+    assert reward["baseline"] == pytest.approx(ours["baseline"])
+    assert reward["ci_low"] <= ours["improvement"] <= reward["ci_high"]

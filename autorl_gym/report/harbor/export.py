@@ -47,8 +47,8 @@ DEFAULT_BASE_IMAGE = ("pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime@sha256:"
 #: what the agent's image installs over the base (its training stack), pinned to this machine's
 AGENT_DISTS = ("transformers", "tokenizers", "safetensors", "accelerate", "datasets", "peft", "trl")
 #: what the grader's images install: the training stack and what grading imports
-GRADER_DISTS = (*AGENT_DISTS, "pydantic", "PyYAML", "gymnasium", "numpy", "scipy", "jinja2",
-                "psutil", "filelock")
+GRADER_DISTS = (*AGENT_DISTS, "pydantic", "PyYAML", "gymnasium", "numpy", "scipy", "pandas",
+                "jinja2", "psutil", "filelock", "httpx", "rich", "starlette", "python-multipart")
 GRADER_PORT = 8000
 STATE_DIR = "/var/lib/autorl-grading"      # the sidecar's ledger and pinned snapshots
 OPT = "/opt/autorl"                        # package, scenario, base model, the one split
