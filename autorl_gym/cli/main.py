@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from autorl_gym.cli.agents import agents_app
+from autorl_gym.cli.export_harbor import export_app
 from autorl_gym.cli.micro import micro_app
 
 app = typer.Typer(help="autorl-gym: can an AI agent post-train a language model?",
@@ -419,7 +420,10 @@ def sweep(
                                    dashboard_port if results_dashboard else None))
 
 
-@app.command()
+app.add_typer(export_app, name="export")   # autorl_gym/cli/export_harbor.py: runs (default), harbor
+
+
+@export_app.command("runs")
 def export(
     run_dir: Annotated[Path, typer.Argument(help="a results/<run> folder, or a folder of runs")],
     fmt: Annotated[str, typer.Option("--format", help="output format: openai-chat (chat JSONL) or "
