@@ -13,7 +13,8 @@ policy calls the tools (one tool-calling turn by default, ``--turns``); when the
 baseline, in accuracy points. What the policy can learn here is *how long to train*: its ``run`` is
 ``sh code/train.sh N`` (SFT for N steps, the script written at reset beside ``train_sft.py``) with N
 one of ``--choices`` (0 means copying the base model unchanged, which scores exactly the baseline:
-reward 0), and GRPO moves probability toward the N whose episodes scored higher.
+reward 0; ``train.sh`` refuses an N off that menu, so such a rollout has no model and reward 0), and
+GRPO moves probability toward the N whose episodes scored higher.
 
 Without ``--model`` the policy is a tiny chat model built here (nothing is downloaded): a
 byte-level BPE tokenizer trained on the prompts, Qwen2.5's chat tokens and TRL's Qwen2.5 tool
@@ -55,14 +56,25 @@ SCRIPT = Path(__import__("autorl_gym.agents", fromlist=["_"]).__file__).parent /
 TOOLS = ["finish", "list_files", "read_file", "run", "submit", "write_file"]  # as TRL lists them: sorted
 CHAT_TOKENS = ["<|im_start|>", "<|im_end|>", "<tool_call>", "</tool_call>", "<tool_response>",
                "</tool_response>"]
-NOTE = ("\n\nA training script is ready: `sh code/train.sh N` fine-tunes the base model for N optimizer "
-        "steps on data/train.jsonl (code/train_sft.py) and saves it to output/v1; `sh code/train.sh 0` "
-        "copies the base model there unchanged. Then submit output/v1.")
-TRAIN_SH = """\
+def note(choices: list[int]) -> str:
+    """What the env appends to the task at reset: the training script and its menu of N."""
+    menu = ", ".join(str(c) for c in choices)
+    return ("\n\nA training script is ready: `sh code/train.sh N` fine-tunes the base model for N optimizer "
+            f"steps on data/train.jsonl (code/train_sft.py) and saves it to output/v1, N one of {menu}; "
+            "N = 0 copies the base model there unchanged. Then submit output/v1.")
+
+
+def train_sh(choices: list[int]) -> str:
+    """``code/train.sh``: SFT for N steps, N from the menu (any other N is refused: no model)."""
+    trained = "|".join(str(c) for c in choices if c) or "none"
+    return f"""\
 # sh code/train.sh N: N steps of supervised fine-tuning (code/train_sft.py) saved to output/v1;
-# N = 0: the base model, unchanged
-if [ "$1" = 0 ]; then cp -rL model output/v1
-else SFT_MAX_STEPS="$1" SFT_THREADS=1 python code/train_sft.py; fi
+# N = 0: the base model, unchanged; N must be one of: {" ".join(str(c) for c in choices)}
+case "$1" in
+  0) cp -rL model output/v1 ;;
+  {trained}) SFT_MAX_STEPS="$1" SFT_THREADS=1 python code/train_sft.py ;;
+  *) echo "train.sh: N must be one of: {" ".join(str(c) for c in choices)}" >&2; exit 2 ;;
+esac
 """
 
 
@@ -85,16 +97,17 @@ class StarterKitEnv(AutoRLToolEnv):
 
     log: list[dict[str, Any]] = []  # shared by the instances TRL makes: one per rollout slot
 
-    def __init__(self, **env_kwargs: Any):
+    def __init__(self, choices: list[int] | None = None, **env_kwargs: Any):
         super().__init__(**env_kwargs)
+        self.choices = choices or [0]
         self._commands: list[str] = []
 
     def reset(self, scenario: str | None = None, **row: Any) -> str:  # type: ignore[override]
         super().reset(scenario=scenario, **row)
         self.env.step({"tool": "write_file", "path": "code/train_sft.py", "content": SCRIPT.read_text()})
-        self.env.step({"tool": "write_file", "path": "code/train.sh", "content": TRAIN_SH})
+        self.env.step({"tool": "write_file", "path": "code/train.sh", "content": train_sh(self.choices)})
         self._commands = []
-        return NOTE
+        return note(self.choices)
 
     def run(self, command: str, timeout_s: float | None = None) -> str:
         """Run a shell command in the sandbox, in the workspace folder.
@@ -271,12 +284,12 @@ def main(argv: list[str] | None = None) -> int:
         model = AutoModelForCausalLM.from_pretrained(args.model)
         tok = AutoTokenizer.from_pretrained(args.model)
     else:
-        prompt = [{**dataset[0]["prompt"][0], "content": dataset[0]["prompt"][0]["content"] + NOTE}]
+        prompt = [{**dataset[0]["prompt"][0], "content": dataset[0]["prompt"][0]["content"] + note(choices)}]
         model, tok = tiny_policy(prompt, tools, choices, args.teach_steps, args.seed)
     print(f"policy ready in {time.monotonic() - t0:.0f} s", flush=True)
 
     def factory() -> StarterKitEnv:
-        return StarterKitEnv(scenario=args.scenario, sandbox=args.sandbox,
+        return StarterKitEnv(choices=choices, scenario=args.scenario, sandbox=args.sandbox,
                              workspace_root=out / "workspaces", results_dir=out / "results")
 
     config = GRPOConfig(output_dir=str(out / "trainer"), per_device_train_batch_size=args.generations,
