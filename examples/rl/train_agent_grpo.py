@@ -194,8 +194,9 @@ class RewardLog(TrainerCallback):
     """After each GRPO step: one line of ``rewards.jsonl`` (the step's rollouts from
     :attr:`StarterKitEnv.log`) and the reward curve redrawn."""
 
-    def __init__(self, out: Path, choices: list[int]):
-        self.out, self.choices, self.t0, self.rows = out, choices, time.monotonic(), []
+    def __init__(self, out: Path, choices: list[int], scenario: str):
+        self.out, self.choices, self.scenario = out, choices, scenario
+        self.t0, self.rows = time.monotonic(), []
 
     def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
         key = f"rewards/{StarterKitEnv.__name__}/mean"
@@ -211,12 +212,12 @@ class RewardLog(TrainerCallback):
         self.rows.append(row)
         with (self.out / "rewards.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
-        plot(self.rows, self.choices, self.out / "reward_curve.png")
+        plot(self.rows, self.choices, self.out / "reward_curve.png", self.scenario)
         print(f"step {row['step']}: reward mean {row['reward_mean']} choices {row['choices']} "
               f"({row['wall_s']} s)", flush=True)
 
 
-def plot(rows: list[dict], choices: list[int], path: Path) -> None:
+def plot(rows: list[dict], choices: list[int], path: Path, scenario: str = "AutoRL-Micro-Arith-v0") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -237,10 +238,13 @@ def plot(rows: list[dict], choices: list[int], path: Path) -> None:
         share = [r["choices"][str(c)] / max(1, len(r["rollouts"])) for r in rows]
         bottom.bar(steps, share, bottom=bottom_base, color=f"C{i + 1}", label=f"N={c}")
         bottom_base = [a + b for a, b in zip(bottom_base, share, strict=True)]
+    other = [sum(x["choice"] not in choices for x in r["rollouts"]) / max(1, len(r["rollouts"]))
+             for r in rows]
+    bottom.bar(steps, other, bottom=bottom_base, color="0.8", label="no valid call")
     bottom.set_ylabel("share of rollouts")
     bottom.set_xlabel("GRPO step")
-    bottom.legend(loc="upper left", ncol=len(choices), fontsize="small")
-    fig.suptitle("GRPO on AutoRL-Micro-Arith-v0: choosing SFT_MAX_STEPS=N")
+    bottom.legend(loc="upper left", ncol=len(choices) + 1, fontsize="small")
+    fig.suptitle(f"GRPO on {scenario}: the policy's choice of N in sh code/train.sh N")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -299,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                         temperature=args.temperature, logging_steps=1, report_to=[], use_cpu=True,
                         bf16=False, save_strategy="no", seed=args.seed)
     trainer = GRPOTrainer(model=model, processing_class=tok, args=config, train_dataset=dataset,
-                          environment_factory=factory, callbacks=[RewardLog(out, choices)])
+                          environment_factory=factory, callbacks=[RewardLog(out, choices, args.scenario)])
     trainer.train()
     print(f"done in {time.monotonic() - t0:.0f} s: {out / 'rewards.jsonl'}, {out / 'reward_curve.png'}")
     return 0
