@@ -242,6 +242,7 @@ def plot(rows: list[dict], choices: list[int], path: Path, scenario: str = "Auto
              for r in rows]
     bottom.bar(steps, other, bottom=bottom_base, color="0.8", label="no valid call")
     bottom.set_ylabel("share of rollouts")
+    bottom.set_ylim(0, 1.35)  # room for the legend above the bars
     bottom.set_xlabel("GRPO step")
     bottom.legend(loc="upper left", ncol=len(choices) + 1, fontsize="small")
     fig.suptitle(f"GRPO on {scenario}: the policy's choice of N in sh code/train.sh N")
