@@ -1,8 +1,8 @@
 """A minimal RL loop on an autorl-gym episode: GRPO trains a small agent policy through the TRL
 environment class (:class:`autorl_gym.integrations.trl.AutoRLToolEnv`), one whole episode per rollout.
 
-    python examples/rl/train_agent_grpo.py --out rl-run [--choices 0,10,20,40] [--grpo-steps 10]
-        [--generations 4] [--lr 5e-4] [--model PATH]
+    python examples/rl/train_agent_grpo.py --out rl-run [--choices 0,10,40] [--grpo-steps 8]
+        [--generations 4] [--lr 1e-3] [--model PATH]
 
 Each rollout is a real micro-arithmetic episode (workspace, bubblewrap sandbox, grading): the
 episode starts with the scripted agent's SFT script written to ``code/train_sft.py`` (its
@@ -257,15 +257,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("rl-run"), help="output folder (default: rl-run)")
     p.add_argument("--scenario", default="AutoRL-Micro-Arith-v0")
-    p.add_argument("--choices", default="0,10,20,40",
+    p.add_argument("--choices", default="0,10,40",
                    help="the SFT_MAX_STEPS values the policy picks from, comma-separated (0: the base model)")
-    p.add_argument("--grpo-steps", type=int, default=10)
+    p.add_argument("--grpo-steps", type=int, default=8)
     p.add_argument("--generations", type=int, default=4, help="rollouts per GRPO step (one group)")
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--turns", type=int, default=1,
                    help="tool-calling turns per rollout (TRL's max_tool_calling_iterations)")
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--teach-steps", type=int, default=400, help="the tiny policy's teaching steps")
+    p.add_argument("--teach-steps", type=int, default=300, help="the tiny policy's teaching steps")
     p.add_argument("--model", help="a local chat model with a tool template (default: the tiny policy)")
     p.add_argument("--sandbox", default="local")
     p.add_argument("--seed", type=int, default=0)
