@@ -125,3 +125,36 @@ def test_sessions_are_apart_and_limited(server):
     assert SECRET not in read and "secret.txt" not in listed
     assert refused["type"] == "error" and refused["data"]["code"] == "CAPACITY_REACHED"
     assert refused["data"]["max_sessions"] == 2 and refused["data"]["active_sessions"] == 2
+
+
+def test_state_reports_the_best_submission_so_far(server):
+    """`state` after a submission: the best feedback score and its baseline, the submissions made
+    and left (a base copy: it scores the dev baseline, 21.00, without a generation run)."""
+    async def episode():
+        async with AutoRLClient(server, message_timeout_s=180) as env:
+            await env.reset()
+            before = await env.state()
+            await env.call_tool("run", command="cp -rL model output/v1")
+            sub = await env.step(CallToolAction(tool_name="submit", arguments={"model_path": "output/v1"}))
+            return before, sub, await env.state()
+
+    before, sub, after = asyncio.run(episode())
+    assert before.best_score is None and before.submissions == 0
+    assert "submission graded" in sub.observation.result and not sub.done
+    assert after.submissions == 1 and after.best_score == after.feedback_baseline == 21.0
+    assert after.budget["submissions_left"] == before.budget["submissions_left"] - 1
+    assert after.budget["steps_left"] == before.budget["steps_left"] - 2
+
+
+def test_a_closed_session_frees_its_slot(server):
+    """Past the limit a session is refused; once one closes, the next is served."""
+    async def sessions():
+        async with AutoRLClient(server) as a:
+            async with AutoRLClient(server) as b:
+                await a.reset()
+                await b.reset()
+            async with AutoRLClient(server, message_timeout_s=180) as c:  # b has closed: room again
+                return await c.reset()
+
+    served = asyncio.run(sessions())
+    assert "Micro arithmetic" in served.observation.result

@@ -1,0 +1,1 @@
+"""The server of autorl-gym's OpenEnv environment (``app``: the FastAPI app OpenEnv hosts)."""
