@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from autorl_gym.agents.npm_cli import PROMPT, render_instructions, require_installed
 from autorl_gym.agents.npm_cli import bin_dir as cli_bin_dir
+from autorl_gym.agents.npm_cli import mounts as cli_mounts
 from autorl_gym.agents.spec import AgentSpec
 from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.core.sandbox import Mount, SandboxSpec
@@ -85,7 +86,8 @@ class CLIRun:
     def sandbox_spec(self, spec: SandboxSpec) -> SandboxSpec:
         assert self.gateway is not None
         bridges = [*spec.bridges, self.gateway.bridge] if self.isolated else spec.bridges
-        return spec.model_copy(update={"mounts": [*spec.mounts, Mount(source=self.root)],
+        mounts = [Mount(source=p) for p in cli_mounts(self.spec.name, self.cli)]
+        return spec.model_copy(update={"mounts": [*spec.mounts, *mounts],
                                        "bridges": bridges})
 
     def finish(self, workspace: Path, results: Path, feedback: dict[str, Any] | None) -> LLMUsage:
