@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fake_llm import FakeLLMServer, Text, text_observations, text_turn
+from fake_llm import FakeLLMServer, Text, ToolUse, text_observations, text_turn
 from test_cli_agents import KEY, STEPS, TRAIN, check_episode, cli_agent, curl, probe, run_cli_episode
 from test_server import bwrap_ok  # noqa: F401 - a fixture
 
@@ -70,3 +70,52 @@ def test_mini_swe_agent_episode(tmp_path: Path, micro_assets, bwrap_ok) -> None:
     assert json.loads((install / MARKER).read_text())["packages"] == ["mini-swe-agent==2.4.6"]
     assert (install / "bin" / LAUNCHER).is_file() and len(mounts("mini_swe_agent", spec.cli)) == 2
     assert KEY not in (results / "trajectory.json").read_text()
+
+
+def test_openhands_episode(tmp_path: Path, micro_assets, bwrap_ok) -> None:  # noqa: F811
+    """OpenHands by function calling (Anthropic Messages, through LiteLLM): its file_editor
+    creates the script, its terminal (a bash session) runs it and the probe and curl, and its
+    own finish tool ends the conversation."""
+    model = "claude-sonnet-4-6"
+    spec, _folder = cli_agent("openhands")
+    refused = json.dumps({"model": "claude-opus-4-5", "max_tokens": 5,
+                          "messages": [{"role": "user", "content": "hi"}]})
+
+    def create_train(body: dict) -> ToolUse:  # file_editor takes an absolute path
+        [ws] = list((tmp_path / "workspace").iterdir())
+        return ToolUse(name="file_editor", input={"command": "create", "path": str(ws / "code" / "train.py"),
+                                                  "file_text": TRAIN, "security_risk": "LOW"})
+
+    def terminal(command: str, timeout: float = 120) -> ToolUse:
+        return ToolUse(name="terminal", input={"command": command, "timeout": timeout,
+                                               "security_risk": "LOW"})
+
+    def script(srv: FakeLLMServer) -> None:
+        srv.turns = [
+            create_train,
+            terminal(f"SFT_MAX_STEPS={STEPS} python code/train.py", timeout=1500),
+            terminal(probe("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", srv.base_url, "/v1/messages", refused,
+                           "x-api-key: ")),
+            terminal(curl("submit", '{"model_path": "output/v1"}')),
+            terminal(curl("finish", '{"model_path": "output/v1"}')),
+            ToolUse(name="finish", input={"message": "Trained, submitted output/v1 and finished the run."}),
+        ]
+
+    run, srv = run_cli_episode("openhands", tmp_path, script, model, "ANTHROPIC_API_KEY")
+    check_episode(run, srv, 5, "x-api-key", model, transcript="events.jsonl")
+    ws, results = Path(run.workspace), Path(run.results_dir)
+    assert (ws / "code" / "train.py").read_text() == TRAIN
+    assert all(c.path == "/v1/messages" for c in srv.scripted())
+    tools = {t["name"] for t in srv.scripted()[0].body["tools"]}  # OpenHands' own tools
+    assert {"terminal", "file_editor", "finish"} <= tools
+    # its event stream: the task, every action and observation, ended by its finish action
+    events = [json.loads(line) for line in (results / "events.jsonl").read_text().splitlines()]
+    actions = [e for e in events if e["kind"] == "ActionEvent"]
+    assert [a["tool_name"] for a in actions] == ["file_editor", *["terminal"] * 4, "finish"]
+    assert sum(e["kind"] == "ObservationEvent" for e in events) == 6
+    output = (results / "agent_output.txt").read_text()
+    assert '"status": "ConversationExecutionStatus.FINISHED"' in output
+    install = install_dir("openhands", spec.cli)
+    assert json.loads((install / MARKER).read_text())["packages"] == ["openhands-sdk==1.58.2",
+                                                                       "openhands-tools==1.58.2"]
+    assert KEY not in (results / "events.jsonl").read_text()

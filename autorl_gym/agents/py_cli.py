@@ -22,6 +22,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from autorl_gym.core.paths import cache_dir
+
 LAUNCHER = "agent-python"
 MARKER = ".installed.json"  # written last: an install without it is incomplete
 MIN_VERSION = (3, 12)
@@ -74,16 +76,36 @@ def is_installed(install: Path) -> bool:
     return (install / MARKER).is_file() and (launcher_dir(install) / LAUNCHER).is_file()
 
 
+class BadInstall(RuntimeError):
+    """The install's venv names a base interpreter the sandbox must not mount."""
+
+
 def base_prefix(install: Path) -> Path | None:
-    """The real folder of the venv's base interpreter (its ``home``'s parent), or None."""
+    """The real folder of the venv's base interpreter (its ``home``'s parent), or None; checked
+    (:func:`check_base_prefix`), since the sandbox mounts it."""
     cfg = venv_dir(install) / "pyvenv.cfg"
     if not cfg.is_file():
         return None
     for line in cfg.read_text().splitlines():
         key, sep, value = line.partition("=")
         if sep and key.strip() == "home":
-            return Path(os.path.realpath(value.strip())).parent
+            return check_base_prefix(Path(os.path.realpath(value.strip())).parent, cfg)
     return None
+
+
+def check_base_prefix(prefix: Path, cfg: Path) -> Path:
+    """BadInstall unless ``prefix`` is a Python installation (``bin/python3*`` and the standard
+    library's ``lib/python3.N/os.py``) apart from the grader's cache (where the hidden splits
+    live): a tampered pyvenv.cfg naming ``/`` or the cache would have them mounted."""
+    cache = Path(os.path.realpath(cache_dir()))
+    if prefix == Path("/") or prefix.is_relative_to(cache) or cache.is_relative_to(prefix):
+        raise BadInstall(f"{cfg}: its home names {prefix}, which is or holds the grader's cache "
+                         f"({cache}) or the root: refusing to mount it; reinstall the agent")
+    stdlib = glob.glob(str(prefix / "lib" / "python3.*" / "os.py"))
+    if not glob.glob(str(prefix / "bin" / "python3*")) or not stdlib:
+        raise BadInstall(f"{cfg}: its home names {prefix}, which is no Python installation (no "
+                         "bin/python3* and lib/python3.N/os.py): refusing to mount it; reinstall the agent")
+    return prefix
 
 
 def mounts(install: Path) -> list[Path]:
@@ -105,8 +127,9 @@ def install_venv(target: Path, packages: list[str], force: bool = False) -> Path
     tmp.mkdir(parents=True)
     t0 = time.monotonic()
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    steps = [[str(python), "-m", "venv", str(venv_dir(tmp))],
-             [str(venv_dir(tmp) / "bin" / "python"), "-m", "pip", "install", "-q", *packages]]
+    steps = [[str(python), "-m", "venv", *([] if packages else ["--without-pip"]), str(venv_dir(tmp))]]
+    if packages:  # none: a bare venv (the attack suite's stand-in install)
+        steps.append([str(venv_dir(tmp) / "bin" / "python"), "-m", "pip", "install", "-q", *packages])
     for cmd in steps:
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if res.returncode != 0:
