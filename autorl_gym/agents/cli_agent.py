@@ -52,6 +52,7 @@ class CLIRun:
         assert spec.cli is not None
         self.spec, self.cli, self.isolated = spec, spec.cli, isolated
         self.root = require_installed(spec.name, spec.cli)
+        self.mounts = cli_mounts(spec.name, spec.cli)  # checked now: a bad install fails early
         model = llm.model or spec.options.get("llm_model")
         if not model:
             raise ValueError(f"agent {spec.name!r} needs a driver model: --llm-model NAME")
@@ -86,7 +87,7 @@ class CLIRun:
     def sandbox_spec(self, spec: SandboxSpec) -> SandboxSpec:
         assert self.gateway is not None
         bridges = [*spec.bridges, self.gateway.bridge] if self.isolated else spec.bridges
-        mounts = [Mount(source=p) for p in cli_mounts(self.spec.name, self.cli)]
+        mounts = [Mount(source=p) for p in self.mounts]
         return spec.model_copy(update={"mounts": [*spec.mounts, *mounts],
                                        "bridges": bridges})
 
