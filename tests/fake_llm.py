@@ -18,7 +18,10 @@ Which reply a request gets is decided by the conversation it carries, not by arr
 a CLI's retries and side requests (titles, quota probes) do not shift the script: a request that
 offers no tools is answered with plain text; one that offers tools gets turn ``k`` of the script,
 ``k`` being the number of tool results already in its conversation (one tool call per turn).
-Past the script, the final text. Every request is kept with the usage this server reported for
+Past the script, the final text. An agent that takes its actions from plain text
+(mini-swe-agent's bash blocks) offers no tools: ``turn_of=text_turn`` counts its turns by the
+observations (user messages after the task) instead, and its script is made of :class:`Text`
+turns. Every request is kept with the usage this server reported for
 it (``server.calls``), so a test can compare the gateway's log with what was really served.
 """
 
@@ -96,10 +99,35 @@ def tool_outputs(path: str, body: dict[str, Any]) -> list[str]:
             if isinstance(i, dict) and str(i.get("type", "")).endswith("_output"):
                 o = i.get("output")
                 out.append(o if isinstance(o, str) else json.dumps(o))
+    elif path.endswith("/chat/completions"):
+        for m in body.get("messages", []):
+            if m.get("role") == "tool":
+                c = m.get("content")
+                out.append(c if isinstance(c, str) else json.dumps(c))
     elif "/models/" in path:  # Gemini
         for c in body.get("contents", []):
             out += [json.dumps(p["functionResponse"]) for p in c.get("parts", []) if "functionResponse" in p]
     return out
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return content if isinstance(content, str) else ""
+
+
+def text_observations(path: str, body: dict[str, Any]) -> list[str]:
+    """A plain-text agent's observations: the user messages after the first (the task), in order."""
+    users = [_text(m.get("content")) for m in body.get("messages", []) if m.get("role") == "user"]
+    return users[1:]
+
+
+def text_turn(path: str, body: dict[str, Any]) -> int | None:
+    """``turn_of`` for a plain-text agent: its turn is the number of observations so far; a
+    request with no user message at all is a side request."""
+    if not any(m.get("role") == "user" for m in body.get("messages", [])):
+        return None
+    return len(text_observations(path, body))
 
 
 def offers_tools(body: dict[str, Any]) -> bool:
@@ -113,7 +141,8 @@ class FakeLLMServer:
                  chunk_delay_s: float = 0.0, cached_tokens: int = 3,
                  side_text: str = "ok", on_request: Callable[[ServedCall], None] | None = None,
                  policy: Callable[[str, dict[str, Any]], Turn] | None = None,
-                 account_routes: bool = False, report_usage: bool = True):
+                 account_routes: bool = False, report_usage: bool = True,
+                 turn_of: Callable[[str, dict[str, Any]], int | None] | None = None):
         self.turns = list(turns or [])
         self.policy = policy  # instead of turns: (path, body) -> the reply to a tool-offering request
         self.final = final
@@ -123,6 +152,7 @@ class FakeLLMServer:
         self.on_request = on_request
         self.account_routes = account_routes
         self.report_usage = report_usage  # False: a server that sends no usage at all
+        self.turn_of = turn_of  # (path, body) -> the script turn, None for a side request
         self.calls: list[ServedCall] = []
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self._lock = threading.Lock()
@@ -152,9 +182,15 @@ class FakeLLMServer:
 
     # ------------------------------------------------------------------ choosing the reply
     def _choose(self, path: str, body: dict[str, Any]) -> tuple[Turn, int | None]:
-        if not offers_tools(body):
+        if self.turn_of is not None:
+            turn = self.turn_of(path, body)
+            if turn is None:
+                return Text(text=self.side_text), None
+            k = turn
+        elif not offers_tools(body):
             return Text(text=self.side_text), None
-        k = count_tool_results(path, body)
+        else:
+            k = count_tool_results(path, body)
         if self.policy is not None:
             return self.policy(path, body), k
         if k < len(self.turns):

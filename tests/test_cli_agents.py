@@ -88,8 +88,10 @@ def run_cli_episode(name: str, tmp_path: Path, script: Callable[[FakeLLMServer],
 
 
 def check_episode(run: ExternalRun, srv: FakeLLMServer, n_turns: int, auth_header: str,
-                  model: str) -> str:
-    """The checks both CLIs share; returns the probe's output (the tool result after it)."""
+                  model: str, outputs_of: Callable[[str, dict], list[str]] = tool_outputs,
+                  transcript: str = "transcript.jsonl") -> str:
+    """The checks every CLI shares; returns the probe's output (the tool result after it;
+    ``outputs_of``: how the agent's observations are read from a request)."""
     results, ws = Path(run.results_dir), Path(run.workspace)
     output = (results / "agent_output.txt").read_text()
     assert run.agent_exit_code == 0, output[-4000:]
@@ -117,7 +119,7 @@ def check_episode(run: ExternalRun, srv: FakeLLMServer, n_turns: int, auth_heade
     usage = json.loads((results / "llm_usage.json").read_text())
     assert usage["driver_model"] == model and usage["usage"]["calls"] == len(srv.calls)
     assert usage["usage"]["input_tokens"] == sum(c.input_tokens for c in srv.calls)
-    assert (results / "transcript.jsonl").stat().st_size > 0
+    assert (results / transcript).stat().st_size > 0
     # the report and the leaderboard show the usage
     report = build_report(results).report
     assert report.run.driver_model == model and report.llm is not None
@@ -135,7 +137,7 @@ def check_episode(run: ExternalRun, srv: FakeLLMServer, n_turns: int, auth_heade
             if f.is_file() and not f.is_symlink() and f.stat().st_size < 50_000_000:
                 assert KEY.encode() not in f.read_bytes(), f
     # the probe ran inside the sandbox, as the CLI's shell tool, and found no key
-    outputs = [o for c in srv.scripted() for o in tool_outputs(c.path, c.body)]
+    outputs = [o for c in srv.scripted() for o in outputs_of(c.path, c.body)]
     probe_out = next(o for o in outputs if "direct_rc=" in o)
     assert KEY not in probe_out
     assert "uid=1000" in probe_out and "token=autorl-run-" in probe_out

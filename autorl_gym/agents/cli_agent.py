@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from autorl_gym.agents.npm_cli import PROMPT, render_instructions, require_installed
 from autorl_gym.agents.npm_cli import bin_dir as cli_bin_dir
+from autorl_gym.agents.npm_cli import mounts as cli_mounts
 from autorl_gym.agents.spec import AgentSpec
 from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.core.sandbox import Mount, SandboxSpec
@@ -51,6 +52,7 @@ class CLIRun:
         assert spec.cli is not None
         self.spec, self.cli, self.isolated = spec, spec.cli, isolated
         self.root = require_installed(spec.name, spec.cli)
+        self.mounts = cli_mounts(spec.name, spec.cli)  # checked now: a bad install fails early
         model = llm.model or spec.options.get("llm_model")
         if not model:
             raise ValueError(f"agent {spec.name!r} needs a driver model: --llm-model NAME")
@@ -85,7 +87,8 @@ class CLIRun:
     def sandbox_spec(self, spec: SandboxSpec) -> SandboxSpec:
         assert self.gateway is not None
         bridges = [*spec.bridges, self.gateway.bridge] if self.isolated else spec.bridges
-        return spec.model_copy(update={"mounts": [*spec.mounts, Mount(source=self.root)],
+        mounts = [Mount(source=p) for p in self.mounts]
+        return spec.model_copy(update={"mounts": [*spec.mounts, *mounts],
                                        "bridges": bridges})
 
     def finish(self, workspace: Path, results: Path, feedback: dict[str, Any] | None) -> LLMUsage:

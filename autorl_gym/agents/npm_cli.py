@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Literal
 
 from jinja2 import Template
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from autorl_gym.agents import py_cli
 from autorl_gym.core.paths import PACKAGE_DIR, cache_dir
 
 INSTRUCTIONS_TEMPLATE = PACKAGE_DIR / "agents" / "cli_instructions.md.j2"
@@ -26,17 +27,35 @@ PROMPT = ("Your task is described in {file} in the current folder. Read it, then
 
 
 class CLISpec(BaseModel):
-    """How a coding CLI is installed and reached (the ``cli:`` block of agent.yaml)."""
+    """How a coding CLI is installed and reached (the ``cli:`` block of agent.yaml): an npm
+    package, or PyPI packages in a Python 3.12 venv of its own (:mod:`autorl_gym.agents.py_cli`)."""
 
-    npm: str = Field(description="the npm package")
+    npm: str | None = Field(None, description="the npm package")
+    pip: list[str] = Field(default_factory=list, description="instead of npm: pinned PyPI requirements "
+                                                              "installed into the agent's own venv")
     version: str = Field(description="its pinned version")
-    bin: str = Field(description="the executable under node_modules/.bin")
+    bin: str = Field(description="the executable under node_modules/.bin (a pip agent: agent-python)")
     provider: Literal["anthropic", "openai", "gemini"] = Field(
         description="the API the CLI speaks (the gateway's upstream kind)")
     instructions_file: str = Field(description="the CLI's own instructions file: CLAUDE.md, AGENTS.md, ...")
     transcript: str | None = Field(None, description="workspace path of the CLI's JSON output, "
                                                      "copied into the results folder")
     env: dict[str, str] = Field(default_factory=dict, description="fixed variables for the CLI")
+
+    @model_validator(mode="after")
+    def _npm_or_pip(self) -> CLISpec:
+        if (self.npm is None) == (not self.pip):
+            raise ValueError("give exactly one of 'npm' (a package) and 'pip' (requirements)")
+        if self.pip and any("==" not in r for r in self.pip):
+            raise ValueError(f"pip: pin every requirement with == ({self.pip})")
+        if self.pip and self.bin != py_cli.LAUNCHER:
+            raise ValueError(f"a pip agent's bin is {py_cli.LAUNCHER!r} (the venv's launcher)")
+        return self
+
+    @property
+    def package(self) -> str:
+        """What is installed, as a person reads it."""
+        return f"{self.npm}@{self.version}" if self.npm else " ".join(self.pip)
 
 
 class CLINotInstalled(RuntimeError):
@@ -48,26 +67,41 @@ def install_dir(name: str, cli: CLISpec) -> Path:
 
 
 def bin_dir(name: str, cli: CLISpec) -> Path:
+    if cli.pip:
+        return py_cli.launcher_dir(install_dir(name, cli))
     return install_dir(name, cli) / "node_modules" / ".bin"
 
 
 def installed(name: str, cli: CLISpec) -> bool:
+    if cli.pip:
+        return py_cli.is_installed(install_dir(name, cli))
     return (bin_dir(name, cli) / cli.bin).exists()
+
+
+def mounts(name: str, cli: CLISpec) -> list[Path]:
+    """The folders the sandbox mounts read-only for the CLI: its install (a pip agent's also the
+    base interpreter its venv runs on)."""
+    if cli.pip:
+        return py_cli.mounts(install_dir(name, cli))
+    return [install_dir(name, cli)]
 
 
 def require_installed(name: str, cli: CLISpec) -> Path:
     """The install folder; CLINotInstalled with the command that installs it."""
     if not installed(name, cli):
-        raise CLINotInstalled(f"agent {name!r} needs {cli.npm}@{cli.version}, not installed in "
+        raise CLINotInstalled(f"agent {name!r} needs {cli.package}, not installed in "
                               f"{install_dir(name, cli)}: run `autorl-gym agents install {name}` "
-                              "(npm, once)")
+                              f"({'pip into a Python 3.12 venv' if cli.pip else 'npm'}, once)")
     return install_dir(name, cli)
 
 
 def install_cli(name: str, cli: CLISpec, force: bool = False) -> Path:
-    """``npm install PACKAGE@VERSION`` into the cache (a temporary folder renamed into place, so
-    a failed install leaves nothing behind); returns the install folder."""
+    """``npm install PACKAGE@VERSION`` (a pip agent: a venv, see py_cli) into the cache (a
+    temporary folder renamed into place, so a failed install leaves nothing behind); returns the
+    install folder."""
     target = install_dir(name, cli)
+    if cli.pip:
+        return py_cli.install_venv(target, cli.pip, force=force)
     if installed(name, cli) and not force:
         return target
     npm = shutil.which("npm")

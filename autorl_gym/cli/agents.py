@@ -3,6 +3,7 @@ package installed into the cache (mounted read-only into its sandbox)."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import typer
@@ -23,7 +24,7 @@ def agents_list() -> None:
     from autorl_gym.agents.spec import AgentError, find_agents, load_agent_spec
     from autorl_gym.core.paths import agent_dirs
 
-    table = Table("agent", "kind", "CLI (npm)", "installed", "description")
+    table = Table("agent", "kind", "CLI (npm or pip)", "installed", "description")
     for name in sorted({*find_agents(), *find_autorl_bench_agents(agent_dirs())}):
         try:
             spec, _ = load_agent_spec(name)
@@ -32,7 +33,7 @@ def agents_list() -> None:
             continue
         kind = ("cli" if spec.cli else "autorl-bench" if spec.protocol == "autorl-bench"
                 else "external" if spec.start else "python")
-        npm = f"{spec.cli.npm}@{spec.cli.version}" if spec.cli else ""
+        npm = spec.cli.package if spec.cli else ""
         where = (str(install_dir(name, spec.cli)) if installed(name, spec.cli) else "no") if spec.cli else ""
         table.add_row(name, kind, npm, where, " ".join(spec.description.split())[:60])
     console.print(table)
@@ -43,7 +44,8 @@ def agents_install(
     name: Annotated[str, typer.Argument(help="a CLI agent: claude_code, codex, ...")],
     force: Annotated[bool, typer.Option(help="reinstall even if present")] = False,
 ) -> None:
-    """npm-install the agent's CLI at its pinned version into the cache."""
+    """Install the agent's CLI at its pinned version into the cache (npm, or pip into a Python
+    3.12 venv for OpenHands and mini-swe-agent)."""
     from autorl_gym.agents.npm_cli import install_cli
     from autorl_gym.agents.spec import AgentError, load_agent_spec
 
@@ -55,10 +57,12 @@ def agents_install(
     if spec.cli is None:
         err.print(f"[bold red]error:[/] agent {name!r} has no CLI to install (no 'cli:' in its agent.yaml)")
         raise typer.Exit(2)
-    with console.status(f"npm install {spec.cli.npm}@{spec.cli.version}"):
+    how = "pip install (Python 3.12 venv)" if spec.cli.pip else "npm install"
+    t0 = time.monotonic()
+    with console.status(f"{how} {spec.cli.package}"):
         try:
             where = install_cli(name, spec.cli, force=force)
         except RuntimeError as e:
             err.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(1) from e
-    console.print(f"{spec.cli.npm}@{spec.cli.version} installed in {where}")
+    console.print(f"{spec.cli.package} installed in {where} ({time.monotonic() - t0:.0f} s)")
