@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import yaml
-from pydantic import ConfigDict, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from autorl_gym.agents import autorl_bench as arb
 from autorl_gym.agents.npm_cli import CLISpec
@@ -45,9 +45,9 @@ class AgentSpec(RepromptSettings):
     # A command-line coding agent (Claude Code, Codex, ...): its npm package, the API it speaks
     # (reached through the run's LLM gateway) and its instructions file; see agents/cli.py.
     cli: CLISpec | None = None
-    # with reprompt on: the command that resumes the agent (its CLI's continue flag; AGENT_PROMPT
-    # holds the resume message); None: the start command again, with that prompt
-    resume: str | None = None
+    resume: str | None = Field(None, description=(
+        "with reprompt on: the command that resumes the agent (its CLI's continue flag; "
+        "AGENT_PROMPT holds the resume message); none: the start command again, with that prompt"))
     # files copied into the workspace's code/ beside the folder's own, by paths relative to the
     # agent folder (another agent's script, rather than a copy of it)
     files: list[str] = []
