@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_export_atif import check_atif
 from test_server import bwrap_ok  # noqa: F401 - a fixture
 
 from autorl_gym.agents.external import run_external_agent
@@ -16,6 +17,7 @@ from autorl_gym.agents.spec import AgentError, AgentSpec, load_agent_spec, with_
 from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.core.sandbox import ExecResult
 from autorl_gym.report import build_report
+from autorl_gym.report.export import episode_to_atif
 
 SCENARIO = "AutoRL-Micro-Arith-v0"
 ON = RepromptSettings(reprompt=True, reprompt_min_remaining_s=600, reprompt_max_resumes=2)
@@ -154,3 +156,9 @@ def test_a_shell_agent_that_stops_early_is_resumed(tmp_path: Path, micro_assets,
     assert [(t.turn, t.steps) for t in report.turns] == [(1, 0), (2, 1), (3, 0)]
     md = (results / "report.md").read_text()
     assert "## Turns" in md and "reprompt_max_resumes=2" in md
+    # ATIF: each resume a user step with its message, before the steps of its turn
+    doc = episode_to_atif(results)
+    check_atif(doc)
+    kinds = [(s["source"], (s.get("extra") or {}).get("turn")) for s in doc["steps"][2:]]
+    assert kinds == [("user", 2), ("agent", 2), ("user", 3)], kinds
+    assert doc["steps"][2]["message"] == turns[1]["prompt"]
