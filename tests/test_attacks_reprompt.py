@@ -13,7 +13,7 @@ MICRO_ID = "AutoRL-Micro-Arith-v0"
 
 
 @pytest.mark.parametrize("name", ["reprompt_forged_clock", "reprompt_resume_storm",
-                                  "reprompt_timer_overwrite"])
+                                  "reprompt_timer_overwrite", "reprompt_transcript_link_out"])
 def test_reprompt_attack_holds_on_local(name, micro_assets, bwrap_ok, tmp_path):  # noqa: F811
     (outcome,) = run_attacks(MICRO_ID, "local", scratch=tmp_path, names=[name]).outcomes
     assert outcome.status == "held", f"{name}: {outcome.status}: {outcome.detail}"

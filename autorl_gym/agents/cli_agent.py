@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel
 from autorl_gym.agents.npm_cli import PROMPT, render_instructions, require_installed
 from autorl_gym.agents.npm_cli import bin_dir as cli_bin_dir
 from autorl_gym.agents.spec import AgentSpec
+from autorl_gym.agents.transcript import copy_transcript
 from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.core.sandbox import Mount, SandboxSpec
 from autorl_gym.gateway import GatewayLimits, GatewayServer, GatewaySettings, host_key, read_calls, summarize
@@ -92,10 +92,8 @@ class CLIRun:
         """Stop the gateway; the transcript and ``llm_usage.json`` into the results folder."""
         if self.gateway is not None:
             self.gateway.stop()
-        if self.cli.transcript:
-            src = workspace / self.cli.transcript
-            if src.is_file() and not src.is_symlink():
-                shutil.copyfile(src, results / Path(self.cli.transcript).name)
+        if self.cli.transcript:  # no link followed: the agent can write the whole path
+            copy_transcript(workspace, self.cli.transcript, results)
         usage = summarize(read_calls(results / RunFolder.LLM_CALLS))
         improvement = (feedback or {}).get("improvement")
         per_point = (usage.cost_usd / improvement if usage.cost_usd is not None

@@ -11,6 +11,7 @@ from typing import Any
 
 from autorl_gym.agents.reprompt import STATE_HOME, TurnRecord, decide, resume_message
 from autorl_gym.agents.spec import AgentSpec
+from autorl_gym.agents.transcript import transcript_size
 from autorl_gym.core.durable import append_jsonl
 from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.core.sandbox import ExecResult, Sandbox
@@ -76,10 +77,8 @@ class TurnLoop:
     def _begin(self, n: int, kind: str, prompt: str, run: RunOut) -> TurnRecord:
         self.set_turn(n)
         best = best_submission(run)
-        offset = None
-        if self.transcript:
-            path = self.workspace / self.transcript
-            offset = path.stat().st_size if path.is_file() and not path.is_symlink() else 0
+        offset = (transcript_size(self.workspace, self.transcript, self.results)
+                  if self.transcript else None)
         record = TurnRecord(turn=n, kind=kind, prompt=prompt, started_at=datetime.now(UTC),
                             elapsed_start_s=run.time.elapsed_s, remaining_start_s=run.time.remaining_s,
                             best_score_start=best["score"] if best else None,

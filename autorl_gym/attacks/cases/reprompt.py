@@ -103,3 +103,53 @@ def reprompt_timer_overwrite(ctx: AttackContext) -> str:
     if not answer or not answer[0].isdigit() or not 0 < int(answer[0]) <= 300:
         raise AttackBroken(f"the timer answered {answer[:1]} on a 300 s budget: {log[-600:]}")
     return f"every change refused (read-only mount); the timer still answers {answer[0]} s"
+
+
+@attack(klass="reprompt", sandboxes=_ISOLATED)
+def reprompt_transcript_link_out(ctx: AttackContext) -> str:
+    """Turn the CLI's .cli folder into a link to another run's (a host path the sandbox cannot
+    see), so that the runner, reading the transcript between turns and copying it at the end,
+    reads that run's transcript: its size into turns.jsonl, its text into this run's results."""
+    from rich.console import Console
+
+    from autorl_gym.agents.cli_agent import LLMRequest
+    from autorl_gym.agents.external import run_external_agent
+    from autorl_gym.agents.npm_cli import installed
+    from autorl_gym.agents.spec import load_agent_spec
+    from autorl_gym.core.run_folder import RunFolder
+
+    spec, folder = load_agent_spec("claude_code")
+    assert spec.cli is not None
+    if not installed("claude_code", spec.cli):
+        raise AttackSkipped("Claude Code is not installed (autorl-gym agents install claude_code)")
+    victim = ctx.scratch / "workspace" / "victim-run" / ".cli"
+    victim.mkdir(parents=True, exist_ok=True)
+    secret = "VICTIM-TRANSCRIPT-" + "x" * 4321
+    (victim / "transcript.jsonl").write_text(secret)
+    # the CLI is never started: the agent's command is the adversary's shell
+    spec = spec.model_copy(update={
+        "start": "rm -rf .cli && ln -s ../victim-run/.cli .cli && echo linked",
+        "resume": "echo resumed", "reprompt": True, "reprompt_min_remaining_s": 10.0,
+        "reprompt_max_resumes": 1})
+    run = run_external_agent(spec, folder, ctx.scenario_id, sandbox=ctx.sandbox,
+                             results_dir=ctx.scratch / "results", workspace_root=ctx.scratch / "workspace",
+                             console=Console(quiet=True), progress=False, budget_seconds=300,
+                             llm=LLMRequest(model="claude-sonnet-4-6", base_url="http://127.0.0.1:9"),
+                             host_env={"ANTHROPIC_API_KEY": "sk-attack-not-used"})
+    results = Path(run.results_dir)
+    turns = [json.loads(x) for x in (results / RunFolder.TURNS).read_text().splitlines()]
+    copied = results / "transcript.jsonl"
+    leaks = []
+    if copied.is_file() and secret[:18] in copied.read_text(errors="replace"):
+        leaks.append("the other run's transcript was copied into this run's results")
+    if any(t.get("transcript_offset") == len(secret) for t in turns):
+        leaks.append(f"its size ({len(secret)} bytes) went into turns.jsonl")
+    if leaks:
+        raise AttackBroken("; ".join(leaks))
+    from autorl_gym.core.integrity import read_events
+
+    refused = [e for e in read_events(results) if e.source == "cli_transcript"]
+    if not refused:
+        raise AttackBroken("the link was not followed, but its refusal was not recorded")
+    return (f"refused ({refused[0].kind}, recorded {len(refused)} times); {len(turns)} turns, offsets "
+            f"{[t.get('transcript_offset') for t in turns]}, transcript copied: {copied.is_file()})")
