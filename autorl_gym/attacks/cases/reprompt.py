@@ -105,7 +105,7 @@ def reprompt_timer_overwrite(ctx: AttackContext) -> str:
     return f"every change refused (read-only mount); the timer still answers {answer[0]} s"
 
 
-@attack(klass="reprompt", sandboxes=_ISOLATED)
+@attack(klass="reprompt")
 def reprompt_transcript_link_out(ctx: AttackContext) -> str:
     """Turn the CLI's .cli folder into a link to another run's (a host path the sandbox cannot
     see), so that the runner, reading the transcript between turns and copying it at the end,
