@@ -329,7 +329,9 @@ def generated_pages() -> dict[str, str]:
         "reference/agent-yaml.md": schema_page(
             "agent.yaml", AgentSpec,
             "`agents/<name>/agent.yaml` describes an agent: a Python class (`entry`) or a command "
-            "started in the sandbox (`start`), optionally a command-line coding agent (`cli`). "
+            "started in the sandbox (`start`), optionally a command-line coding agent (`cli`), "
+            "resumed when it stops early (`reprompt`, `resume`: see [budget-aware agents]"
+            "(../agents/cli-agents.md#budget-aware-agents-reprompt-and-autorl-timer)). "
             "See [Agents](../agents/index.md)."),
         "reference/environment.md": environment_page(),
         "reference/attacks.md": attacks_page(),

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from autorl_gym.agents.npm_cli import PROMPT, render_instructions, require_insta
 from autorl_gym.agents.npm_cli import bin_dir as cli_bin_dir
 from autorl_gym.agents.npm_cli import mounts as cli_mounts
 from autorl_gym.agents.spec import AgentSpec
+from autorl_gym.agents.transcript import copy_transcript
 from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.core.sandbox import Mount, SandboxSpec
 from autorl_gym.gateway import GatewayLimits, GatewayServer, GatewaySettings, host_key, read_calls, summarize
@@ -95,10 +95,8 @@ class CLIRun:
         """Stop the gateway; the transcript and ``llm_usage.json`` into the results folder."""
         if self.gateway is not None:
             self.gateway.stop()
-        if self.cli.transcript:
-            src = workspace / self.cli.transcript
-            if src.is_file() and not src.is_symlink():
-                shutil.copyfile(src, results / Path(self.cli.transcript).name)
+        if self.cli.transcript:  # no link followed: the agent can write the whole path
+            copy_transcript(workspace, self.cli.transcript, results)
         usage = summarize(read_calls(results / RunFolder.LLM_CALLS))
         improvement = (feedback or {}).get("improvement")
         per_point = (usage.cost_usd / improvement if usage.cost_usd is not None

@@ -26,6 +26,9 @@ from rich.console import Console
 
 from autorl_gym.agents.cli_agent import CLIRun, LLMRequest, LLMUsage
 from autorl_gym.agents.spec import AgentSpec
+from autorl_gym.agents.timer import install_timer, with_timer
+from autorl_gym.agents.timer import path_prefix as timer_path
+from autorl_gym.agents.turns import TurnLoop
 from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.core.sandbox import ExecResult, Sandbox
 from autorl_gym.runtime.process import shell_exports
@@ -97,12 +100,18 @@ def run_external_agent(spec: AgentSpec, folder: Path, scenario_id: str, *, sandb
         for extra in spec.extra_files(folder):
             shutil.copyfile(extra, ws / "code" / extra.name)
 
-        box, command = _agent_box(spec, app.state.service, created, sandbox, cli_run, agent_env, console)
+        box, prefix, exports = _agent_box(spec, app.state.service, created, sandbox, cli_run,
+                                          agent_env, tmp, console)
+        service = app.state.service
+        turns = TurnLoop(spec, box, client, run_id, ws, Path(created.results_dir), prefix, exports,
+                         set_turn=lambda n: _set_turn(service, run_id, n),
+                         instructions_file=spec.cli.instructions_file if spec.cli else "instructions.md",
+                         transcript=spec.cli.transcript if spec.cli else None)
         result: dict[str, Any] = {}
 
         def agent() -> None:
             try:
-                result["exec"] = box.exec(command, timeout_s=max(1.0, created.time.remaining_s))
+                result["exec"] = turns.run()
             except Exception as e:  # noqa: BLE001 - the run still ends, saying why
                 result["error"] = f"{e.__class__.__name__}: {e}"
 
@@ -160,24 +169,34 @@ def ending_reason(res: ExecResult | None, error: str | None = None) -> str:
     return f"the agent's command crashed (exit code {res.exit_code}) without calling finish"
 
 
+def _set_turn(service: Any, run_id: str, turn: int) -> None:
+    """The run's trajectory steps from now on belong to turn ``turn``."""
+    recorder = service.episode(service.run_row(run_id)).recorder
+    if recorder is not None:
+        recorder.turn = turn
+
+
 def _agent_box(spec: AgentSpec, service: Any, created: RunCreated, sandbox: str, cli_run: CLIRun | None,
-               agent_env: dict[str, str] | None, console: Console) -> tuple[Sandbox, str]:
+               agent_env: dict[str, str] | None, tmp: Path,
+               console: Console) -> tuple[Sandbox, str, dict[str, str]]:
     """The sandbox the agent's command runs in (a CLI agent's: with its CLI mounted and the
-    gateway bridged in) and the command with its exports."""
+    gateway bridged in; every agent's: with ``autorl-timer`` on its PATH), the command line's
+    prefix and its exports."""
     episode = service.episode(service.run_row(created.run_id))
     exports = {str(k): str(v) for k, v in spec.options.items()}
-    sandbox_spec, prefix = episode.sandbox_spec(), ""
+    timer = install_timer(tmp / "timer-bin")
+    sandbox_spec, prefix = with_timer(episode.sandbox_spec(), timer), timer_path(timer)
     if cli_run is not None:
         cli_run.start(Path(created.workspace), Path(created.results_dir), created.scenario,
                       service.scenario(created.scenario).task, created.time.budget_seconds,
                       created.max_submissions)
         exports |= cli_run.exports()
-        sandbox_spec, prefix = cli_run.sandbox_spec(sandbox_spec), cli_run.command_prefix()
+        sandbox_spec, prefix = cli_run.sandbox_spec(sandbox_spec), prefix + cli_run.command_prefix()
         console.print(f"[dim]driver model[/] {cli_run.model} [dim]through the LLM gateway to[/] "
                       f"{cli_run.settings.base_url}")
     exports |= {str(k): str(v) for k, v in (agent_env or {}).items()}
-    command = prefix + shell_exports(exports, f"agent {spec.name} options") + spec.start
-    return make_sandbox(sandbox, sandbox_spec), command
+    shell_exports(exports, f"agent {spec.name} options")  # bad names refused before the sandbox
+    return make_sandbox(sandbox, sandbox_spec), prefix, exports
 
 
 def _show(console: Console, run: RunOut, shown: set[int], ended_only: bool) -> None:

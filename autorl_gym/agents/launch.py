@@ -129,9 +129,12 @@ def _external(req: EpisodeRequest, spec: Any, folder: Path, env_id: str,
     # --agent-option KEY=VALUE: the agent's environment (after its own options, as AutoRL-Bench's
     # shell environment comes after env_vars); the run's own variables are not replaced
     from autorl_gym.agents.autorl_bench import RUN_VARIABLES
+    from autorl_gym.agents.spec import with_reprompt_options
 
+    # reprompt=..., reprompt_min_remaining_s=...: the runner's, checked like agent.yaml's fields
+    spec, options = with_reprompt_options(spec, req.agent_options)
     agent_env = {k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
-                 for k, v in req.agent_options.items()
+                 for k, v in options.items()
                  if spec.protocol != "autorl-bench" or k not in RUN_VARIABLES}
     results = run_external_command(spec, folder, env_id, console, sandbox=req.sandbox,
                                    agent_env=agent_env,

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from autorl_gym.agents import autorl_bench as arb
 from autorl_gym.agents.npm_cli import CLISpec
+from autorl_gym.agents.reprompt import OPTION_NAMES as REPROMPT_OPTIONS
+from autorl_gym.agents.reprompt import RepromptSettings
 from autorl_gym.core.paths import agent_dirs
 
 
@@ -28,7 +30,10 @@ class Agent(Protocol):
     def act(self, obs: str) -> Any: ...
 
 
-class AgentSpec(BaseModel):
+class AgentSpec(RepromptSettings):
+    """agent.yaml. The ``reprompt`` fields (resume an external agent that stops early) come
+    from :class:`~autorl_gym.agents.reprompt.RepromptSettings`."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str
@@ -40,6 +45,9 @@ class AgentSpec(BaseModel):
     # A command-line coding agent (Claude Code, Codex, ...): its npm package, the API it speaks
     # (reached through the run's LLM gateway) and its instructions file; see agents/cli.py.
     cli: CLISpec | None = None
+    resume: str | None = Field(None, description=(
+        "with reprompt on: the command that resumes the agent (its CLI's continue flag; "
+        "AGENT_PROMPT holds the resume message); none: the start command again, with that prompt"))
     # files copied into the workspace's code/ beside the folder's own, by paths relative to the
     # agent folder (another agent's script, rather than a copy of it)
     files: list[str] = []
@@ -55,6 +63,9 @@ class AgentSpec(BaseModel):
                              "(a command started in the sandbox)")
         if self.cli is not None and self.start is None:
             raise ValueError("a 'cli' agent needs a 'start' command")
+        if (self.reprompt or self.resume is not None) and self.start is None:
+            raise ValueError("'reprompt' and 'resume' are for external agents (a 'start' command): "
+                             "a Python agent's episode loop never stops early")
         for name in self.files:
             if Path(name).is_absolute() or Path(name).suffix not in (".py", ".sh", ".md", ".txt", ".json"):
                 raise ValueError(f"files: {name!r} must be a relative path to a script or text file")
@@ -104,6 +115,22 @@ def check_agent_folder(folder: Path) -> None:
                                      "agent folders")
             if entry.is_dir():
                 todo.append(entry)
+
+
+def with_reprompt_options(spec: AgentSpec, options: dict[str, Any]) -> tuple[AgentSpec, dict[str, Any]]:
+    """``--agent-option reprompt=...`` (and its companions) applied to the spec, checked as
+    agent.yaml's fields are (AgentError names a bad value); returns the spec and the options
+    left for the agent itself."""
+    mine = {k: v for k, v in options.items() if k in REPROMPT_OPTIONS}
+    if not mine:
+        return spec, options
+    try:
+        spec = AgentSpec.model_validate({**spec.model_dump(), **mine})
+    except ValidationError as e:
+        errors = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'reprompt'}: {err['msg']}"
+                           for err in e.errors())
+        raise AgentError(f"agent {spec.name}: bad reprompt option ({errors})") from e
+    return spec, {k: v for k, v in options.items() if k not in REPROMPT_OPTIONS}
 
 
 def find_agents() -> dict[str, Path]:

@@ -30,6 +30,7 @@ class RunFolder:
     LLM_CALLS: ClassVar[str] = "llm_calls.jsonl"                 # every call through the gateway
     LLM_USAGE: ClassVar[str] = "llm_usage.json"                  # their totals
     AGENT_OUTPUT: ClassVar[str] = "agent_output.txt"             # an external agent's output
+    TURNS: ClassVar[str] = "turns.jsonl"                         # a reprompted agent's turns
     METRICS: ClassVar[str] = "metrics.json"                      # the report's metrics
     INTEGRITY: ClassVar[str] = "integrity.jsonl"                 # what was refused, and why
     AUDIT: ClassVar[str] = "audit.json"                          # the contamination audit

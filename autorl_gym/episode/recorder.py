@@ -35,6 +35,8 @@ class EpisodeRecorder:
         self._history: CodeHistory | None = None
         self.history_error: str | None = None
         self._refusals: set[tuple[str, str]] = set()
+        #: the agent's turn the next steps belong to (a reprompted external agent's), else None
+        self.turn: int | None = None
 
     def refused(self, refusal: Refusal, source: str = "recorder") -> None:
         """Record a workspace refusal (a link not followed, a name not read) as an integrity
@@ -91,6 +93,7 @@ class EpisodeRecorder:
         rec._history = None
         rec.history_error = None
         rec._refusals = set()
+        rec.turn = None
         return rec
 
     def started_at(self) -> datetime:
@@ -137,6 +140,7 @@ class EpisodeRecorder:
             "reward": reward,
             "budget": budget,
             "code_commit": code_commit,
+            **({"turn": self.turn} if self.turn is not None else {}),
         })
 
     def submission(self, record: SubmissionRecord) -> None:

@@ -9,7 +9,8 @@ action, and its observation the env's error (no ``source_call_id``). ``final_met
 step count and, when the run went through the LLM gateway, its token and cost totals; the
 episode's outcome (reward = test score minus baseline, status, scores) is in
 ``final_metrics.extra``; per-step env data (reward, budget, exit code, seconds) in each step's
-``extra``.
+``extra``. A reprompted agent's resumes (``turns.jsonl``) are ``user`` steps carrying the resume
+message, placed where they came in time; each agent step's ``extra.turn`` says its turn.
 
 When the agent's LLM went through the gateway (``llm_calls.jsonl``), each agent step carries
 the calls made since the previous step: ``llm_call_count``, and ``metrics`` with their tokens and
@@ -28,11 +29,12 @@ from typing import Any
 
 from autorl_gym import __version__
 from autorl_gym.core.run_folder import RunFolder
+from autorl_gym.core.turns import TurnRecord
 from autorl_gym.episode.tools import tool_schemas
 from autorl_gym.gateway.records import LLMCall, read_calls, summarize
 
 ATIF_VERSION = "ATIF-v1.8"
-_STEP_EXTRA = ("reward", "elapsed_s", "duration_s", "exit_code", "budget", "submission_id")
+_STEP_EXTRA = ("reward", "elapsed_s", "duration_s", "exit_code", "budget", "submission_id", "turn")
 
 
 def _call_metrics(c: LLMCall) -> dict[str, Any]:
@@ -77,6 +79,35 @@ def _calls_by_step(steps: list[dict[str, Any]],
     return out, pending
 
 
+def _resumes(run_dir: Path) -> list[TurnRecord]:
+    """A reprompted agent's resumes (turns.jsonl, turns 2 and later), in order; a line that does
+    not read is left out."""
+    path = run_dir / RunFolder.TURNS
+    if not path.is_file() or path.is_symlink():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = TurnRecord.model_validate_json(line)
+        except ValueError:
+            continue
+        if rec.turn > 1:
+            out.append(rec)
+    return sorted(out, key=lambda t: t.turn)
+
+
+def _resume_step(n: int, turn: TurnRecord) -> dict[str, Any]:
+    return {"step_id": n, "source": "user", "message": turn.prompt,
+            "timestamp": turn.started_at.isoformat(), "extra": {"turn": turn.turn, "kind": "resume"}}
+
+
+def _starts_before(turn: TurnRecord, rec: dict[str, Any]) -> bool:
+    try:
+        return turn.started_at <= datetime.fromisoformat(str(rec.get("time")))
+    except ValueError:
+        return False
+
+
 def _agent_step(n: int, rec: dict[str, Any], call_arguments: Any) -> dict[str, Any]:
     call = rec.get("call") or {}
     step: dict[str, Any] = {"step_id": n, "source": "agent"}
@@ -110,9 +141,14 @@ def episode_to_atif(run_dir: Path, run: dict[str, Any], steps: list[dict[str, An
     ]
     calls = read_calls(run_dir / RunFolder.LLM_CALLS)
     per_step, after = _calls_by_step(steps, calls) if calls else ([[] for _ in steps], [])
+    resumes = _resumes(run_dir)  # each resume: a user step with its message, where it came
     for rec, mine in zip(steps, per_step, strict=True):
+        while resumes and _starts_before(resumes[0], rec):
+            doc_steps.append(_resume_step(len(doc_steps) + 1, resumes.pop(0)))
         step = _agent_step(len(doc_steps) + 1, rec, call_arguments)
         doc_steps.append({**step, **_llm_fields(mine)} if calls else step)
+    for turn in resumes:
+        doc_steps.append(_resume_step(len(doc_steps) + 1, turn))
     if after:
         doc_steps.append({"step_id": len(doc_steps) + 1, "source": "agent", "message": "",
                           "timestamp": after[-1].time.isoformat(), **_llm_fields(after),

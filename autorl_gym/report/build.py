@@ -17,8 +17,9 @@ from autorl_gym.report.llm import LLMReport, llm_report
 from autorl_gym.report.method import TrainingMethod, detect_method
 from autorl_gym.report.metrics import ProcessMetrics, process_metrics
 from autorl_gym.report.run_data import RunData, load_run
+from autorl_gym.report.turns import TurnReport, turns_report
 
-REPORT_VERSION = 3  # 2: the LLM usage of a gateway-driven run; 3: the integrity section
+REPORT_VERSION = 4  # 2: the LLM usage of a gateway-driven run; 3: the integrity section; 4: turns
 
 
 class RunIdentity(BaseModel):
@@ -80,6 +81,8 @@ class RunReport(BaseModel):
     code_history: list[CodeRevision] | None
     llm: LLMReport | None = None
     integrity: IntegritySection = Field(default_factory=IntegritySection)
+    turns: list[TurnReport] | None = None
+    """a reprompted agent's turns (None: it was not reprompted)"""
     problems: list[str]
 
 
@@ -151,6 +154,7 @@ def analyse(run: RunData) -> RunReport:
         llm=llm_report(run.llm_calls, _driver_model(run), run.run.get("started_at"),
                        fb.improvement if fb else None),
         integrity=integrity_section(run.root),
+        turns=turns_report(run),
         problems=run.problems,
     )
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autorl_gym.core.records import Feedback, SubmissionRecord
 from autorl_gym.core.run_folder import RunFolder, is_run_folder
+from autorl_gym.core.turns import TurnRecord
 from autorl_gym.episode.code_history import GIT_DIR_NAME, CodeHistoryError, read_history
 from autorl_gym.gateway.records import LLMCall
 
@@ -64,6 +65,8 @@ class RunData(BaseModel):
     llm_calls: list[LLMCall] | None = None
     """the LLM gateway's log (a CLI agent's run), None when there was no gateway"""
     llm_usage: dict[str, Any] | None = None
+    turns: list[TurnRecord] | None = None
+    """a reprompted agent's turns (turns.jsonl), None when it was not reprompted"""
     problems: list[str] = Field(default_factory=list)
 
     @property
@@ -173,7 +176,9 @@ def load_run(root: Path) -> RunData:
                  if (root / RunFolder.LLM_CALLS).exists() else None)
     llm_usage = (_read_json(root / RunFolder.LLM_USAGE, problems)
                  if (root / RunFolder.LLM_USAGE).exists() else None)
-    return RunData(root=root, run=run or {}, steps=steps, submissions=subs, feedback=feedback,
+    turns = (_read_jsonl(root / RunFolder.TURNS, TurnRecord, problems)
+             if (root / RunFolder.TURNS).exists() else None)
+    return RunData(root=root, run=run or {}, steps=steps, submissions=subs, feedback=feedback, turns=turns,
                    test_items=_items(root / RunFolder.TEST_ITEMS, problems),
                    baseline_test_items=_items(root / RunFolder.BASELINE_TEST_ITEMS, problems),
                    code_history=history, llm_calls=llm_calls,
