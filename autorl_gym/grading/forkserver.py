@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from autorl_gym.core.sandbox import ExecResult, SandboxLimits
+from autorl_gym.grading import warm
 from autorl_gym.grading.warm_server import READY
 from autorl_gym.runtime.process import (
     EXEC_MARKER_VAR,
@@ -247,7 +248,7 @@ def prepare(job_file: Path, timeout_s: float = _START_TIMEOUT_S) -> bool:
     """Have the warm server (started if need be) do ``job_file``'s work that does not depend on
     its submission (:func:`autorl_gym.grading.warm.prepare`), so that the next grading of that
     scenario forks a child that has it. Whether it was done; never raises."""
-    if not (_prepare_ok and warm_environment_matches(os.environ)):
+    if not (_prepare_ok and warm.enabled() and warm_environment_matches(os.environ)):
         return False
     request = {"argv": [], "log_file": "", "cwd": os.getcwd(), "env": {}, "prepare": str(job_file)}
     try:
@@ -273,7 +274,7 @@ def run_forked(argv: list[str], *, log_file: Path, limits: SandboxLimits, timeou
     marker = uuid.uuid4().hex
     request: dict[str, Any] = {"argv": list(argv), "log_file": str(log_file),
                                "cwd": str(cwd or os.getcwd()), "env": {**env, EXEC_MARKER_VAR: marker}}
-    if prepare_job is not None and _prepare_ok:
+    if prepare_job is not None and _prepare_ok and warm.enabled(env):
         request["prepare"] = str(prepare_job)
     start = time.monotonic()
     server = _ensure_server()
