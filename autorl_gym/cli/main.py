@@ -268,14 +268,17 @@ def eval_model(
     base_model: Annotated[str | None, typer.Option(help="base model for adapters")] = None,
 ) -> None:
     """Grade a model on a scenario split and print the score as JSON."""
+    from autorl_gym.grading import forkserver
     from autorl_gym.grading.submission import inspect_submission
     from autorl_gym.runtime.progress import progress_bar
 
     if split not in ("dev", "test"):
         _fail(f"--split must be dev or test, not {split!r}")
+    forkserver.start_soon()  # the grading process's imports, while this one finds the assets
     try:
         grader = _grader_for(env_id, base_model, backend)
         info = inspect_submission(model_path.resolve())
+        grader.prewarm(split, info.kind)
         with progress_bar(f"baseline on {split}") as update:
             base = grader.baseline(split, limit, progress=update)
         with progress_bar(f"grading {model_path.name} on {split}") as update:

@@ -51,6 +51,10 @@ ENV_VARS: tuple[EnvVar, ...] = (
            default="on",
            purpose="0 grades every submission in a fresh python -m autorl_gym.grading.worker instead "
                    "of a child forked from the warm grading server"),
+    EnvVar(name="AUTORL_GYM_GRADING_WARM", side="host", read_in="autorl_gym.grading.warm",
+           default="on",
+           purpose="0: the warm grading server forks each grading without first doing, once per "
+                   "scenario, the work that does not depend on the submission"),
     EnvVar(name="AUTORL_GYM_JUDGE_MODEL", side="host", read_in="autorl_gym.core.scenario",
            purpose="the judge model, overriding the scenario's judge.model"),
     EnvVar(name="AUTORL_GYM_JUDGE_BASE_URL", side="host", read_in="autorl_gym.core.scenario",

@@ -27,6 +27,7 @@ class ScenarioGrading:
         self._assets: ScenarioAssets | None = None
         self._grader: Grader | None = None
         self.baselines: dict[str, EvalResult] = {}
+        self._prewarmed = False
 
     def prepare(self, splits: Iterable[str]) -> None:
         """Resolve the assets, build the grader and measure the baseline on each split."""
@@ -35,6 +36,9 @@ class ScenarioGrading:
             if split not in self.baselines:
                 with progress_bar(f"baseline on {split}", self.progress) as update:
                     self.baselines[split] = grader.baseline(split, progress=update)
+        if not self._prewarmed:  # the submissions' gradings find the warm server ready
+            self._prewarmed = True
+            grader.prewarm(self.scenario.feedback_split)
 
     @property
     def grader(self) -> Grader:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import warnings
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from autorl_gym.core.records import SubmissionError, SubmissionInfo
 from autorl_gym.grading.submission import REFUSED
+from autorl_gym.grading.warm import Memo, files_digest
 
 
 def _first_line(e: BaseException) -> str:
@@ -44,6 +44,7 @@ class MetaModel(NamedTuple):
     tensors: list[list[str]]            # names sharing one tensor (tied embeddings are saved once)
     count: int                          # parameters
     prefix: str                         # the base model's prefix (``model``) weights may omit
+    model_type: str = ""                # the config's ``model_type``
 
 
 def meta_shapes(config: Any) -> MetaModel:
@@ -65,7 +66,19 @@ def meta_shapes(config: Any) -> MetaModel:
     grouped = {n for names in groups.values() for n in names}
     tensors = [*groups.values(), *([k] for k in shapes if k not in grouped)]
     count = sum(p.numel() for p in model.parameters())
-    return MetaModel(shapes, tensors, count, getattr(model, "base_model_prefix", "") or "")
+    return MetaModel(shapes, tensors, count, getattr(model, "base_model_prefix", "") or "",
+                     getattr(config, "model_type", "") or "")
+
+
+def meta_model(model_dir: Path) -> MetaModel:
+    """The model ``model_dir/config.json`` describes (:func:`meta_shapes`), kept by the bytes of
+    that file (the only file a config is loaded from): a submission whose config is byte for
+    byte the base model's is not built again. A config that does not load is refused each time."""
+    key = files_digest(model_dir, ["config.json"])
+    return _META.get(key, lambda: meta_shapes(load_config(model_dir)))
+
+
+_META = Memo()
 
 
 def stored_shapes(info: SubmissionInfo) -> dict[str, tuple[int, ...]]:
@@ -118,14 +131,9 @@ def check_weights_cover_config(info: SubmissionInfo, meta: MetaModel) -> None:
             f"gives them (e.g. {k}: stored {list(have[bare(k)])}, config {list(expected[k])})")
 
 
-@lru_cache(maxsize=16)
-def _param_count(model_dir: str, _mtime: float) -> int:
-    return meta_shapes(load_config(Path(model_dir))).count
-
-
 def param_count(model_dir: Path) -> int:
-    """Parameters of the model in ``model_dir``, from its config alone (cached)."""
-    return _param_count(str(model_dir.resolve()), (model_dir / "config.json").stat().st_mtime)
+    """Parameters of the model in ``model_dir``, from its config alone (kept by its bytes)."""
+    return meta_model(model_dir).count
 
 
 def _adapter_params(info: SubmissionInfo) -> int:
@@ -142,7 +150,7 @@ def check_loadable(info: SubmissionInfo, base_dir: Path, max_params: int | None,
     base_count = param_count(base_dir)
     limit = max_params or int(base_count * max_params_factor)
     if info.kind == "full":
-        meta = meta_shapes(load_config(info.path))
+        meta = meta_model(info.path)
         count = meta.count
         if count > limit:
             why = (f"grader.max_params = {limit:,}" if max_params
@@ -163,4 +171,4 @@ def check_loadable(info: SubmissionInfo, base_dir: Path, max_params: int | None,
     return count
 
 
-__all__ = ["check_loadable", "load_config", "meta_shapes", "param_count", "stored_shapes"]
+__all__ = ["check_loadable", "load_config", "meta_model", "meta_shapes", "param_count", "stored_shapes"]

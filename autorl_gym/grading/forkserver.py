@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from autorl_gym.core.sandbox import ExecResult, SandboxLimits
+from autorl_gym.grading import warm
 from autorl_gym.grading.warm_server import READY
 from autorl_gym.runtime.process import (
     EXEC_MARKER_VAR,
@@ -167,6 +168,21 @@ def _ensure_server() -> _Server:
         return _server
 
 
+def start_soon() -> threading.Thread | None:
+    """Start the warm server in a thread now (importing torch takes seconds), when gradings
+    here fork from it; the first grading then waits only for what is left of its start."""
+    if not warm_environment_matches(os.environ):
+        return None
+
+    def run() -> None:
+        with contextlib.suppress(ServerUnavailable, OSError):
+            _ensure_server()
+
+    thread = threading.Thread(target=run, name="autorl-grading-server-start", daemon=True)
+    thread.start()
+    return thread
+
+
 def stop_server() -> None:
     """Stop the warm server (the next grading starts a new one)."""
     global _server
@@ -216,14 +232,50 @@ def _failed_to_start(why: str, duration: float) -> ExecResult:
                       timed_out=False, killed_reason=None)
 
 
+def _retired(first: dict[str, Any] | None) -> None:
+    """A server that can no longer fork safely has exited: grade the cold way, prepare no more."""
+    global _prepare_ok
+    if first is not None and first.get("retire"):
+        _prepare_ok = False
+        stop_server()
+        raise ServerUnavailable(str(first.get("error")))
+
+
+_prepare_ok = True  # False once a server retired after preparing (see _retired)
+
+
+def prepare(job_file: Path, timeout_s: float = _START_TIMEOUT_S) -> bool:
+    """Have the warm server (started if need be) do ``job_file``'s work that does not depend on
+    its submission (:func:`autorl_gym.grading.warm.prepare`), so that the next grading of that
+    scenario forks a child that has it. Whether it was done; never raises."""
+    if not (_prepare_ok and warm.enabled() and warm_environment_matches(os.environ)):
+        return False
+    request = {"argv": [], "log_file": "", "cwd": os.getcwd(), "env": {}, "prepare": str(job_file)}
+    try:
+        server = _ensure_server()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(str(server.socket_path))
+            conn.sendall(json.dumps(request).encode() + b"\n")
+            answer = _Lines(conn).next(timeout_s)
+        _retired(answer)
+        return bool(answer and answer.get("prepared"))
+    except (OSError, EOFError, ValueError, ServerUnavailable):
+        return False
+
+
 def run_forked(argv: list[str], *, log_file: Path, limits: SandboxLimits, timeout_s: float,
-               env: Mapping[str, str], cwd: str | Path | None = None) -> ExecResult:
+               env: Mapping[str, str], cwd: str | Path | None = None,
+               prepare_job: Path | None = None) -> ExecResult:
     """``autorl_gym.grading.worker.main(*argv)`` in a child forked from the warm server, under
     ``limits`` and ``timeout_s``; never raises for a failing child (its output says why).
-    Raises :class:`ServerUnavailable` when no server could be started."""
+    ``prepare_job``: a job file whose submission-independent work the server does (once) before
+    it forks (:mod:`autorl_gym.grading.warm`). Raises :class:`ServerUnavailable` when no server
+    could be started (or the one running retired)."""
     marker = uuid.uuid4().hex
-    request = {"argv": list(argv), "log_file": str(log_file), "cwd": str(cwd or os.getcwd()),
-               "env": {**env, EXEC_MARKER_VAR: marker}}
+    request: dict[str, Any] = {"argv": list(argv), "log_file": str(log_file),
+                               "cwd": str(cwd or os.getcwd()), "env": {**env, EXEC_MARKER_VAR: marker}}
+    if prepare_job is not None and _prepare_ok and warm.enabled(env):
+        request["prepare"] = str(prepare_job)
     start = time.monotonic()
     server = _ensure_server()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
@@ -235,6 +287,7 @@ def run_forked(argv: list[str], *, log_file: Path, limits: SandboxLimits, timeou
         except (OSError, EOFError) as e:
             return _failed_to_start(f"the warm grading server did not start the child ({e}); its "
                                     f"log:\n{server.log_tail() or '(no output)'}", time.monotonic() - start)
+        _retired(first)
         if first is None or "pid" not in first:
             why = first.get("error") if first else "no answer"
             return _failed_to_start(f"the warm grading server could not start the child:\n{why}",

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from pathlib import Path
 
 from autorl_gym.core.durable import atomic_write_text
 from autorl_gym.core.paths import cache_dir
 from autorl_gym.core.records import EvalResult, SubmissionInfo
-from autorl_gym.grading.isolation import run_isolated
+from autorl_gym.grading.isolation import prepare_in_background, run_isolated
 from autorl_gym.grading.scoring import Progress, Scorer
 from autorl_gym.grading.submission import inspect_submission, weights_hash
 
@@ -47,6 +48,18 @@ class Grader(Scorer):
                "backend": self.backend, "info": info, "split": split, "limit": limit,
                "log_dir": log_dir, "model_hash": model_hash}
         return run_isolated(job, g.memory_mb, g.timeout_s, progress)
+
+    def prewarm(self, split: str, kind: str = "full") -> threading.Thread | None:
+        """Start the warm grading server now, in the background, with this scenario's work that
+        does not depend on a submission done (:mod:`autorl_gym.grading.warm`): the first grading
+        then costs what the later ones do. ``kind``: the submission kind expected (``lora``
+        imports peft too). No effect when gradings run inline or the cold way."""
+        if self.scenario.grader.isolation == "inline":
+            return None
+        info = self._base_info.model_copy(update={"kind": kind})
+        return prepare_in_background({
+            "scenario": self.scenario.model_dump(mode="json"), "assets": self.assets,
+            "backend": self.backend, "info": info, "split": split})
 
     def grade(self, path: Path, split: str, info: SubmissionInfo, baseline: EvalResult,
               progress: Progress | None = None, model_hash: str | None = None) -> EvalResult:

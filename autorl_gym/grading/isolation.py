@@ -60,11 +60,36 @@ def _run_child(job_file: Path, out_file: Path, log_file: Path, limits: SandboxLi
     if forkserver.warm_environment_matches(env):
         try:
             return forkserver.run_forked([str(job_file), str(out_file)], log_file=log_file,
-                                         limits=limits, timeout_s=timeout_s, env=env)
+                                         limits=limits, timeout_s=timeout_s, env=env,
+                                         prepare_job=job_file)
         except forkserver.ServerUnavailable as e:
             log.warning("grading the cold way: %s", e)
     return run_command([sys.executable, "-m", "autorl_gym.grading.worker", str(job_file), str(out_file)],
                        limits=limits, timeout_s=timeout_s, env=env, hunt_leftovers=True)
+
+
+def prepare_in_background(job: dict[str, Any]) -> threading.Thread | None:
+    """Start the warm server and have it do ``job``'s work that does not depend on its submission
+    (:mod:`autorl_gym.grading.warm`), in a thread, so that a later grading of that scenario finds
+    it done. None when gradings do not fork from the warm server here."""
+    if not forkserver.warm_environment_matches(os.environ):
+        return None
+
+    def run() -> None:
+        folder = Path(tempfile.mkdtemp(prefix="autorl-prepare-"))
+        try:
+            job_file = folder / "job.json"
+            full = GradeJob.model_validate({**job, "progress_file": folder / "progress.json"})
+            atomic_write_text(job_file, full.model_dump_json())
+            forkserver.prepare(job_file)
+        except Exception as e:  # noqa: BLE001 - an optimisation only; the grading does it all
+            log.debug("preparing the warm grading server failed: %s", e)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    thread = threading.Thread(target=run, name="autorl-grading-prepare", daemon=True)
+    thread.start()
+    return thread
 
 
 def _failure(res: ExecResult, job_file: Path, out_file: Path, outcome: GradeOutcome | None) -> str:

@@ -9,7 +9,10 @@ know what started the Python that asked for them.
 
 The protocol, one unix-socket connection per grading, JSON lines:
 
-* the client sends ``{"argv": [...], "log_file": ..., "env": {...}, "cwd": ...}``;
+* the client sends ``{"argv": [...], "log_file": ..., "env": {...}, "cwd": ...}``, with
+  ``"prepare": JOB_FILE`` when the server is to do the job's work that does not depend on the
+  submission first (:mod:`autorl_gym.grading.warm`; an empty ``argv`` asks for that alone, answered
+  ``{"prepared": true}``);
 * the server opens the log (``O_NOFOLLOW``), forks, and answers ``{"pid": N}``, or
   ``{"error": TRACEBACK}`` when it could not start the child (the log could not be opened, the
   request was malformed);
@@ -96,10 +99,42 @@ def _child(req: dict[str, Any], log_fd: int, keep_closed: list[int]) -> None:
         os._exit(code)
 
 
+class _Retire(Exception):
+    """The server can no longer fork safely; it exits."""
+
+
+def _prepare(req: dict[str, Any]) -> None:
+    """The work of the request's grading job that does not depend on its submission, done here
+    once (:func:`autorl_gym.grading.warm.prepare`); its failure is the child's to meet again."""
+    job = req.get("prepare")
+    if not isinstance(job, str):
+        return
+    from autorl_gym.grading.warm import UnsafeToFork, prepare_file
+
+    try:
+        prepare_file(job)
+    except UnsafeToFork:
+        raise
+    except Exception:  # noqa: BLE001 - the child does the same work itself and reports it
+        traceback.print_exc()
+
+
 def _start(conn: socket.socket, waiting: dict[int, socket.socket], own_fds: list[int]) -> None:
     try:
         req = _read_request(conn)
+        try:
+            _prepare(req)
+        except Exception as e:  # UnsafeToFork: a fork would copy a thread pool without its threads
+            _send(conn, {"error": f"the warm grading server retires: {e}", "retire": True})
+            conn.close()
+            raise _Retire from e
+        if req.get("argv") == []:  # prepare only
+            _send(conn, {"prepared": True})
+            conn.close()
+            return
         log_fd = os.open(req["log_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except _Retire:
+        raise
     except Exception:  # noqa: BLE001 - the client gets the traceback
         _send(conn, {"error": traceback.format_exc()})
         conn.close()
@@ -155,7 +190,10 @@ def main(socket_path: str) -> int:
             break  # the process that started us is gone
         if listener in ready:
             conn, _ = listener.accept()
-            _start(conn, waiting, own_fds)
+            try:
+                _start(conn, waiting, own_fds)
+            except _Retire:
+                break
     listener.close()
     with contextlib.suppress(OSError):
         os.unlink(socket_path)

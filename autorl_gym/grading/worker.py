@@ -19,13 +19,9 @@ def main(job_file: str, out_file: str) -> int:
     job = GradeJob.model_validate_json(Path(job_file).read_text())
     outcome = GradeOutcome()
     try:
-        from autorl_gym.core.scenario import Scenario
-        from autorl_gym.grading.scoring import Scorer
-        from autorl_gym.grading.validate import check_scenario
+        from autorl_gym.grading.warm import scorer_for
 
-        scenario = Scenario.model_validate(job.scenario)
-        check_scenario(scenario)
-        scorer = Scorer(scenario, job.assets, backend=job.backend)
+        scorer = scorer_for(job)  # the warm server's, when it prepared this scenario
 
         def progress(done: int, total: int) -> None:
             atomic_write_text(job.progress_file, Progressed(done=done, total=total).model_dump_json())

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -31,6 +30,13 @@ from transformers import PreTrainedTokenizerBase, Qwen2ForCausalLM
 
 from autorl_gym.core.answers import extract_strict, is_correct, reference_answer
 from autorl_gym.core.durable import file_digest
+from autorl_gym.micro.assets import (  # noqa: F401 - re-exported: where an install lies
+    MicroAssets,
+    _assets,
+    asset_version,
+    ensure_micro_assets,
+    micro_assets_if_built,
+)
 from autorl_gym.micro.data import (
     DATA_SEED,
     MICRO_VERSION,
@@ -53,7 +59,6 @@ from autorl_gym.micro.model import (
     make_config,
     pretrain,
 )
-from autorl_gym.micro.shipped import ensure_installed, installed_root, is_installed
 from autorl_gym.micro.tokenizer import train_tokenizer
 
 PROMPT_TEMPLATE = "Question: {question}\nAnswer:"
@@ -65,32 +70,6 @@ FORMAT_KINDS: frozenset[str] = frozenset({"mul"})
 PROBLEM_FRACTION = 0.4
 WORKSHEET_LINES = 4
 PRETRAIN_POOL = 12000
-
-
-class MicroAssets(BaseModel):
-    """Paths of one built micro scenario."""
-
-    name: str
-    version: int
-    root: Path
-    model_dir: Path
-    train_dir: Path
-    hidden_dir: Path
-
-    @property
-    def train_file(self) -> Path:
-        return self.train_dir / "train.jsonl"
-
-    @property
-    def dev_file(self) -> Path:
-        return self.hidden_dir / "dev.jsonl"
-
-    @property
-    def test_file(self) -> Path:
-        return self.hidden_dir / "test.jsonl"
-
-    def manifest(self) -> MicroManifest:
-        return MicroManifest.model_validate_json((self.root / "manifest.json").read_text())
 
 
 class MicroManifest(BaseModel):
@@ -294,47 +273,6 @@ def _write_splits(dest: Path, splits: dict[str, list[Problem]]) -> None:
     write_jsonl(dest / "train" / "train.jsonl", splits["train"])
     write_jsonl(dest / "hidden" / "dev.jsonl", splits["dev"])
     write_jsonl(dest / "hidden" / "test.jsonl", splits["test"])
-
-
-def asset_version(name: str) -> int:
-    """The current version of a question/answer micro asset (``arith``, ``arith_multistep``), as
-    its builder in :data:`autorl_gym.micro.shipped.BUILDERS` names it."""
-    from autorl_gym.micro.shipped import BUILDERS, ArtifactError, resolve
-
-    if not re.fullmatch(r"[a-z0-9_]+", name):
-        raise ValueError(f"bad micro scenario name {name!r}")
-    if name not in BUILDERS:
-        raise ArtifactError(f"unknown micro asset {name!r} (known: {', '.join(sorted(BUILDERS))})")
-    return int(resolve(BUILDERS[name].version))
-
-
-def _assets(name: str, root: Path) -> MicroAssets:
-    return MicroAssets(
-        name=name,
-        version=asset_version(name),
-        root=root,
-        model_dir=root / "model",
-        train_dir=root / "train",
-        hidden_dir=root / "hidden",
-    )
-
-
-def micro_assets_if_built(name: str = "arith", cache_dir: Path | None = None) -> MicroAssets | None:
-    """The installed assets if they are on disk; never installs."""
-    version = asset_version(name)
-    root = installed_root(name, version, cache_dir)
-    return _assets(name, root) if is_installed(name, version, cache_dir) else None
-
-
-def ensure_micro_assets(
-    name: str = "arith", cache_dir: Path | None = None, progress: bool = True
-) -> MicroAssets:
-    """The micro assets for ``name`` (``arith``; ``arith_multistep``, data only: its base model is
-    ``micro:arith``): the shipped artifact (base model and tokenizer with their
-    published sha256), installed into the cache on first use with its seeded data, and checked
-    against the published hashes on every load (:mod:`autorl_gym.micro.shipped`). Never builds:
-    ``autorl-gym micro build`` makes the next version."""
-    return _assets(name, ensure_installed(name, asset_version(name), cache_dir))
 
 
 def load_split(assets: MicroAssets, split: str) -> list[Problem]:

@@ -17,7 +17,7 @@ class MicroModels:
             from autorl_gym.micro.textworld import ensure_textworld_assets
 
             return ensure_textworld_assets(progress=progress).model_dir
-        from autorl_gym.micro.build import ensure_micro_assets
+        from autorl_gym.micro.assets import ensure_micro_assets
 
         model_dir = ensure_micro_assets(name, progress=progress).model_dir
         if not (model_dir / "config.json").is_file():   # a data-only asset (arith_multistep)
@@ -30,7 +30,7 @@ class MicroModels:
             from autorl_gym.micro.textworld import textworld_assets_if_built
 
             return textworld_assets_if_built() is not None
-        from autorl_gym.micro.build import micro_assets_if_built
+        from autorl_gym.micro.assets import micro_assets_if_built
 
         return micro_assets_if_built(name) is not None
 

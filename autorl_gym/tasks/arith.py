@@ -36,7 +36,7 @@ class ArithTask(QATask):
                        progress: bool = True) -> ScenarioAssets:
         data = scenario.data
         if data.source == "micro":
-            from autorl_gym.micro.build import ensure_micro_assets
+            from autorl_gym.micro.assets import ensure_micro_assets
 
             micro = ensure_micro_assets(data.name or "arith", progress=progress)
             train, hidden = micro.train_dir, micro.hidden_dir
@@ -50,7 +50,7 @@ class ArithTask(QATask):
         from autorl_gym.core.scenario import ScenarioError
 
         if scenario.data.source == "micro":
-            from autorl_gym.micro.build import micro_assets_if_built
+            from autorl_gym.micro.assets import micro_assets_if_built
 
             if micro_assets_if_built(scenario.data.name or "arith") is None:
                 return None

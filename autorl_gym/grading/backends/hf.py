@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -10,8 +11,11 @@ from typing import Any
 
 from autorl_gym.core.records import SubmissionError, SubmissionInfo
 from autorl_gym.core.scenario import GraderSpec, Protocol
+from autorl_gym.grading.submission import META_SUFFIXES
+from autorl_gym.grading.warm import Memo, files_digest
 
 log = logging.getLogger(__name__)
+_TOKENIZERS = Memo(kept=4)
 
 
 def pick_device(spec: str) -> str:
@@ -31,7 +35,14 @@ def pick_dtype(spec: str, device: str):
 
 
 def load_tokenizer(primary: Path, fallback: Path):
-    """The tokenizer in ``primary`` (the submission's, or the base's when it has none)."""
+    """The tokenizer in ``primary`` (the submission's, or the base's when it has none); kept for
+    the same folder with the same files (:mod:`autorl_gym.grading.warm`)."""
+    names = [n for n in os.listdir(primary) if n.endswith(META_SUFFIXES)]
+    key = (str(primary), files_digest(primary, names))
+    return _TOKENIZERS.get(key, lambda: _load_tokenizer(primary, fallback))
+
+
+def _load_tokenizer(primary: Path, fallback: Path):
     from transformers import AutoTokenizer
 
     try:
