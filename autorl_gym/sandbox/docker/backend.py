@@ -228,7 +228,9 @@ class DockerSandbox(SandboxFiles):
         self.extra_tasks = extra_tasks
         opts: dict[str, Any] = {
             "image": self.image,
-            "user": f"{self.uid}:{self.gid}",
+            # PID 1 and its keeper: root with no capability, so a command (run as the sandbox's
+            # user, see _run) can neither signal nor trace them
+            "user": "0:0",
             "working_dir": str(self.spec.workspace),
             "environment": self._env,
             "hostname": "sandbox",
