@@ -18,9 +18,9 @@ What a command sees:
   host's system;
 * the workspace read-write at its own absolute path (the working directory), each
   ``spec.mounts`` entry at its own path as it says, a private ``/tmp`` tmpfs (``HOME`` inside),
-  a read-only root filesystem; ``/tmp`` and ``/dev/shm`` last from one command to the next
-  within the sandbox (unlike bubblewrap's, new for each command), and are emptied after a
-  command killed for memory (their pages count against the limit);
+  a read-only root filesystem; ``/tmp`` and ``/dev/shm`` are emptied at the end of each
+  command (so each starts with them empty, ``HOME`` included, as under bubblewrap): only the
+  workspace and the read-write mounts carry state from one command to the next;
 * no network (``network_mode=none``: a private loopback only) unless ``spec.network``;
   ``spec.bridges`` bind host unix sockets read-only under ``/run/autorl-bridge`` and the stdlib
   forwarder (``bridge_forward.py``) serves them on that loopback, in front of each command, as
@@ -57,13 +57,13 @@ from typing import Any
 from autorl_gym.core.sandbox import ExecResult, SandboxError, SandboxSpec, SandboxUnavailable
 from autorl_gym.runtime.process import OutputBuffer, command_env, effective_timeout
 from autorl_gym.runtime.usage import workspace_quota
+from autorl_gym.sandbox.docker.container import LABEL, EpisodeContainer, remove_orphans
 from autorl_gym.sandbox.docker.engine import (
     SYSTEM_DIRS,
     docker_client,
     engine_init_binary,
     ensure_hostbind_image,
 )
-from autorl_gym.sandbox.docker.container import LABEL, EpisodeContainer, remove_orphans
 from autorl_gym.sandbox.docker.exec import Execution
 from autorl_gym.sandbox.docker.gpus import device_requests
 from autorl_gym.sandbox.files import SandboxFiles, prepare_workspace

@@ -81,6 +81,22 @@ def _remove(client: Any, cid: str) -> None:
         client.api.remove_container(cid, force=True)
 
 
+def _clear(folder: str, dev: int) -> None:
+    """Remove everything below ``folder`` on the device ``dev`` (mount points are left, with the
+    folders holding them)."""
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                st = entry.stat(follow_symlinks=False)
+                if st.st_dev != dev:
+                    continue  # a mount point (the workspace, a mount)
+                if stat.S_ISDIR(st.st_mode):
+                    _clear(entry.path, dev)
+                    os.rmdir(entry.path)  # refused while a mount point lies below
+                else:
+                    os.unlink(entry.path)
+
+
 class EpisodeContainer:
     """One running container (see the module docstring)."""
 
@@ -149,35 +165,14 @@ class EpisodeContainer:
             time.sleep(0.001)
 
     def empty_tmpfs(self) -> None:
-        """Delete the files /tmp and /dev/shm hold (their pages count against the memory limit:
-        after a command was killed for memory, the next one must not start at the limit). Only
-        the tmpfs itself: the workspace and mounts bound below /tmp are other filesystems, never
-        entered."""
+        """Delete what /tmp and /dev/shm hold, so each command starts with them empty (as under
+        bubblewrap, where they are new for each command; their pages also count against the
+        memory limit). Only the tmpfs itself: the workspace and mounts bound below /tmp are
+        other filesystems, never entered."""
         for folder in ("tmp", "dev/shm"):
             root = f"/proc/{self.init_pid}/root/{folder}"
-            try:
-                dev = os.lstat(root).st_dev
-            except OSError:
-                continue
-            for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-                with contextlib.suppress(OSError):
-                    if os.lstat(dirpath).st_dev != dev:
-                        continue  # a mount point below /tmp (the workspace, a mount)
-                for name in filenames:
-                    with contextlib.suppress(OSError):
-                        path = os.path.join(dirpath, name)
-                        if os.lstat(path).st_dev == dev:
-                            os.unlink(path)
-                for name in dirnames:
-                    path = os.path.join(dirpath, name)
-                    with contextlib.suppress(OSError):
-                        st = os.lstat(path)
-                        if st.st_dev != dev:
-                            continue
-                        if stat.S_ISLNK(st.st_mode):
-                            os.unlink(path)
-                        else:
-                            os.rmdir(path)  # empty by now unless a mount point lies below
+            with contextlib.suppress(OSError):
+                _clear(root, os.lstat(root).st_dev)
 
     def remove(self) -> None:
         if self.id is not None:

@@ -111,6 +111,7 @@ class Execution:
             if self.killed_reason is None:  # it may have been stopped between two samples
                 self.killed_reason = self._check(quota=False)
             self.box.kill_commands()  # whatever it left, or all of it at a timeout or a limit
+            self.box.empty_tmpfs()  # /tmp and /dev/shm are new for each command
             reader.join(10.0)
             duration = time.monotonic() - self.start
             code = self._exit_code(api, exec_id)
@@ -121,8 +122,6 @@ class Execution:
                 stream.close()
         if self.killed_reason is None and self.quota is not None:
             self.killed_reason = self.quota.after_exit(self.quota_start, code)
-        if self.killed_reason is not None and self.killed_reason.startswith("memory"):
-            self.box.empty_tmpfs()
         output, truncated, omitted = self.buf.finish()
         return ExecResult(
             exit_code=None if self.killed_reason is not None else code,
