@@ -10,7 +10,8 @@ server-sent events (``--delay-ms`` apart, a tool call); per call the client meas
 to the first body byte (TTFT) and to the last (total). The table prints medians and p90s,
 the gateway's extra time against the direct call, and the CPU time this process spent per call
 (client, scripted server and, on the unix-socket path, the gateway: all in this process), which
-a loaded machine disturbs far less than wall-clock times.
+a loaded machine disturbs far less than wall-clock times, and the CPU time of the gateway's own
+server thread per call (its whole cost, read from /proc).
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ def summary(rows: list[tuple[float, float, int]]) -> dict[str, float]:
             "total": statistics.median(total), "total90": p90(total)}
 
 
+def _thread_cpu_s(gw: GatewayServer) -> float:
+    """CPU seconds the gateway's server thread has used (its own work only: the client and the
+    scripted upstream run in other threads), from /proc."""
+    tid = gw._thread.thread.native_id
+    fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=200)
@@ -103,6 +112,7 @@ def main() -> None:
                 # interleaved rounds, so load changes on the machine hit both alike
                 d, g = [], []
                 cpu = {"direct": 0.0, "gateway": 0.0}
+                gw_cpu0 = _thread_cpu_s(gw)
                 for _ in range(10):
                     c0 = time.process_time()
                     d += timed_calls(direct, args.calls // 10, {})
@@ -111,7 +121,8 @@ def main() -> None:
                     cpu["direct"] += c1 - c0
                     cpu["gateway"] += time.process_time() - c1
             results["direct (reference)"] = summary(d) | {"cpu": cpu["direct"] / len(d)}
-            results["gateway, unix socket"] = summary(g) | {"cpu": cpu["gateway"] / len(g)}
+            results["gateway, unix socket"] = summary(g) | {
+                "cpu": cpu["gateway"] / len(g), "gw_cpu": (_thread_cpu_s(gw) - gw_cpu0) / len(g)}
             (tmp / "ws").mkdir()
             (tmp / "ws" / "client.py").write_text(CLIENT)
             (tmp / "ws" / "body.json").write_text(json.dumps(BODY))
@@ -127,12 +138,13 @@ def main() -> None:
     table = Table(title=f"LLM gateway overhead: {args.calls} streamed Anthropic calls per path, "
                         f"events {args.delay_ms:.0f} ms apart (load average {os.getloadavg()[0]:.2f})")
     for col in ("path", "TTFT median ms", "TTFT p90 ms", "total median ms", "total p90 ms",
-                "extra per call ms", "total / direct", "CPU ms per call"):
+                "extra per call ms", "total / direct", "CPU ms per call", "gateway thread CPU ms"):
         table.add_column(col, justify="right" if col != "path" else "left")
     for name, r in results.items():
         table.add_row(name, f"{r['ttft'] * 1e3:.2f}", f"{r['ttft90'] * 1e3:.2f}", f"{r['total'] * 1e3:.2f}",
                       f"{r['total90'] * 1e3:.2f}", f"{(r['total'] - ref['total']) * 1e3:+.2f}",
-                      f"{r['total'] / ref['total']:.2f}x", f"{r['cpu'] * 1e3:.2f}" if "cpu" in r else "-")
+                      f"{r['total'] / ref['total']:.2f}x", f"{r['cpu'] * 1e3:.2f}" if "cpu" in r else "-",
+                      f"{r['gw_cpu'] * 1e3:.2f}" if "gw_cpu" in r else "-")
     console.print(table)
 
 

@@ -7,6 +7,7 @@ import json
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import BaseModel, Field
 
@@ -60,11 +61,14 @@ class Usage(BaseModel):
 
 
 class CallLog:
-    """Appends calls to the file (one JSON line each, flushed), thread-safe."""
+    """Appends calls to the file (one JSON line each, flushed, so a reader sees every line as it
+    is written), thread-safe. The file is opened once (at the first call) and kept open until
+    :meth:`close`: a call costs one write, not an open and a close."""
 
     def __init__(self, path: Path | None):
         self.path = path
         self._lock = threading.Lock()
+        self._file: TextIO | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
@@ -73,9 +77,17 @@ class CallLog:
         if self.path is None:
             return
         line = call.model_dump_json() + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
+        with self._lock:
+            if self._file is None:
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.write(line)
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
 def read_calls(path: Path) -> list[LLMCall]:

@@ -31,9 +31,11 @@ def bind_unix(path: Path) -> socket.socket:
     return sock
 
 
-def make_server(app: Any, log_level: str) -> Any:
+def make_server(app: Any, log_level: str, http: str = "h11") -> Any:
     """A uvicorn server for ``app`` that also accepts on each bridge socket the app opens while it
-    runs (a grading app's ``app.state.bridges``: one socket per run, made when the run is)."""
+    runs (a grading app's ``app.state.bridges``: one socket per run, made when the run is).
+    ``http``: uvicorn's HTTP parser, named (not ``auto``) so that installing ``httptools`` changes
+    only the servers that ask for it (the LLM gateway does, see autorl_gym.gateway.serve)."""
     import uvicorn
 
     bridges = getattr(getattr(app, "state", None), "bridges", None)
@@ -57,15 +59,15 @@ def make_server(app: Any, log_level: str) -> Any:
 
             bridges.set_listener(listen)
 
-    return _Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
+    return _Server(uvicorn.Config(app, log_level=log_level, lifespan="on", http=http))
 
 
 class ServerThread:
     """A uvicorn server on already-bound sockets, in a background thread (for ``run --agent``)."""
 
-    def __init__(self, app: Any, sockets: list[socket.socket]):
+    def __init__(self, app: Any, sockets: list[socket.socket], http: str = "h11"):
         self.sockets = sockets
-        self.server = make_server(app, "warning")
+        self.server = make_server(app, "warning", http)
         self.thread = threading.Thread(target=self._run, name="grading-server", daemon=True)
 
     def _run(self) -> None:

@@ -1,8 +1,12 @@
-"""The ``docker`` backend: every command runs in a fresh container, with the engine's limits.
+"""The ``docker`` backend: one container per sandbox (an episode, a grading), each command
+``docker exec``-ed into it, with the engine's limits.
 
 For GPU servers and clusters where unprivileged user namespaces (and so bubblewrap) are not
-allowed. Each :meth:`DockerSandbox.exec` creates one container, streams its output into the
-shared head-and-tail buffer (:class:`~autorl_gym.runtime.process.OutputBuffer`), and removes it.
+allowed. The container is started once (:class:`~autorl_gym.sandbox.docker.container.EpisodeContainer`:
+tini as PID 1 and a sleeping keeper), and removed at :meth:`DockerSandbox.close`; each
+:meth:`DockerSandbox.exec` is one ``docker exec`` whose output is streamed into the shared
+head-and-tail buffer (:class:`~autorl_gym.runtime.process.OutputBuffer`), see
+:mod:`autorl_gym.sandbox.docker.exec`. Commands of one sandbox run one at a time.
 
 What a command sees:
 
@@ -14,22 +18,27 @@ What a command sees:
   host's system;
 * the workspace read-write at its own absolute path (the working directory), each
   ``spec.mounts`` entry at its own path as it says, a private ``/tmp`` tmpfs (``HOME`` inside),
-  a read-only root filesystem;
+  a read-only root filesystem; ``/tmp`` and ``/dev/shm`` are emptied at the end of each
+  command (so each starts with them empty, ``HOME`` included, as under bubblewrap): only the
+  workspace and the read-write mounts carry state from one command to the next;
 * no network (``network_mode=none``: a private loopback only) unless ``spec.network``;
   ``spec.bridges`` bind host unix sockets read-only under ``/run/autorl-bridge`` and the stdlib
-  forwarder (``bridge_forward.py``) serves them on that loopback, as under bubblewrap;
+  forwarder (``bridge_forward.py``) serves them on that loopback, in front of each command, as
+  under bubblewrap;
 * an unprivileged user: the uid/gid owning the workspace, or, when that is root,
   :data:`FALLBACK_UID` (``nobody``), for which the workspace is then chowned (and every file the
   tools write afterwards); all capabilities dropped, ``no-new-privileges``.
 
-Limits, enforced by the kernel through the engine: ``memory_mb`` (``mem_limit``, with
-``memswap_limit`` equal, so no swap), ``max_processes`` (``pids_limit``: the kernel counts
-threads as well as processes), ``cpus`` (``nano_cpus``), ``gpus`` (device requests, see
-:mod:`autorl_gym.sandbox.docker.gpus`). A watchdog reads the container's cgroup counters four
-times a second and stops the container when the kernel refused a fork at the limit or OOM-killed
-a process, so ``ExecResult.killed_reason`` says which limit (the engine's ``OOMKilled`` state at
-exit covers a cgroup that could not be read). At the timeout the container is killed: its PID
-namespace takes every process with it, as it does when the command ends.
+Limits, enforced by the kernel through the engine on the container, which holds one command at a
+time: ``memory_mb`` (``mem_limit``, with ``memswap_limit`` equal, so no swap), ``max_processes``
+(``pids_limit``: the kernel counts threads as well as processes), ``cpus`` (``nano_cpus``),
+``gpus`` (device requests, see :mod:`autorl_gym.sandbox.docker.gpus`). A watchdog reads the
+container's cgroup counters four times a second and, when the kernel refused a fork at the limit
+or OOM-killed a process during the command, kills the command's processes so
+``ExecResult.killed_reason`` says which limit; the container's own two processes are left out
+of the OOM killer's choice, so the container lives on for the next command. At the command's
+end, its timeout or a limit, every process it started is killed (found in the container's
+cgroup, however it detached itself).
 """
 
 from __future__ import annotations
@@ -42,13 +51,13 @@ import tempfile
 import threading
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from autorl_gym.core.sandbox import ExecResult, SandboxError, SandboxSpec, SandboxUnavailable
 from autorl_gym.runtime.process import OutputBuffer, command_env, effective_timeout
 from autorl_gym.runtime.usage import workspace_quota
+from autorl_gym.sandbox.docker.container import LABEL, EpisodeContainer, remove_orphans
 from autorl_gym.sandbox.docker.engine import (
     SYSTEM_DIRS,
     docker_client,
@@ -65,30 +74,30 @@ __all__ = ["FALLBACK_GID", "FALLBACK_UID", "IMAGE_ENV", "DockerSandbox"]
 
 IMAGE_ENV = "AUTORL_GYM_DOCKER_IMAGE"
 FALLBACK_UID = FALLBACK_GID = 65534  # nobody:nogroup, in every distribution's /etc/passwd
-LABEL = "autorl-gym.sandbox"
 _FORWARDER = Path(__file__).resolve().parents[1] / "bridge_forward.py"
 _BRIDGE_DIR = "/run/autorl-bridge"
-# Tasks of the pids cgroup that are not the command's: PID 1 (tini); with bridges the
+# Tasks of the pids cgroup that are not the command's: PID 1 (tini) and its keeper; with bridges the
 # forwarder's child, one thread per bridge, and two per open connection (a few allowed).
-_INIT_TASKS = 1
+_INIT_TASKS = 2
 _BRIDGE_CONNECTIONS = 4
 # In front of the command: stderr merged into stdout (one pipe keeps their order), HOME made.
 _WRAPPER = 'exec 2>&1; mkdir -p "$HOME" 2>/dev/null; exec "$@"'
 
 
-@sandbox_backend("docker", description="docker: each command in a fresh container, "
-                 "engine-enforced memory, process and CPU limits, GPUs by device request")
+@sandbox_backend("docker", description="docker: one container per sandbox, each command "
+                 "exec-ed into it; engine-enforced memory, process and CPU limits, GPUs by "
+                 "device request")
 class DockerSandbox(SandboxFiles):
-    """Runs each command in a fresh container (see the module docstring)."""
+    """Runs each command by ``docker exec`` in the sandbox's container (see the module
+    docstring)."""
 
     name = "docker"
 
     def __init__(self, spec: SandboxSpec) -> None:
         self.spec = spec
         self._closed = False
-        self._live: set[str] = set()
-        self._lock = threading.Lock()
-        self._remover = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docker-remove")
+        self._lock = threading.Lock()  # one command at a time
+        self._box: EpisodeContainer | None = None
         ws = prepare_workspace(spec)
         self._quota = workspace_quota(spec)
         self._client = docker_client()
@@ -113,6 +122,7 @@ class DockerSandbox(SandboxFiles):
             if self._hostbind:
                 self._bash = shutil.which("bash", path="/usr/bin:/bin") or self._bash
             self._create = self._container_options()
+            remove_orphans(self._client)
             self._probe()
         except BaseException:
             self.close()
@@ -218,7 +228,9 @@ class DockerSandbox(SandboxFiles):
         self.extra_tasks = extra_tasks
         opts: dict[str, Any] = {
             "image": self.image,
-            "user": f"{self.uid}:{self.gid}",
+            # PID 1 and its keeper: root with no capability, so a command (run as the sandbox's
+            # user, see _run) can neither signal nor trace them
+            "user": "0:0",
             "working_dir": str(self.spec.workspace),
             "environment": self._env,
             "hostname": "sandbox",
@@ -261,7 +273,7 @@ class DockerSandbox(SandboxFiles):
         return [python, "-I", "-S", f"{_BRIDGE_DIR}/forward.py", *specs, "--"]
 
     def argv(self, command: str) -> list[str]:
-        """The container's command (after its init) for ``command``."""
+        """What ``docker exec`` runs for ``command``."""
         return [self._bash, "-c", _WRAPPER, "autorl-sandbox", *self._forwarder_argv(),
                 self._bash, "-c", command]
 
@@ -290,37 +302,39 @@ class DockerSandbox(SandboxFiles):
                     os.chown(bridge.socket, self.uid, -1)
 
     # -- one command ---------------------------------------------------------------------------
+    def _container(self) -> EpisodeContainer:
+        """The running container, started now on first use (or again if it died)."""
+        if self._box is not None and self._box.alive:
+            return self._box
+        if self._box is not None:
+            self._box.remove()
+        box = EpisodeContainer(self._client, self._create)
+        self._box = box
+        box.start()
+        # removed at close(), or when the sandbox is collected unclosed or the interpreter exits
+        self._finalizer = weakref.finalize(self, box.remove)
+        return box
+
     def _run(self, command: str, timeout: float) -> ExecResult:
         from docker.errors import DockerException
 
-        start = time.monotonic()
-        buf = OutputBuffer(self.spec.limits.output_limit_chars)
-        self._grant_bridges()
-        quota_start = self._quota.begin() if self._quota is not None else 0
-        try:
-            ct = self._client.containers.create(command=self.argv(command), **self._create)
-        except DockerException as e:
-            raise SandboxError(f"the docker engine could not create the container: {e}") from e
         with self._lock:
-            self._live.add(ct.id)
-        try:
-            return Execution(ct, buf, timeout, start, self.spec.limits, self.extra_tasks, self._quota,
-                             quota_start).run()
-        except DockerException as e:
-            raise SandboxError(f"the docker engine failed while running the command: {e}") from e
-        finally:  # removed in the background: the result does not wait for it (~75 ms)
+            if self._closed:
+                raise SandboxError("the sandbox is closed")
+            start = time.monotonic()
+            buf = OutputBuffer(self.spec.limits.output_limit_chars)
+            self._grant_bridges()
+            quota_start = self._quota.begin() if self._quota is not None else 0
             try:
-                self._remover.submit(self._remove, ct.id)
-            except RuntimeError:  # closed meanwhile
-                self._remove(ct.id)
-
-    def _remove(self, cid: str) -> None:
-        from docker.errors import DockerException
-
-        with contextlib.suppress(DockerException):
-            self._client.api.remove_container(cid, force=True)
-        with self._lock:
-            self._live.discard(cid)
+                box = self._container()
+            except DockerException as e:
+                raise SandboxError(f"the docker engine could not start the container: {e}") from e
+            try:
+                return Execution(box, self.argv(command), f"{self.uid}:{self.gid}",
+                                 str(self.spec.workspace), buf, timeout, start, self.spec.limits,
+                                 self.extra_tasks, self._quota, quota_start).run()
+            except DockerException as e:
+                raise SandboxError(f"the docker engine failed while running the command: {e}") from e
 
     # -- Sandbox protocol ----------------------------------------------------------------------
     def exec(self, command: str, timeout_s: float | None = None) -> ExecResult:
@@ -339,15 +353,10 @@ class DockerSandbox(SandboxFiles):
         return n
 
     def close(self) -> None:
-        from docker.errors import DockerException
-
         self._closed = True
-        self._remover.shutdown(wait=True)
-        with self._lock:
-            live = list(self._live)
-        for cid in live:  # a command still running in another thread
-            with contextlib.suppress(DockerException):
-                self._client.api.remove_container(cid, force=True)
+        box = self._box
+        if box is not None:  # also stops a command running in another thread
+            box.remove()
         self._cleanup()
         with contextlib.suppress(Exception):
             self._client.close()

@@ -69,6 +69,15 @@ class ContainerCgroup:
     def found(self) -> bool:
         return self.pids is not None and self.memory is not None
 
+    def procs(self) -> set[int] | None:
+        """Host PIDs of the processes in the container's pids cgroup; None when unreadable."""
+        if self.pids is None:
+            return None
+        try:
+            return {int(x) for x in (self.pids / "cgroup.procs").read_text().split()}
+        except (OSError, ValueError):
+            return None
+
     def sample(self) -> CgroupCounters:
         c = CgroupCounters()
         if self.pids is not None:
