@@ -111,3 +111,32 @@ def test_a_budget_too_small_for_the_recipe_still_ends_with_a_graded_submission(t
     assert "time limit: stopping after step" in out and "saved model and tokenizer" in out, out[-2000:]
     print(f"\nmicro arith in a 100 s budget: {fb['baseline']:.2f} -> {fb['score']:.2f} "
           f"({fb['improvement']:+.2f}), episode {fb['elapsed_s']:.0f} s")
+
+
+def test_the_trainer_callback_sizes_the_schedule_and_stops_in_time() -> None:
+    import torch
+    from transformers import TrainerControl, TrainerState, get_cosine_schedule_with_warmup
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = get_cosine_schedule_with_warmup(opt, num_warmup_steps=2, num_training_steps=10_000)
+    deadline = deadline_mod.Deadline(seconds=2.0, save_s=1.0)
+    cb = deadline_mod.stop_at_deadline(deadline, window=5)
+    state, control = TrainerState(), TrainerControl()
+    state.max_steps = 10_000
+    while not control.should_training_stop and state.global_step < 10_000:
+        cb.on_step_begin(None, state, control)
+        time.sleep(0.01)  # a step
+        opt.step()
+        sched.step()
+        state.global_step += 1
+        cb.on_step_end(None, state, control, lr_scheduler=sched)
+    # sized after 5 steps to what fits in the second left; the schedule ends there; it stopped there
+    assert cb.planned is not None and 5 < cb.planned < 10_000
+    assert sched.lr_lambdas[0].keywords["num_training_steps"] == cb.planned
+    assert control.should_training_stop and state.global_step <= cb.planned
+    if state.global_step == cb.planned:  # the plan's end (the usual case): annealed, not cut off
+        assert sched.get_last_lr()[0] < 0.05
+    else:  # steps slowed after the plan (a load spike): the deadline's own stop came first
+        assert deadline.left() < 1.5 * max(cb.recent)
+    # a schedule it does not know is left alone (the stop still applies)
+    assert not deadline_mod.rescale_schedule(torch.optim.lr_scheduler.StepLR(opt, 10), 5)

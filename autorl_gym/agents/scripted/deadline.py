@@ -17,6 +17,7 @@ limit, at least 10 s).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import shutil
@@ -92,27 +93,45 @@ def process_age() -> float:
 
 
 def stop_at_deadline(deadline: Deadline, window: int = 5, margin: float = 1.5) -> Any:
-    """A transformers ``TrainerCallback`` that ends training (the script then saves the model as
-    it stands) when the slowest of the last ``window`` steps, times ``margin``, no longer fits."""
+    """A transformers ``TrainerCallback`` that keeps training to the time limit.
+
+    After ``window`` steps it sizes the run to the steps that fit at their measured pace (the
+    slowest of them, times ``margin``): when fewer than planned, the learning-rate schedule is
+    rescaled to end there (a schedule built with ``num_training_steps``, as transformers' warmup,
+    linear and cosine ones are) and training stops there, so the schedule anneals as planned in
+    the time there is. Whatever the plan, it stops when the slowest of the last ``window`` steps,
+    times ``margin``, no longer fits; the script then saves the model as it stands."""
     from transformers import TrainerCallback
 
     class StopAtDeadline(TrainerCallback):
         def __init__(self) -> None:
             self.last = time.monotonic()
             self.recent: deque[float] = deque(maxlen=window)
-            self.stopped_at: int | None = None
+            self.planned: int | None = None
 
         def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
             if not self.recent:
                 self.last = time.monotonic()  # the first step's time, not the setup's
 
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001, ANN201
+        def on_step_end(self, args, state, control, lr_scheduler=None, **kwargs):  # noqa: ANN001, ANN201
             now = time.monotonic()
             self.recent.append(now - self.last)
             self.last = now
-            if deadline.limited and not deadline.fits(margin * max(self.recent)):
+            if not deadline.limited:
+                return control
+            step_s = margin * max(self.recent)
+            if self.planned is None and len(self.recent) == window:
+                fit = state.global_step + int(deadline.left() // step_s)
+                self.planned = fit if fit < state.max_steps else state.max_steps
+                if fit < state.max_steps:
+                    resized = rescale_schedule(lr_scheduler, fit)
+                    print(f"time limit: {fit} of the {state.max_steps} planned steps fit "
+                          f"({deadline.left():.0f}s left, a step takes up to {max(self.recent):.1f}s); "
+                          f"{'the learning-rate schedule ends there' if resized else 'schedule kept'}",
+                          flush=True)
+            if not deadline.fits(step_s) or (self.planned is not None
+                                             and state.global_step >= self.planned):
                 control.should_training_stop = True
-                self.stopped_at = state.global_step
                 print(f"time limit: stopping after step {state.global_step}/{state.max_steps} "
                       f"({deadline.elapsed():.0f}s spent of {deadline.seconds:.0f}s, a step takes "
                       f"up to {max(self.recent):.1f}s); saving the model as trained so far",
@@ -120,6 +139,20 @@ def stop_at_deadline(deadline: Deadline, window: int = 5, margin: float = 1.5) -
             return control
 
     return StopAtDeadline()
+
+
+def rescale_schedule(scheduler: Any, steps: int) -> bool:
+    """Make a ``LambdaLR`` whose factors are ``functools.partial``s taking ``num_training_steps``
+    (transformers' schedules) end at ``steps``; False (nothing changed) for any other."""
+    lambdas = getattr(scheduler, "lr_lambdas", None)
+    if not lambdas or not all(isinstance(f, functools.partial)
+                              and "num_training_steps" in f.keywords for f in lambdas):
+        return False
+    steps = max(steps, max(f.keywords.get("num_warmup_steps", 0) for f in lambdas) + 1)
+    scheduler.lr_lambdas = [functools.partial(f.func, *f.args, **{**f.keywords,
+                                                                   "num_training_steps": steps})
+                            for f in lambdas]
+    return True
 
 
 def save_model(model: Any, tokenizer: Any, out_dir: Path) -> None:
