@@ -39,8 +39,8 @@ class Deadline:
     def from_env(cls, t0: float | None = None) -> Deadline:
         """From ``TRAIN_SECONDS`` and ``TRAIN_SAVE_S`` (SystemExit naming a bad value), counted
         from ``t0`` (default: the process's start, so its imports count too)."""
-        def number(name: str) -> float | None:
-            raw = os.environ.get(name, "").strip()
+        def number(name: str, raw: str) -> float | None:
+            raw = raw.strip()
             if not raw:
                 return None
             try:
@@ -52,7 +52,8 @@ class Deadline:
             return value
         if t0 is None:
             t0 = time.monotonic() - process_age()
-        return cls(number("TRAIN_SECONDS"), number("TRAIN_SAVE_S"), t0)
+        return cls(number("TRAIN_SECONDS", os.environ.get("TRAIN_SECONDS", "")),
+                   number("TRAIN_SAVE_S", os.environ.get("TRAIN_SAVE_S", "")), t0)
 
     @property
     def limited(self) -> bool:
