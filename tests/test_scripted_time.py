@@ -103,7 +103,10 @@ def test_a_budget_too_small_for_the_recipe_still_ends_with_a_graded_submission(t
     fb = json.loads((run / "feedback.json").read_text())
     subs = [json.loads(x) for x in (run / "submissions.jsonl").read_text().splitlines()]
     assert len(subs) == 1 and subs[0]["error"] is None and subs[0]["score"] is not None, subs
-    assert fb["submission_id"] == 1 and fb["status"] == "finished", fb
+    # finished by the agent, or (a grading slower than the 20 s reserve on a loaded machine) ended
+    # by the budget during the submission's grading: either way submission 1 is the one graded
+    assert fb["submission_id"] == 1 and fb["score"] is not None, fb
+    assert fb["status"] == "finished" or fb["reason"] == "wall-clock budget spent", fb
     steps = [json.loads(x) for x in (run / "trajectory.jsonl").read_text().splitlines()]
     (train,) = [s for s in steps if s.get("call", {}).get("tool") == "run"]
     out = train["observation"]
