@@ -156,14 +156,16 @@ class ScriptedAgent:
         submitted: str | None = None
         for i, script in enumerate(scripts, 1):
             name, code = f"v{i}", f"code/{script.name}"
+            if i > 1 and stage_seconds(self.seconds_left(), len(scripts) - i + 1, self.reserve_s,
+                                       self.train_timeout_s) < self.min_stage_s:
+                self.log.append(f"stage {i} not started: its share of the "
+                                f"{self.seconds_left():.0f}s left is under {self.min_stage_s:.0f}s")
+                break
             for dep in (DEADLINE, *SUPPORT.get(script.name, ())):
                 yield {"tool": "write_file", "path": f"code/{dep.name}", "content": dep.read_text()}
             yield {"tool": "write_file", "path": code, "content": script.read_text()}
             run_s = stage_seconds(self.seconds_left(), len(scripts) - i + 1, self.reserve_s,
                                   self.train_timeout_s)
-            if i > 1 and run_s < self.min_stage_s:
-                self.log.append(f"stage {i} not started: {run_s:.0f}s would be its share")
-                break
             train_s = script_seconds(run_s)
             self.log.append(f"stage {i} ({script.name}): run timeout {run_s:.0f}s, "
                             f"TRAIN_SECONDS={train_s}")
