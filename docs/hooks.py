@@ -178,7 +178,8 @@ def script_knobs() -> list[tuple[str, str, str]]:
     """(variable, default, script) for every ``os.environ.get("X", default)``, ``os.environ["X"]``
     and ``knob("X", default)`` in the agents' training scripts (they run inside the sandbox)."""
     rows: dict[tuple[str, str], set[str]] = {}
-    for script in sorted(PACKAGE.glob("agents/*/train_*.py")):
+    # deadline.py: the time limit every script of the scripted agent keeps to (written beside it)
+    for script in sorted([*PACKAGE.glob("agents/*/train_*.py"), PACKAGE / "agents/scripted/deadline.py"]):
         for node in ast.walk(ast.parse(script.read_text())):
             if not isinstance(node, ast.Call) or not node.args:
                 continue

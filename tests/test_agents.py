@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from scripted_doubles import drive
 
 from autorl_gym.agents.spec import AgentError, agent_options, find_agents, import_agent_module, make_agent
 
@@ -23,8 +24,8 @@ def test_registry_finds_both_agents_and_passes_options(monkeypatch):
         make_agent("rdagent")
     scripted = make_agent("scripted", train_env={"SFT_EPOCHS": 1, "NOISE": "0.5 x"})
     scripted.reset("", {"scenario": {"task_family": "textworld"}})
-    run = [a for a in scripted._plan if a["tool"] == "run"][0]
-    assert run["command"] == ("export SFT_EPOCHS=1; export NOISE='0.5 x'; "
+    run = [a for a in drive(scripted) if a["tool"] == "run"][0]
+    assert run["command"] == ("export TRAIN_SECONDS=855; export SFT_EPOCHS=1; export NOISE='0.5 x'; "
                               "OUTPUT_NAME=v1 python code/train_sft.py")
     with pytest.raises(AgentError, match="not environment variable names: 'A B'"):
         make_agent("scripted", train_env={"A B": 1})
@@ -112,12 +113,13 @@ def test_scripted_recipes_chain_their_stages(monkeypatch):
     monkeypatch.setitem(scripted_agent.STAGES, "polish", {"static": "train_sft.py"})
     a = scripted_agent.ScriptedAgent(recipe="sft+polish", train_env={"SFT_EPOCHS": 1})
     a.reset("", {"scenario": {"task_kind": "static"}})
-    plan = a._plan
-    assert [c["tool"] for c in plan] == ["list_files", "write_file", "run", "submit",
-                                         "write_file", "run", "submit", "finish"]
+    plan = drive(a)
+    assert [c["tool"] for c in plan] == ["list_files", "write_file", "write_file", "run", "submit",
+                                         "write_file", "write_file", "run", "submit", "finish"]
     runs = [c["command"] for c in plan if c["tool"] == "run"]
-    assert runs == ["export SFT_EPOCHS=1; OUTPUT_NAME=v1 python code/train_sft.py",
-                    "export SFT_EPOCHS=1; MODEL_PATH=output/v1 OUTPUT_NAME=v2 python code/train_sft.py"]
+    assert runs == ["export TRAIN_SECONDS=855; export SFT_EPOCHS=1; OUTPUT_NAME=v1 python code/train_sft.py",
+                    "export TRAIN_SECONDS=855; export SFT_EPOCHS=1; MODEL_PATH=output/v1 OUTPUT_NAME=v2 "
+                    "python code/train_sft.py"]
     assert [c["model_path"] for c in plan if c["tool"] in ("submit", "finish")] == [
         "output/v1", "output/v2", "output/v2"]
     with pytest.raises(AgentError, match="has no script for interactive tasks"):

@@ -27,12 +27,15 @@ NOT_SETTINGS = {
 # the agents' training scripts (scripted, example_shell) run inside the sandbox; their knobs (train_env) are
 # generated into the scripted agent's page from the scripts themselves (docs/hooks.py)
 SANDBOX_SCRIPTS = "agents/*/train_*.py"
+# and their time limit (TRAIN_SECONDS), written beside them in the sandbox; in the same table
+SANDBOX_DEADLINE = "agents/scripted/deadline.py"
 
 
 def package_reads() -> dict[str, set[str]]:
     """Every variable name the package's source reads or names, with the files naming it."""
     skip = set(PACKAGE.glob(SANDBOX_SCRIPTS))
     assert skip, SANDBOX_SCRIPTS
+    skip.add(PACKAGE / SANDBOX_DEADLINE)
     found: dict[str, set[str]] = {}
     for file in PACKAGE.rglob("*.py"):
         if file in skip or file.name == "envvars.py":

@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import skip_or_fail_without_bwrap
+from load_bounds import slowest_of
 
 from autorl_gym.core.sandbox import SandboxSpec, SandboxUnavailable
 from autorl_gym.sandbox import make_sandbox
@@ -193,11 +194,11 @@ def _host_processes_with(marker: str) -> list[psutil.Process]:
 
 
 def test_fork_bomb_fails_at_once_and_leaves_nothing(executor: Executor) -> None:
-    t0 = time.monotonic()
     out = executor.run_one(hostile("import os\nwhile True:\n    os.fork()"))
+    # "at once": refused at its first fork (status processes), not stopped at the timeout (status
+    # timeout), which is the behaviour; no seconds bound, which a loaded machine could pass
     assert not out.passed and out.status == "processes", out
     assert "os.fork" in out.reason
-    assert time.monotonic() - t0 < executor.limits.timeout_s
     assert _host_processes_with("autorl-humaneval-") == []
     assert executor.run_one(ADD).passed  # the host still runs the next problem
 
@@ -218,11 +219,13 @@ def test_no_process_can_be_started(executor: Executor, code: str) -> None:
 
 
 def test_sleeping_forever_times_out(executor: Executor) -> None:
+    ref = slowest_of(lambda: executor.run_one(ADD))  # a program's start and end, timed now
     t0 = time.monotonic()
     out = executor.run_one(hostile("import time\ntime.sleep(10**6)"))
     took = time.monotonic() - t0
     assert not out.passed and out.status == "timeout", out
-    assert executor.limits.timeout_s <= took < executor.limits.timeout_s + 5
+    # killed at the timeout: its seconds and about one program's start and end, not 10**6 s
+    assert executor.limits.timeout_s <= took < executor.limits.timeout_s + 5 + 3 * ref, (took, ref)
     assert _host_processes_with("autorl-humaneval-") == []
 
 

@@ -10,6 +10,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from scripted_doubles import drive
 
 from autorl_gym.agents.spec import import_agent_module
 from autorl_gym.interactive import HFPolicy, find_games, rollout
@@ -73,8 +74,10 @@ def test_sft_grpo_recipe_chains_the_interactive_stages() -> None:
     agent = import_agent_module("scripted", "agent")
     a = agent.ScriptedAgent(recipe="sft+grpo", train_env={"THREADS": 1})
     a.reset("", {"scenario": {"task_kind": "interactive"}})
-    runs = [c["command"] for c in a._plan if c["tool"] == "run"]
-    assert runs == ["export THREADS=1; OUTPUT_NAME=v1 python code/train_interactive.py",
-                    "export THREADS=1; MODEL_PATH=output/v1 OUTPUT_NAME=v2 python "
-                    "code/train_interactive_grpo.py"]
-    assert a._plan[-1] == {"tool": "finish", "model_path": "output/v2"}
+    plan = drive(a)
+    runs = [c["command"] for c in plan if c["tool"] == "run"]
+    assert runs == ["export TRAIN_SECONDS=855; export THREADS=1; OUTPUT_NAME=v1 python "
+                    "code/train_interactive.py",
+                    "export TRAIN_SECONDS=855; export THREADS=1; MODEL_PATH=output/v1 OUTPUT_NAME=v2 "
+                    "python code/train_interactive_grpo.py"]
+    assert plan[-1] == {"tool": "finish", "model_path": "output/v2"}

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from scripted_doubles import drive
 
 from autorl_gym.agents.spec import import_agent_module
 from autorl_gym.micro.build import ensure_micro_assets, load_split
@@ -62,10 +63,11 @@ def test_scratchpad_derives_the_true_working_from_the_data_alone(chains, multist
 def test_the_scratchpad_stage_writes_train_sft_beside_it():
     agent = import_agent_module("scripted", "agent").ScriptedAgent(recipe="scratchpad")
     agent.reset("", {"scenario": {"task_kind": "static"}})
-    writes = [c["path"] for c in agent._plan if c["tool"] == "write_file"]
-    assert writes == ["code/train_sft.py", "code/train_scratchpad.py"]
-    assert [c["command"] for c in agent._plan if c["tool"] == "run"] == [
-        "OUTPUT_NAME=v1 python code/train_scratchpad.py"]
+    plan = drive(agent)
+    writes = [c["path"] for c in plan if c["tool"] == "write_file"]
+    assert writes == ["code/deadline.py", "code/train_sft.py", "code/train_scratchpad.py"]
+    assert [c["command"] for c in plan if c["tool"] == "run"] == [
+        "export TRAIN_SECONDS=855; OUTPUT_NAME=v1 python code/train_scratchpad.py"]
 
 
 @pytest.mark.slow

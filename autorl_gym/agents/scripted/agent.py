@@ -14,11 +14,23 @@ then SFT on it with ``train_sft.py``, which is written beside it); ``train_grpo.
 (every family of kind ``interactive``): ``train_interactive.py`` (collects expert demonstrations
 with the rollout API, then SFT); ``train_interactive_grpo.py`` (stage ``grpo``: GRPO on online
 rollouts of the training games, in the evaluator's prompt format and choice mode).
+
+Time: the agent reads the episode's time left at ``reset`` (``info["budget"]["seconds_left"]``,
+the clock the episode ends by) and gives each stage a share of it: the time left less
+``reserve_s`` (kept for the last submission's grading), split evenly over the stages still to run,
+at most ``train_timeout_s``. The stage's script gets that share less a margin as
+``TRAIN_SECONDS`` (``deadline.py``, written beside it: it stops collecting and training in time to
+save the model it has) and the ``run`` gets the share as its timeout. A stage whose run saved no
+model is not submitted and ends the recipe; the agent finishes with the last model it submitted
+(or with none, the baseline, when none was saved).
 """
 
 from __future__ import annotations
 
+import math
 import shlex
+import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +51,8 @@ STAGES: dict[str, dict[str, str]] = {
 ANSWERS = HERE.parents[1] / "core" / "answers.py"
 SUPPORT: dict[str, tuple[Path, ...]] = {"train_scratchpad.py": (HERE / "train_sft.py",),
                                         "train_grpo.py": (ANSWERS,)}
+# the time limit every script keeps to (TRAIN_SECONDS), written beside each one
+DEADLINE = HERE / "deadline.py"
 DEFAULT_RECIPE = "sft"
 
 
@@ -65,14 +79,46 @@ def stage_script(stage: str, kind: str) -> Path:
     return HERE / scripts[kind]
 
 
+def stage_seconds(seconds_left: float, stages_left: int, reserve_s: float, cap_s: float) -> float:
+    """A stage's share of the time left: ``seconds_left`` less ``reserve_s``, split over the
+    ``stages_left`` stages still to run (time a stage does not use goes to the next), at most
+    ``cap_s``; 0 when nothing is left."""
+    return max(0.0, min(cap_s, (seconds_left - reserve_s) / max(1, stages_left)))
+
+
+def script_seconds(run_s: float) -> int:
+    """``TRAIN_SECONDS`` for a run whose timeout is ``run_s``: the script ends (model saved) a
+    margin before the run would be killed (startup, interpreter exit, a slow last step)."""
+    return max(1, int(run_s - max(5.0, 0.05 * run_s)))
+
+
+def _exit_ok(obs: str) -> bool:
+    return obs.startswith("exit code: 0 ")
+
+
+def _lists_a_model(obs: str) -> bool:
+    return "config.json" in obs and ".safetensors" in obs
+
+
+def _accepted(obs: str) -> bool:
+    return obs.startswith("submission graded")
+
+
 class ScriptedAgent:
     def __init__(self, train_timeout_s: float = 900, script: str | Path | None = None,
-                 train_env: dict[str, Any] | None = None, recipe: str = DEFAULT_RECIPE):
+                 train_env: dict[str, Any] | None = None, recipe: str = DEFAULT_RECIPE,
+                 reserve_s: float | None = None, min_stage_s: float = 30):
         """``train_env``: environment variables for the training scripts (their documented knobs,
         e.g. ``{"SFT_EPOCHS": 1}``), set on their command lines in the sandbox. ``script``: one
-        training script of your own instead of the recipe's stages. ``train_timeout_s``: per
-        stage."""
+        training script of your own instead of the recipe's stages. ``train_timeout_s``: the most
+        a stage may take (the command cap). ``reserve_s``: seconds of the episode's time kept
+        for the last submission's grading (default: 10 % of the time left at reset, between 20
+        and 300 s). ``min_stage_s``: a later stage whose share is shorter is not started."""
+        if train_timeout_s <= 0 or (reserve_s is not None and reserve_s < 0) or min_stage_s < 0:
+            raise ValueError("train_timeout_s must be positive, reserve_s and min_stage_s not negative")
         self.train_timeout_s = train_timeout_s
+        self.reserve_s_option = reserve_s
+        self.min_stage_s = min_stage_s
         self.script = Path(script) if script else None
         if not isinstance(train_env, dict | None):
             raise ValueError(f"train_env must be a mapping of NAME: value, not {train_env!r}")
@@ -81,7 +127,8 @@ class ScriptedAgent:
         self.stages = parse_recipe(recipe)
         if self.script is not None and self.stages != [DEFAULT_RECIPE]:
             raise ValueError("give either script (one script of your own) or recipe, not both")
-        self._plan: list[dict[str, Any]] = []
+        self._plan: Generator[dict[str, Any], str, None] | None = None
+        self._started = False
 
     def _scripts(self, kind: str) -> list[Path]:
         if self.script is not None:
@@ -90,24 +137,61 @@ class ScriptedAgent:
 
     def reset(self, obs: str, info: dict[str, Any]) -> None:
         kind = (info.get("scenario") or {}).get("task_kind", "static")
-        self._plan = [{"tool": "list_files", "path": "."}]
+        scripts = self._scripts(kind)  # AgentError before anything runs for a stage with no script
+        left = float((info.get("budget") or {}).get("seconds_left", math.inf))
+        self.deadline = time.monotonic() + left
+        self.reserve_s = (self.reserve_s_option if self.reserve_s_option is not None
+                          else min(300.0, max(20.0, 0.1 * left)) if math.isfinite(left) else 0.0)
+        self.log: list[str] = []  # what the agent decided, and why (read by tests and users)
+        self._plan = self._episode(scripts)
+        self._started = False
+
+    def seconds_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _episode(self, scripts: list[Path]) -> Generator[dict[str, Any], str, None]:
+        """The tool calls, each sent the observation of the one before."""
+        yield {"tool": "list_files", "path": "."}
         model_in = ""  # the first stage trains the base model ($MODEL_PATH as the sandbox sets it)
-        for i, script in enumerate(self._scripts(kind), 1):
-            name = f"v{i}"
-            code = f"code/{script.name}"
-            self._plan += [{"tool": "write_file", "path": f"code/{dep.name}",
-                            "content": dep.read_text()}
-                           for dep in SUPPORT.get(script.name, ())]
-            self._plan += [
-                {"tool": "write_file", "path": code, "content": script.read_text()},
-                {"tool": "run", "timeout_s": self.train_timeout_s,
-                 "command": f"{self.exports}{model_in}OUTPUT_NAME={name} python {code}"},
-                {"tool": "submit", "model_path": f"output/{name}"},
-            ]
-            model_in = f"MODEL_PATH={shlex.quote(f'output/{name}')} "
-        self._plan.append({"tool": "finish", "model_path": f"output/{name}"})
+        submitted: str | None = None
+        for i, script in enumerate(scripts, 1):
+            name, code = f"v{i}", f"code/{script.name}"
+            if i > 1 and stage_seconds(self.seconds_left(), len(scripts) - i + 1, self.reserve_s,
+                                       self.train_timeout_s) < self.min_stage_s:
+                self.log.append(f"stage {i} not started: its share of the "
+                                f"{self.seconds_left():.0f}s left is under {self.min_stage_s:.0f}s")
+                break
+            for dep in (DEADLINE, *SUPPORT.get(script.name, ())):
+                yield {"tool": "write_file", "path": f"code/{dep.name}", "content": dep.read_text()}
+            yield {"tool": "write_file", "path": code, "content": script.read_text()}
+            run_s = stage_seconds(self.seconds_left(), len(scripts) - i + 1, self.reserve_s,
+                                  self.train_timeout_s)
+            train_s = script_seconds(run_s)
+            self.log.append(f"stage {i} ({script.name}): run timeout {run_s:.0f}s, "
+                            f"TRAIN_SECONDS={train_s}")
+            obs = yield {"tool": "run", "timeout_s": max(1.0, run_s),
+                         "command": f"export TRAIN_SECONDS={train_s}; {self.exports}{model_in}"
+                                    f"OUTPUT_NAME={name} python {code}"}
+            if not _exit_ok(obs):
+                listing = yield {"tool": "list_files", "path": f"output/{name}"}
+                if not _lists_a_model(listing):
+                    self.log.append(f"stage {i} saved no model: {obs.splitlines()[0]}")
+                    break
+            obs = yield {"tool": "submit", "model_path": f"output/{name}"}
+            if not _accepted(obs):
+                self.log.append(f"stage {i}'s model was not accepted: {obs.splitlines()[0][:200]}")
+                break
+            submitted = f"output/{name}"
+            model_in = f"MODEL_PATH={shlex.quote(submitted)} "
+        yield {"tool": "finish", "model_path": submitted} if submitted else {"tool": "finish"}
 
     def act(self, obs: str) -> dict[str, Any]:
-        if not self._plan:
+        if self._plan is None:
+            raise RuntimeError("reset() first")
+        try:
+            if not self._started:
+                self._started = True
+                return next(self._plan)
+            return self._plan.send(obs)
+        except StopIteration:
             return {"tool": "finish"}
-        return self._plan.pop(0)

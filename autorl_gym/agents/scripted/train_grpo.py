@@ -40,6 +40,11 @@ from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+try:  # the time limit (deadline.py), written beside this script by the scripted agent
+    from deadline import Deadline, save_model, stop_at_deadline
+except ImportError:  # run from the package's own folder, where the package is importable
+    from autorl_gym.agents.scripted.deadline import Deadline, save_model, stop_at_deadline
+
 PROMPT = "Question: {question}\nAnswer:"
 STOP = ("\n\n", "Question:")
 SEED = 1234
@@ -119,6 +124,8 @@ def main() -> None:
     torch.manual_seed(SEED)
     torch.set_num_threads(threads)
     t0 = time.monotonic()
+    deadline = Deadline.from_env()
+    print(deadline.describe(), flush=True)
     dataset = Dataset.from_list(load_prompts(data_path))
     print(f"{len(dataset)} training prompts from {data_path}", flush=True)
 
@@ -154,7 +161,7 @@ def main() -> None:
     )
     trainer = GRPOTrainer(model=model, reward_funcs=strict_reward, args=config,
                           train_dataset=dataset, processing_class=tokenizer,
-                          callbacks=[PrintProgress()])
+                          callbacks=[PrintProgress(), stop_at_deadline(deadline)])
     trainer.remove_callback(PrinterCallback)
     trainer.train()
 
@@ -162,9 +169,7 @@ def main() -> None:
     model.config.use_cache = True
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir), safe_serialization=True)
-    tokenizer.save_pretrained(str(out_dir))
+    save_model(model, tokenizer, out_dir)
     print(f"saved model and tokenizer to {out_dir} in {time.monotonic() - t0:.0f}s", flush=True)
 
 

@@ -9,7 +9,9 @@ with the expert's command from there. Then it fine-tunes ``$MODEL_PATH`` on thos
 
 Optional: ``SFT_EPOCHS`` (default 5), ``SFT_LR`` (default 2e-3), ``SFT_BATCH`` (default 16),
 ``NOISY_ROLLOUTS`` (default 4 per game), ``NOISE`` (default 0.5), ``SFT_THREADS``,
-``SFT_MAX_LENGTH`` (tokens; default: no truncation, since the evaluator sends whole prompts too).
+``SFT_MAX_LENGTH`` (tokens; default: no truncation, since the evaluator sends whole prompts too),
+``COLLECT_SHARE`` (under a time limit, ``TRAIN_SECONDS``: the share of it the noisy rollouts may
+use, default 0.4; the expert's rollout always runs).
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
+
+try:  # the time limit (deadline.py), written beside this script by the scripted agent
+    from deadline import Deadline, save_model, stop_at_deadline
+except ImportError:  # run from the package's own folder, where the package is importable
+    from autorl_gym.agents.scripted.deadline import Deadline, save_model, stop_at_deadline
 
 from autorl_gym.interactive import PolicyInput, find_games, rollout, scenario_settings
 
@@ -51,12 +58,22 @@ def noisy_expert(noise: float, rng: random.Random):
     return act
 
 
-def collect(games, cfg, rollouts: int, noise: float) -> list[dict[str, str]]:  # noqa: ANN001
-    """(prompt, expert command) pairs from expert and noisy-expert rollouts."""
+def collect(games, cfg, rollouts: int, noise: float,  # noqa: ANN001
+            deadline: Deadline | None = None) -> list[dict[str, str]]:
+    """(prompt, expert command) pairs from expert and noisy-expert rollouts; under a time limit,
+    no noisy rollout starts that the last one's time says would pass ``COLLECT_SHARE`` of it."""
     rng = random.Random(SEED)
     seen: set[tuple[str, str]] = set()
     records = []
+    share = float(os.environ.get("COLLECT_SHARE", "0.4"))
+    last = 0.0
     for r in range(rollouts + 1):
+        if r > 0 and deadline is not None and deadline.share_spent(share, last):
+            print(f"time limit: no more noisy rollouts after {r - 1} ({deadline.elapsed():.0f}s "
+                  f"spent, the last took {last:.0f}s; {share:.0%} of the limit is for collecting)",
+                  flush=True)
+            break
+        t_r = time.monotonic()
         policy = noisy_expert(0.0 if r == 0 else noise, rng)
         episodes = rollout(games, policy, max_steps=cfg.max_steps, prompt=cfg.prompt, expert=True)
         won = sum(e.won for e in episodes)
@@ -67,6 +84,7 @@ def collect(games, cfg, rollouts: int, noise: float) -> list[dict[str, str]]:  #
                 if t.expert and (t.prompt, t.expert[0]) not in seen:
                     seen.add((t.prompt, t.expert[0]))
                     records.append({"prompt": t.prompt, "completion": f" {t.expert[0]}\n"})
+        last = time.monotonic() - t_r
     return records
 
 
@@ -94,11 +112,13 @@ def main() -> None:
     torch.manual_seed(SEED)
     torch.set_num_threads(threads)
     t0 = time.monotonic()
+    deadline = Deadline.from_env()
+    print(deadline.describe(), flush=True)
 
     cfg = scenario_settings()
     games = find_games(cfg.games)
     print(f"{len(games)} training games in {cfg.games}", flush=True)
-    records = collect(games, cfg, rollouts, noise)
+    records = collect(games, cfg, rollouts, noise, deadline)
     print(f"{len(records)} (prompt, expert command) pairs in {time.monotonic() - t0:.0f}s", flush=True)
     if not records:
         sys.exit("train_interactive.py: the expert labelled no state (do the games have walkthroughs?)")
@@ -117,14 +137,13 @@ def main() -> None:
         seed=SEED, data_seed=SEED,
     )
     trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(records),
-                         processing_class=tokenizer, callbacks=[PrintProgress()])
+                         processing_class=tokenizer,
+                         callbacks=[PrintProgress(), stop_at_deadline(deadline)])
     trainer.remove_callback(PrinterCallback)
     trainer.train()
     model = trainer.model
     model.config.use_cache = True
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir), safe_serialization=True)
-    tokenizer.save_pretrained(str(out_dir))
+    save_model(model, tokenizer, out_dir)
     print(f"saved model and tokenizer to {out_dir} in {time.monotonic() - t0:.0f}s", flush=True)
 
 

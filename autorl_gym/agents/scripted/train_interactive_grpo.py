@@ -31,7 +31,8 @@ Optional knobs: ``GRPO_ITERS`` (default 30), ``GAMES`` (training games per itera
 so shorter wins rank higher), ``GRPO_BATCH`` (commands scored per forward pass, default 512),
 ``THREADS`` (torch threads, default: the CPU count), ``GRPO_MAX_SECONDS`` (hard wall-clock cap
 on the whole script: no iteration starts that the last one's time says would pass it, default
-480), ``GRPO_SEED``.
+480; the scripted agent's ``TRAIN_SECONDS``, less the time kept to save, caps it too),
+``GRPO_SEED``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
+try:  # the time limit (deadline.py), written beside this script by the scripted agent
+    from deadline import Deadline, save_model
+except ImportError:  # run from the package's own folder, where the package is importable
+    from autorl_gym.agents.scripted.deadline import Deadline, save_model
 
 from autorl_gym.interactive import find_games, make_prompt, open_game, parse_action, scenario_settings
 from autorl_gym.interactive.prompt import Turn
@@ -263,6 +269,9 @@ def main() -> None:
     batch = knob("GRPO_BATCH", "512", int)
     threads = knob("THREADS", "0", int) or os.cpu_count() or 1
     cap = knob("GRPO_MAX_SECONDS", "480")
+    deadline = Deadline.from_env()
+    if deadline.limited:  # the agent's time limit (TRAIN_SECONDS, less the save) caps it too
+        cap = min(cap, max(0.0, deadline.left() + time.monotonic() - t0))
     seed = knob("GRPO_SEED", "1234", int)
     if group < 2:
         sys.exit("train_interactive_grpo.py: GROUP must be at least 2 (advantages are group-relative)")
@@ -310,9 +319,7 @@ def main() -> None:
     pool.close()
     model.eval()
     model.config.use_cache = True
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir), safe_serialization=True)
-    tokenizer.save_pretrained(str(out_dir))
+    save_model(model, tokenizer, out_dir)
     print(f"saved model and tokenizer to {out_dir} in {time.monotonic() - t0:.0f}s", flush=True)
 
 

@@ -9,7 +9,10 @@ it inside the sandbox). Environment:
 * ``OUTPUT_DIR``  where to write; the model and tokenizer are saved to ``$OUTPUT_DIR/v1``
 
 Optional: ``SFT_EPOCHS`` (default 2), ``SFT_LR`` (default 2e-3), ``SFT_BATCH`` (default 32),
-``SFT_MAX_STEPS`` (default: unlimited), ``SFT_THREADS`` (torch threads; default all cores).
+``SFT_MAX_STEPS`` (default: unlimited), ``SFT_THREADS`` (torch threads; default all cores),
+``TRAIN_SECONDS`` (a time limit, the save included: training stops when the next step would pass
+it and the model trained so far is saved; the scripted agent sizes it from the episode's time
+left; see ``deadline.py``).
 
 Each example is the grading prompt ``"Question: {q}\\nAnswer:"`` and the completion
 ``" " + answer`` (or, for code, the function's prompt and its canonical body); the loss is on the
@@ -31,6 +34,14 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
+
+try:  # the time limit (deadline.py), written beside this script by the scripted agent
+    import deadline as time_limit
+except ImportError:
+    try:  # run from the package's own folder, where the package is importable
+        from autorl_gym.agents.scripted import deadline as time_limit
+    except ImportError:  # copied alone into a sandbox (no deadline.py beside it): no time limit
+        time_limit = None
 
 PROMPT = "Question: {question}\nAnswer:"
 SEED = 1234
@@ -95,6 +106,9 @@ def main() -> None:
     torch.manual_seed(SEED)
     torch.set_num_threads(threads)
     t0 = time.monotonic()
+    deadline = time_limit.Deadline.from_env() if time_limit else None
+    print(deadline.describe() if deadline else "no time limit (deadline.py is not beside this script)",
+          flush=True)
 
     dataset = Dataset.from_list(load_examples(data_path))
     print(f"{len(dataset)} training examples from {data_path}", flush=True)
@@ -137,7 +151,7 @@ def main() -> None:
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,
-        callbacks=[PrintProgress()],
+        callbacks=[PrintProgress(), *([time_limit.stop_at_deadline(deadline)] if time_limit else [])],
     )
     trainer.remove_callback(PrinterCallback)  # PrintProgress prints one compact line instead
     trainer.train()
@@ -146,9 +160,12 @@ def main() -> None:
     model.config.use_cache = True
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir), safe_serialization=True)
-    tokenizer.save_pretrained(str(out_dir))
+    if time_limit:
+        time_limit.save_model(model, tokenizer, out_dir)
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(out_dir), safe_serialization=True)
+        tokenizer.save_pretrained(str(out_dir))
     print(f"saved model and tokenizer to {out_dir} in {time.monotonic() - t0:.0f}s", flush=True)
 
 

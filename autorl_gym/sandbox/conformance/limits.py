@@ -2,14 +2,18 @@
 end, memory that grows bit by bit, memory held as files in /dev/shm and /tmp (isolated backends:
 their tmpfs mounts are their own), and a runaway dd into the workspace past its disk quota.
 Whichever enforces them (a watchdog sampling the process tree, or the kernel through the
-engine's cgroups), the command is stopped and the reason says which limit."""
+engine's cgroups), the command is stopped and the reason says which limit.
+
+The checks assert that behaviour: stopped by the limit, before the command's own timeout (which
+would say ``timed out``), nothing left. How soon is no verdict: a loaded machine slows a psutil
+sweep of a fork loop from under a second to 40 s (the ``none`` backend at load 7), and the suite's
+report keeps each check's seconds as the figure."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -26,15 +30,12 @@ from autorl_gym.sandbox.conformance.base import (
 def fork_loop_stopped(c: Layout) -> None:
     """a loop forking without end is stopped at max_processes, with the reason, leaving nothing"""
     tag = unique_sleep()
-    start = time.monotonic()
-    r = c.exec(f"while true; do sleep {tag} & done", timeout_s=60)
-    took = time.monotonic() - start
+    r = c.exec(f"while true; do sleep {tag} & done", timeout_s=120)
     ensure(r.exit_code is None and not r.timed_out, f"fork loop not stopped by the limit: {r}")
     reason = r.killed_reason or ""
     ensure(reason.startswith("process limit exceeded") and re.search(r"\b20\b", reason),
            f"reason {reason!r}")
-    ensure(took < 20, f"took {took:.1f} s to stop a fork loop")
-    left = wait_no_survivors(tag, within_s=5)
+    left = wait_no_survivors(tag)
     ensure(not left, f"{len(left)} processes of the fork loop survived")
 
 
@@ -49,7 +50,6 @@ def growing_allocation_killed(c: Layout) -> None:
     ensure(r.exit_code is None and not r.timed_out, f"not killed for memory: {r}")
     reason = r.killed_reason or ""
     ensure(re.match(r"memory limit exceeded: .*\b150 MB\b", reason), f"reason {reason!r}")
-    ensure(r.duration_s < 20, f"took {r.duration_s:.1f} s to notice")
 
 
 # Filling a tmpfs: write until the filesystem refuses (or the command is killed), then hold it.
@@ -70,7 +70,6 @@ def _tmpfs_fill_killed(c: Layout, folder: str) -> None:
            f"{r.exit_code}, timed out {r.timed_out}, output {r.output[-300:]!r}")
     reason = r.killed_reason or ""
     ensure(re.match(r"memory limit exceeded: .*\b128 MB\b", reason), f"reason {reason!r}")
-    ensure(r.duration_s < 20, f"took {r.duration_s:.1f} s to notice")
 
 
 @conformance_check(isolation=True, memory_mb=128)
@@ -139,7 +138,6 @@ def memfd_fill_killed(c: Layout) -> None:
            f"a command holding 512 MB in a memfd with memory_mb=128 was not killed: {r}")
     reason = r.killed_reason or ""
     ensure(re.match(r"memory limit exceeded: .*\b128 MB\b", reason), f"reason {reason!r}")
-    ensure(r.duration_s < 20, f"took {r.duration_s:.1f} s to notice")
 
 
 # System V segments of 32 MB each, attached, filled and detached (so no process's RSS shows them).
