@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from harbor_base import ensure_local_base  # noqa: E402
 
 SCENARIO = "AutoRL-Micro-Arith-v0"
-HARBOR_VENV = Path(os.environ.get("HARBOR_VENV", "/work/venvs/harbor"))
+HARBOR_VENV = Path(os.environ.get("HARBOR_VENV", Path(__file__).resolve().parents[1] / ".venv-harbor"))
 HARBOR_PY = HARBOR_VENV / "bin" / "python"
 
 
