@@ -79,3 +79,35 @@ def test_the_sweep_crosses_them_with_driver_models() -> None:
                                                     ("claude_code", "claude-sonnet-4-6")}
     crossed = expand(spec.model_copy(update={"drivers": ["model-a", "model-b"]}))
     assert {c.driver for c in crossed if c.agent == "mini_swe_agent"} == {"model-a", "model-b"}
+
+
+@pytest.mark.parametrize("name", ["openhands", "mini_swe_agent"])
+def test_each_python_agent_pins_its_whole_resolved_set(name) -> None:
+    """The named packages are pinned in agent.yaml; everything pip resolves under them is pinned
+    in the folder's constraints.txt (a yanked or compromised release of a dependency cannot slip
+    in), and the named pins agree with it."""
+    spec, folder = load_agent_spec(name)
+    lines = [ln for ln in (folder / "constraints.txt").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert lines and all("==" in ln for ln in lines), lines[:3]
+    pinned = dict(ln.lower().replace("_", "-").split("==") for ln in lines)
+    assert spec.cli is not None
+    for req in spec.cli.pip:
+        pkg, version = req.lower().replace("_", "-").split("==")
+        assert pinned[pkg] == version
+
+
+def test_install_passes_the_constraints_to_pip(tmp_path: Path) -> None:
+    """A real install (PyPI is reachable on these machines): the constraint decides the version."""
+    import json
+    import subprocess
+
+    from autorl_gym.agents.py_cli import install_venv, venv_dir
+
+    pins = tmp_path / "constraints.txt"
+    pins.write_text("six==1.16.0\n")
+    target = install_venv(tmp_path / "agent" / "1", ["six"], constraints=pins)
+    out = subprocess.run([str(venv_dir(target) / "bin" / "python"), "-c",
+                          "import six; print(six.__version__)"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1.16.0"
+    assert json.loads((target / ".installed.json").read_text())["constraints"] == str(pins)

@@ -95,13 +95,13 @@ def require_installed(name: str, cli: CLISpec) -> Path:
     return install_dir(name, cli)
 
 
-def install_cli(name: str, cli: CLISpec, force: bool = False) -> Path:
+def install_cli(name: str, cli: CLISpec, force: bool = False, constraints: Path | None = None) -> Path:
     """``npm install PACKAGE@VERSION`` (a pip agent: a venv, see py_cli) into the cache (a
     temporary folder renamed into place, so a failed install leaves nothing behind); returns the
     install folder."""
     target = install_dir(name, cli)
     if cli.pip:
-        return py_cli.install_venv(target, cli.pip, force=force)
+        return py_cli.install_venv(target, cli.pip, force=force, constraints=constraints)
     if installed(name, cli) and not force:
         return target
     npm = shutil.which("npm")

@@ -114,11 +114,13 @@ def mounts(install: Path) -> list[Path]:
     return [install, *([base] if base is not None else [])]
 
 
-def install_venv(target: Path, packages: list[str], force: bool = False) -> Path:
+def install_venv(target: Path, packages: list[str], force: bool = False,
+                 constraints: Path | None = None) -> Path:
     """Build ``target`` (a venv with ``packages``, the launcher, the marker) in a temporary
     folder beside it renamed into place, so a failed install leaves nothing behind. The
     interpreter is run by its absolute path, so the venv's console scripts (which name the
-    temporary folder) are never used."""
+    temporary folder) are never used. ``constraints`` (the agent folder's ``constraints.txt``)
+    pins every package pip resolves, not only the named ones."""
     if is_installed(target) and not force:
         return target
     python = find_python()
@@ -129,7 +131,8 @@ def install_venv(target: Path, packages: list[str], force: bool = False) -> Path
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     steps = [[str(python), "-m", "venv", *([] if packages else ["--without-pip"]), str(venv_dir(tmp))]]
     if packages:  # none: a bare venv (the attack suite's stand-in install)
-        steps.append([str(venv_dir(tmp) / "bin" / "python"), "-m", "pip", "install", "-q", *packages])
+        pins = ["-c", str(constraints)] if constraints is not None else []
+        steps.append([str(venv_dir(tmp) / "bin" / "python"), "-m", "pip", "install", "-q", *pins, *packages])
     for cmd in steps:
         res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         if res.returncode != 0:
@@ -145,6 +148,7 @@ def install_venv(target: Path, packages: list[str], force: bool = False) -> Path
     size = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file() and not f.is_symlink())
     (tmp / MARKER).write_text(json.dumps({
         "packages": packages, "python": str(python), "install_seconds": round(time.monotonic() - t0, 1),
+        "constraints": str(constraints) if constraints is not None else None,
         "size_bytes": size}, indent=2))
     if force:
         shutil.rmtree(target, ignore_errors=True)

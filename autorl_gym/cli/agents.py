@@ -50,7 +50,7 @@ def agents_install(
     from autorl_gym.agents.spec import AgentError, load_agent_spec
 
     try:
-        spec, _ = load_agent_spec(name)
+        spec, folder = load_agent_spec(name)
     except AgentError as e:
         err.print(f"[bold red]error:[/] {e}")
         raise typer.Exit(2) from e
@@ -61,7 +61,9 @@ def agents_install(
     t0 = time.monotonic()
     with console.status(f"{how} {spec.cli.package}"):
         try:
-            where = install_cli(name, spec.cli, force=force)
+            pins = folder / "constraints.txt"  # a pip agent's whole resolved set, pinned
+            where = install_cli(name, spec.cli, force=force,
+                                constraints=pins if spec.cli.pip and pins.is_file() else None)
         except RuntimeError as e:
             err.print(f"[bold red]error:[/] {e}")
             raise typer.Exit(1) from e
