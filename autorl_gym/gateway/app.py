@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route as StarletteRoute
 
 from autorl_gym.core.integrity import IntegrityEvent, record_event
 from autorl_gym.gateway import routes
@@ -138,7 +140,7 @@ class Gateway:
         self._event_lock = threading.Lock()
 
         @asynccontextmanager
-        async def lifespan(_app: Any) -> AsyncIterator[None]:
+        async def lifespan(_app: Starlette) -> AsyncIterator[None]:
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(settings.timeout_s, connect=30.0), follow_redirects=False)
             try:
@@ -150,21 +152,8 @@ class Gateway:
                 await self._client.aclose()
                 self.log.close()
 
-        self._lifespan = lifespan
-        self.app = _App(self)
-
-    async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """The ASGI app: every path to :meth:`handle` (no router or middleware stack in front:
-        one route matches everything, and the gateway answers its own errors); the lifespan
-        opens and closes the upstream client. An exception in :meth:`handle` is the server's 500."""
-        if scope["type"] == "http":
-            if scope["method"] not in _METHODS:
-                response: Response = PlainTextResponse("Method Not Allowed", status_code=405)
-            else:
-                response = await self.handle(Request(scope, receive, send))
-            await response(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await _serve_lifespan(self._lifespan, receive, send)
+        self.app = Starlette(routes=[StarletteRoute("/{path:path}", self.handle, methods=_METHODS)],
+                             lifespan=lifespan)
 
     # -- integrity events --------------------------------------------------------------------
     def event(self, kind: str, detail: str, **data: Any) -> None:
@@ -381,34 +370,6 @@ class Gateway:
                              response_bytes=size, charged_tokens=charged, client_closed=client_closed,
                              response_text=meter.answer.text or None,
                              tokens=meter.trace if isinstance(meter, TokenMeter) else None))
-
-
-class _App:
-    """``Gateway.asgi`` as an object whose ``__call__`` is a coroutine function (how servers
-    tell an ASGI 3 app)."""
-
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await self.gw.asgi(scope, receive, send)
-
-
-async def _serve_lifespan(lifespan: Any, receive: Any, send: Any) -> None:
-    """The ASGI lifespan protocol around the ``lifespan`` context manager."""
-    message = await receive()
-    assert message["type"] == "lifespan.startup"
-    context = lifespan(None)
-    try:
-        await context.__aenter__()
-    except BaseException as e:
-        await send({"type": "lifespan.startup.failed", "message": repr(e)})
-        raise
-    await send({"type": "lifespan.startup.complete"})
-    message = await receive()
-    assert message["type"] == "lifespan.shutdown"
-    await context.__aexit__(None, None, None)
-    await send({"type": "lifespan.shutdown.complete"})
 
 
 class _Relay:
