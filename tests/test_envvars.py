@@ -23,12 +23,17 @@ NOT_SETTINGS = {
     "CUBLAS_WORKSPACE_CONFIG": "set (and restored) by the micro build for deterministic CUDA kernels",
     "ANTHROPIC_BASE_URL": "set for a CLI agent inside the sandbox: the gateway's address",
     "GOOGLE_GEMINI_BASE_URL": "set for a CLI agent inside the sandbox: the gateway's address",
+    "PYENV_ROOT": "pyenv's own: where the pip agents' installer looks for pyenv's Python 3.12",
+    "TMPDIR": "the standard temporary folder, read inside the Harbor task's grading container",
 }
 # the agents' training scripts (scripted, example_shell) run inside the sandbox; their knobs (train_env) are
 # generated into the scripted agent's page from the scripts themselves (docs/hooks.py)
 SANDBOX_SCRIPTS = "agents/*/train_*.py"
 # and their time limit (TRAIN_SECONDS), written beside them in the sandbox; in the same table
 SANDBOX_DEADLINE = "agents/scripted/deadline.py"
+# the pip agents' runners (OpenHands, mini-swe-agent) run inside the sandbox; their knobs are the agent.yaml
+# options, documented on the agents' page (docs/agents/openhands.md)
+SANDBOX_RUNNERS = "agents/*/run_*.py"
 
 
 def package_reads() -> dict[str, set[str]]:
@@ -36,6 +41,7 @@ def package_reads() -> dict[str, set[str]]:
     skip = set(PACKAGE.glob(SANDBOX_SCRIPTS))
     assert skip, SANDBOX_SCRIPTS
     skip.add(PACKAGE / SANDBOX_DEADLINE)
+    skip |= set(PACKAGE.glob(SANDBOX_RUNNERS))
     found: dict[str, set[str]] = {}
     for file in PACKAGE.rglob("*.py"):
         if file in skip or file.name == "envvars.py":

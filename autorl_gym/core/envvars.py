@@ -55,6 +55,10 @@ ENV_VARS: tuple[EnvVar, ...] = (
            default="on",
            purpose="0: the warm grading server forks each grading without first doing, once per "
                    "scenario, the work that does not depend on the submission"),
+    EnvVar(name="AUTORL_GYM_PYTHON312", side="host", read_in="autorl_gym.agents.py_cli",
+           default="pyenv's 3.12, else python3.12 in /usr/bin or /usr/local/bin",
+           purpose="the Python 3.12 interpreter that `autorl-gym agents install` builds the pip "
+                   "agents' venvs (OpenHands, mini-swe-agent) with"),
     EnvVar(name="AUTORL_GYM_JUDGE_MODEL", side="host", read_in="autorl_gym.core.scenario",
            purpose="the judge model, overriding the scenario's judge.model"),
     EnvVar(name="AUTORL_GYM_JUDGE_BASE_URL", side="host", read_in="autorl_gym.core.scenario",
