@@ -48,7 +48,10 @@ DEFAULT_BASE_IMAGE = ("pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime@sha256:"
 AGENT_DISTS = ("transformers", "tokenizers", "safetensors", "accelerate", "datasets", "peft", "trl")
 #: what the grader's images install: the training stack and what grading imports
 GRADER_DISTS = (*AGENT_DISTS, "pydantic", "PyYAML", "gymnasium", "numpy", "scipy", "pandas",
-                "jinja2", "psutil", "filelock", "httpx", "rich", "starlette", "python-multipart")
+                "jinja2", "psutil", "filelock", "httpx", "rich", "starlette", "python-multipart",
+                # imported on the grading path through others' optional imports (anyio, requests,
+                # pandas), which their own requirements do not name
+                "sniffio", "charset-normalizer", "pytz")
 GRADER_PORT = 8000
 STATE_DIR = "/var/lib/autorl-grading"      # the sidecar's ledger and pinned snapshots
 OPT = "/opt/autorl"                        # package, scenario, base model, the one split
