@@ -76,6 +76,16 @@ def same_items(a: EvalResult, b: EvalResult) -> None:
         assert (x.completion, x.answer, x.correct) == (y.completion, y.answer, y.correct), f"item {k}"
 
 
+@pytest.fixture(autouse=True)
+def fresh_server(monkeypatch):
+    """A warm server of this test's own: one left by an earlier test may have started under other
+    import-time variables (then gradings here go the cold way) or have retired."""
+    forkserver.stop_server()
+    monkeypatch.setattr(forkserver, "_prepare_ok", True)
+    yield
+    forkserver.stop_server()
+
+
 @pytest.fixture(scope="module")
 def models(micro_assets, tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     """name -> (base model, submission)."""

@@ -33,7 +33,9 @@ ENV_DIR = ROOT / "deploy" / "autorl_gym_env"
 
 
 def test_openenv_reads_the_manifest(monkeypatch):
-    monkeypatch.syspath_prepend(str(ENV_DIR.parent))  # as if `pip install deploy/autorl_gym_env`
+    # as if `pip install deploy/autorl_gym_env` (not monkeypatch.syspath_prepend: it touches
+    # pkg_resources, which another test may have left half-imported)
+    monkeypatch.setattr(sys, "path", [str(ENV_DIR.parent), *sys.path])
     info = _create_env_info_from_package("openenv-autorl_gym_env", "autorl_gym_env", "0.1.0")
     assert info is not None and info.manifest is not None  # found as the package's resource
     assert (info.name, info.env_key, info.spec_version) == ("autorl_gym_env", "autorl_gym", 1)

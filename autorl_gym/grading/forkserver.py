@@ -184,12 +184,13 @@ def start_soon() -> threading.Thread | None:
 
 
 def stop_server() -> None:
-    """Stop the warm server (the next grading starts a new one)."""
-    global _server
+    """Stop the warm server (the next grading starts a new one, with the environment it finds)."""
+    global _server, _server_env
     with _lock:
         if _server is not None:
             _server.stop()
             _server = None
+        _server_env = None
 
 
 atexit.register(stop_server)
