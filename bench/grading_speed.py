@@ -11,7 +11,7 @@ the same prompts, timed in the same run; and ``autorl-gym eval``'s wall time, be
 * **eval**: ``autorl-gym eval SUBMISSION --split dev`` in a fresh process: this checkout's, and
   with ``--before PATH`` another checkout's (e.g. the main branch) alternated with it.
 
-    python bench/grading_speed.py [--rounds 3] [--before /work/main]
+    python bench/grading_speed.py [--rounds 3] [--before ../other-checkout]
 """
 
 from __future__ import annotations
