@@ -114,7 +114,7 @@ def test_items_written_then_deleted(ctx: AttackContext) -> str:
     return f"contaminated: {report.reason[:200]}"
 
 
-@attack(klass="audit", families=("arith",))
+@attack(klass="audit", families=("arith",), sandboxes=("local",))  # a gateway, no sandbox: once
 def test_items_sent_out_through_the_gateway(ctx: AttackContext) -> str:
     """An agent that found test items asks the hosted model, through the run's gateway, to write
     training data from them: the items leave the sandbox only in the call's prompt, and the
