@@ -5,10 +5,13 @@ standard library, a few shell tools, ``useradd``, every shared library they need
 exporting environment's own installs of what the task's ``requirements.txt`` pin (torch, the
 training stack, what grading imports) with their dependencies, under Python's site folder. So
 the exported Dockerfiles' ``pip install -r requirements.txt`` finds every pin satisfied and needs
-no index. Built once per engine (the tag names the content's recipe)."""
+no index. Built once per engine and recipe: the tag is a hash of this file and of every
+distribution's name and version that goes in, so an engine that keeps an image from an older
+recipe (fewer pins, other versions) builds a new one instead of reusing it."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata as md
 import io
 import os
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-TAG = "autorl-gym/harbor-base:local-3"
+REPO = "autorl-gym/harbor-base"
 TOOLS = ("bash", "sh", "dash", "ls", "cat", "cp", "mv", "rm", "mkdir", "chmod", "chown", "id",
          "env", "sleep", "tar", "gzip", "find", "grep", "sed", "head", "tail", "tee", "touch",
          "ln", "readlink", "dirname", "basename", "uname", "whoami", "stat", "du", "mktemp",
@@ -155,20 +158,30 @@ def write_rootfs(out: Path, dist_names: list[str]) -> int:
     return len(files)
 
 
+def base_tag(dist_names: list[str]) -> str:
+    """The local base image's tag for these pins: a hash of the recipe (this file) and of each
+    distribution in the closure, by name and version."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for dist in sorted(_closure([*dist_names, *ROOTS]), key=lambda d: d.metadata["Name"].lower()):
+        digest.update(f"{dist.metadata['Name'].lower()}=={dist.version}\n".encode())
+    return f"{REPO}:{digest.hexdigest()[:12]}"
+
+
 def ensure_local_base(client, dist_names: list[str], scratch: Path) -> str:  # type: ignore[no-untyped-def]
     """The tag of the local base image, imported now if the engine lacks it."""
     from docker.errors import ImageNotFound
 
+    tag = base_tag(dist_names)
     try:
-        client.images.get(TAG)
-        return TAG
+        client.images.get(tag)
+        return tag
     except ImageNotFound:
         pass
     tar = scratch / "harbor-base-rootfs.tar"
     write_rootfs(tar, dist_names)
     path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     subprocess.run(["docker", "import", "--change", f"ENV PATH={path}",
-                    "--change", "CMD [\"bash\"]", str(tar), TAG], check=True,
+                    "--change", "CMD [\"bash\"]", str(tar), tag], check=True,
                    capture_output=True)
     tar.unlink()
-    return TAG
+    return tag
