@@ -16,19 +16,6 @@ MICRO_ID = "AutoRL-Micro-Arith-v0"
 DATA_DIR_ENV = "AUTORL_GYM_DATA_DIR"
 # this project's machines keep the real data beside the checkout; a user's clone has none
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-# The test files that take longest, longest first (measured: docs/measured.md, "The suite in two
-# workers"). Under `-n 2 --dist loadfile` workers take files in collection order; these start
-# first so that none of them starts last and holds the end of the run.
-LONG_FILES = ("test_harbor_export.py", "test_attacks.py", "test_cli_agents.py",
-              "test_autorl_bench.py", "test_docs.py", "test_python_agents.py", "test_episode.py",
-              "test_interactive_sandbox.py", "test_rdagent.py", "test_micro_textworld.py",
-              "test_micro_webshop.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long files first (a stable sort: every other order is kept)."""
-    rank = {name: i for i, name in enumerate(LONG_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
 
 
 def shared_data_root() -> Path:
