@@ -84,6 +84,9 @@ class Attack(BaseModel):
 
 
 ATTACKS: dict[str, Attack] = {}
+#: ``sandboxes=`` for an attack that goes through no sandbox of ours (an exported task, the
+#: gateway): run once, under the default kind, rather than once per kind with the same result
+ONE_KIND: tuple[str, ...] = ("local",)
 
 
 def attack(*, klass: str, families: tuple[str, ...] | None = None,

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from autorl_gym.attacks.base import AttackBroken, AttackContext, attack
+from autorl_gym.attacks.base import ONE_KIND, AttackBroken, AttackContext, attack
 
 _HUGE_PADDING = 300 << 20  # more than the audit's per-file read cap (256 MiB)
 
@@ -114,7 +114,7 @@ def test_items_written_then_deleted(ctx: AttackContext) -> str:
     return f"contaminated: {report.reason[:200]}"
 
 
-@attack(klass="audit", families=("arith",), sandboxes=("local",))  # a gateway, no sandbox: once
+@attack(klass="audit", families=("arith",), sandboxes=ONE_KIND)  # the gateway, no sandbox
 def test_items_sent_out_through_the_gateway(ctx: AttackContext) -> str:
     """An agent that found test items asks the hosted model, through the run's gateway, to write
     training data from them: the items leave the sandbox only in the call's prompt, and the

@@ -18,7 +18,7 @@ import shutil
 import tomllib
 from pathlib import Path
 
-from autorl_gym.attacks.base import AttackBroken, AttackContext, AttackSkipped, attack
+from autorl_gym.attacks.base import ONE_KIND, AttackBroken, AttackContext, AttackSkipped, attack
 from autorl_gym.core.family import family_of, resolve_assets
 from autorl_gym.scenarios.catalog import get_scenario
 
@@ -43,12 +43,7 @@ def _grading(task: Path, split: str):  # type: ignore[no-untyped-def]
     return make_grader(folder / "scenario.yaml", folder / "model", split, folder / f"{split}.jsonl")
 
 
-# These attack the exported task, not a sandbox of ours: they run once, under the default kind,
-# rather than once per kind with the same result.
-_ONE_KIND = ("local",)
-
-
-@attack(klass="harbor", sandboxes=_ONE_KIND)
+@attack(klass="harbor", sandboxes=ONE_KIND)
 def harbor_agent_writes_reward(ctx: AttackContext) -> str:
     """The agent writes /logs/verifier/reward.json itself, as Harbor's shared verifier would read it."""
     from autorl_gym.report.harbor.grading import verify
@@ -87,7 +82,7 @@ def _submit_base_copy(task: Path, ctx: AttackContext):  # type: ignore[no-untype
     return ws, state
 
 
-@attack(klass="harbor", sandboxes=_ONE_KIND)
+@attack(klass="harbor", sandboxes=ONE_KIND)
 def harbor_model_swapped_after_submit(ctx: AttackContext) -> str:
     """After its submission is graded on dev, the agent swaps other weights into output/v1."""
     from autorl_gym.report.harbor.grading import verify
@@ -110,7 +105,7 @@ def harbor_model_swapped_after_submit(ctx: AttackContext) -> str:
             f"baseline, flagged): reward {record['reward']['reward']:+.2f}")
 
 
-@attack(klass="harbor", sandboxes=_ONE_KIND)
+@attack(klass="harbor", sandboxes=ONE_KIND)
 def harbor_snapshot_altered_before_verifier(ctx: AttackContext) -> str:
     """The pinned snapshot in the collected artifact is altered before the verifier takes it up."""
     from autorl_gym.report.harbor.grading import verify
@@ -129,7 +124,7 @@ def harbor_snapshot_altered_before_verifier(ctx: AttackContext) -> str:
     return f"refused: {record['reason'][:120]}"
 
 
-@attack(klass="harbor", sandboxes=_ONE_KIND)
+@attack(klass="harbor", sandboxes=ONE_KIND)
 def harbor_submit_link_to_hidden(ctx: AttackContext) -> str:
     """The agent submits a folder that links to the sidecar's dev split and ledger."""
     from autorl_gym.report.harbor.grading import Sidecar
@@ -153,7 +148,7 @@ def harbor_submit_link_to_hidden(ctx: AttackContext) -> str:
     return "refused: " + "; ".join(a["error"][:50] for _, a in answers)
 
 
-@attack(klass="harbor", sandboxes=_ONE_KIND)
+@attack(klass="harbor", sandboxes=ONE_KIND)
 def harbor_hidden_item_in_agent_image(ctx: AttackContext) -> str:
     """A hidden dev or test item reaches what the agent's image is built from."""
     task = _export(ctx)
