@@ -194,6 +194,93 @@ def test_upstream_down_is_a_clear_502(tmp_path: Path) -> None:
     assert r.status_code == 502 and "could not reach the upstream" in r.json()["error"]["message"]
 
 
+class _OddUpstream:
+    """A raw HTTP upstream on a thread: each connection gets ``reply`` (bytes), then the socket is
+    held open for ``hold_s`` (a stalled stream) and closed; what each request sent is kept."""
+
+    def __init__(self, reply: bytes, hold_s: float = 0.0):
+        import socket
+        import threading
+
+        self.reply, self.hold_s, self.requests = reply, hold_s, []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import threading
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn) -> None:  # noqa: ANN001
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            head, _, body = data.partition(b"\r\n\r\n")
+            length = int(next((h.split(b":")[1] for h in head.split(b"\r\n")
+                               if h.lower().startswith(b"content-length:")), b"0"))
+            while len(body) < length:
+                body += conn.recv(65536)
+            self.requests.append(head)
+            conn.sendall(self.reply)
+            time.sleep(self.hold_s)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_redirect_from_the_upstream_is_passed_back_not_followed(tmp_path: Path) -> None:
+    """The gateway never follows a redirect: the host's key would go where the answer points."""
+    elsewhere = _OddUpstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+    up = _OddUpstream(f"HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere.base_url}/v1/messages\r\n"
+                      "content-length: 0\r\n\r\n".encode())
+    gw = gateway(tmp_path, up.base_url)
+    try:
+        with client(gw) as c:
+            r = c.post("/v1/messages", json=anthropic_body(stream=False), headers={"x-api-key": gw.token})
+    finally:
+        gw.stop()
+        up.close()
+        elsewhere.close()
+    assert r.status_code == 307 and r.headers["location"].endswith("/v1/messages")
+    assert len(up.requests) == 1 and KEY.encode() in up.requests[0]
+    assert elsewhere.requests == []
+
+
+def test_an_upstream_that_stalls_mid_stream_is_cut_at_the_read_timeout(tmp_path: Path) -> None:
+    """Two events, then silence: the client gets what came, the call is recorded incomplete and
+    charged its reservation, and the next call is answered."""
+    events = (b'event: message_start\ndata: {"type":"message_start","message":{"usage":'
+              b'{"input_tokens":5,"output_tokens":1}}}\n\n'
+              b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":'
+              b'{"type":"text_delta","text":"partial"}}\n\n')
+    up = _OddUpstream(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                      b"transfer-encoding: chunked\r\n\r\n" + f"{len(events):x}\r\n".encode() + events
+                      + b"\r\n", hold_s=3.0)
+    settings = GatewaySettings(provider="anthropic", base_url=up.base_url, api_key=KEY,
+                               allowed_models=[MODEL], timeout_s=0.5)
+    gw = GatewayServer(settings, tmp_path / "gw.sock", tmp_path / "llm_calls.jsonl").start()
+    try:
+        with client(gw) as c:
+            with c.stream("POST", "/v1/messages", json=anthropic_body(),
+                          headers={"x-api-key": gw.token}) as r:
+                got = b"".join(r.iter_raw())
+            again = c.post("/v1/messages", json=anthropic_body(), headers={"x-api-key": gw.token})
+    finally:
+        gw.stop()
+        up.close()
+    assert r.status_code == 200 and b"partial" in got and again.status_code == 200
+    first = read_calls(tmp_path / "llm_calls.jsonl")[0]
+    assert first.status == 200 and first.response_text == "partial"
+    assert first.charged_tokens == first.reserved_tokens and first.latency_s < 3.0
+
+
 def test_sandbox_base_url_keeps_the_upstream_path() -> None:
     s = GatewaySettings(provider="openai", base_url="http://10.0.0.5:8000/v1/", api_key="k",
                         allowed_models=["m"])

@@ -309,7 +309,7 @@ GATEWAY_ATTACKS = sorted(n for n, a in load_cases().items()
 
 
 def test_the_gateway_attacks_of_the_suite_hold(tmp_path: Path) -> None:
-    assert len(GATEWAY_ATTACKS) == 10
+    assert len(GATEWAY_ATTACKS) == 11
     report = run_attacks("AutoRL-Micro-Arith-v0", "none", tmp_path, names=GATEWAY_ATTACKS)
     assert [(o.name, o.status) for o in report.outcomes] == [(n, "held") for n in GATEWAY_ATTACKS], \
         [o.detail for o in report.outcomes if o.status != "held"]

@@ -31,7 +31,7 @@ def bind_unix(path: Path) -> socket.socket:
     return sock
 
 
-def make_server(app: Any, log_level: str, http: str = "h11") -> Any:
+def make_server(app: Any, log_level: str, http: str = "h11", loop: str = "asyncio") -> Any:
     """A uvicorn server for ``app`` that also accepts on each bridge socket the app opens while it
     runs (a grading app's ``app.state.bridges``: one socket per run, made when the run is).
     ``http``: uvicorn's HTTP parser, named (not ``auto``) so that installing ``httptools`` changes
@@ -59,15 +59,16 @@ def make_server(app: Any, log_level: str, http: str = "h11") -> Any:
 
             bridges.set_listener(listen)
 
-    return _Server(uvicorn.Config(app, log_level=log_level, lifespan="on", http=http))
+    return _Server(uvicorn.Config(app, log_level=log_level, lifespan="on", http=http, loop=loop,
+                                 interface="asgi3"))
 
 
 class ServerThread:
     """A uvicorn server on already-bound sockets, in a background thread (for ``run --agent``)."""
 
-    def __init__(self, app: Any, sockets: list[socket.socket], http: str = "h11"):
+    def __init__(self, app: Any, sockets: list[socket.socket], http: str = "h11", loop: str = "asyncio"):
         self.sockets = sockets
-        self.server = make_server(app, "warning", http)
+        self.server = make_server(app, "warning", http, loop)
         self.thread = threading.Thread(target=self._run, name="grading-server", daemon=True)
 
     def _run(self) -> None:

@@ -362,3 +362,44 @@ def gateway_duplicate_model_key(ctx: AttackContext) -> str:
     if got:
         raise AttackBroken(f"a body naming a second model reached the upstream: {'; '.join(got)}")
     return "bodies with a repeated key refused on 2 providers"
+
+
+# Methods no route names (the gateway is a bare ASGI app, so every method reaches its checks),
+# and upgrades to another protocol, each on the inference path with a valid body.
+ODD_REQUESTS: list[tuple[str, dict[str, str]]] = [
+    ("TRACE", {}), ("CONNECT", {}), ("PROPFIND", {}), ("PURGE", {}), ("GET", {}), ("PUT", {}),
+    ("PATCH", {}), ("OPTIONS", {}), ("DELETE", {}), ("HEAD", {}),
+    ("POST", {"x-http-method-override": "GET"}),
+    ("GET", {"upgrade": "websocket", "connection": "Upgrade", "sec-websocket-version": "13",
+             "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="}),
+    ("POST", {"upgrade": "h2c", "connection": "Upgrade, HTTP2-Settings", "http2-settings": "AAMAAABkAAQAAP__"}),
+]
+
+
+@attack(klass="gateway")
+def gateway_odd_methods_and_upgrades(ctx: AttackContext) -> str:
+    """The inference path with every other method (TRACE, CONNECT, PROPFIND, a method override)
+    and with a websocket or h2c upgrade: nothing but the one POST may reach the upstream, and the
+    gateway answers a plain call afterwards."""
+    wrong: list[str] = []
+    sent = 0
+    for provider in ("anthropic", "openai", "gemini"):
+        with _gateway(ctx, provider) as run:
+            method0, path, body = INFERENCE[provider]
+            for method, headers in ODD_REQUESTS:
+                try:
+                    status, _ = run.send(method, path, body=body, headers=headers)
+                except (OSError, http.client.HTTPException):
+                    status = 0  # the connection refused or closed: nothing answered
+                sent += 1
+                if 200 <= status < 300 and method != "POST":
+                    wrong.append(f"{provider}: {method} {path} answered {status}")
+            extra = [s for s in run.up.seen if s.method != "POST" or s.path.split("?")[0] != path]
+            wrong += [f"{provider}: {s.method} {s.path} reached the upstream" for s in extra]
+            seen_before = len(run.up.seen)
+            status, _ = run.send(method0, path, body=body)
+            if status != 200 or len(run.up.seen) != seen_before + 1:
+                wrong.append(f"{provider}: a plain call after them was answered {status}")
+    if wrong:
+        raise AttackBroken("; ".join(wrong))
+    return f"{sent} requests with odd methods or upgrades on 3 providers: none but POST reached the upstream"
