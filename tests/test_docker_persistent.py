@@ -88,6 +88,17 @@ def test_a_command_over_memory_is_killed_and_the_container_survives(box: DockerS
     assert r.output == "ok\n", r
 
 
+def test_home_is_made_afresh_for_each_command(box: DockerSandbox) -> None:
+    """HOME lies on the /tmp tmpfs, emptied after each command; the host makes it again, owned by
+    the command's user, so no command forks a mkdir for it. A HOME the last command replaced with
+    a link is gone too."""
+    first = box.exec('stat -c "%U %a" "$HOME" && [ "$(stat -c %u "$HOME")" = "$(id -u)" ] && '
+                     'touch "$HOME/left" && rm -rf "$HOME" && ln -s /etc "$HOME" && echo ok')
+    assert first.exit_code == 0 and first.output.endswith("ok\n"), first
+    again = box.exec('[ -d "$HOME" ] && [ ! -L "$HOME" ] && ls -A "$HOME" && touch "$HOME/x" && echo fresh')
+    assert again.exit_code == 0 and again.output == "fresh\n", again
+
+
 def test_a_timeout_kills_the_command_not_the_container(box: DockerSandbox) -> None:
     r = box.exec("setsid sleep 6001 & sleep 6002", timeout_s=1)
     assert r.timed_out and r.exit_code is None and 0.9 <= r.duration_s < 5, r

@@ -100,8 +100,12 @@ def _clear(folder: str, dev: int) -> None:
 class EpisodeContainer:
     """One running container (see the module docstring)."""
 
-    def __init__(self, client: Any, options: dict[str, Any]) -> None:
+    def __init__(self, client: Any, options: dict[str, Any],
+                 home: tuple[str, int, int] | None = None) -> None:
+        """``home``: (path, uid, gid) of the commands' HOME on the /tmp tmpfs, made afresh by
+        :meth:`empty_tmpfs` for the next command."""
         self.client = client
+        self.home = home
         labels = {**options.get("labels", {}), LABEL: "1", OWNER_LABEL: owner_id()}
         self.options = {**options, "labels": labels}
         self.id: str | None = None
@@ -130,6 +134,7 @@ class EpisodeContainer:
         for pid in self.keep:  # the kernel's OOM killer takes a command's process, never these
             with contextlib.suppress(OSError):
                 Path(f"/proc/{pid}/oom_score_adj").write_text("-1000")
+        self._make_home()
 
     @property
     def alive(self) -> bool:
@@ -173,6 +178,19 @@ class EpisodeContainer:
             root = f"/proc/{self.init_pid}/root/{folder}"
             with contextlib.suppress(OSError):
                 _clear(root, os.lstat(root).st_dev)
+        self._make_home()
+
+    def _make_home(self) -> None:
+        """HOME for the next command, owned by its user (the command's wrapper makes it where this
+        could not)."""
+        if self.home is None:
+            return
+        path, uid, gid = self.home
+        home = f"/proc/{self.init_pid}/root/{path.lstrip('/')}"
+        with contextlib.suppress(OSError):
+            os.makedirs(home, mode=0o755)
+            if os.lstat(home).st_uid != uid:
+                os.lchown(home, uid, gid)
 
     def remove(self) -> None:
         if self.id is not None:

@@ -24,6 +24,7 @@ __all__ = ["WATCHDOG_INTERVAL_S", "Execution"]
 
 WATCHDOG_INTERVAL_S = 0.25
 _PID_WAIT_S = 10.0
+_PID_POLL_FIRST_S, _PID_POLL_MAX_S = 0.02, 0.05
 
 
 class Execution:
@@ -63,15 +64,23 @@ class Execution:
             return self.quota.exceeded(self.quota_start)
         return None
 
-    def _pid(self, api: Any, exec_id: str) -> tuple[int, bool]:
-        """(host PID of the exec's process, whether it is still running)."""
+    def _pid(self, api: Any, exec_id: str, reader: threading.Thread) -> tuple[int, bool]:
+        """(host PID of the exec's process, whether it is still running). The engine is asked
+        at growing intervals, and at once when the output ends (the first sign that a short
+        command is done): each question is a request the engine serves while it is still
+        starting the process (a tight poll slowed a no-op command by a third)."""
         deadline = time.monotonic() + _PID_WAIT_S
+        wait = _PID_POLL_FIRST_S
         while True:
             info = api.exec_inspect(exec_id)
             pid, running = int(info.get("Pid") or 0), bool(info.get("Running"))
             if pid or not running and info.get("ExitCode") is not None or time.monotonic() > deadline:
                 return pid, running
-            time.sleep(0.001)
+            if reader.is_alive():
+                reader.join(wait)
+                wait = min(2 * wait, _PID_POLL_MAX_S)
+            else:
+                time.sleep(0.001)
 
     def _exit_code(self, api: Any, exec_id: str) -> int | None:
         deadline = time.monotonic() + 10
@@ -90,7 +99,7 @@ class Execution:
         reader.start()
         pidfd = None
         try:
-            pid, running = self._pid(api, exec_id)
+            pid, running = self._pid(api, exec_id, reader)
             if running and pid:
                 with contextlib.suppress(OSError):
                     pidfd = os.pidfd_open(pid)
