@@ -21,7 +21,7 @@ import pytest
 from fake_llm import FakeLLMServer, Text, ToolUse
 from test_gateway import KEY, MODEL, anthropic_body, client, gateway
 
-from autorl_gym.attacks.base import load_cases
+from autorl_gym.attacks.base import ONE_KIND, load_cases
 from autorl_gym.attacks.cases.gateway import ACCOUNT_ROUTES, BILLING_HEADERS
 from autorl_gym.attacks.runner import run_attacks
 from autorl_gym.core.integrity import read_events
@@ -310,7 +310,7 @@ GATEWAY_ATTACKS = sorted(n for n, a in load_cases().items()
 
 def test_the_gateway_attacks_of_the_suite_hold(tmp_path: Path) -> None:
     assert len(GATEWAY_ATTACKS) == 11
-    report = run_attacks("AutoRL-Micro-Arith-v0", "none", tmp_path, names=GATEWAY_ATTACKS)
+    report = run_attacks("AutoRL-Micro-Arith-v0", ONE_KIND[0], tmp_path, names=GATEWAY_ATTACKS)
     assert [(o.name, o.status) for o in report.outcomes] == [(n, "held") for n in GATEWAY_ATTACKS], \
         [o.detail for o in report.outcomes if o.status != "held"]
 

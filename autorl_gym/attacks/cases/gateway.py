@@ -9,7 +9,8 @@ as the sandbox reaches it) in front of the attack suite's upstream
 account would and keeps what it received: the attack breaks when the upstream got what it never
 should have. Requests are sent with :mod:`http.client`, which sends a path as written (``..``,
 ``//`` and percent-escapes included), as an adversary's own client would. They need no episode
-and no sandbox, so they apply to every scenario and sandbox kind.
+and no sandbox, so they apply to every scenario and run once, under the default sandbox kind
+(:data:`~autorl_gym.attacks.base.ONE_KIND`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from autorl_gym.attacks.base import AttackBroken, AttackContext, attack
+from autorl_gym.attacks.base import ONE_KIND, AttackBroken, AttackContext, attack
 from autorl_gym.attacks.upstream import AttackUpstream
 from autorl_gym.core.run_folder import RunFolder
 from autorl_gym.gateway import GatewayLimits, GatewayServer, GatewaySettings, read_calls
@@ -140,7 +141,7 @@ ACCOUNT_ROUTES: dict[str, list[tuple[str, str]]] = {
 }
 
 
-@attack(klass="gateway")
+@attack(klass="gateway", sandboxes=ONE_KIND)  # the gateway, no sandbox
 def gateway_account_routes(ctx: AttackContext) -> str:
     """With the run's token and max_requests=2: list and download the account's files, fine-tuning
     jobs, admin keys, stored completions, batches; DELETE a file (every provider)."""
@@ -159,7 +160,7 @@ def gateway_account_routes(ctx: AttackContext) -> str:
     return f"{refused} account calls on 3 providers refused; none reached the upstream"
 
 
-@attack(klass="gateway")
+@attack(klass="gateway", sandboxes=ONE_KIND)  # the gateway, no sandbox
 def gateway_path_escape(ctx: AttackContext) -> str:
     """Paths with ``..``, ``//``, encoded slashes and dots, or ``tunedModels/``, naming the allowed model
     where the gateway reads it and another route or model where the upstream resolves it."""
@@ -199,7 +200,7 @@ BILLING_HEADERS = {"openai-organization": "org-someone-else", "openai-project": 
                    "x-openai-project": "proj_x", "x-http-method-override": "DELETE"}
 
 
-@attack(klass="gateway")
+@attack(klass="gateway", sandboxes=ONE_KIND)  # the gateway, no sandbox
 def gateway_billing_headers(ctx: AttackContext) -> str:
     """An allowed inference call carrying another organisation's or project's billing headers
     (OpenAI-Organization, OpenAI-Project, x-goog-user-project, anthropic org/workspace headers)."""
@@ -215,7 +216,7 @@ def gateway_billing_headers(ctx: AttackContext) -> str:
     return "no billing or organisation header reached the upstream on 3 providers"
 
 
-@attack(klass="gateway")
+@attack(klass="gateway", sandboxes=ONE_KIND)  # the gateway, no sandbox
 def gateway_request_cap(ctx: AttackContext) -> str:
     """max_requests=2: inference calls, token counts and model listings, one after another; more than
     two reaching the upstream breaks the cap."""
@@ -247,7 +248,7 @@ def _cap_check(run: _Run, cap: int, what: str) -> str:
             f"counted (cap {cap})")
 
 
-@attack(klass="gateway")
+@attack(klass="gateway", sandboxes=ONE_KIND)  # the gateway, no sandbox
 def gateway_stream_without_usage(ctx: AttackContext) -> str:
     """Streamed OpenAI Chat Completions without stream_options.include_usage, under a token cap: the
     upstream sends no usage unless asked, so nothing is counted and the cap never trips."""
@@ -259,7 +260,7 @@ def gateway_stream_without_usage(ctx: AttackContext) -> str:
         return _cap_check(run, cap, "streams without include_usage")
 
 
-@attack(klass="gateway")
+@attack(klass="gateway", sandboxes=ONE_KIND)  # the gateway, no sandbox
 def gateway_stream_dropped(ctx: AttackContext) -> str:
     """Anthropic streams under a token cap, each closed by the client after its first bytes, before
     the final usage event arrives."""
@@ -272,7 +273,7 @@ def gateway_stream_dropped(ctx: AttackContext) -> str:
         return _cap_check(run, cap, "streams dropped by the client")
 
 
-@attack(klass="gateway")
+@attack(klass="gateway", sandboxes=ONE_KIND)  # the gateway, no sandbox
 def gateway_parallel_admission(ctx: AttackContext) -> str:
     """Eight streamed calls at once under a token cap that holds two: all are admitted before any
     usage is known unless the gateway reserves each call's max_tokens at admission."""
@@ -284,7 +285,7 @@ def gateway_parallel_admission(ctx: AttackContext) -> str:
         return _cap_check(run, cap, "parallel calls")
 
 
-@attack(klass="gateway")
+@attack(klass="gateway", sandboxes=ONE_KIND)  # the gateway, no sandbox
 def gateway_output_multiplier(ctx: AttackContext) -> str:
     """One OpenAI call asking for n=8 choices of max_tokens each, under a cap that holds one choice."""
     cap = 1000
@@ -311,7 +312,7 @@ SERVER_TOOLS = {  # tools the provider would run itself: the network or the acco
 }
 
 
-@attack(klass="gateway")
+@attack(klass="gateway", sandboxes=ONE_KIND)  # the gateway, no sandbox
 def gateway_server_tools(ctx: AttackContext) -> str:
     """Offer the model the tools its provider runs itself (web fetch and search, code execution, MCP
     servers, file search over the account's stores): the network, from outside the sandbox."""
@@ -341,7 +342,7 @@ def gateway_server_tools(ctx: AttackContext) -> str:
     return f"provider-run tools removed on 3 providers; {kept} of the client's own tools went through"
 
 
-@attack(klass="gateway")
+@attack(klass="gateway", sandboxes=ONE_KIND)  # the gateway, no sandbox
 def gateway_duplicate_model_key(ctx: AttackContext) -> str:
     """A body naming the model twice, ``{"model": "other", ..., "model": "allowed"}``: the gateway's
     parser keeps the last, a first-wins parser upstream would serve the other model."""
@@ -372,11 +373,12 @@ ODD_REQUESTS: list[tuple[str, dict[str, str]]] = [
     ("POST", {"x-http-method-override": "GET"}),
     ("GET", {"upgrade": "websocket", "connection": "Upgrade", "sec-websocket-version": "13",
              "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="}),
-    ("POST", {"upgrade": "h2c", "connection": "Upgrade, HTTP2-Settings", "http2-settings": "AAMAAABkAAQAAP__"}),
+    ("POST", {"upgrade": "h2c", "connection": "Upgrade, HTTP2-Settings",
+              "http2-settings": "AAMAAABkAAQAAP__"}),
 ]
 
 
-@attack(klass="gateway")
+@attack(klass="gateway", sandboxes=ONE_KIND)  # the gateway, no sandbox
 def gateway_odd_methods_and_upgrades(ctx: AttackContext) -> str:
     """The inference path with every other method (TRACE, CONNECT, PROPFIND, a method override)
     and with a websocket or h2c upgrade: nothing but the one POST may reach the upstream, and the
