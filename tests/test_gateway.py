@@ -253,6 +253,29 @@ def test_a_redirect_from_the_upstream_is_passed_back_not_followed(tmp_path: Path
     assert elsewhere.requests == []
 
 
+def test_the_environments_proxy_is_used_for_the_upstream(tmp_path: Path, monkeypatch) -> None:
+    """HTTP_PROXY (read once, when the gateway starts) carries the call; NO_PROXY naming the
+    upstream's host bypasses it."""
+    from autorl_gym.gateway.app import env_proxy
+
+    proxy = _OddUpstream(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+    monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert env_proxy("http://api.example.test") == proxy.base_url
+    gw = gateway(tmp_path, "http://api.example.test")
+    try:
+        with client(gw) as c:
+            r = c.post("/v1/messages", json=anthropic_body(stream=False), headers={"x-api-key": gw.token})
+    finally:
+        gw.stop()
+        proxy.close()
+    assert r.status_code == 200
+    assert proxy.requests and proxy.requests[0].startswith(b"POST http://api.example.test/v1/messages ")
+    monkeypatch.setenv("NO_PROXY", "api.example.test")
+    assert env_proxy("http://api.example.test") is None
+
+
 def test_an_upstream_that_stalls_mid_stream_is_cut_at_the_read_timeout(tmp_path: Path) -> None:
     """Two events, then silence: the client gets what came, the call is recorded incomplete and
     charged its reservation, and the next call is answered."""
