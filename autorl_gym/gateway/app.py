@@ -379,8 +379,8 @@ class Gateway:
             self.log.add(LLMCall(**base, status=502, latency_s=time.perf_counter() - t0, charged_tokens=0))
             return refusal(502, msg, "api_error")
         streaming = "text/event-stream" in upstream.headers.get("content-type", "") or adm.stream
-        headers_out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in upstream.headers.items()
-                       if k.lower() not in routes.DROPPED_RESPONSE_HEADERS]
+        headers_out = [(k.lower(), v) for k, v in upstream.raw_headers  # the bytes as they came
+                       if k.lower().decode("latin-1") not in routes.DROPPED_RESPONSE_HEADERS]
         relay = _Relay(self, upstream, adm, base | {"stream": streaming}, t0,
                        strip=adm.strip_usage and streaming and upstream.status == 200)
         return _RelayResponse(relay, upstream.status, headers_out)

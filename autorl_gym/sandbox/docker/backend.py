@@ -82,8 +82,8 @@ _INIT_TASKS = 2
 _BRIDGE_CONNECTIONS = 4
 # In front of the command, in the POSIX shell (it starts in a fraction of bash's time): stderr
 # merged into stdout (one pipe keeps their order), then the command's own bash. HOME is made by
-# the host after each command (EpisodeContainer.empty_tmpfs); the test keeps a mkdir for when it
-# could not be (no process is forked for it otherwise).
+# the host after each command (EpisodeContainer.empty_tmpfs); the wrapper forks a mkdir only
+# when the host could not make it.
 _WRAPPER = 'exec 2>&1; [ -d "$HOME" ] || mkdir -p "$HOME" 2>/dev/null; exec "$@"'
 
 
