@@ -253,6 +253,23 @@ def test_a_redirect_from_the_upstream_is_passed_back_not_followed(tmp_path: Path
     assert elsewhere.requests == []
 
 
+def test_response_headers_pass_as_their_bytes(tmp_path: Path) -> None:
+    """A header value outside Latin-1 (UTF-8 bytes, as some upstreams send) comes through as the
+    same bytes; the hop-by-hop and billing headers are dropped."""
+    up = _OddUpstream("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-note: 5 \u20ac\r\n"
+                      "openai-organization: org-x\r\ncontent-length: 2\r\n\r\n{}".encode())
+    gw = gateway(tmp_path, up.base_url)
+    try:
+        with client(gw) as c:
+            r = c.post("/v1/messages", json=anthropic_body(stream=False), headers={"x-api-key": gw.token})
+    finally:
+        gw.stop()
+        up.close()
+    assert r.status_code == 200 and r.content == b"{}"
+    raw = dict(r.headers.raw)
+    assert raw[b"x-note"] == "5 \u20ac".encode() and b"openai-organization" not in raw
+
+
 def test_the_environments_proxy_is_used_for_the_upstream(tmp_path: Path, monkeypatch) -> None:
     """HTTP_PROXY (read once, when the gateway starts) carries the call; NO_PROXY naming the
     upstream's host bypasses it."""
