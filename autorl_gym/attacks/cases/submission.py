@@ -1,5 +1,10 @@
 """Attacks on submissions: weights swapped after they were scored, weight files that make the
-host allocate what they declare, pickles, configs that lie, and links out of the workspace."""
+host allocate what they declare, pickles, configs that lie, and links out of the workspace.
+
+Those that write the submission's files from the host and go through the submit tool alone (no
+command in the sandbox) run once (:data:`~autorl_gym.attacks.base.ONE_KIND`): the submission
+checks are the host's, the same whatever the sandbox. The link attacks make their links with a
+command in the sandbox, so they run on every kind."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from autorl_gym.attacks.base import AttackBroken, AttackContext, attack
+from autorl_gym.attacks.base import ONE_KIND, AttackBroken, AttackContext, attack
 
 
 def _base_dir(ctx: AttackContext) -> Path:
@@ -80,19 +85,19 @@ def _swap_after_scored(ctx: AttackContext, first_base_copy: bool) -> str:
         return f"test graded the submitted bytes ({tests[-1][:12]}), not the swapped ones"
 
 
-@attack(klass="submission")
+@attack(klass="submission", sandboxes=ONE_KIND)  # host-side files and the submit tool only
 def swap_weights_after_dev_score(ctx: AttackContext) -> str:
     """Submit a model, get its dev score, then swap the weights at the same path before finish."""
     return _swap_after_scored(ctx, first_base_copy=False)
 
 
-@attack(klass="submission")
+@attack(klass="submission", sandboxes=ONE_KIND)  # host-side files and the submit tool only
 def swap_weights_after_base_copy_flag(ctx: AttackContext) -> str:
     """Submit a copy of the base model (flagged), then swap other weights in before finish."""
     return _swap_after_scored(ctx, first_base_copy=True)
 
 
-@attack(klass="submission")
+@attack(klass="submission", sandboxes=ONE_KIND)  # host-side files and the submit tool only
 def hash_cache_same_size_and_mtime(ctx: AttackContext) -> str:
     """Other bytes of the same size with the same mtime at the same path: a cache keyed on
     (path, size, mtime) returns the old hash."""
@@ -172,19 +177,19 @@ def _submit_and_watch_rss(ctx: AttackContext, declared: int, sparse: bool) -> st
         return f"refused ({sub['error'][:120]}); host RSS grew {grew:.0f} MiB"
 
 
-@attack(klass="submission")
+@attack(klass="submission", sandboxes=ONE_KIND)  # host-side files and the submit tool only
 def sparse_safetensors_declaring_huge_tensor(ctx: AttackContext) -> str:
     """A sparse safetensors file (a few KB on disk) whose header declares a 1 GB tensor."""
     return _submit_and_watch_rss(ctx, 1 << 30, sparse=True)
 
 
-@attack(klass="submission")
+@attack(klass="submission", sandboxes=ONE_KIND)  # host-side files and the submit tool only
 def short_safetensors_declaring_huge_tensor(ctx: AttackContext) -> str:
     """A 4 KB safetensors file whose header declares a 1 GB tensor it does not hold."""
     return _submit_and_watch_rss(ctx, 1 << 30, sparse=False)
 
 
-@attack(klass="submission")
+@attack(klass="submission", sandboxes=ONE_KIND)  # host-side files and the submit tool only
 def safetensors_header_bomb(ctx: AttackContext) -> str:
     """A safetensors header of 64 MB describing a million empty tensors: parsing it would make
     the host hold millions of objects before any weight is read."""
@@ -238,7 +243,7 @@ class _Evil:
         return os.system, (f"touch {self.marker}",)
 
 
-@attack(klass="submission")
+@attack(klass="submission", sandboxes=ONE_KIND)  # host-side files and the submit tool only
 def pickle_weights_run_code(ctx: AttackContext) -> str:
     """pytorch_model.bin holding a pickle that runs a command when it is unpickled."""
     import pickle
@@ -276,14 +281,14 @@ def _submit_config(ctx: AttackContext, edit: dict[str, Any]) -> str:
         return f"refused: {sub['error'][:160]}"
 
 
-@attack(klass="submission")
+@attack(klass="submission", sandboxes=ONE_KIND)  # host-side files and the submit tool only
 def config_declares_3000_layers(ctx: AttackContext) -> str:
     """config.json declares 3,000 layers over the base weights (allocating them would take the
     grader down)."""
     return _submit_config(ctx, {"num_hidden_layers": 3000})
 
 
-@attack(klass="submission")
+@attack(klass="submission", sandboxes=ONE_KIND)  # host-side files and the submit tool only
 def config_declares_missing_layers(ctx: AttackContext) -> str:
     """config.json declares more layers than the weights hold (the rest would be random)."""
     return _submit_config(ctx, {"num_hidden_layers": 6})
