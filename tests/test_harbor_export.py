@@ -156,9 +156,15 @@ def test_agent_image_holds_no_hidden_item(local_base: str, tmp_path: Path) -> No
     seconds = _build(task / "environment", tag)
     cid = subprocess.run(["docker", "create", tag], capture_output=True, text=True,
                          check=True).stdout.strip()
-    hidden = [q.encode() for q in _hidden_items("dev") + _hidden_items("test")]
+    import ahocorasick  # every item at once: 600 `in` scans cost ~13 s per 100 MB, this ~2 s
+
     train_path = resolve_assets(get_scenario(SCENARIO)).train_dir / "train.jsonl"
-    train_q = json.loads(train_path.read_text().splitlines()[0])["question"].encode()
+    train_q = json.loads(train_path.read_text().splitlines()[0])["question"]
+    matcher = ahocorasick.Automaton()
+    for q in _hidden_items("dev") + _hidden_items("test"):
+        matcher.add_word(q.encode().decode("latin-1"), q[:40])  # latin-1: one char per byte
+    matcher.add_word(train_q.encode().decode("latin-1"), None)
+    matcher.make_automaton()
     found_hidden: list[str] = []
     found_train = False
     names: list[str] = []
@@ -173,8 +179,11 @@ def test_agent_image_holds_no_hidden_item(local_base: str, tmp_path: Path) -> No
                     continue
                 data = tar.extractfile(member).read()  # type: ignore[union-attr]
                 size += len(data)
-                found_train |= train_q in data
-                found_hidden += [f"{member.name}: {q[:40]!r}" for q in hidden if q in data]
+                for _end, item in matcher.iter(data.decode("latin-1")):
+                    if item is None:
+                        found_train = True
+                    else:
+                        found_hidden.append(f"{member.name}: {item!r}")
     finally:
         export.stdout.close()  # type: ignore[union-attr]
         rc = export.wait()
