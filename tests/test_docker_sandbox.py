@@ -234,7 +234,10 @@ def test_hostbind_image_is_cached_by_its_layout(need_docker) -> None:
     client = docker.from_env()
     try:
         image = client.images.get(tag)
-        assert image.attrs["Size"] == 0  # folders and links only: nothing of the host copied
+        # folders and links only, nothing of the host copied: vfs counts 0 bytes, overlay2 the
+        # links' targets
+        links = sum(len(str(target)) for kind, _, target in layout if kind == "link")
+        assert image.attrs["Size"] in (0, links), (image.attrs["Size"], links)
     finally:
         client.close()
 

@@ -49,7 +49,8 @@ _EMPTY_DIRS = {"proc": 0o755, "dev": 0o755, "sys": 0o755, "tmp": 0o1777}
 
 ENGINE_START_HINT = (
     "install and start one with `apt-get install -y docker.io` and then, as root, "
-    "`dockerd --iptables=false --ip-masq=false --bridge=none --storage-driver=vfs &`; "
+    "`dockerd --iptables=false --ip-masq=false --bridge=none &` (with `--storage-driver=vfs` "
+    "where overlay2 cannot run); "
     'or choose sandbox="local" (bubblewrap)'
 )
 
