@@ -185,12 +185,7 @@ def test_token_and_cost_caps(tmp_path: Path) -> None:
 
 
 def test_upstream_down_is_a_clear_502(tmp_path: Path) -> None:
-    gw = gateway(tmp_path, "http://127.0.0.1:9")
-    try:
-        with client(gw) as c:
-            r = c.post("/v1/messages", json=anthropic_body(), headers={"x-api-key": gw.token})
-    finally:
-        gw.stop()
+    r = _post_once(tmp_path, "http://127.0.0.1:9", stream=True)
     assert r.status_code == 502 and "could not reach the upstream" in r.json()["error"]["message"]
 
 
@@ -234,20 +229,29 @@ class _OddUpstream:
     def close(self) -> None:
         self.sock.close()
 
+    def __enter__(self) -> _OddUpstream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _post_once(tmp_path: Path, upstream: str, stream: bool = False) -> httpx.Response:
+    """One Anthropic call through a gateway in front of ``upstream``."""
+    gw = gateway(tmp_path, upstream)
+    try:
+        with client(gw) as c:
+            return c.post("/v1/messages", json=anthropic_body(stream=stream), headers={"x-api-key": gw.token})
+    finally:
+        gw.stop()
+
 
 def test_a_redirect_from_the_upstream_is_passed_back_not_followed(tmp_path: Path) -> None:
     """The gateway never follows a redirect: the host's key would go where the answer points."""
-    elsewhere = _OddUpstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-    up = _OddUpstream(f"HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere.base_url}/v1/messages\r\n"
-                      "content-length: 0\r\n\r\n".encode())
-    gw = gateway(tmp_path, up.base_url)
-    try:
-        with client(gw) as c:
-            r = c.post("/v1/messages", json=anthropic_body(stream=False), headers={"x-api-key": gw.token})
-    finally:
-        gw.stop()
-        up.close()
-        elsewhere.close()
+    with _OddUpstream(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}") as elsewhere, _OddUpstream(
+            f"HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere.base_url}/v1/messages\r\n"
+            "content-length: 0\r\n\r\n".encode()) as up:
+        r = _post_once(tmp_path, up.base_url)
     assert r.status_code == 307 and r.headers["location"].endswith("/v1/messages")
     assert len(up.requests) == 1 and KEY.encode() in up.requests[0]
     assert elsewhere.requests == []
@@ -256,15 +260,9 @@ def test_a_redirect_from_the_upstream_is_passed_back_not_followed(tmp_path: Path
 def test_response_headers_pass_as_their_bytes(tmp_path: Path) -> None:
     """A header value outside Latin-1 (UTF-8 bytes, as some upstreams send) comes through as the
     same bytes; the hop-by-hop and billing headers are dropped."""
-    up = _OddUpstream("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-note: 5 \u20ac\r\n"
-                      "openai-organization: org-x\r\ncontent-length: 2\r\n\r\n{}".encode())
-    gw = gateway(tmp_path, up.base_url)
-    try:
-        with client(gw) as c:
-            r = c.post("/v1/messages", json=anthropic_body(stream=False), headers={"x-api-key": gw.token})
-    finally:
-        gw.stop()
-        up.close()
+    with _OddUpstream("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-note: 5 \u20ac\r\n"
+                      "openai-organization: org-x\r\ncontent-length: 2\r\n\r\n{}".encode()) as up:
+        r = _post_once(tmp_path, up.base_url)
     assert r.status_code == 200 and r.content == b"{}"
     raw = dict(r.headers.raw)
     assert raw[b"x-note"] == "5 \u20ac".encode() and b"openai-organization" not in raw
@@ -275,18 +273,13 @@ def test_the_environments_proxy_is_used_for_the_upstream(tmp_path: Path, monkeyp
     upstream's host bypasses it."""
     from autorl_gym.gateway.app import env_proxy
 
-    proxy = _OddUpstream(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
-    monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    assert env_proxy("http://api.example.test") == proxy.base_url
-    gw = gateway(tmp_path, "http://api.example.test")
-    try:
-        with client(gw) as c:
-            r = c.post("/v1/messages", json=anthropic_body(stream=False), headers={"x-api-key": gw.token})
-    finally:
-        gw.stop()
-        proxy.close()
+    with _OddUpstream(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                      b"content-length: 2\r\n\r\n{}") as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        assert env_proxy("http://api.example.test") == proxy.base_url
+        r = _post_once(tmp_path, "http://api.example.test")
     assert r.status_code == 200
     assert proxy.requests and proxy.requests[0].startswith(b"POST http://api.example.test/v1/messages ")
     monkeypatch.setenv("NO_PROXY", "api.example.test")
