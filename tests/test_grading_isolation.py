@@ -215,6 +215,30 @@ def test_an_import_time_variable_that_differs_runs_cold(monkeypatch):
     assert forkserver.warm_environment_matches({**env, "AUTORL_GYM_SOMETHING": "x"})
 
 
+def test_grading_processes_wait_passively_unless_the_host_says_otherwise(micro_assets, monkeypatch):
+    """Spinning OpenMP threads slow a loaded machine's gradings several times over
+    (autorl_gym.runtime.cpu_threads): the warm server, which every grading child is forked from,
+    runs with OMP_WAIT_POLICY=PASSIVE when the host names no policy, without that default sending
+    any grading the cold way; a policy the host names is kept."""
+    from autorl_gym.grading import forkserver
+    from autorl_gym.runtime.cpu_threads import cpu_thread_env
+
+    as_the_warm_server_started(monkeypatch)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert forkserver.warm_environment_matches(dict(os.environ))
+    assert forkserver.warm_environment_matches({**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    sc = scenario_with()
+    assert Grader(sc, resolve_assets(sc, progress=False)).evaluate(micro_assets.model_dir, "dev",
+                                                                    limit=2).items
+    server = forkserver._server
+    assert server is not None and server.alive()
+    environ = Path(f"/proc/{server.proc.pid}/environ").read_bytes().split(b"\0")
+    assert b"OMP_WAIT_POLICY=PASSIVE" in environ
+    assert forkserver.server_env()["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert not forkserver.warm_environment_matches({**os.environ, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert cpu_thread_env({"OMP_WAIT_POLICY": "ACTIVE"}) == {"OMP_WAIT_POLICY": "ACTIVE"}
+
+
 def test_grading_past_its_time_limit_is_stopped(micro_assets):
     # the whole dev split (200 items) in 10 ms: a bare batched generate of it takes about 1 s here,
     # so the limit is passed whether or not the warm server has prepared the scenario

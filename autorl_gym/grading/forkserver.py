@@ -45,6 +45,7 @@ from typing import Any
 from autorl_gym.core.sandbox import ExecResult, SandboxLimits
 from autorl_gym.grading import warm
 from autorl_gym.grading.warm_server import READY
+from autorl_gym.runtime.cpu_threads import cpu_thread_env
 from autorl_gym.runtime.process import (
     EXEC_MARKER_VAR,
     WATCHDOG_INTERVAL_S,
@@ -130,8 +131,8 @@ def warm_environment_matches(env: Mapping[str, str]) -> bool:
     """Whether a job with this environment may be forked from the (running or next) server."""
     if not enabled(env) or sys.platform != "linux":
         return False
-    server = _server_env if _server_env is not None else import_time_env(os.environ)
-    return import_time_env(env) == server
+    server = _server_env if _server_env is not None else import_time_env(cpu_thread_env(os.environ))
+    return import_time_env(cpu_thread_env(env)) == server
 
 
 def _start_server() -> _Server:
@@ -140,7 +141,7 @@ def _start_server() -> _Server:
         proc = subprocess.Popen(
             [sys.executable, "-c", _BOOTSTRAP, json.dumps(sys.path), str(folder / "server.sock")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=folder,
-            env=dict(os.environ), start_new_session=True, close_fds=True)
+            env=cpu_thread_env(os.environ), start_new_session=True, close_fds=True)
     server = _Server(proc, folder, os.getpid())
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], _START_TIMEOUT_S)
@@ -163,7 +164,7 @@ def _ensure_server() -> _Server:
         if _server is None or not _server.alive():
             if _server is not None:
                 _server.stop()
-            _server_env = import_time_env(os.environ)
+            _server_env = import_time_env(cpu_thread_env(os.environ))
             _server = _start_server()
         return _server
 

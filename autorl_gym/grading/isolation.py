@@ -24,6 +24,7 @@ from autorl_gym.core.records import EvalResult, SubmissionError
 from autorl_gym.core.sandbox import ExecResult, SandboxLimits
 from autorl_gym.grading import forkserver
 from autorl_gym.grading.job import GradeJob, GradeOutcome, Progressed
+from autorl_gym.runtime.cpu_threads import cpu_thread_env
 from autorl_gym.runtime.process import run_command
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def rerun_command(job_file: Path, out_file: Path) -> str:
 
 def _run_child(job_file: Path, out_file: Path, log_file: Path, limits: SandboxLimits,
                timeout_s: float) -> ExecResult:
-    env = dict(os.environ)
+    env = cpu_thread_env(os.environ)
     if forkserver.warm_environment_matches(env):
         try:
             return forkserver.run_forked([str(job_file), str(out_file)], log_file=log_file,

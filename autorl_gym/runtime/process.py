@@ -36,6 +36,7 @@ from pathlib import Path
 import psutil
 
 from autorl_gym.core.sandbox import ExecResult, SandboxError, SandboxLimits, SandboxSpec
+from autorl_gym.runtime.cpu_threads import CPU_THREAD_DEFAULTS
 from autorl_gym.runtime.usage import WALK_CPU_SHARE, DiskQuota, TmpfsTable, mb, memfd_bytes
 
 __all__ = [
@@ -79,8 +80,10 @@ def python_bin_dir() -> Path:
 
 
 def command_env(spec: SandboxSpec, home: str) -> dict[str, str]:
-    """The environment every backend gives a command (``spec.env`` last, so it wins)."""
+    """The environment every backend gives a command (``spec.env`` last, so it wins), with
+    torch's OpenMP threads set to sleep when they wait (:mod:`autorl_gym.runtime.cpu_threads`)."""
     env = {
+        **CPU_THREAD_DEFAULTS,
         "PATH": f"{python_bin_dir()}:/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
         "LANG": "C.UTF-8",

@@ -37,6 +37,7 @@ from autorl_gym.core.family import family_of, resolve_assets
 from autorl_gym.core.paths import PACKAGE_DIR
 from autorl_gym.core.scenario import Scenario, ScenarioError
 from autorl_gym.episode.workspace import instructions_text, task_text
+from autorl_gym.runtime.cpu_threads import CPU_THREAD_DEFAULTS
 from autorl_gym.scenarios.catalog import get_scenario
 
 __all__ = ["DEFAULT_BASE_IMAGE", "HarborExportError", "export_dataset", "export_task", "task_name"]
@@ -176,11 +177,17 @@ Only submitted models count: the bytes graded are those taken at submit.
 """)
 
 
+def _env_words(env: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in env.items())
+
+
 def _agent_dockerfile(base_image: str) -> str:
+    # the container's commands run torch as the sandbox's do (autorl_gym.runtime.cpu_threads)
     return f"""# The agent's container: the base model and the train split, nothing hidden (the grading
 # sidecar and the verifier are separate images, built from their own folders).
 FROM {base_image}
-ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \\
+    {_env_words(CPU_THREAD_DEFAULTS)}
 COPY requirements.txt /tmp/requirements.txt
 RUN python -m pip install -r /tmp/requirements.txt && useradd -m -u 1000 agent \\
     && mkdir -p /workspace/code /workspace/output \\

@@ -54,19 +54,19 @@ def workspace_writable(c: Layout) -> None:
 
 @conformance_check()
 def environment(c: Layout) -> None:
-    """spec variables and offline defaults set, HOME writable, python on PATH, no host variable"""
+    """spec variables, offline and OpenMP defaults set, HOME writable, python on PATH, no host variable"""
     leak_key, leak_value = "AUTORL_CONFORMANCE_HOST_ONLY", "host-only-value-9d1c"
     os.environ[leak_key] = leak_value
     try:
         r = c.exec(
             'echo "$AUTORL_TEST_VAR|$HF_HUB_OFFLINE|$TRANSFORMERS_OFFLINE|$HF_DATASETS_OFFLINE'
-            '|$PYTHONUNBUFFERED|$LANG"; mkdir -p "$HOME/sub" && echo home-ok; command -v python; '
-            "env"
+            '|$PYTHONUNBUFFERED|$LANG|$OMP_WAIT_POLICY"; mkdir -p "$HOME/sub" && echo home-ok; '
+            "command -v python; env"
         )
     finally:
         del os.environ[leak_key]
     lines = r.output.splitlines()
-    ensure(lines and lines[0] == "hello from the spec|1|1|1|1|C.UTF-8", f"env: {r.output!r}")
+    ensure(lines and lines[0] == "hello from the spec|1|1|1|1|C.UTF-8|PASSIVE", f"env: {r.output!r}")
     ensure(len(lines) > 1 and lines[1] == "home-ok", f"HOME not writable: {r.output!r}")
     ensure(len(lines) > 2 and lines[2].endswith("/python"), f"python not on PATH: {r.output!r}")
     ensure(leak_key not in r.output and leak_value not in r.output,
