@@ -3,8 +3,12 @@ and the one way a test reaches real data (:func:`shared_data`)."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -84,6 +88,35 @@ def micro_assets():
     from autorl_gym.micro.build import ensure_micro_assets
 
     return ensure_micro_assets("arith", progress=False)
+
+
+@dataclass(frozen=True)
+class ReadmeEpisode:
+    """The README's command 2 as run by :func:`readme_episode`: its process and the folder it ran in."""
+
+    proc: subprocess.CompletedProcess[str]
+    folder: Path
+
+    def feedback(self) -> dict:
+        (run,) = (self.folder / "results").iterdir()
+        return json.loads((run / "feedback.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def readme_episode(tmp_path_factory: pytest.TempPathFactory, micro_assets) -> ReadmeEpisode:
+    """The README's command 2, exactly as written, run once per session in a fresh folder (results/
+    and workspace/ land there), with the venv's ``autorl-gym`` first on PATH. Shared by the test
+    of that command and the Harbor oracle's comparison with it (the same default recipe)."""
+    from docs_blocks import readme_commands
+
+    folder = tmp_path_factory.mktemp("readme-episode")
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "COLUMNS": "160", "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]),
+                                                     os.environ.get("PYTHONPATH", "")) if p)}
+    proc = subprocess.run(readme_commands()[1], shell=True, cwd=folder, capture_output=True,
+                          text=True, timeout=1200, env=env)
+    return ReadmeEpisode(proc, folder)
 
 
 @pytest.fixture
