@@ -125,9 +125,11 @@ def test_example_agent_trains_submits_and_is_scored(tmp_path: Path, micro_assets
     folder = _agent_copy(tmp_path, shim=True)
     r = _cli("run", "--env", MICRO_ID, "--agent", str(folder), "--results-dir", str(tmp_path / "results"),
              "--workspace-root", str(tmp_path / "ws"), "--budget-seconds", "1800",
-             "--agent-option", "PYTHONPATH=code/autorl_bench_cpu_shim")
+             "--agent-option", "PYTHONPATH=code/autorl_bench_cpu_shim",
+             "--agent-option", "AUTORL_BENCH_SHIM_MAX_STEPS=4")  # its 20 GRPO steps, capped
     fb, out = _results(tmp_path)
     assert "[cpu shim]" in out and "Done! Total:" in out, out[-3000:]
+    assert "[cpu shim] max_steps 20 -> 4" in out, out[-3000:]
     (line,) = [ln for ln in out.splitlines() if ln.strip().startswith("Score:")]
     score = float(line.split(":")[1])
     assert fb["status"] == "truncated" and "exited (exit code 0)" in fb["reason"], (fb, r.output)

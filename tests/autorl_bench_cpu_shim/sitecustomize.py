@@ -3,10 +3,15 @@
 ``use_cpu`` is set. On a machine with no CUDA device, this sitecustomize (put on the agent's
 PYTHONPATH by tests/test_autorl_bench.py, beside the agent's unmodified files) sets ``use_cpu`` on
 every TrainingArguments, so the same script trains in bf16 autocast on the CPU. With a GPU it
-does nothing."""
+does nothing.
+
+For the test suite's time, ``AUTORL_BENCH_SHIM_MAX_STEPS`` (when set) also caps every training's
+``max_steps``: the example's GRPO loop, its checkpoints and its submissions run as written, for
+fewer steps."""
 
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 
 
@@ -21,6 +26,10 @@ def _patch(module):
 
         if not torch.cuda.is_available():
             self.use_cpu = True
+        cap = int(os.environ.get("AUTORL_BENCH_SHIM_MAX_STEPS", "0") or 0)
+        if cap > 0 and (self.max_steps is None or self.max_steps < 0 or self.max_steps > cap):
+            print(f"[cpu shim] max_steps {self.max_steps} -> {cap}", file=sys.stderr)
+            self.max_steps = cap
         original(self, *args, **kwargs)
 
     cls.__post_init__ = __post_init__
