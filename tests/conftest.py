@@ -11,10 +11,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import gymnasium as gym
-import pytest
+# this process's torch waits as the processes the package starts do (autorl_gym.runtime.cpu_threads);
+# OpenMP reads it when torch is first imported, which is after this
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import autorl_gym  # noqa: F401 - registers the scenarios
+import gymnasium as gym  # noqa: E402
+import pytest  # noqa: E402
+
+import autorl_gym  # noqa: E402, F401 - registers the scenarios
 
 MICRO_ID = "AutoRL-Micro-Arith-v0"
 DATA_DIR_ENV = "AUTORL_GYM_DATA_DIR"
