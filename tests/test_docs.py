@@ -83,7 +83,8 @@ def test_a_malformed_marker_or_unclosed_fence_is_an_error(tmp_path: Path) -> Non
 
 
 def test_readme_commands_are_what_ci_and_the_episode_test_run() -> None:
-    """1 and 3 are .ci/run's install and test command; 2 is what tests/test_episode.py runs."""
+    """1 and 3 are .ci/run's install and test command; 2 is what tests/test_episode.py runs
+    (through conftest's readme_episode fixture)."""
     setup, episode, tests = readme_commands()
     ci = (ROOT / ".ci" / "run").read_text()
     installs = [c.strip() for c in setup.split("&&")]
@@ -95,7 +96,8 @@ def test_readme_commands_are_what_ci_and_the_episode_test_run() -> None:
         assert ci_line in ci, f"README installs {pip!r}; .ci/run has no {ci_line!r}"
     assert re.search(rf"^{re.escape(tests)}( |$)", ci, re.M), f".ci/run does not run {tests!r}"
     assert episode == "autorl-gym run --env AutoRL-Micro-Arith-v0 --agent scripted"
-    assert "readme_commands()[1]" in (ROOT / "tests" / "test_episode.py").read_text()
+    assert "readme_commands()[1]" in (ROOT / "tests" / "conftest.py").read_text()
+    assert "readme_episode" in (ROOT / "tests" / "test_episode.py").read_text()
 
 
 def test_readme_scenario_table_lists_every_shipped_scenario() -> None:
