@@ -96,10 +96,11 @@ def test_env_is_clean(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None
     assert env["HOME"] == "/tmp/home"
     assert env["PATH"].startswith(f"{sys.prefix}/bin:")
     assert env["HF_HUB_OFFLINE"] == env["TRANSFORMERS_OFFLINE"] == "1"
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE"
     assert "HOST_ONLY_SECRET" not in out
     expected = {
         "PATH", "HOME", "LANG", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE",
-        "PYTHONUNBUFFERED", "SPEC_VAR", "PWD", "SHLVL", "_",
+        "PYTHONUNBUFFERED", "OMP_WAIT_POLICY", "SPEC_VAR", "PWD", "SHLVL", "_",
     }
     if sandbox.name == "docker":
         expected.add("HOSTNAME")  # set by the engine: "sandbox"
