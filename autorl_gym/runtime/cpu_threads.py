@@ -5,9 +5,10 @@ every barrier before they sleep. When the cores are shared (a second training, t
 server importing torch, another episode, the test suite), a spinning thread takes the core the
 thread it waits for needs, and each small op then waits for a scheduler slice: on this project's
 2-core machine, a micro-model training step with two torch threads went from about 0.1 s alone to
-1.6 s beside one other busy process, and a batched greedy ``generate`` of 200 prompts from 0.7 s
-(one thread) to 5-7 s (two). With ``OMP_WAIT_POLICY=PASSIVE`` the threads sleep at once and the
-same two-thread runs took 0.3 s per step and 0.6 s (docs: measured.md, "Spinning OpenMP threads").
+1.6 s beside the running test suite, and a batched greedy ``generate`` of 200 prompts there took
+5-7 s with two threads against 0.7 s with one. With ``OMP_WAIT_POLICY=PASSIVE`` the threads
+sleep at once and the same two-thread runs took 0.3 s per step and 0.6 s (docs: measured.md,
+"Spinning OpenMP threads").
 
 :func:`cpu_thread_env` is the one place that default is set: every sandboxed command's
 environment (:func:`autorl_gym.runtime.process.command_env`) and every grading process's have it,
