@@ -30,9 +30,13 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from autorl_gym.micro.assets import MicroAssets
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_SFT = REPO / "autorl_gym" / "agents" / "scripted" / "train_sft.py"
@@ -98,8 +102,7 @@ def neighbour(code: str | None) -> Iterator[None]:
     if code is None:
         yield
         return
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    proc = subprocess.Popen([sys.executable, "-c", code], env=_env("default"))
     try:
         yield
     finally:
@@ -120,12 +123,19 @@ def main() -> None:
 
     assets = ensure_micro_assets("arith", progress=False)
     dev = [json.loads(line) for line in (assets.hidden_dir / "dev.jsonl").read_text().splitlines()]
-    prompts_file = Path(tempfile.mkdtemp(prefix="bench-threads-")) / "prompts.json"
-    prompts_file.write_text(json.dumps([f"Question: {r['question']}\nAnswer:" for r in dev]))
+    with tempfile.TemporaryDirectory(prefix="bench-threads-") as scratch:
+        prompts_file = Path(scratch) / "prompts.json"
+        prompts_file.write_text(json.dumps([f"Question: {r['question']}\nAnswer:" for r in dev]))
+        times = measure(assets, prompts_file, args.rounds, args.sft_steps)
+    show(times, args.rounds, args.sft_steps)
+
+
+def measure(assets: MicroAssets, prompts_file: Path, rounds: int, sft_steps: int
+            ) -> dict[tuple[str, str, int, str], list[float]]:
     console = Console()
     console.print(f"load average at start: {load()}")
     times: dict[tuple[str, str, int, str], list[float]] = defaultdict(list)
-    for rnd in range(args.rounds):
+    for rnd in range(rounds):
         for where, code in NEIGHBOURS.items():
             with neighbour(code):
                 for threads in (1, 2):
@@ -133,9 +143,14 @@ def main() -> None:
                         times[("generate", where, threads, policy)].append(
                             time_generate(assets.model_dir, prompts_file, threads, policy))
                         times[("sft", where, threads, policy)].append(
-                            time_sft(assets.model_dir, assets.train_dir, threads, policy, args.sft_steps))
-        console.print(f"round {rnd + 1}/{args.rounds} done, load average {load()}")
-    table = Table(title=f"torch on shared cores, median of {args.rounds} rounds (s); "
+                            time_sft(assets.model_dir, assets.train_dir, threads, policy, sft_steps))
+        console.print(f"round {rnd + 1}/{rounds} done, load average {load()}")
+    return times
+
+
+def show(times: dict[tuple[str, str, int, str], list[float]], rounds: int, sft_steps: int) -> None:
+    console = Console()
+    table = Table(title=f"torch on shared cores, median of {rounds} rounds (s); "
                         f"ratio = default wait / PASSIVE")
     for col in ("workload", "machine", "torch threads", "default wait", "PASSIVE", "ratio"):
         table.add_column(col, justify="right" if col not in ("workload", "machine") else "left")
@@ -145,7 +160,7 @@ def main() -> None:
                 d = statistics.median(times[(work, where, threads, "default")])
                 p = statistics.median(times[(work, where, threads, "PASSIVE")])
                 label = ("generate 200 prompts" if work == "generate"
-                         else f"train_sft.py, {args.sft_steps} steps")
+                         else f"train_sft.py, {sft_steps} steps")
                 table.add_row(label, where, str(threads), f"{d:.2f}", f"{p:.2f}", f"{d / p:.2f}x")
     console.print(table)
     console.print(f"load average at end: {load()}")
