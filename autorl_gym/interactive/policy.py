@@ -6,6 +6,7 @@ the one the evaluator uses: greedy (or sampled) generation with transformers, ba
 
 from __future__ import annotations
 
+import inspect
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +88,9 @@ class HFPolicy:
         if choose not in ("generate", "admissible"):
             raise ValueError(f"choose must be 'generate' or 'admissible', not {choose!r}")
         self.choose = choose
+        # the forward's name for a key/value cache passed in (transformers 5.25 renamed it)
+        self._cache_arg = ("cache" if "cache" in inspect.signature(self.model.forward).parameters
+                           else "past_key_values")
 
     def format(self, prompt: str) -> str:
         if not self.chat_template:
@@ -123,37 +127,82 @@ class HFPolicy:
         return out
 
     def score(self, pairs: list[tuple[str, str]]) -> list[float]:
-        """Log-probability of each ``(prompt, command)``: of ``" <command>\n"`` after the prompt."""
+        """Log-probability of each ``(prompt, command)``: of ``" <command>\n"`` after the prompt.
+
+        Each distinct prompt runs through the model once; its key/value cache is then shared by
+        all of its commands, which are scored as continuations (the same sums as running every
+        prompt + command in full, without the prompt repeated per command).
+        """
+        tok = self.tokenizer
+        prompt_ids: dict[str, list[int]] = {}
+        owners: dict[str, list[int]] = {}
+        commands: list[list[int]] = []
+        for k, (prompt, command) in enumerate(pairs):
+            if prompt not in prompt_ids:
+                ids = tok(self.format(prompt), add_special_tokens=False)["input_ids"]
+                if not ids:
+                    raise ValueError("an empty prompt: there is no next-token distribution to "
+                                     f"score the command {command!r} with")
+                prompt_ids[prompt] = ids
+                owners[prompt] = []
+            owners[prompt].append(k)
+            commands.append(tok(f" {command}\n", add_special_tokens=False)["input_ids"])
+        out = [0.0] * len(pairs)
+        order = sorted(prompt_ids, key=lambda p: -len(prompt_ids[p]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            sums = self._continuations([prompt_ids[p] for p in chunk],
+                                       [[commands[k] for k in owners[p]] for p in chunk])
+            for p, values in zip(chunk, sums, strict=True):
+                for k, v in zip(owners[p], values, strict=True):
+                    out[k] = v
+        return out
+
+    def _continuations(self, prompts: list[list[int]], conts: list[list[list[int]]]) -> list[list[float]]:
+        """Sum of log-probabilities of each continuation ``conts[i][j]`` after ``prompts[i]``: the
+        prompts in one padded batch (their caches kept), then the continuations in batches of
+        ``batch_size`` rows over their prompt's cache."""
+        import copy
+
         import torch
 
-        tok = self.tokenizer
-        seqs = []
-        for prompt, command in pairs:
-            p_ids = tok(self.format(prompt), add_special_tokens=False)["input_ids"]
-            c_ids = tok(f" {command}\n", add_special_tokens=False)["input_ids"]
-            seqs.append((p_ids, c_ids))
-        order = sorted(range(len(seqs)), key=lambda i: -sum(map(len, seqs[i])))
-        out = [0.0] * len(seqs)
-        pad = tok.pad_token_id
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            width = max(len(seqs[i][0]) + len(seqs[i][1]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            target = torch.zeros((len(idx), width), dtype=torch.bool)
-            for r, i in enumerate(idx):
-                p_ids, c_ids = seqs[i]
-                n = len(p_ids) + len(c_ids)
-                ids[r, :n] = torch.tensor(p_ids + c_ids)
-                mask[r, :n] = 1
-                target[r, len(p_ids):n] = True
-            ids, mask, target = ids.to(self.device), mask.to(self.device), target.to(self.device)
-            with torch.inference_mode():
-                logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
-            sums = (logp * target[:, 1:]).sum(-1).tolist()
-            for i, v in zip(idx, sums, strict=True):
-                out[i] = v
+        pad = self.tokenizer.pad_token_id
+        lens = torch.tensor([len(p) for p in prompts])
+        ids = torch.full((len(prompts), int(lens.max())), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, p in enumerate(prompts):
+            ids[r, :len(p)] = torch.tensor(p)
+            mask[r, :len(p)] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        with torch.inference_mode():
+            res = self.model(input_ids=ids, attention_mask=mask, use_cache=True)
+            # the distribution of each continuation's first token: after its prompt's last token
+            first = torch.log_softmax(res.logits[torch.arange(len(prompts)), lens - 1].float(), -1)
+            cache = res.past_key_values
+            rows = [(i, j) for i, c in enumerate(conts) for j in range(len(c))]
+            out: list[list[float]] = [[0.0] * len(c) for c in conts]
+            for start in range(0, len(rows), self.batch_size):
+                part = rows[start:start + self.batch_size]
+                owner = torch.tensor([i for i, _ in part])
+                seqs = [conts[i][j] for i, j in part]
+                width = max(len(s) for s in seqs)
+                cids = torch.full((len(part), width), pad, dtype=torch.long)
+                cmask = torch.zeros_like(cids)
+                for r, s in enumerate(seqs):
+                    cids[r, :len(s)] = torch.tensor(s)
+                    cmask[r, :len(s)] = 1
+                cids, cmask, owner_d = cids.to(self.device), cmask.to(self.device), owner.to(self.device)
+                past = copy.deepcopy(cache)
+                past.batch_select_indices(owner_d)
+                logits = self.model(
+                    input_ids=cids, attention_mask=torch.cat([mask[owner_d], cmask], 1),
+                    position_ids=(lens[owner][:, None] + torch.arange(width)[None]).to(self.device),
+                    use_cache=True, **{self._cache_arg: past}).logits.float()
+                # token t of a continuation is predicted at its position t - 1 (t = 0: by the prompt)
+                logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, cids[:, 1:, None])[..., 0]
+                sums = first[owner_d, cids[:, 0]] + (logp * cmask[:, 1:]).sum(-1)
+                for (i, j), v in zip(part, sums.tolist(), strict=True):
+                    out[i][j] = v
         return out
 
     def pick(self, batch: list[PolicyInput]) -> list[str]:
