@@ -50,9 +50,9 @@ def reprompt_forged_clock(ctx: AttackContext) -> str:
         "chmod +x fake/autorl-timer",
         "export PATH=$PWD/fake:$PATH GRADING_SERVER_URL=http://127.0.0.1:1",
         "echo \"turn $AGENT_TURN: $(autorl-timer --seconds)\" >> forged.log",
-        "sleep 25",
+        "sleep 8",  # 60 s - 8 s and the run's start leave under the 55 s minimum
     ])
-    run, turns = _run(ctx, "forger", forge, budget=120, reprompt_min_remaining_s=100,
+    run, turns = _run(ctx, "forger", forge, budget=60, reprompt_min_remaining_s=55,
                       reprompt_max_resumes=5)
     took = run.time.elapsed_s  # type: ignore[attr-defined]
     if len(turns) != 1:
@@ -60,8 +60,8 @@ def reprompt_forged_clock(ctx: AttackContext) -> str:
                            f"({[t['next'] for t in turns]})")
     if "under the minimum" not in (turns[0]["next"] or ""):
         raise AttackBroken(f"no resume, but for another reason: {turns[0]['next']}")
-    if took > 120 + 30:
-        raise AttackBroken(f"the run lasted {took:.0f} s on a 120 s budget")
+    if took > 60 + 30:
+        raise AttackBroken(f"the run lasted {took:.0f} s on a 60 s budget")
     return f"1 turn; the runner said: {turns[0]['next']}; run over after {took:.0f} s"
 
 
