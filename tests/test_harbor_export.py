@@ -107,6 +107,19 @@ def test_harbor_lint_catches_what_it_should(task: Path, tmp_path: Path) -> None:
     assert {"shared-verifier", "root-agent", "unpinned-image"} <= rules
 
 
+def test_every_container_runs_dockers_init(task: Path) -> None:
+    """Harbor's ``sleep infinity`` and the grading server as PID 1 ignore SIGTERM: without an init,
+    each ``docker compose stop`` of a trial (the agent's before the sidecar's evidence is taken,
+    then all of them) waited out Docker's 10 s grace period."""
+    import yaml
+
+    env = yaml.safe_load((task / "environment" / "docker-compose.yaml").read_text())
+    verifier = yaml.safe_load((task / "tests" / "docker-compose.yaml").read_text())
+    assert {name: svc.get("init") for name, svc in env["services"].items()} == \
+        {"main": True, "grader": True}
+    assert verifier["services"]["main"]["init"] is True
+
+
 def test_hidden_splits_each_in_one_image_context(task: Path) -> None:
     dev, test = _hidden_items("dev"), _hidden_items("test")
     files = {p.relative_to(task).as_posix(): p for p in task.rglob("*") if p.is_file()}

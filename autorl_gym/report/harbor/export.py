@@ -13,6 +13,8 @@
         grader/            the sidecar's image: the package, the base model, the dev split
       tests/
         Dockerfile         the verifier's image: the package, the base model, the test split
+        docker-compose.yaml  the verifier's container with Docker's init (every service has it:
+                           a stop ends them at once), its build network when one is named
         test.sh            grades the ledger's best submission on test, writes reward.json
       solution/
         solve.sh           the scripted recipe (SFT), submitted to the sidecar: Harbor's oracle
@@ -219,7 +221,11 @@ def _build_network(build_network: str | None) -> dict[str, str]:
 
 def _compose(agent_internet: bool, build_network: str | None) -> str:
     networks = ["grading", "default"] if agent_internet else ["grading"]
-    main: dict[str, object] = {"networks": networks, "volumes": ["output:/workspace/output"],
+    # init: Docker's init (tini) as PID 1 passes SIGTERM on, so `docker compose stop` ends the
+    # services at once (Harbor's `sleep infinity` or the grading server as PID 1 ignore it, and
+    # each stop waited out Docker's 10 s grace period)
+    main: dict[str, object] = {"init": True, "networks": networks,
+                               "volumes": ["output:/workspace/output"],
                                "depends_on": {"grader": {"condition": "service_healthy"}}}
     if build_network:
         main["build"] = _build_network(build_network)
@@ -227,6 +233,7 @@ def _compose(agent_internet: bool, build_network: str | None) -> str:
         "services": {
             "main": main,
             "grader": {
+                "init": True,
                 "build": {"context": "./grader", **_build_network(build_network)},
                 "networks": ["grading"],
                 "volumes": ["output:/workspace/output:ro"],
@@ -319,10 +326,12 @@ def export_task(scenario_id: str, out_dir: Path, base_image: str = DEFAULT_BASE_
     (env / "Dockerfile").write_text(_agent_dockerfile(base_image))
     (env / "requirements.txt").write_text(_pins(AGENT_DISTS))
     (env / "docker-compose.yaml").write_text(_compose(agent_internet, build_network))
+    verifier: dict[str, object] = {"init": True}
     if build_network:
-        (tests / "docker-compose.yaml").write_text(
-            "# the verifier's image builds on this network\n"
-            + yaml.safe_dump({"services": {"main": {"build": _build_network(build_network)}}}))
+        verifier["build"] = _build_network(build_network)
+    (tests / "docker-compose.yaml").write_text(
+        "# the verifier's container: Docker's init as PID 1 (it stops at once); the network its\n"
+        "# image builds on, when one is named\n" + yaml.safe_dump({"services": {"main": verifier}}))
     _copy_model(assets.base_model_dir, env / "workspace" / "model")
     shutil.copytree(assets.train_dir, env / "workspace" / "data", symlinks=False)
     # the sidecar (dev) and the verifier (test): one hidden split each
