@@ -68,6 +68,15 @@ def skip_or_fail_without_docker(problem: str) -> None:
     pytest.skip(f"docker sandbox unavailable here: {problem}")
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (the test command): one worker per core, and one more. A worker often waits
+    rather than computes (an image build, a server's start, a sandboxed command's sleep): with one
+    worker per core the two cores of the reference machine were busy 86% of a full run
+    (docs/measured.md, the suite in session 10). ``--maxprocesses`` still caps it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores + 1
+
+
 @pytest.fixture(scope="session")
 def docker_problem(tmp_path_factory: pytest.TempPathFactory) -> str | None:
     """None when a docker sandbox can start here, else why not (checked once per session)."""
@@ -106,21 +115,38 @@ class ReadmeEpisode:
         return json.loads((run / "feedback.json").read_text())
 
 
+def run_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder that every pytest-xdist worker of this run shares (their base temp folders'
+    parent), or this process's base temp folder when there are no workers."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def readme_episode(tmp_path_factory: pytest.TempPathFactory, micro_assets) -> ReadmeEpisode:
-    """The README's command 2, exactly as written, run once per session in a fresh folder (results/
-    and workspace/ land there), with the venv's ``autorl-gym`` first on PATH. Shared by the test
-    of that command and the Harbor oracle's comparison with it (the same default recipe)."""
+    """The README's command 2, exactly as written, run once per test run in a fresh folder
+    (results/ and workspace/ land there), with the venv's ``autorl-gym`` first on PATH. Shared by
+    the test of that command and the Harbor oracle's comparison with it (the same default recipe),
+    across xdist workers too: the first worker to need it runs it under a file lock and records
+    the process; another worker waits for that record instead of running the episode again."""
     from docs_blocks import readme_commands
+    from filelock import FileLock
 
-    folder = tmp_path_factory.mktemp("readme-episode")
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "COLUMNS": "160", "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]),
-                                                     os.environ.get("PYTHONPATH", "")) if p)}
-    proc = subprocess.run(readme_commands()[1], shell=True, cwd=folder, capture_output=True,
-                          text=True, timeout=1200, env=env)
-    return ReadmeEpisode(proc, folder)
+    root = run_root(tmp_path_factory)
+    folder, record = root / "readme-episode", root / "readme-episode.json"
+    with FileLock(str(root / "readme-episode.lock")):
+        if not record.is_file():
+            folder.mkdir()
+            bin_dir = Path(sys.executable).parent
+            env = {**os.environ, "COLUMNS": "160",
+                   "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+                   "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).resolve().parents[1]),
+                                                             os.environ.get("PYTHONPATH", "")) if p)}
+            proc = subprocess.run(readme_commands()[1], shell=True, cwd=folder, capture_output=True,
+                                  text=True, timeout=1200, env=env)
+            record.write_text(json.dumps({"args": proc.args, "returncode": proc.returncode,
+                                          "stdout": proc.stdout, "stderr": proc.stderr}))
+    return ReadmeEpisode(subprocess.CompletedProcess(**json.loads(record.read_text())), folder)
 
 
 @pytest.fixture
