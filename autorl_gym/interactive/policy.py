@@ -88,7 +88,7 @@ class HFPolicy:
         if choose not in ("generate", "admissible"):
             raise ValueError(f"choose must be 'generate' or 'admissible', not {choose!r}")
         self.choose = choose
-        # the forward's name for a key/value cache passed in (transformers 5.25 renamed it)
+        # the forward's and its output's name for a key/value cache (transformers 5.25 renamed it)
         self._cache_arg = ("cache" if "cache" in inspect.signature(self.model.forward).parameters
                            else "past_key_values")
 
@@ -178,7 +178,7 @@ class HFPolicy:
             res = self.model(input_ids=ids, attention_mask=mask, use_cache=True)
             # the distribution of each continuation's first token: after its prompt's last token
             first = torch.log_softmax(res.logits[torch.arange(len(prompts)), lens - 1].float(), -1)
-            cache = res.past_key_values
+            cache = res.cache if self._cache_arg == "cache" else res.past_key_values
             rows = [(i, j) for i, c in enumerate(conts) for j in range(len(c))]
             out: list[list[float]] = [[0.0] * len(c) for c in conts]
             for start in range(0, len(rows), self.batch_size):
