@@ -90,6 +90,23 @@ def test_picks_equal_full_sequence_picks(small_qwen2: Path) -> None:
         ["look"] * sum(not b.state.admissible_commands for b in batch)
 
 
+def test_a_model_whose_cache_cannot_be_shared_is_scored_in_full(tmp_path: Path, textworld_assets) -> None:  # noqa: ANN001
+    """A submission may be any architecture transformers builds: a state-space model (Mamba) keeps
+    no per-position keys and values to share, so its commands are scored the full-sequence way
+    (before the fallback its grading failed with an AttributeError)."""
+    import torch
+    from transformers import AutoTokenizer, MambaConfig, MambaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(str(textworld_assets.model_dir))
+    torch.manual_seed(0)
+    MambaForCausalLM(MambaConfig(vocab_size=len(tok), hidden_size=32, state_size=4, num_hidden_layers=2,
+                                 pad_token_id=tok.pad_token_id or 0)).save_pretrained(str(tmp_path))
+    tok.save_pretrained(str(tmp_path))
+    pairs = _pairs(5)[:12]
+    new = HFPolicy(tmp_path, choose="admissible", batch_size=4).score(pairs)
+    assert new == FullSequencePolicy(tmp_path, choose="admissible", batch_size=4).score(pairs)
+
+
 def test_an_empty_prompt_is_a_clear_error(small_qwen2: Path) -> None:
     with pytest.raises(ValueError, match="empty prompt"):
         HFPolicy(small_qwen2, choose="admissible").score([("", "look")])

@@ -89,8 +89,9 @@ class HFPolicy:
             raise ValueError(f"choose must be 'generate' or 'admissible', not {choose!r}")
         self.choose = choose
         # the forward's and its output's name for a key/value cache (transformers 5.25 renamed it)
-        self._cache_arg = ("cache" if "cache" in inspect.signature(self.model.forward).parameters
-                           else "past_key_values")
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        self._takes_positions = "position_ids" in params
 
     def format(self, prompt: str) -> str:
         if not self.chat_template:
@@ -131,7 +132,9 @@ class HFPolicy:
 
         Each distinct prompt runs through the model once; its key/value cache is then shared by
         all of its commands, which are scored as continuations (the same sums as running every
-        prompt + command in full, without the prompt repeated per command).
+        prompt + command in full, without the prompt repeated per command). A model whose cache
+        cannot be shared that way (a state-space model's, one without position ids) is scored by
+        :meth:`score_full_sequences`.
         """
         tok = self.tokenizer
         prompt_ids: dict[str, list[int]] = {}
@@ -153,15 +156,19 @@ class HFPolicy:
             chunk = order[start:start + self.batch_size]
             sums = self._continuations([prompt_ids[p] for p in chunk],
                                        [[commands[k] for k in owners[p]] for p in chunk])
+            if sums is None:
+                return self.score_full_sequences(pairs)
             for p, values in zip(chunk, sums, strict=True):
                 for k, v in zip(owners[p], values, strict=True):
                     out[k] = v
         return out
 
-    def _continuations(self, prompts: list[list[int]], conts: list[list[list[int]]]) -> list[list[float]]:
+    def _continuations(self, prompts: list[list[int]],
+                       conts: list[list[list[int]]]) -> list[list[float]] | None:
         """Sum of log-probabilities of each continuation ``conts[i][j]`` after ``prompts[i]``: the
         prompts in one padded batch (their caches kept), then the continuations in batches of
-        ``batch_size`` rows over their prompt's cache."""
+        ``batch_size`` rows over their prompt's cache. None when the model's cache cannot be
+        shared that way."""
         import copy
 
         import torch
@@ -179,6 +186,10 @@ class HFPolicy:
             # the distribution of each continuation's first token: after its prompt's last token
             first = torch.log_softmax(res.logits[torch.arange(len(prompts)), lens - 1].float(), -1)
             cache = res.cache if self._cache_arg == "cache" else res.past_key_values
+            if not (self._takes_positions and callable(getattr(cache, "batch_select_indices", None))
+                    and all(hasattr(layer, "batch_select_indices")
+                            for layer in getattr(cache, "layers", ()))):
+                return None
             rows = [(i, j) for i, c in enumerate(conts) for j in range(len(c))]
             out: list[list[float]] = [[0.0] * len(c) for c in conts]
             for start in range(0, len(rows), self.batch_size):
@@ -203,6 +214,42 @@ class HFPolicy:
                 sums = first[owner_d, cids[:, 0]] + (logp * cmask[:, 1:]).sum(-1)
                 for (i, j), v in zip(part, sums.tolist(), strict=True):
                     out[i][j] = v
+        return out
+
+    def score_full_sequences(self, pairs: list[tuple[str, str]]) -> list[float]:
+        """:meth:`score` with every prompt + command run through the model in full, right-padded,
+        in batches of ``batch_size`` sequences (the scoring before the prompt's cache was shared;
+        for models whose cache cannot be shared, and the tests' reference)."""
+        import torch
+
+        tok = self.tokenizer
+        seqs = []
+        for prompt, command in pairs:
+            p_ids = tok(self.format(prompt), add_special_tokens=False)["input_ids"]
+            c_ids = tok(f" {command}\n", add_special_tokens=False)["input_ids"]
+            seqs.append((p_ids, c_ids))
+        order = sorted(range(len(seqs)), key=lambda i: -sum(map(len, seqs[i])))
+        out = [0.0] * len(seqs)
+        pad = tok.pad_token_id
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            width = max(len(seqs[i][0]) + len(seqs[i][1]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            target = torch.zeros((len(idx), width), dtype=torch.bool)
+            for r, i in enumerate(idx):
+                p_ids, c_ids = seqs[i]
+                n = len(p_ids) + len(c_ids)
+                ids[r, :n] = torch.tensor(p_ids + c_ids)
+                mask[r, :n] = 1
+                target[r, len(p_ids):n] = True
+            ids, mask, target = ids.to(self.device), mask.to(self.device), target.to(self.device)
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
+            sums = (logp * target[:, 1:]).sum(-1).tolist()
+            for i, v in zip(idx, sums, strict=True):
+                out[i] = v
         return out
 
     def pick(self, batch: list[PolicyInput]) -> list[str]:
