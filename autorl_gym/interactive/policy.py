@@ -175,12 +175,7 @@ class HFPolicy:
 
         pad = self.tokenizer.pad_token_id
         lens = torch.tensor([len(p) for p in prompts])
-        ids = torch.full((len(prompts), int(lens.max())), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, p in enumerate(prompts):
-            ids[r, :len(p)] = torch.tensor(p)
-            mask[r, :len(p)] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        ids, mask = (t.to(self.device) for t in _right_padded(prompts, pad))
         with torch.inference_mode():
             res = self.model(input_ids=ids, attention_mask=mask, use_cache=True)
             # the distribution of each continuation's first token: after its prompt's last token
@@ -195,14 +190,8 @@ class HFPolicy:
             for start in range(0, len(rows), self.batch_size):
                 part = rows[start:start + self.batch_size]
                 owner = torch.tensor([i for i, _ in part])
-                seqs = [conts[i][j] for i, j in part]
-                width = max(len(s) for s in seqs)
-                cids = torch.full((len(part), width), pad, dtype=torch.long)
-                cmask = torch.zeros_like(cids)
-                for r, s in enumerate(seqs):
-                    cids[r, :len(s)] = torch.tensor(s)
-                    cmask[r, :len(s)] = 1
-                cids, cmask, owner_d = cids.to(self.device), cmask.to(self.device), owner.to(self.device)
+                cids, cmask = (t.to(self.device) for t in _right_padded([conts[i][j] for i, j in part], pad))
+                width, owner_d = cids.shape[1], owner.to(self.device)
                 past = copy.deepcopy(cache)
                 past.batch_select_indices(owner_d)
                 logits = self.model(
@@ -233,16 +222,10 @@ class HFPolicy:
         pad = tok.pad_token_id
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            width = max(len(seqs[i][0]) + len(seqs[i][1]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            target = torch.zeros((len(idx), width), dtype=torch.bool)
+            ids, mask = _right_padded([seqs[i][0] + seqs[i][1] for i in idx], pad)
+            target = torch.zeros_like(mask, dtype=torch.bool)
             for r, i in enumerate(idx):
-                p_ids, c_ids = seqs[i]
-                n = len(p_ids) + len(c_ids)
-                ids[r, :n] = torch.tensor(p_ids + c_ids)
-                mask[r, :n] = 1
-                target[r, len(p_ids):n] = True
+                target[r, len(seqs[i][0]):len(seqs[i][0]) + len(seqs[i][1])] = True
             ids, mask, target = ids.to(self.device), mask.to(self.device), target.to(self.device)
             with torch.inference_mode():
                 logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
@@ -270,3 +253,16 @@ class HFPolicy:
         if self.choose == "admissible":
             return self.pick(batch)
         return self.generate([b.prompt for b in batch])
+
+
+def _right_padded(seqs: list[list[int]], pad: int) -> tuple[Any, Any]:
+    """``seqs`` (token ids) as one right-padded batch of ids and its attention mask (1 on real
+    tokens), both ``long`` tensors on the CPU."""
+    import torch
+
+    ids = torch.full((len(seqs), max(len(x) for x in seqs)), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, x in enumerate(seqs):
+        ids[r, :len(x)] = torch.tensor(x)
+        mask[r, :len(x)] = 1
+    return ids, mask
