@@ -1,15 +1,17 @@
 """Latency of a no-op command in each sandbox backend against a bare ``subprocess.run(["true"])``,
-measured interleaved in one run; the docker backend's container start broken down; optionally
+measured interleaved in one run; the docker backend's ``docker exec`` broken down; optionally
 the scripted micro episode's wall time on each backend.
 
     python bench/sandbox_overhead.py [--n 50] [--backends local,docker,none] [--episodes]
 
 Rows: ``sandbox.exec('true')`` per backend and ``env.step(run 'true')`` (the whole tool call) per
-backend, each against the bare subprocess (the reference). Goal: under 25 ms of overhead
-(median) per run step with the bubblewrap sandbox. The docker backend starts a container per
-command, so its figure is the engine's container start (create, start, wait, remove), shown
-phase by phase. ``--episodes`` runs ``autorl-gym run --env AutoRL-Micro-Arith-v0 --agent
-scripted --sandbox KIND`` once per backend (minutes each on a CPU).
+backend, each against the bare subprocess (the reference). Goals: under 25 ms of overhead
+(median) per run step with the bubblewrap sandbox; under 60 ms median for the docker backend's
+no-op. It runs each command by ``docker exec`` in the episode's one container, so its floor row is
+the engine's own ``docker exec /bin/true`` in that container, shown phase by phase beside a fresh
+container per command (the backend before issue 31). ``--episodes`` runs ``autorl-gym run
+--env AutoRL-Micro-Arith-v0 --agent scripted --sandbox KIND`` once per backend (minutes each on a
+CPU).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ child (the warm server's: it must never import the user's ``__main__``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -63,15 +64,51 @@ def test_guardless_loop_in_every_start_mode(mode: str, tmp_path: Path, empty_cac
     _check(proc, empty_cache)
 
 
-def test_console_script_grades_a_baseline(tmp_path: Path, empty_cache: Path) -> None:
+def test_console_scripts_started_together_measure_the_baseline_once(tmp_path: Path,
+                                                                    empty_cache: Path) -> None:
+    """Two ``autorl-gym baseline`` commands started together (as a sweep's or a vector env's
+    episodes start): one measures, the other waits for its record and reads it."""
     exe = Path(sys.executable).with_name("autorl-gym")
     if not exe.exists():
         pytest.skip(f"no console script beside {sys.executable}")
     argv = [str(exe), "baseline", "--env", "AutoRL-Micro-Arith-v0", "--split", "dev"]
-    proc = subprocess.run(argv, cwd=tmp_path, env=_env(empty_cache), text=True, capture_output=True,
-                          timeout=900)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    assert list((empty_cache / "baselines").glob("*.json"))
+    procs = [subprocess.Popen(argv, cwd=tmp_path, env=_env(empty_cache), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=900) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, (out + err)[-4000:]
+    first, second = (json.loads(out) for out, _ in outs)
+    assert first["score"] == second["score"]
+    # a measurement of its own would have its own duration; the one record gives both the same
+    assert first["seconds"] == second["seconds"], (first, second)
+    assert len(list((empty_cache / "baselines").glob("*.json"))) == 1
+
+
+EXITS_EARLY = textwrap.dedent("""\
+    import sys, time
+    from autorl_gym.grading import forkserver
+
+    forkserver._BOOTSTRAP = "import time; time.sleep(300)"  # a server that takes long to start
+    forkserver.start_soon()
+    while forkserver._starting is None:
+        time.sleep(0.01)
+    print(forkserver._starting.pid, forkserver._starting.args[-1], flush=True)
+    sys.exit("refused: the input was bad")
+    """)
+
+
+def test_a_command_that_fails_before_grading_does_not_wait_for_the_server(tmp_path: Path) -> None:
+    """``autorl-gym eval`` starts the warm server at once, for its imports to overlap its own
+    work; when the command then fails on its input, its exit kills the server still starting
+    (a 300 s start here) instead of waiting for it, and leaves nothing behind."""
+    proc = subprocess.run([sys.executable, "-c", EXITS_EARLY], cwd=tmp_path, text=True,
+                          capture_output=True, timeout=120,
+                          env={**os.environ, "AUTORL_GYM_GRADING_FORKSERVER": "1"})
+    assert proc.returncode == 1 and "refused: the input was bad" in proc.stderr, proc.stderr
+    pid, socket_path = proc.stdout.split()
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_text().split(") ")[1].startswith("Z"), "server survived"
+    assert not Path(socket_path).parent.exists(), "the server's folder was left"
 
 
 def test_quickstart_notebook_runs_under_ipykernel(tmp_path: Path, empty_cache: Path,

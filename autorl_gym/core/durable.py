@@ -1,4 +1,5 @@
-"""Durable writes: a crash never leaves a half-written result file."""
+"""Durable writes: a crash never leaves a half-written result file; one process at a time
+builds what several would otherwise build side by side."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -46,3 +51,23 @@ def file_digest(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextmanager
+def exclusive(lock_file: Path, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold ``lock_file``'s lock (the file is made if missing) against every other process and
+    thread that asks for it. ``waiting`` is called once, before blocking, when another holder
+    makes this one wait. The operating system drops the lock of a process that dies, so a crashed
+    holder never leaves the others waiting."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(lock_file)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if waiting is not None:
+            waiting()
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

@@ -68,6 +68,7 @@ _BOOTSTRAP = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
 
 _lock = threading.Lock()
 _server_env: dict[str, str] | None = None  # the import-time variables the server started with
+_starting: subprocess.Popen[bytes] | None = None  # a server not yet ready (see _at_exit)
 
 
 class ServerUnavailable(RuntimeError):
@@ -136,6 +137,7 @@ def warm_environment_matches(env: Mapping[str, str]) -> bool:
 
 
 def _start_server() -> _Server:
+    global _starting
     folder = Path(tempfile.mkdtemp(prefix="autorl-grading-server-"))
     with (folder / "server.log").open("wb") as log:
         proc = subprocess.Popen(
@@ -144,8 +146,12 @@ def _start_server() -> _Server:
             env=cpu_thread_env(os.environ), start_new_session=True, close_fds=True)
     server = _Server(proc, folder, os.getpid())
     assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], _START_TIMEOUT_S)
-    line = proc.stdout.readline() if ready else b""
+    _starting = proc
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], _START_TIMEOUT_S)
+        line = proc.stdout.readline() if ready else b""
+    finally:
+        _starting = None
     proc.stdout.close()
     if line != READY:
         with contextlib.suppress(OSError):
@@ -194,7 +200,18 @@ def stop_server() -> None:
         _server_env = None
 
 
-atexit.register(stop_server)
+def _at_exit() -> None:
+    """Stop the warm server as this process exits. One still importing (``start_soon`` began it
+    for a grading that never came: a command that failed on its input) is killed rather than
+    waited for, so that the failure is reported at once, not after torch's import."""
+    starting = _starting
+    if starting is not None and starting.poll() is None:
+        with contextlib.suppress(OSError):
+            starting.kill()
+    stop_server()
+
+
+atexit.register(_at_exit)
 
 
 class _Lines:

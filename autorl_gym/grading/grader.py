@@ -12,7 +12,7 @@ import logging
 import threading
 from pathlib import Path
 
-from autorl_gym.core.durable import atomic_write_text
+from autorl_gym.core.durable import atomic_write_text, exclusive
 from autorl_gym.core.paths import cache_dir
 from autorl_gym.core.records import EvalResult, SubmissionInfo
 from autorl_gym.grading.isolation import prepare_in_background, run_isolated
@@ -102,10 +102,22 @@ class Grader(Scorer):
 
     def baseline(self, split: str, limit: int | None = None,
                  progress: Progress | None = None) -> EvalResult:
-        """The base model's score on a split, measured once and cached on disk."""
+        """The base model's score on a split, measured once and cached on disk. Processes that
+        need the same baseline at once (a sweep's or a vector env's episodes starting together)
+        wait for the one measuring it and read its record."""
         cached = self.cached_baseline(split, limit)
         if cached is not None:
             return cached
-        result = self.evaluate(self.assets.base_model_dir, split, limit, progress, info=self._base_info)
-        atomic_write_text(self._baseline_path(split, limit), result.model_dump_json())
+        path = self._baseline_path(split, limit)
+
+        def waiting() -> None:
+            log.info("waiting for another process measuring the %s baseline (%s)", split, path.name)
+
+        with exclusive(path.with_suffix(".lock"), waiting):
+            cached = self.cached_baseline(split, limit)
+            if cached is not None:
+                return cached
+            result = self.evaluate(self.assets.base_model_dir, split, limit, progress,
+                                   info=self._base_info)
+            atomic_write_text(path, result.model_dump_json())
         return result

@@ -24,7 +24,6 @@ config, the dev size and seed)::
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -35,7 +34,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from autorl_gym.core.durable import atomic_write_json, atomic_write_text
+from autorl_gym.core.durable import atomic_write_json, atomic_write_text, exclusive
 from autorl_gym.core.paths import cache_dir
 
 TRAIN_HUB = "tatsu-lab/alpaca"
@@ -196,8 +195,7 @@ def materialize(src: Sources, config: str, dev_size: int, dev_seed: int,
     out = base / key.hexdigest()[:16]
     manifest_path = out / "manifest.json"
     base.mkdir(parents=True, exist_ok=True)
-    with (base / f".{out.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(base / f".{out.name}.lock"):
         if manifest_path.is_file():
             return out, AlpacaManifest.model_validate_json(manifest_path.read_text())
         shutil.rmtree(out, ignore_errors=True)  # a partial leftover; we hold the lock

@@ -20,7 +20,6 @@ size and the dev seed::
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import BaseModel
 
 from autorl_gym.core.answers import reference_answer
-from autorl_gym.core.durable import atomic_write_json, atomic_write_text
+from autorl_gym.core.durable import atomic_write_json, atomic_write_text, exclusive
 from autorl_gym.core.family import register_family
 from autorl_gym.core.paths import cache_dir
 from autorl_gym.tasks.qa import (
@@ -173,26 +172,22 @@ def ensure_gsm8k(spec: DataSpec, root: Path | None = None) -> Gsm8kAssets:
                                                 sizes={}, dev_indices=[], dropped_from_train=[]))
     manifest_path = out / "manifest.json"
     base.mkdir(parents=True, exist_ok=True)
-    with (base / f".{out.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if manifest_path.is_file():
-                assets.manifest = Gsm8kManifest.model_validate_json(manifest_path.read_text())
-                return assets
-            visible, dev, dev_idx, dropped = split_dev(splits["train"], splits["test"],
-                                                       spec.dev_size, spec.dev_seed)
-            atomic_write_text(assets.train_dir / "train.jsonl", jsonl_text(visible))
-            atomic_write_text(assets.hidden_dir / "dev.jsonl", jsonl_text(dev))
-            atomic_write_text(assets.hidden_dir / "test.jsonl", jsonl_text(splits["test"]))
-            assets.manifest = Gsm8kManifest(
-                source=source, content_digest=digest, dev_size=spec.dev_size,
-                dev_seed=spec.dev_seed,
-                sizes={"train": len(visible), "dev": len(dev), "test": len(splits["test"])},
-                dev_indices=dev_idx, dropped_from_train=dropped)
-            atomic_write_json(manifest_path, assets.manifest.model_dump(mode="json"))
+    with exclusive(base / f".{out.name}.lock"):
+        if manifest_path.is_file():
+            assets.manifest = Gsm8kManifest.model_validate_json(manifest_path.read_text())
             return assets
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        visible, dev, dev_idx, dropped = split_dev(splits["train"], splits["test"],
+                                                   spec.dev_size, spec.dev_seed)
+        atomic_write_text(assets.train_dir / "train.jsonl", jsonl_text(visible))
+        atomic_write_text(assets.hidden_dir / "dev.jsonl", jsonl_text(dev))
+        atomic_write_text(assets.hidden_dir / "test.jsonl", jsonl_text(splits["test"]))
+        assets.manifest = Gsm8kManifest(
+            source=source, content_digest=digest, dev_size=spec.dev_size,
+            dev_seed=spec.dev_seed,
+            sizes={"train": len(visible), "dev": len(dev), "test": len(splits["test"])},
+            dev_indices=dev_idx, dropped_from_train=dropped)
+        atomic_write_json(manifest_path, assets.manifest.model_dump(mode="json"))
+        return assets
 
 
 def gsm8k_if_materialized(spec: DataSpec, root: Path | None = None) -> Gsm8kAssets | None:

@@ -6,7 +6,6 @@ rate in percent within the scenario's step limit."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import shutil
 import tempfile
@@ -15,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from autorl_gym.core.durable import exclusive
 from autorl_gym.core.family import GradeContext, InteractiveTask, Progress
 from autorl_gym.core.paths import PACKAGE_DIR, cache_dir
 from autorl_gym.interactive.settings import SETTINGS_ENV, Settings
@@ -43,8 +43,7 @@ def stage_sandbox_package() -> Path:
     if (root / "autorl_gym" / "interactive" / "__init__.py").is_file():
         return root
     parent.mkdir(parents=True, exist_ok=True)
-    with (parent / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(parent / ".lock"):
         if not root.exists():
             tmp = Path(tempfile.mkdtemp(prefix=".stage.", dir=parent))
             pkg = tmp / "autorl_gym" / "interactive"
@@ -55,7 +54,6 @@ def stage_sandbox_package() -> Path:
             for p in [tmp, *tmp.rglob("*")]:
                 p.chmod(0o755 if p.is_dir() else 0o644)
             tmp.rename(root)
-        fcntl.flock(lock, fcntl.LOCK_UN)
     return root
 
 

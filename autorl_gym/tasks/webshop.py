@@ -15,7 +15,6 @@ product files are visible: ``items_human_ins.json`` holds every split's goals an
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -25,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from autorl_gym.core.durable import exclusive
 from autorl_gym.core.family import register_family
 from autorl_gym.core.paths import cache_dir
 from autorl_gym.core.scenario import ScenarioError
@@ -194,24 +194,20 @@ def ensure_webshop(root: Path, scenario: Scenario) -> Path:
     if (built / "manifest.json").is_file():
         return built
     parent.mkdir(parents=True, exist_ok=True)
-    with (parent / f".{built.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not (built / "manifest.json").is_file():
-                tmp = Path(tempfile.mkdtemp(prefix=f".{built.name}.", dir=parent))
-                try:
-                    build_webshop(root, tmp, scenario)
-                    for p in [tmp, *tmp.rglob("*")]:
-                        if not p.is_symlink():
-                            p.chmod(0o755 if p.is_dir() else 0o644)
-                    if built.exists():
-                        shutil.rmtree(built)
-                    tmp.rename(built)
-                finally:
-                    if tmp.exists():
-                        shutil.rmtree(tmp, ignore_errors=True)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive(parent / f".{built.name}.lock"):
+        if not (built / "manifest.json").is_file():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{built.name}.", dir=parent))
+            try:
+                build_webshop(root, tmp, scenario)
+                for p in [tmp, *tmp.rglob("*")]:
+                    if not p.is_symlink():
+                        p.chmod(0o755 if p.is_dir() else 0o644)
+                if built.exists():
+                    shutil.rmtree(built)
+                tmp.rename(built)
+            finally:
+                if tmp.exists():
+                    shutil.rmtree(tmp, ignore_errors=True)
     return built
 
 

@@ -23,7 +23,6 @@ seed, and the format version)::
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -34,7 +33,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from autorl_gym.core.durable import atomic_write_json, atomic_write_text, file_digest
+from autorl_gym.core.durable import atomic_write_json, atomic_write_text, exclusive, file_digest
 from autorl_gym.core.paths import cache_dir
 from autorl_gym.tasks.qa import SplitLoadError, jsonl_records
 
@@ -199,32 +198,28 @@ def ensure_humaneval(dev_size: int, dev_seed: int, hub_id: str = HUB_ID,
     out = base / key[:16]
     manifest_path = out / "manifest.json"
     base.mkdir(parents=True, exist_ok=True)
-    with (base / f".{out.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if manifest_path.is_file():
-                try:
-                    found = _assets(out, HumanEvalManifest.model_validate_json(
-                        manifest_path.read_text()))
-                    if _intact(found):
-                        return found
-                except ValidationError:
-                    pass  # damaged: written again below
-            splits = split_problems(problems, dev_size, dev_seed)
-            assets = _assets(out, HumanEvalManifest(
-                source=source, content_digest=digest, dev_size=dev_size, dev_seed=dev_seed,
-                sizes={}, task_ids={}, file_digests={}))
-            for split, items in splits.items():
-                atomic_write_text(assets.split_path(split), _jsonl(items))
-            assets.manifest.sizes = {s: len(v) for s, v in splits.items()}
-            assets.manifest.task_ids = {s: [p.task_id for p in v] for s, v in splits.items()}
-            assets.manifest.file_digests = {
-                str(assets.split_path(s).relative_to(out)): file_digest(assets.split_path(s))
-                for s in SPLITS}
-            atomic_write_json(manifest_path, assets.manifest.model_dump(mode="json"))
-            return assets
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive(base / f".{out.name}.lock"):
+        if manifest_path.is_file():
+            try:
+                found = _assets(out, HumanEvalManifest.model_validate_json(
+                    manifest_path.read_text()))
+                if _intact(found):
+                    return found
+            except ValidationError:
+                pass  # damaged: written again below
+        splits = split_problems(problems, dev_size, dev_seed)
+        assets = _assets(out, HumanEvalManifest(
+            source=source, content_digest=digest, dev_size=dev_size, dev_seed=dev_seed,
+            sizes={}, task_ids={}, file_digests={}))
+        for split, items in splits.items():
+            atomic_write_text(assets.split_path(split), _jsonl(items))
+        assets.manifest.sizes = {s: len(v) for s, v in splits.items()}
+        assets.manifest.task_ids = {s: [p.task_id for p in v] for s, v in splits.items()}
+        assets.manifest.file_digests = {
+            str(assets.split_path(s).relative_to(out)): file_digest(assets.split_path(s))
+            for s in SPLITS}
+        atomic_write_json(manifest_path, assets.manifest.model_dump(mode="json"))
+        return assets
 
 
 def humaneval_if_materialized(dev_size: int, dev_seed: int, hub_id: str = HUB_ID,
