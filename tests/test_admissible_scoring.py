@@ -74,6 +74,28 @@ def test_cached_prompt_scores_equal_full_sequence_scores(small_qwen2: Path, text
         assert alone == pytest.approx(new[:1], abs=2e-4)
 
 
+def test_the_vocabulary_is_projected_only_where_a_score_reads_it(small_qwen2: Path) -> None:
+    """The prompt pass asks for logits at each prompt's last position alone (``logits_to_keep``):
+    the head never sees a prompt's length of positions, which for a large vocabulary would be
+    batch x length x vocabulary of logits."""
+    policy = HFPolicy(small_qwen2, choose="admissible", batch_size=64)
+    pairs = _pairs(7)
+    seen: list[int] = []
+    handle = policy.model.get_output_embeddings().register_forward_hook(
+        lambda _m, args, _out: seen.append(args[0].shape[1]))
+    try:
+        new = policy.score(pairs)
+    finally:
+        handle.remove()
+    tok = policy.tokenizer
+    longest_prompt = max(len(tok(p, add_special_tokens=False)["input_ids"]) for p, _ in pairs)
+    longest_command = max(len(tok(f" {c}\n", add_special_tokens=False)["input_ids"]) for _, c in pairs)
+    prompts = len({p for p, _ in pairs})
+    assert seen and max(seen) <= max(prompts, longest_command) < longest_prompt, (seen, longest_prompt)
+    assert new == pytest.approx(FullSequencePolicy(small_qwen2, choose="admissible").score(pairs),
+                                abs=2e-4)
+
+
 def test_picks_equal_full_sequence_picks(small_qwen2: Path) -> None:
     from autorl_gym.interactive.state import GameState
 

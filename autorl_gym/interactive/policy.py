@@ -92,6 +92,7 @@ class HFPolicy:
         params = inspect.signature(self.model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._takes_positions = "position_ids" in params
+        self._keeps_logits = "logits_to_keep" in params
 
     def format(self, prompt: str) -> str:
         if not self.chat_template:
@@ -176,10 +177,17 @@ class HFPolicy:
         pad = self.tokenizer.pad_token_id
         lens = torch.tensor([len(p) for p in prompts])
         ids, mask = (t.to(self.device) for t in _right_padded(prompts, pad))
+        # only the prompts' last positions need logits: the vocabulary's projection (batch x
+        # length x vocabulary, gigabytes for a large vocabulary) is made at those alone
+        last = lens - 1
+        keep = torch.unique(last)
+        kept = {"logits_to_keep": keep.to(self.device)} if self._keeps_logits else {}
         with torch.inference_mode():
-            res = self.model(input_ids=ids, attention_mask=mask, use_cache=True)
+            res = self.model(input_ids=ids, attention_mask=mask, use_cache=True, **kept)
+            # a forward that took the argument but kept every position: index by position
+            col = torch.searchsorted(keep, last) if kept and res.logits.shape[1] == len(keep) else last
             # the distribution of each continuation's first token: after its prompt's last token
-            first = torch.log_softmax(res.logits[torch.arange(len(prompts)), lens - 1].float(), -1)
+            first = torch.log_softmax(res.logits[torch.arange(len(prompts)), col].float(), -1)
             cache = res.cache if self._cache_arg == "cache" else res.past_key_values
             if not (self._takes_positions and callable(getattr(cache, "batch_select_indices", None))
                     and all(hasattr(layer, "batch_select_indices")
