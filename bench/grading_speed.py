@@ -8,8 +8,10 @@ the same prompts, timed in the same run; and ``autorl-gym eval``'s wall time, be
 * **bare generate**: the same prompts, one batch, ``model.generate(do_sample=False,
   max_new_tokens=48)`` in this process with the model loaded (the median of warm calls, and the
   first call in a fresh process, which pays the one-time costs a grading child pays too).
-* **eval**: ``autorl-gym eval SUBMISSION --split dev`` in a fresh process: this checkout's, and
-  with ``--before PATH`` another checkout's (e.g. the main branch) alternated with it.
+* **eval**: ``autorl-gym eval SUBMISSION --split dev`` in a fresh process, start to exit: this
+  checkout's, and with ``--before PATH`` another checkout's (e.g. the main branch), alternated with
+  a fresh interpreter that only imports torch and transformers' Qwen2 model code (what any fresh
+  process pays before its first token: the floor under eval's goal).
 
     python bench/grading_speed.py [--rounds 3] [--before ../other-checkout]
 """
@@ -85,6 +87,16 @@ def bare_generate(model_dir: Path, prompts: list[str], rounds: int) -> tuple[flo
     return statistics.median(times[1:]), first
 
 
+IMPORTS = "import torch, transformers.models.qwen2.modeling_qwen2"
+IMPORTS_ROW = "the imports alone (the floor)"
+
+
+def imports_wall() -> float:
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", IMPORTS], check=True)
+    return time.perf_counter() - t
+
+
 def eval_wall(checkout: Path, model: Path) -> tuple[float, str]:
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     t = time.perf_counter()
@@ -139,9 +151,13 @@ def main() -> int:
         evals: dict[str, list[float]] = {"this checkout": []}
         if args.before:
             evals[f"before ({args.before})"] = []
+        evals[IMPORTS_ROW] = []
         scores = set()
         for _ in range(max(1, args.rounds - 1)):
             for name in evals:
+                if name == IMPORTS_ROW:
+                    evals[name].append(imports_wall())
+                    continue
                 checkout = REPO if name == "this checkout" else args.before
                 wall, score = eval_wall(checkout, checked.path)
                 evals[name].append(wall)
@@ -162,7 +178,9 @@ def main() -> int:
     table.add_row(f"episode dev grading, next {args.rounds} (median)", f"{later:.3f}",
                   f"{later / bare_warm:.2f}")
     for name, xs in evals.items():
-        table.add_row(f"autorl-gym eval, {name} (median of {len(xs)})", f"{statistics.median(xs):.2f}", "")
+        what = name if name == IMPORTS_ROW else f"autorl-gym eval, {name}"
+        table.add_row(f"{what} (median of {len(xs)}: {' / '.join(f'{x:.2f}' for x in xs)})",
+                      f"{statistics.median(xs):.2f}", "")
     console = Console()
     console.print(table)
     console.print(f"scores: {sorted(scores)} (eval), {results[0].score} (episode); ratio target "
