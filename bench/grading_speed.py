@@ -7,7 +7,8 @@ the same prompts, timed in the same run; and ``autorl-gym eval``'s wall time, be
   grading and the median of the next ones are shown.
 * **bare generate**: the same prompts, one batch, ``model.generate(do_sample=False,
   max_new_tokens=48)`` in this process with the model loaded (the median of warm calls, and the
-  first call in a fresh process, which pays the one-time costs a grading child pays too).
+  first call in a fresh process, which pays the one-time costs a grading child pays too), under
+  the grading's OpenMP wait policy (``OMP_WAIT_POLICY=PASSIVE`` unless the environment names one).
 * **eval**: ``autorl-gym eval SUBMISSION --split dev`` in a fresh process, start to exit: this
   checkout's, and with ``--before PATH`` another checkout's (e.g. the main branch), alternated with
   a fresh interpreter that only imports torch and transformers' Qwen2 model code (what any fresh
@@ -31,6 +32,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+# the wait policy every grading process of the package runs torch with (runtime/cpu_threads.py),
+# for the bare generate too; OpenMP reads it when torch loads, so before any import of torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 2.5
 TARGET_EVAL_S = 5.0
