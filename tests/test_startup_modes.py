@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,33 @@ def test_quickstart_notebook_runs_under_ipykernel(tmp_path: Path, empty_cache: P
     assert images, "the score plot was not shown"
     assert list(tmp_path.glob("results/*/report.html"))
     assert list((empty_cache / "baselines").glob("*.json"))
+
+
+DIES = textwrap.dedent("""\
+    import os, signal
+    from autorl_gym.grading import forkserver
+
+    server = forkserver._ensure_server()
+    print(server.proc.pid, server.folder, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no cleanup of ours
+    """)
+
+
+def test_a_server_whose_client_is_killed_exits_and_removes_its_folder(tmp_path: Path) -> None:
+    """A client killed outright (SIGKILL: an OOM kill, a scheduler's timeout) runs no cleanup; its
+    warm server sees the pipe close, exits, and removes the folder made for it."""
+    proc = subprocess.run([sys.executable, "-c", DIES], cwd=tmp_path, text=True, capture_output=True,
+                          timeout=600, env={**os.environ, "AUTORL_GYM_GRADING_FORKSERVER": "1"})
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    pid, folder = proc.stdout.split()
+    stat = Path(f"/proc/{pid}/stat")
+    for _ in range(600):  # the server notices at once; this only bounds a broken one
+        gone = not stat.exists() or stat.read_text().split(") ")[1].startswith("Z")
+        if gone and not Path(folder).exists():
+            break
+        time.sleep(0.1)
+    assert gone, "the server outlived its client"
+    assert not Path(folder).exists(), f"{folder} was left behind"
 
 
 # -- a grading child that fails says why, with its own traceback and the command to rerun it --------

@@ -63,11 +63,13 @@ _READ_CHUNK = 65536
 _START_TIMEOUT_S = 300.0  # importing torch on a loaded machine
 _EXIT_WAIT_S = 10.0       # after a kill, how long the server has to report the child's end
 # the server's bootstrap: the client's sys.path, then our module; nothing of the client's __main__.
-# When its client is gone it leaves without the interpreter's teardown (a second or more with torch,
+# When its client is gone (it closed the pipe, or died) the server removes the folder the client
+# made for it, then leaves without the interpreter's teardown (a second or more with torch,
 # transformers and a prepared model loaded, which the client's own exit waited for): nothing in
-# it needs one, its log (stderr) is flushed first, and its children are processes of their own.
-_BOOTSTRAP = ("import json, os, sys; sys.path[:] = json.loads(sys.argv[1]); "
+# it needs one, and its children are processes of their own.
+_BOOTSTRAP = ("import json, os, shutil, sys; sys.path[:] = json.loads(sys.argv[1]); "
               "from autorl_gym.grading.warm_server import main; code = main(sys.argv[2]); "
+              "shutil.rmtree(os.path.dirname(sys.argv[2]), ignore_errors=True); "
               "sys.stdout.flush(); sys.stderr.flush(); os._exit(code)")
 
 _lock = threading.Lock()
