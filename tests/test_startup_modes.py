@@ -85,6 +85,22 @@ def test_console_scripts_started_together_measure_the_baseline_once(tmp_path: Pa
     assert len(list((empty_cache / "baselines").glob("*.json"))) == 1
 
 
+def _server_gone(pid: str, folder: Path, wait_s: float = 60.0) -> tuple[bool, bool]:
+    """(the server process has ended, its folder is removed), waited for up to ``wait_s`` (a
+    server does both at once; the wait only bounds a broken one). An ended process may remain a
+    zombie here, where nothing reaps orphans."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            ended = Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+        except FileNotFoundError:
+            ended = True
+        removed = not folder.exists()
+        if (ended and removed) or time.monotonic() > deadline:
+            return ended, removed
+        time.sleep(0.1)
+
+
 EXITS_EARLY = textwrap.dedent("""\
     import sys, time
     from autorl_gym.grading import forkserver
@@ -107,9 +123,31 @@ def test_a_command_that_fails_before_grading_does_not_wait_for_the_server(tmp_pa
                           env={**os.environ, "AUTORL_GYM_GRADING_FORKSERVER": "1"})
     assert proc.returncode == 1 and "refused: the input was bad" in proc.stderr, proc.stderr
     pid, socket_path = proc.stdout.split()
-    stat = Path(f"/proc/{pid}/stat")
-    assert not stat.exists() or stat.read_text().split(") ")[1].startswith("Z"), "server survived"
-    assert not Path(socket_path).parent.exists(), "the server's folder was left"
+    ended, removed = _server_gone(pid, Path(socket_path).parent)
+    assert ended, "the server survived"
+    assert removed, "the server's folder was left"
+
+
+DIES = textwrap.dedent("""\
+    import os, signal
+    from autorl_gym.grading import forkserver
+
+    server = forkserver._ensure_server()
+    print(server.proc.pid, server.folder, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no cleanup of ours
+    """)
+
+
+def test_a_server_whose_client_is_killed_exits_and_removes_its_folder(tmp_path: Path) -> None:
+    """A client killed outright (SIGKILL: an OOM kill, a scheduler's timeout) runs no cleanup; its
+    warm server sees the pipe close, exits, and removes the folder made for it."""
+    proc = subprocess.run([sys.executable, "-c", DIES], cwd=tmp_path, text=True, capture_output=True,
+                          timeout=600, env={**os.environ, "AUTORL_GYM_GRADING_FORKSERVER": "1"})
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    pid, folder = proc.stdout.split()
+    ended, removed = _server_gone(pid, Path(folder))
+    assert ended, "the server outlived its client"
+    assert removed, f"{folder} was left behind"
 
 
 def test_quickstart_notebook_runs_under_ipykernel(tmp_path: Path, empty_cache: Path,
@@ -132,33 +170,6 @@ def test_quickstart_notebook_runs_under_ipykernel(tmp_path: Path, empty_cache: P
     assert images, "the score plot was not shown"
     assert list(tmp_path.glob("results/*/report.html"))
     assert list((empty_cache / "baselines").glob("*.json"))
-
-
-DIES = textwrap.dedent("""\
-    import os, signal
-    from autorl_gym.grading import forkserver
-
-    server = forkserver._ensure_server()
-    print(server.proc.pid, server.folder, flush=True)
-    os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no cleanup of ours
-    """)
-
-
-def test_a_server_whose_client_is_killed_exits_and_removes_its_folder(tmp_path: Path) -> None:
-    """A client killed outright (SIGKILL: an OOM kill, a scheduler's timeout) runs no cleanup; its
-    warm server sees the pipe close, exits, and removes the folder made for it."""
-    proc = subprocess.run([sys.executable, "-c", DIES], cwd=tmp_path, text=True, capture_output=True,
-                          timeout=600, env={**os.environ, "AUTORL_GYM_GRADING_FORKSERVER": "1"})
-    assert proc.returncode == -9, proc.stderr[-3000:]
-    pid, folder = proc.stdout.split()
-    stat = Path(f"/proc/{pid}/stat")
-    for _ in range(600):  # the server notices at once; this only bounds a broken one
-        gone = not stat.exists() or stat.read_text().split(") ")[1].startswith("Z")
-        if gone and not Path(folder).exists():
-            break
-        time.sleep(0.1)
-    assert gone, "the server outlived its client"
-    assert not Path(folder).exists(), f"{folder} was left behind"
 
 
 # -- a grading child that fails says why, with its own traceback and the command to rerun it --------
