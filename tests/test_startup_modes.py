@@ -129,20 +129,29 @@ def test_a_command_that_fails_before_grading_does_not_wait_for_the_server(tmp_pa
 
 
 DIES = textwrap.dedent("""\
-    import os, signal
+    import os, signal, sys, time
     from autorl_gym.grading import forkserver
 
-    server = forkserver._ensure_server()
-    print(server.proc.pid, server.folder, flush=True)
+    if sys.argv[1] == "ready":
+        server = forkserver._ensure_server()
+        print(server.proc.pid, server.folder, flush=True)
+    else:  # while the server still imports
+        forkserver.start_soon()
+        while forkserver._starting is None:
+            time.sleep(0.01)
+        print(forkserver._starting.pid, os.path.dirname(forkserver._starting.args[-1]), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no cleanup of ours
     """)
 
 
-def test_a_server_whose_client_is_killed_exits_and_removes_its_folder(tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["ready", "starting"])
+def test_a_server_whose_client_is_killed_exits_and_removes_its_folder(tmp_path: Path, when: str) -> None:
     """A client killed outright (SIGKILL: an OOM kill, a scheduler's timeout) runs no cleanup; its
-    warm server sees the pipe close, exits, and removes the folder made for it."""
-    proc = subprocess.run([sys.executable, "-c", DIES], cwd=tmp_path, text=True, capture_output=True,
-                          timeout=600, env={**os.environ, "AUTORL_GYM_GRADING_FORKSERVER": "1"})
+    warm server sees the pipe close (or, still importing, finds it closed when it would say it is
+    ready), exits, and removes the folder made for it."""
+    proc = subprocess.run([sys.executable, "-c", DIES, when], cwd=tmp_path, text=True,
+                          capture_output=True, timeout=600,
+                          env={**os.environ, "AUTORL_GYM_GRADING_FORKSERVER": "1"})
     assert proc.returncode == -9, proc.stderr[-3000:]
     pid, folder = proc.stdout.split()
     ended, removed = _server_gone(pid, Path(folder))

@@ -175,7 +175,10 @@ def main(socket_path: str) -> int:
     stdin = sys.stdin.fileno()
     own_fds = [listener.fileno(), wake_r, wake_w, stdin]
     waiting: dict[int, socket.socket] = {}
-    os.write(sys.stdout.fileno(), READY)
+    try:
+        os.write(sys.stdout.fileno(), READY)
+    except BrokenPipeError:
+        return 0  # the process that started us died while we imported
     while True:
         try:
             ready, _, _ = select.select([listener, wake_r, stdin], [], [])
