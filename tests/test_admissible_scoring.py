@@ -125,8 +125,17 @@ def test_a_model_whose_cache_cannot_be_shared_is_scored_in_full(tmp_path: Path, 
                                  pad_token_id=tok.pad_token_id or 0)).save_pretrained(str(tmp_path))
     tok.save_pretrained(str(tmp_path))
     pairs = _pairs(5)[:12]
-    new = HFPolicy(tmp_path, choose="admissible", batch_size=4).score(pairs)
+    policy = HFPolicy(tmp_path, choose="admissible", batch_size=4)
+    new = policy.score(pairs)
     assert new == FullSequencePolicy(tmp_path, choose="admissible", batch_size=4).score(pairs)
+    # found once: the next call runs no prompt pass first, only the three full-sequence batches
+    calls: list[int] = []
+    handle = policy.model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        assert policy.score(pairs) == new
+    finally:
+        handle.remove()
+    assert len(calls) == 3
 
 
 def test_an_empty_prompt_is_a_clear_error(small_qwen2: Path) -> None:

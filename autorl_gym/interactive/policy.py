@@ -93,6 +93,7 @@ class HFPolicy:
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._takes_positions = "position_ids" in params
         self._keeps_logits = "logits_to_keep" in params
+        self._shares_cache = True  # until a prompt pass shows otherwise (then it never will)
 
     def format(self, prompt: str) -> str:
         if not self.chat_template:
@@ -137,6 +138,8 @@ class HFPolicy:
         cannot be shared that way (a state-space model's, one without position ids) is scored by
         :meth:`score_full_sequences`.
         """
+        if not self._shares_cache:
+            return self.score_full_sequences(pairs)
         tok = self.tokenizer
         prompt_ids: dict[str, list[int]] = {}
         owners: dict[str, list[int]] = {}
@@ -192,6 +195,7 @@ class HFPolicy:
             if not (self._takes_positions and callable(getattr(cache, "batch_select_indices", None))
                     and all(hasattr(layer, "batch_select_indices")
                             for layer in getattr(cache, "layers", ()))):
+                self._shares_cache = False
                 return None
             rows = [(i, j) for i, c in enumerate(conts) for j in range(len(c))]
             out: list[list[float]] = [[0.0] * len(c) for c in conts]
