@@ -130,11 +130,12 @@ def readme_episode(tmp_path_factory: pytest.TempPathFactory, micro_assets) -> Re
     across xdist workers too: the first worker to need it runs it under a file lock and records
     the process; another worker waits for that record instead of running the episode again."""
     from docs_blocks import readme_commands
-    from filelock import FileLock
+
+    from autorl_gym.core.durable import exclusive
 
     root = run_root(tmp_path_factory)
     folder, record = root / "readme-episode", root / "readme-episode.json"
-    with FileLock(str(root / "readme-episode.lock")):
+    with exclusive(root / "readme-episode.lock"):
         if not record.is_file():
             folder.mkdir()
             bin_dir = Path(sys.executable).parent
